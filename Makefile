@@ -1,0 +1,42 @@
+# phot7dt: two commands on a fresh machine.
+#   make demo   create .venv, install, simulate the sample field, run the pipelines, print where outputs are
+#   make test   create .venv, install, run the test suite
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export KEDRO_DISABLE_TELEMETRY := 1
+export DO_NOT_TRACK := 1
+export KEDRO_LOGGING_CONFIG := conf/logging.yml
+export MPLBACKEND := Agg
+
+.PHONY: demo test install benchmarks viz clean-data
+
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (phot7dt needs Python 3.11)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
+
+demo: $(STAMP)
+	$(BIN)/kedro run --pipeline simulate
+	$(BIN)/kedro run --pipeline full
+	$(BIN)/python -m phot7dt.demo_summary
+
+benchmarks: $(STAMP)
+	$(BIN)/python benchmarks/white_stack.py
+	$(BIN)/python benchmarks/engine.py
+
+viz: $(STAMP)
+	$(BIN)/kedro viz build
+
+clean-data:
+	find data -type f ! -name .gitkeep -delete

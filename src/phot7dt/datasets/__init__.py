@@ -1,0 +1,1 @@
+"""Kedro datasets for 7DT FITS images, image lists and tables."""

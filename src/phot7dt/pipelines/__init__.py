@@ -1,0 +1,1 @@
+"""Kedro pipelines of phot7dt, one folder per stage."""
