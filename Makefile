@@ -27,9 +27,9 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
 
 demo: $(STAMP)
-	$(BIN)/kedro run --pipeline simulate
-	$(BIN)/kedro run --pipeline full
-	$(BIN)/python -m phot7dt.demo_summary
+	$(BIN)/kedro run --pipeline simulate -e sample
+	$(BIN)/kedro run --pipeline full -e sample
+	$(BIN)/python -m phot7dt.demo_summary --work-dir data
 
 benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/white_stack.py
