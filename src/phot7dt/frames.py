@@ -17,13 +17,15 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import mmap
+import os
 from collections.abc import Sequence
 
 import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS
 
-__all__ = ["Box", "Frame", "FrameSet", "open_pixels"]
+__all__ = ["Box", "Frame", "FrameSet", "RawImage", "open_pixels", "release_pages"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,15 +52,69 @@ class Box:
         return Box(self.x0 + dx, self.y0 + dy, self.x1 + dx, self.y1 + dy)
 
 
-@functools.lru_cache(maxsize=128)
 def open_pixels(path: str, hdu: int = 0) -> np.ndarray:
-    """Read-only memory map of one FITS image HDU (cached per process)."""
+    """Read-only memory map of one FITS image HDU (cached per process).
+
+    The cache is keyed on the file's identity and modification time, so a file
+    rewritten in place (a new sample field, an atomic replace) is mapped afresh.
+    """
+    stat = os.stat(path)
+    return _open_pixels(path, hdu, stat.st_ino, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=128)
+def _open_pixels(path: str, hdu: int, inode: int, mtime_ns: int) -> np.ndarray:
     with fits.open(path, memmap=True, lazy_load_hdus=True) as hdul:
         data = hdul[hdu].data
         if data is None or data.ndim != 2:
             raise ValueError(f"{path}: HDU {hdu} holds no 2-D image")
         # Keep the memmap alive after the HDUList closes; no pixel is read here.
-        return data.view()
+        view = data.view()
+    view.flags.writeable = False
+    return view
+
+
+def release_pages(array: np.ndarray) -> None:
+    """Drop the resident pages of the file mapping behind ``array`` from this process.
+
+    Pages of a memory-mapped file that have been read count towards the process's
+    resident set until the kernel reclaims them; a stage that streams over many
+    bands calls this after each band or chunk so its resident memory stays at the
+    size of the chunk. The pages stay in the page cache (no re-read from disk is
+    forced). Arrays not backed by a file mapping are left alone.
+    """
+    base = array
+    while base is not None and not isinstance(base, mmap.mmap):
+        base = getattr(base, "base", None)
+    if isinstance(base, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
+        base.madvise(mmap.MADV_DONTNEED)
+
+
+@dataclasses.dataclass(frozen=True)
+class RawImage:
+    """One input image as listed in the image list: header plus memory-mapped pixels.
+
+    Attributes
+    ----------
+    path : str
+        Absolute path of the FITS file.
+    hdu : int
+        HDU index of the image (0, the primary HDU, as tract7dt reads it).
+    header : astropy.io.fits.Header
+        The HDU's header.
+    data : (ny, nx) ndarray
+        Read-only memory map of the raw pixels, ADU.
+    """
+
+    path: str
+    hdu: int
+    header: fits.Header
+    data: np.ndarray = dataclasses.field(repr=False)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(ny, nx)`` of the image."""
+        return (int(self.data.shape[0]), int(self.data.shape[1]))
 
 
 @dataclasses.dataclass(frozen=True)

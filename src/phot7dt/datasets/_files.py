@@ -1,0 +1,68 @@
+"""File-system helpers shared by the datasets: fsspec set-up and atomic writes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from copy import deepcopy
+from pathlib import PurePosixPath
+from typing import IO, Any
+
+import fsspec
+from kedro.io.core import get_protocol_and_path
+
+LOCAL_PROTOCOLS = frozenset({"file", "local"})
+
+
+def make_filesystem(
+    filepath: str, credentials: dict[str, Any] | None, fs_args: dict[str, Any] | None
+) -> tuple[str, PurePosixPath, fsspec.AbstractFileSystem, dict[str, Any], dict[str, Any]]:
+    """Protocol, path, filesystem and ``open`` arguments for load and save, kedro-datasets style."""
+    _fs_args = deepcopy(fs_args) or {}
+    open_args_load = _fs_args.pop("open_args_load", {})
+    open_args_save = _fs_args.pop("open_args_save", {})
+    protocol, path = get_protocol_and_path(str(filepath))
+    if protocol in LOCAL_PROTOCOLS:
+        _fs_args.setdefault("auto_mkdir", True)
+    fs = fsspec.filesystem(protocol, **(deepcopy(credentials) or {}), **_fs_args)
+    return protocol, PurePosixPath(path), fs, open_args_load, open_args_save
+
+
+@contextlib.contextmanager
+def _local_atomic(path: str) -> Iterator[IO[bytes]]:
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            yield stream
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
+
+def write_atomically(
+    fs: fsspec.AbstractFileSystem,
+    protocol: str,
+    path: str,
+    write: Callable[[IO[bytes]], None],
+    open_args: dict[str, Any] | None = None,
+) -> None:
+    """Write ``path`` so that readers see the old file or the complete new one, never a part.
+
+    Local files are written to a temporary file in the same folder and moved into
+    place with :func:`os.replace`; object stores commit an object only when it is
+    closed, so they are written directly.
+    """
+    if protocol in LOCAL_PROTOCOLS:
+        with _local_atomic(path) as stream:
+            write(stream)
+        return
+    with fs.open(path, **{"mode": "wb", **(open_args or {})}) as stream:
+        write(stream)

@@ -1,0 +1,133 @@
+"""``FITSImageDataset``: one 2-D image and its header in a FITS file."""
+
+from __future__ import annotations
+
+from copy import deepcopy
+from typing import Any
+
+import numpy as np
+from astropy.io import fits
+from kedro.io import AbstractDataset, DatasetError
+from kedro.io.core import get_filepath_str
+
+from phot7dt.datasets._files import LOCAL_PROTOCOLS, make_filesystem, write_atomically
+
+__all__ = ["FITSImageDataset"]
+
+ImageWithHeader = tuple[np.ndarray | None, fits.Header]
+
+
+class FITSImageDataset(AbstractDataset[ImageWithHeader, ImageWithHeader]):
+    """A FITS image as ``(pixels, header)``.
+
+    ``pixels`` is a 2-D array, or None for a header-only file (e.g. a WCS
+    snapshot). Saves are atomic: a reader sees the previous file or the complete
+    new one.
+
+    Parameters
+    ----------
+    filepath : str
+        Path of the FITS file, optionally with an fsspec protocol (``s3://``...).
+    load_args : dict, optional
+        ``hdu`` (index or name, default 0) and ``memmap`` (default False; local
+        files only: the pixels stay on disk as a read-only memory map).
+    save_args : dict, optional
+        ``output_verify`` passed to :meth:`astropy.io.fits.HDUList.writeto`
+        (default ``"exception"``).
+    fs_args, credentials, metadata
+        As in kedro-datasets.
+
+    Examples
+    --------
+    .. code-block:: yaml
+
+        white_stack:
+          type: phot7dt.datasets.FITSImageDataset
+          filepath: data/03_primary/white_stack.fits
+          load_args:
+            memmap: true
+    """
+
+    DEFAULT_LOAD_ARGS: dict[str, Any] = {"hdu": 0, "memmap": False}
+    DEFAULT_SAVE_ARGS: dict[str, Any] = {"output_verify": "exception"}
+
+    def __init__(  # noqa: PLR0913
+        self,
+        filepath: str,
+        load_args: dict[str, Any] | None = None,
+        save_args: dict[str, Any] | None = None,
+        fs_args: dict[str, Any] | None = None,
+        credentials: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        """Create a dataset for the FITS file at ``filepath``."""
+        self._protocol, self._filepath, self._fs, self._open_load, self._open_save = (
+            make_filesystem(filepath, credentials, fs_args)
+        )
+        self._load_args = {**self.DEFAULT_LOAD_ARGS, **deepcopy(load_args or {})}
+        self._save_args = {**self.DEFAULT_SAVE_ARGS, **deepcopy(save_args or {})}
+        self.metadata = metadata
+
+    @property
+    def _path(self) -> str:
+        return get_filepath_str(self._filepath, self._protocol)
+
+    def load(self) -> ImageWithHeader:
+        """Read ``(pixels, header)``; pixels are None for a header-only HDU."""
+        hdu = self._load_args["hdu"]
+        try:
+            if self._protocol in LOCAL_PROTOCOLS and self._load_args["memmap"]:
+                with fits.open(self._path, memmap=True) as hdul:
+                    return _image_of(hdul[hdu], copy=False)
+            with self._fs.open(self._path, **{"mode": "rb", **self._open_load}) as stream:
+                with fits.open(stream, memmap=False) as hdul:
+                    return _image_of(hdul[hdu], copy=True)
+        except FileNotFoundError as exc:
+            raise DatasetError(f"FITS image {self._path}: file not found") from exc
+        except (OSError, ValueError, TypeError, IndexError, KeyError) as exc:
+            raise DatasetError(f"FITS image {self._path}: cannot read HDU {hdu!r} ({exc})") from exc
+
+    def save(self, data: ImageWithHeader) -> None:
+        """Write ``(pixels, header)`` as the primary HDU, atomically."""
+        pixels, header = data
+        if pixels is not None and np.ndim(pixels) != 2:
+            raise DatasetError(
+                f"FITS image {self._path}: expected a 2-D array, got shape {np.shape(pixels)}"
+            )
+        hdul = fits.HDUList([fits.PrimaryHDU(data=pixels, header=header)])
+        write_atomically(
+            self._fs,
+            self._protocol,
+            self._path,
+            lambda stream: hdul.writeto(stream, **self._save_args),
+            self._open_save,
+        )
+        self._invalidate_cache()
+
+    def _invalidate_cache(self) -> None:
+        self._fs.invalidate_cache(self._path)
+
+    def _exists(self) -> bool:
+        return self._fs.exists(self._path)
+
+    def _describe(self) -> dict[str, Any]:
+        return {
+            "filepath": self._path,
+            "protocol": self._protocol,
+            "load_args": self._load_args,
+            "save_args": self._save_args,
+        }
+
+
+def _image_of(hdu: fits.hdu.base.ExtensionHDU, *, copy: bool) -> ImageWithHeader:
+    header = hdu.header.copy()
+    data = hdu.data
+    if data is None:
+        return None, header
+    if data.ndim != 2:
+        raise ValueError(f"HDU holds a {data.ndim}-D array, expected 2-D")
+    if copy:
+        return np.array(data), header
+    view = data.view()
+    view.flags.writeable = False
+    return view, header
