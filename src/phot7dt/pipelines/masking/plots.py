@@ -1,0 +1,53 @@
+"""Figure of the masking stage: the bright mask over the white stack."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
+
+from phot7dt.pipelines.gaia_augment.plots import display_step, show_white
+
+
+def _block_any(mask: np.ndarray, step: int) -> np.ndarray:
+    """``mask`` reduced by ``step`` with a logical OR per block, so thin regions stay visible."""
+    ny, nx = mask.shape
+    py, px = -ny % step, -nx % step
+    padded = np.pad(np.asarray(mask) > 0, ((0, py), (0, px)))
+    return padded.reshape(padded.shape[0] // step, step, padded.shape[1] // step, step).any(axis=(1, 3))
+
+
+def plot_bright_mask(
+    white_stack: tuple[np.ndarray, Any],
+    bright_mask: tuple[np.ndarray, Any],
+    detections: pd.DataFrame,
+    active_catalog: pd.DataFrame,
+) -> Figure:
+    """White stack with the bright mask in red, listed/unlisted detections and affected sources."""
+    white, mask = white_stack[0], bright_mask[0]
+    step = display_step(white.shape)
+    fig = Figure(figsize=(9, 9 * white.shape[0] / max(white.shape[1], 1) + 0.8), layout="constrained")
+    ax = fig.add_subplot()
+    show_white(ax, white, step)
+    small = _block_any(mask, step)
+    extent = (-0.5, small.shape[1] * step - 0.5, -0.5, small.shape[0] * step - 0.5)
+    ax.imshow(np.ma.masked_equal(small.astype(np.uint8), 0), origin="lower", extent=extent,
+              cmap=ListedColormap(["red"]), alpha=0.45, interpolation="nearest")
+    if len(detections):
+        listed = detections["listed"].astype(bool)
+        ax.scatter(detections.loc[listed, "x"], detections.loc[listed, "y"], s=10, marker="+",
+                   c="lime", linewidths=0.6, label=f"detections in catalog ({int(listed.sum())})")
+        ax.scatter(detections.loc[~listed, "x"], detections.loc[~listed, "y"], s=20, marker="x",
+                   c="red", linewidths=0.8, label=f"detections masked ({int((~listed).sum())})")
+    hit = active_catalog[active_catalog["affected_by_bright_mask"].astype(bool)]
+    if len(hit):
+        ax.scatter(hit["x_pix_white"], hit["y_pix_white"], s=40, facecolors="none", edgecolors="yellow",
+                   linewidths=0.8, label=f"catalog sources on the mask ({len(hit)})")
+    fraction = 100.0 * np.count_nonzero(mask) / max(mask.size, 1)
+    ax.set_title(f"Bright-source mask (red): {fraction:.2f}% of the frame")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper right", fontsize=8, framealpha=0.7)
+    return fig
