@@ -19,7 +19,6 @@ import pandas as pd
 
 from phot7dt.frames import Box, FrameSet
 from phot7dt.params import section
-from phot7dt.pipelines.gaia_augment.flags import exclusion_flags
 from phot7dt.pipelines.gaia_augment.params import ZpParams
 from phot7dt.pipelines.gaia_augment.selection import (
     NO_MATCH,
@@ -29,6 +28,7 @@ from phot7dt.pipelines.gaia_augment.selection import (
     synphot_flux,
 )
 from phot7dt.pipelines.ingest.params import SourceSaturationCutParams
+from phot7dt.pipelines.ingest.source_flags import flag_catalog
 
 logger = logging.getLogger(__name__)
 
@@ -100,36 +100,27 @@ def _injected_rows(
     params: ZpParams,
     saturation: SourceSaturationCutParams,
 ) -> pd.DataFrame:
-    """Rows for Gaia stars that match no catalog row, with their own exclusion flags."""
+    """Rows for Gaia stars that match no catalog row, with their own positions and
+    exclusion flags from ingest's ``flag_catalog`` (crop and saturation disk tests)."""
     ids = "gaia_" + stars["source_id"]
     clash = ids.isin(set(catalog["ID"].astype(str)))
     if clash.any():
         logger.warning("not injecting %d Gaia stars whose ID is already in the catalog", clash.sum())
         stars, ids = stars[~clash], ids[~clash]
-    x, y = stars["x_pix_white"].to_numpy(), stars["y_pix_white"].to_numpy()
     rows = pd.DataFrame(
         {
-            "ID": ids.to_numpy(dtype=str),
+            "ID": pd.Series(ids.to_numpy(dtype=str), dtype=str),
             "RA": stars["ra"].to_numpy(),
             "DEC": stars["dec"].to_numpy(),
             "TYPE": "STAR",
             "POS_ERR": np.nan if params.gaia_pos_err_pix is None else params.gaia_pos_err_pix,
-            "gaia_source_id": stars["source_id"].to_numpy(dtype=str),
-            "x_pix_white": x,
-            "y_pix_white": y,
+            "gaia_source_id": pd.Series(stars["source_id"].to_numpy(dtype=str), dtype=str),
         }
     )
     for band, col in _flux_columns(catalog, frames.bands).items():
         rows[col] = synphot_flux(stars[f"mag_{band}"].to_numpy(), frames.zp_ref)
-    flags = exclusion_flags(
-        frames,
-        x,
-        y,
-        saturation_cut=saturation.enabled,
-        radius_pix=saturation.radius_pix,
-        require_all_bands=saturation.require_all_bands,
-    )
-    rows = pd.concat([rows, flags], axis=1)
+    logger.info("Positions and exclusion flags of %d Gaia stars to inject:", len(rows))
+    rows = flag_catalog(rows, frames, saturation)  # the same tests as the input sources
     if "row_index" in catalog.columns:
         start = int(catalog["row_index"].max()) + 1 if len(catalog) else 0
         rows["row_index"] = np.arange(start, start + len(rows))
