@@ -1,0 +1,42 @@
+"""Calibration pipeline: zero points from GaiaXP stars, AB magnitudes, ZP plots."""
+
+from __future__ import annotations
+
+from kedro.pipeline import Node, Pipeline
+
+from .nodes import (
+    apply_zero_points,
+    compute_zero_points,
+    plot_zero_point_offsets,
+    plot_zero_points,
+)
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    """``compute_zero_points`` → ``apply_zero_points``, plus the ZP diagnostic plots."""
+    return Pipeline([
+        Node(
+            compute_zero_points,
+            inputs=["merged_catalog", "gaiaxp_synphot", "frames", "params:zp"],
+            outputs=["zp_summary", "zp_per_object"],
+            name="compute_zero_points",
+        ),
+        Node(
+            apply_zero_points,
+            inputs=["merged_catalog", "zp_summary"],
+            outputs="output_catalog",
+            name="apply_zero_points",
+        ),
+        Node(
+            plot_zero_points,
+            inputs=["zp_per_object", "zp_summary", "params:zp"],
+            outputs="zp_band_plots",
+            name="plot_zero_points",
+        ),
+        Node(
+            plot_zero_point_offsets,
+            inputs="zp_summary",
+            outputs="zp_offset_plot",
+            name="plot_zero_point_offsets",
+        ),
+    ])
