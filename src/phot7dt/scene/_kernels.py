@@ -1,0 +1,103 @@
+"""Numba kernels over flat stamp buffers (weighted Gram blocks, projections).
+
+Stamps of source ``s`` live in ``buf[offsets[s] : offsets[s] + ncols[s]*S*S]``
+as ``(ncol, S, S)`` with S = ``sizes[s]``; the stamp's pixel (0, 0) sits at
+padded-image pixel ``(oy[s], ox[s])``.  All images are padded so that every
+stamp lies inside them (no clipping needed).  Compiled with ``cache=True``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = ["add_model", "gram_pairs", "overlapping_pairs", "project"]
+
+
+@njit(cache=True, nogil=True)
+def gram_pairs(buf, offsets, sizes, ncols, ox, oy, pair_s, pair_t, w, cmax):
+    """Weighted inner products of every column pair of overlapping stamps.
+
+    Returns
+    -------
+    blocks : ndarray, shape (n_pair, cmax, cmax)
+        blocks[p, i, j] = sum_pix w * col_{s,i} * col_{t,j} for pair p = (s, t).
+    """
+    npair = pair_s.size
+    blocks = np.zeros((npair, cmax, cmax))
+    a = np.empty(cmax)
+    b = np.empty(cmax)
+    for p in range(npair):
+        s, t = pair_s[p], pair_t[p]
+        ss, st = sizes[s], sizes[t]
+        x0, x1 = max(ox[s], ox[t]), min(ox[s] + ss, ox[t] + st)
+        y0, y1 = max(oy[s], oy[t]), min(oy[s] + ss, oy[t] + st)
+        ns, nt = ncols[s], ncols[t]
+        same = s == t
+        for yy in range(y0, y1):
+            rs = offsets[s] + (yy - oy[s]) * ss - ox[s]
+            rt = offsets[t] + (yy - oy[t]) * st - ox[t]
+            for xx in range(x0, x1):
+                ww = w[yy, xx]
+                if ww == 0.0:
+                    continue
+                for i in range(ns):
+                    a[i] = buf[rs + i * ss * ss + xx]
+                for j in range(nt):
+                    b[j] = ww * buf[rt + j * st * st + xx]
+                for i in range(ns):
+                    ai = a[i]
+                    j0 = i if same else 0
+                    for j in range(j0, nt):
+                        blocks[p, i, j] += ai * b[j]
+        if same:
+            for i in range(ns):
+                for j in range(i):
+                    blocks[p, i, j] = blocks[p, j, i]
+    return blocks
+
+
+@njit(cache=True, nogil=True)
+def project(buf, offsets, sizes, ncols, ox, oy, image, cmax):
+    """Inner products of every column with an image: out[s, i] = sum col_{s,i} * image."""
+    n = sizes.size
+    out = np.zeros((n, cmax))
+    for s in range(n):
+        ss = sizes[s]
+        for i in range(ncols[s]):
+            base = offsets[s] + i * ss * ss
+            acc = 0.0
+            for yy in range(ss):
+                row = image[oy[s] + yy]
+                for xx in range(ss):
+                    acc += buf[base + yy * ss + xx] * row[ox[s] + xx]
+            out[s, i] = acc
+    return out
+
+
+@njit(cache=True, nogil=True)
+def add_model(buf, offsets, sizes, ox, oy, flux, model):
+    """Add flux[s] * column 0 of every stamp into ``model`` (in place)."""
+    for s in range(sizes.size):
+        f = flux[s]
+        if f == 0.0:
+            continue
+        ss = sizes[s]
+        base = offsets[s]
+        for yy in range(ss):
+            for xx in range(ss):
+                model[oy[s] + yy, ox[s] + xx] += f * buf[base + yy * ss + xx]
+
+
+def overlapping_pairs(ox, oy, sizes):
+    """All (s, t), s <= t, whose stamp boxes overlap (self pairs included).
+
+    Returns
+    -------
+    pair_s, pair_t : ndarray of int64
+    """
+    ox, oy, sz = (np.asarray(v, np.int64) for v in (ox, oy, sizes))
+    ovx = (np.maximum(ox[:, None], ox[None, :]) < np.minimum(ox[:, None] + sz[:, None], ox[None, :] + sz[None, :]))
+    ovy = (np.maximum(oy[:, None], oy[None, :]) < np.minimum(oy[:, None] + sz[:, None], oy[None, :] + sz[None, :]))
+    s, t = np.nonzero(np.triu(ovx & ovy))
+    return s.astype(np.int64), t.astype(np.int64)

@@ -1,0 +1,203 @@
+"""Public entry points: :func:`fit_patch` and :func:`render_model`."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from ._engine import PatchModel
+from .extent import stamp_sizes
+from .fit import fit_scene, make_problem
+from .flags import flag_bit
+from .render import FFT_SIZES, Layout, base_factors, render_band
+from .result import FitResult
+from .settings import FitSettings
+from .sources import SourceTable
+
+__all__ = ["fit_patch", "render_model"]
+
+logger = logging.getLogger(__name__)
+
+
+def _validate(images, invvar, psfs, gain):
+    images = np.asarray(images)
+    invvar = np.asarray(invvar)
+    if images.ndim != 3 or invvar.shape != images.shape:
+        msg = f"images and invvar must both be (n_band, ny, nx); got {images.shape} and {invvar.shape}"
+        raise ValueError(msg)
+    if len(psfs) != images.shape[0]:
+        msg = f"need one PSF per band: {len(psfs)} PSFs for {images.shape[0]} bands"
+        raise ValueError(msg)
+    if gain is not None:
+        gain = np.broadcast_to(np.asarray(gain, float), (images.shape[0],)).copy()
+        if not np.all(gain > 0):
+            msg = f"gain must be positive per band, got {gain!r}"
+            raise ValueError(msg)
+    return images, invvar, gain
+
+
+def _needed_pad(prob, sizes, shape):
+    ny, nx = shape
+    half = sizes // 2
+    lo = np.floor(prob.lo[:, :2] + 0.5)
+    hi = np.floor(prob.hi[:, :2] + 0.5)
+    need = [half - lo[:, 0], hi[:, 0] + sizes - half - nx, half - lo[:, 1], hi[:, 1] + sizes - half - ny]
+    return int(max(0, np.max(need, initial=0))) + 1
+
+
+def _capped_size_fn(model, table, psfs, settings, prob):
+    sigma = model.noise_sigma()
+    allowed = [s for s in FFT_SIZES if settings.min_stamp_size <= s <= settings.max_stamp_size]
+
+    def size_fn(params, fluxes):
+        sizes = stamp_sizes(table.type.tolist(), params, fluxes, sigma, psfs, settings)
+        for s in range(sizes.size):
+            while sizes[s] > allowed[0] and _needed_pad(_Row(prob, s), sizes[s:s + 1],
+                                                          (model.ny, model.nx)) > model.pad:
+                sizes[s] = max(a for a in allowed if a < sizes[s])
+        return sizes
+    return size_fn
+
+
+class _Row:
+    def __init__(self, prob, s):
+        self.lo, self.hi = prob.lo[s:s + 1], prob.hi[s:s + 1]
+
+
+def _fit_one(images, invvar, psfs, table, settings, gain):
+    shape = images.shape[1:]
+    prob = make_problem(table, shape, settings)
+    probe = PatchModel(images, invvar, psfs, table.type.tolist(), table.flux_prior(), gain, pad=0)
+    sizes0 = stamp_sizes(table.type.tolist(), prob.mu, np.full(table.flux.shape, np.nan),
+                         probe.noise_sigma(), psfs, settings)
+    model = PatchModel(images, invvar, psfs, table.type.tolist(), table.flux_prior(), gain,
+                       pad=_needed_pad(prob, sizes0, shape))
+    raw = fit_scene(model, table, settings, prob, _capped_size_fn(model, table, psfs, settings, prob))
+    raw["n_bad"] = model.n_bad_pixels
+    return raw
+
+
+def _flags_and_errors(raw, settings):
+    ev, prob, free, params = raw["ev"], raw["prob"], raw["free"], raw["params"]
+    A = ev.fisher + np.diag(prob.prec[free])
+    try:
+        cov = np.linalg.inv(A)
+    except np.linalg.LinAlgError:
+        cov = np.linalg.pinv(A, hermitian=True)
+    perr = np.full(params.shape, np.nan)
+    perr[free] = np.sqrt(np.where(np.diag(cov) > 0, np.diag(cov), np.nan))
+    marg = ev.flux_var.copy()
+    for b, Z in enumerate(ev.z_blocks):
+        marg[b] += np.einsum("ij,jk,ik->i", Z, cov, Z)
+    flags = np.zeros(params.shape[0], np.int64)
+    stages = raw["stages"]
+    conv = raw["src_ratio"] <= settings.step_tol_sigma
+    if stages:
+        last = stages[-1]
+        conv |= last.converged
+        flags |= np.where(~conv, flag_bit("not_converged"), 0)
+        flags |= np.where(~conv & last.hit_max_iters, flag_bit("hit_max_iters"), 0)
+        flags |= np.where(~conv & last.stalled, flag_bit("stalled"), 0)
+        if not all(s.converged for s in stages[:-1]):
+            flags |= flag_bit("early_stage_not_converged")
+    for name, on in zip(("pos_at_bound", "re_at_bound", "ell_at_bound", "sersic_n_at_bound"),
+                        prob.at_bounds(params, free), strict=True):
+        flags |= np.where(on, flag_bit(name), 0)
+    nodata = ~np.isfinite(ev.flux_var.T)
+    flags |= np.where(nodata.any(1), flag_bit("no_data"), 0)
+    flags |= np.where(nodata.all(1), flag_bit("fully_masked"), 0)
+    if ev.singular:
+        flags |= flag_bit("singular_fisher")
+    return perr, np.sqrt(ev.flux_var.T), np.sqrt(marg.T), conv, flags
+
+
+def fit_patch(images, invvar, psfs, sources, settings=None, *, gain=None):
+    """Fit every source of a patch (forced multi-band photometry).
+
+    Parameters
+    ----------
+    images : ndarray, shape (B, ny, nx)
+        Pixel data on a common flux scale (any float dtype; NaN allowed).
+    invvar : ndarray, shape (B, ny, nx)
+        Inverse variance (sky noise); 0 on masked pixels.  Pixels where the
+        image or invvar is non-finite are given zero weight.
+    psfs : sequence of PSF, length B
+        :class:`PixelizedPSF`, :class:`MoffatPSF`, :class:`GaussianMixturePSF`, ...
+    sources : mapping or structured ndarray or SourceTable
+        Source columns (see :mod:`phot7dt.scene.sources`).
+    settings : FitSettings or dict, optional
+        Dicts go through :meth:`FitSettings.from_mapping` (unknown keys raise).
+    gain : float or array_like of shape (B,), optional
+        Electrons per image unit; adds the source Poisson variance model/gain.
+
+    Returns
+    -------
+    FitResult
+    """
+    if not isinstance(settings, FitSettings):
+        settings = FitSettings.from_mapping(settings)
+    images, invvar, gain = _validate(images, invvar, psfs, gain)
+    table = sources if isinstance(sources, SourceTable) else SourceTable(sources, images.shape[0])
+    if settings.enable_multi_band_simultaneous_fitting:
+        runs = [_fit_one(images, invvar, psfs, table, settings, gain)]
+    else:
+        runs = [_fit_one(images[b:b + 1], invvar[b:b + 1], [psfs[b]], table.band(b), settings,
+                         None if gain is None else gain[b:b + 1]) for b in range(images.shape[0])]
+    parts = [_flags_and_errors(r, settings) for r in runs]
+    flux = np.concatenate([r["ev"].fluxes.T for r in runs], axis=1)
+    ferr = np.concatenate([p[1] for p in parts], axis=1)
+    flux = np.where(np.isfinite(ferr), flux, np.nan)
+    n_bad = runs[0]["n_bad"]
+    if n_bad:
+        logger.info("%d non-finite pixels were given zero weight", n_bad)
+    return FitResult(
+        kinds=np.asarray(table.type), params=np.stack([r["params"] for r in runs]),
+        params_err=np.stack([p[0] for p in parts]), flux=flux, flux_err=ferr,
+        flux_err_marginal=np.concatenate([p[2] for p in parts], axis=1),
+        converged=np.logical_and.reduce([p[3] for p in parts]),
+        flags=np.bitwise_or.reduce([p[4] for p in parts]),
+        stages=tuple(tuple(r["stages"]) for r in runs),
+        lnp=np.array([r["ev"].lnlike + r["prob"].lnprior(r["params"]) for r in runs]),
+        psfs=tuple(psfs), image_shape=tuple(images.shape[1:]), n_bad_pixels=n_bad)
+
+
+def render_model(shape, psfs, kinds, params, fluxes, *, settings=None):
+    """Render the model of every band.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        (ny, nx) of the output.
+    psfs : sequence of PSF, length B
+    kinds : sequence of str, length n
+    params : ndarray, shape (n, 6)
+        (x, y, log r_e, ee1, ee2, n) per source (shape entries ignored for stars).
+    fluxes : ndarray, shape (n, B)
+    settings : FitSettings, optional
+        Only the stamp-size limits are used; stamps hold the full PSF and a
+        4-sigma galaxy extent.
+
+    Returns
+    -------
+    ndarray, float64, shape (B, ny, nx)
+    """
+    from ._kernels import add_model
+
+    settings = settings or FitSettings()
+    params = np.asarray(params, float).reshape(-1, 6)
+    fluxes = np.asarray(fluxes, float).reshape(params.shape[0], len(psfs))
+    kinds = list(kinds)
+    sizes = stamp_sizes(kinds, params, np.full(fluxes.shape, np.nan), np.ones(len(psfs)), psfs, settings)
+    pad = int(sizes.max(initial=0)) + int(np.ceil(np.abs(params[:, :2]).max(initial=0))) + 2
+    layout = Layout(sizes, np.zeros((len(kinds), 6), bool), pad)
+    od = layout.origins(params[:, 0], params[:, 1])
+    bases = [base_factors(layout, kinds, params, od, g) for g in range(len(layout.groups))]
+    ny, nx = shape
+    out = np.zeros((len(psfs), ny, nx))
+    for b, psf in enumerate(psfs):
+        big = np.zeros((ny + 2 * pad, nx + 2 * pad))
+        buf = render_band(layout, bases, psf.fourier)
+        add_model(buf, layout.offsets, layout.sizes, od[0], od[1], fluxes[:, b].copy(), big)
+        out[b] = big[pad:pad + ny, pad:pad + nx]
+    return out

@@ -1,0 +1,180 @@
+"""Fourier-space rendering of unit-flux source stamps and their derivatives.
+
+A source with profile mixture (a_j, v_j), ellipse covariance C and position
+(x, y) has, on a square stamp of even size S whose pixel (S//2, S//2) sits at
+image pixel round(x, y), the transform
+
+    U(k) = P(k) * sum_j a_j exp(-2 pi^2 v_j k^T C k) * exp(-2 pi i k.(S//2 + d))
+
+with d = (x, y) - round(x, y) and P the band's PSF transform on that grid.
+The inverse rfft2 gives the unit-flux model sampled at pixel centres.  A point
+source is the delta mixture (G = 1), so it is the PSF Fourier-shifted to its
+sub-pixel position (band-limited sinc interpolation, not Lanczos-3).
+
+Derivatives are exact in Fourier space: d/dx = -2 pi i k_x U; for a shape
+parameter p, dG/dp = dG/dQ * k^T (dC/dp) k with Q = k^T C k; for the Sersic
+index, d/dn acts on the interpolated a_j(n), v_j(n).  Batches of stamps of one
+size are transformed together with ``numpy.fft.irfft2``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .ellipse import shape_covariance
+from .mixtures import profile_mixture
+
+__all__ = ["FFT_SIZES", "PARAM_NAMES", "Layout", "base_factors", "fft_size_at_least", "render_band"]
+
+#: Nonlinear parameter slots of a source, in column order.
+PARAM_NAMES = ("x", "y", "logre", "ee1", "ee2", "sersic_n")
+#: Allowed stamp (FFT) sizes: even 7-smooth numbers.
+FFT_SIZES = (16, 20, 24, 28, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448, 512)
+
+
+def fft_size_at_least(n, min_size=16, max_size=256):
+    """Smallest allowed FFT size >= n, clipped to [min_size, max_size]."""
+    for s in FFT_SIZES:
+        if s >= max(n, min_size):
+            return min(s, max_size)
+    return max_size
+
+
+class Layout:
+    """How the sources of one patch are cut into stamp groups.
+
+    Parameters
+    ----------
+    sizes : ndarray of int, shape (n_src,)
+        Stamp size S of each source.
+    free : ndarray of bool, shape (n_src, 6)
+        Which of :data:`PARAM_NAMES` get a derivative column.
+    pad : int
+        Margin added around the image so every stamp fits.
+    """
+
+    def __init__(self, sizes, free, pad):
+        self.sizes = np.asarray(sizes, dtype=np.int64)
+        self.free = np.asarray(free, dtype=bool)
+        self.pad = int(pad)
+        self.ncols = 1 + self.free.sum(1).astype(np.int64)
+        keys = {}
+        for s in range(self.sizes.size):
+            keys.setdefault((int(self.sizes[s]), tuple(self.free[s])), []).append(s)
+        self.groups = [(key[0], np.flatnonzero(key[1]), np.array(members))
+                       for key, members in sorted(keys.items())]
+        self.order = np.concatenate([g[2] for g in self.groups]) if self.groups else np.zeros(0, int)
+        per_src = self.ncols * self.sizes**2
+        offsets = np.zeros(self.sizes.size, dtype=np.int64)
+        offsets[self.order] = np.concatenate([[0], np.cumsum(per_src[self.order])[:-1]]) if self.order.size else []
+        self.offsets = offsets
+        self.total = int(per_src.sum())
+
+    def origins(self, x, y):
+        """Integer stamp origins (ox, oy) in padded-image pixels, and sub-pixel offsets."""
+        ix, iy = np.floor(np.asarray(x) + 0.5), np.floor(np.asarray(y) + 0.5)
+        ox = (ix - self.sizes // 2 + self.pad).astype(np.int64)
+        oy = (iy - self.sizes // 2 + self.pad).astype(np.int64)
+        return ox, oy, np.asarray(x) - ix, np.asarray(y) - iy
+
+
+def _frequencies(size):
+    return np.fft.rfftfreq(size)[None, :], np.fft.fftfreq(size)[:, None]
+
+
+def _galaxy_terms(kinds, logre, ee1, ee2, sersic_n, kx, ky, want):
+    """Band-independent galaxy transform G and the requested derivative factors.
+
+    Returns G (g, S, S2) and a dict param-index -> factor (g, S, S2).
+    """
+    g = len(kinds)
+    cov, dcov = shape_covariance(logre, ee1, ee2)
+    quad = lambda c: c[:, 0, 0, None, None] * kx * kx + 2 * c[:, 0, 1, None, None] * kx * ky \
+        + c[:, 1, 1, None, None] * ky * ky  # noqa: E731
+    Q = quad(cov)
+    G = np.zeros(Q.shape)
+    dGdQ = np.zeros(Q.shape) if want & {2, 3, 4} else None
+    dGdn = np.zeros(Q.shape) if 5 in want else None
+    for i in range(g):
+        mix = profile_mixture(kinds[i], sersic_n[i])
+        for a, v, da, dv in zip(mix.amp, mix.var, mix.damp_dn, mix.dvar_dn, strict=True):
+            e = np.exp(-2.0 * np.pi**2 * v * Q[i]) if v > 0 else 1.0
+            G[i] += a * e
+            if dGdQ is not None:
+                dGdQ[i] += a * (-2.0 * np.pi**2 * v) * e
+            if dGdn is not None:
+                dGdn[i] += (da - 2.0 * np.pi**2 * Q[i] * dv * a) * e
+    terms = {p: dGdQ * quad(dcov[:, p - 2]) for p in (2, 3, 4) if p in want}
+    if dGdn is not None:
+        terms[5] = dGdn
+    return G, terms
+
+
+def base_factors(layout, kinds, params, ox_oy_d, group_index):
+    """Band-independent transforms of one stamp group (profile x phase x derivative).
+
+    Parameters
+    ----------
+    layout : Layout
+    kinds : sequence of str, length n_src
+    params : ndarray, shape (n_src, 6)
+        Current (x, y, logre, ee1, ee2, n) per source.
+    ox_oy_d : tuple
+        Output of :meth:`Layout.origins`.
+    group_index : int
+
+    Returns
+    -------
+    ndarray, complex, shape (g, ncol, S, S//2 + 1)
+    """
+    size, free_idx, members = layout.groups[group_index]
+    kx, ky = _frequencies(size)
+    dx, dy = ox_oy_d[2][members], ox_oy_d[3][members]
+    c = size // 2
+    phase = np.exp(-2j * np.pi * (kx * (c + dx[:, None, None]) + ky * (c + dy[:, None, None])))
+    out = np.empty((members.size, 1 + free_idx.size) + phase.shape[1:], complex)
+    gal = np.array([kinds[m] != "STAR" for m in members])
+    G = np.ones(phase.shape)
+    terms = {}
+    if gal.any():
+        gi = members[gal]
+        want = set(free_idx.tolist())
+        Gg, tg = _galaxy_terms([kinds[m] for m in gi], params[gi, 2], params[gi, 3],
+                               params[gi, 4], params[gi, 5], kx, ky, want)
+        G[gal] = Gg
+        for p, t in tg.items():
+            full = np.zeros(phase.shape)
+            full[gal] = t
+            terms[p] = full
+    out[:, 0] = G * phase
+    for col, p in enumerate(free_idx, start=1):
+        if p == 0:
+            out[:, col] = -2j * np.pi * kx * out[:, 0]
+        elif p == 1:
+            out[:, col] = -2j * np.pi * ky * out[:, 0]
+        else:
+            out[:, col] = terms[p] * phase
+    return out
+
+
+def render_band(layout, bases, psf_fourier):
+    """Render every source's column stamps for one band into a flat buffer.
+
+    Parameters
+    ----------
+    layout : Layout
+    bases : list of ndarray
+        :func:`base_factors` output per group.
+    psf_fourier : callable
+        ``psf_fourier(size)`` -> complex (S, S//2 + 1) PSF transform.
+
+    Returns
+    -------
+    ndarray, float64, shape (layout.total,)
+        Stamps stored per source as (ncol, S, S), at ``layout.offsets``.
+    """
+    parts = []
+    for (size, _free, _members), base in zip(layout.groups, bases, strict=True):
+        stamps = np.fft.irfft2(base * psf_fourier(size), s=(size, size))
+        parts.append(stamps.ravel())
+    return np.concatenate(parts) if parts else np.zeros(0)

@@ -1,0 +1,115 @@
+"""One frozen settings object for the fitting engine (like GalSim's GSParams).
+
+Key names follow tract7dt's ``patch_run`` section where one exists
+(``n_opt_iters``, ``dlnp_stop``, ``pos_max_shift_pix``, ``enable_staged_fit``,
+``enable_multi_band_simultaneous_fitting``); the rest are engine knobs.
+Unknown keys raise ``TypeError`` naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+__all__ = ["FitSettings"]
+
+
+@dataclasses.dataclass(frozen=True)
+class FitSettings:
+    """Settings of :func:`phot7dt.scene.fit_patch`.
+
+    Parameters
+    ----------
+    n_opt_iters : int
+        Maximum Levenberg-Marquardt iterations per stage (tract7dt default 20).
+    dlnp_stop : float
+        Relative ln-probability tolerance: an accepted step converges only if
+        its gain dlnp <= dlnp_stop * max(1, |ln P|) ...
+    step_tol_sigma : float
+        ... AND every free parameter moved by <= step_tol_sigma times its
+        current Fisher error.
+    pos_max_shift_pix : float or None
+        Square box bound on each position around its catalog value (px).
+    enable_staged_fit : bool
+        tract7dt's three stages (shapes+n | positions | all) vs one stage.
+    enable_multi_band_simultaneous_fitting : bool
+        Shared position/shape across bands (True) or independent fits per band.
+    fit_positions, fit_shapes : bool
+        Free the positions / the shapes and Sersic n; both False = forced fluxes.
+    re_min_pix, re_max_pix : float
+        Bounds on r_e (px); hitting one sets a flag.
+    q_min : float
+        Smallest axis ratio b/a reachable by the fit (bounds |ee|); flagged.
+    max_step_pos, max_step_logre, max_step_ee, max_step_n : float
+        Largest change per iteration (the whole step is scaled down).
+    model_trunc_frac : float
+        Stamps extend until flux * unit-flux model < model_trunc_frac * pixel sigma.
+    min_stamp_size, max_stamp_size : int
+        Limits of the per-source FFT stamp size (px).
+    lm_lambda0 : float
+        Initial Marquardt damping (relative to the diagonal).
+    lm_max_tries : int
+        Damping increases tried per iteration before the stage stalls.
+    poisson_refine_iters : int
+        Reweighting passes of the flux solve when a gain is given.
+    """
+
+    n_opt_iters: int = 20
+    dlnp_stop: float = 1e-6
+    step_tol_sigma: float = 0.01
+    pos_max_shift_pix: float | None = 5.0
+    enable_staged_fit: bool = True
+    enable_multi_band_simultaneous_fitting: bool = True
+    fit_positions: bool = True
+    fit_shapes: bool = True
+    re_min_pix: float = 0.1
+    re_max_pix: float = 100.0
+    q_min: float = 0.02
+    max_step_pos: float = 1.0
+    max_step_logre: float = 0.5
+    max_step_ee: float = 0.25
+    max_step_n: float = 0.5
+    model_trunc_frac: float = 0.02
+    min_stamp_size: int = 16
+    max_stamp_size: int = 256
+    lm_lambda0: float = 1e-3
+    lm_max_tries: int = 8
+    poisson_refine_iters: int = 3
+
+    def __post_init__(self):
+        checks = {
+            "n_opt_iters": self.n_opt_iters >= 1,
+            "dlnp_stop": self.dlnp_stop >= 0,
+            "step_tol_sigma": self.step_tol_sigma > 0,
+            "pos_max_shift_pix": self.pos_max_shift_pix is None or self.pos_max_shift_pix > 0,
+            "re_min_pix": 0 < self.re_min_pix < self.re_max_pix,
+            "q_min": 1e-3 <= self.q_min < 1,
+            "model_trunc_frac": self.model_trunc_frac > 0,
+            "min_stamp_size": 8 <= self.min_stamp_size <= self.max_stamp_size,
+            "lm_max_tries": self.lm_max_tries >= 1,
+        }
+        for key, ok in checks.items():
+            if not ok:
+                msg = f"invalid FitSettings.{key} = {getattr(self, key)!r}"
+                raise ValueError(msg)
+
+    @classmethod
+    def from_mapping(cls, mapping=None, **overrides):
+        """Build from a dict (e.g. a parameters section), rejecting unknown keys."""
+        values = dict(mapping or {}, **overrides)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            msg = f"unknown FitSettings key(s) {unknown}; known: {sorted(known)}"
+            raise TypeError(msg)
+        return cls(**values)
+
+    def replace(self, **changes):
+        """A copy with some values changed (unknown keys raise TypeError)."""
+        return self.from_mapping(dataclasses.asdict(self), **changes)
+
+    @property
+    def ee_max(self):
+        """Largest soft ellipticity |ee| allowed by ``q_min``."""
+        e = (1.0 - self.q_min) / (1.0 + self.q_min)
+        return -math.log1p(-e)
