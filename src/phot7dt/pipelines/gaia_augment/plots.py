@@ -64,5 +64,5 @@ def plot_augmentation_overlay(
         ax.set_title("Gaia augmentation on the white stack")
     else:
         ax.set_title("Gaia augmentation switched off (zp.enabled: false)")
-    ax.legend(loc="upper right", fontsize=8, framealpha=0.7)
+    fig.legend(loc="outside lower center", ncols=3, fontsize=8)
     return fig

@@ -182,7 +182,7 @@ def build_bright_mask(
         len(detections), params.thresh_sigma, int(listed.sum()), int((~listed).sum()),
         n_masked, 100.0 * n_masked / mask.size,
     )
-    return (mask.astype(np.uint8), _mask_header(header, params, n_masked)), detections
+    return (mask.view(np.uint8), _mask_header(header, params, n_masked)), detections
 
 
 def flag_bright_mask_sources(

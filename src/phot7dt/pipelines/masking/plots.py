@@ -49,5 +49,5 @@ def plot_bright_mask(
     fraction = 100.0 * np.count_nonzero(mask) / max(mask.size, 1)
     ax.set_title(f"Bright-source mask (red): {fraction:.2f}% of the frame")
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="upper right", fontsize=8, framealpha=0.7)
+        fig.legend(loc="outside lower center", ncols=3, fontsize=8)
     return fig
