@@ -60,7 +60,7 @@ def _calibrate_band(stars: pd.DataFrame, row: dict[str, Any], params: ZpParams) 
         clip_max_iters=params.clip_max_iters, err_method=params.zp_err_method,
         snr_min=params.zp_err_snr_min,
     )
-    status = stars["status"].to_numpy(dtype=object)
+    status = stars["status"].to_numpy(dtype=object, copy=True)
     status[np.flatnonzero(usable)] = np.where(estimate.kept, "kept", "clipped")
     stars = stars.assign(status=status)
     row["n_kept"] = int(estimate.kept.sum())

@@ -15,7 +15,7 @@ logger = logging.getLogger(__name__)
 def _flag(values: pd.Series) -> np.ndarray:
     """Boolean column as a bool array; missing and unparsable values are False."""
     if values.dtype == bool:
-        return values.to_numpy()
+        return values.to_numpy(dtype=bool, copy=True)
     text = values.astype("string").str.strip().str.lower()
     return text.isin(["true", "1", "1.0"]).fillna(False).to_numpy(dtype=bool)
 
@@ -36,7 +36,7 @@ def reliable_fits(merged: pd.DataFrame) -> np.ndarray:
         raise ValueError("merged_catalog: needs a column 'fit_is_reliable' or 'opt_converged' "
                          "to select reliably fitted calibration stars")
     if "excluded_any" in merged:
-        reliable &= ~_flag(merged["excluded_any"])
+        reliable = reliable & ~_flag(merged["excluded_any"])
     return reliable
 
 

@@ -1,0 +1,41 @@
+"""AtomicCSVDataset: round trip, and a failed save leaves the previous file intact."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from kedro.io import DatasetError
+
+from phot7dt.datasets.atomic_csv import AtomicCSVDataset
+
+
+def test_round_trip_and_exists(tmp_path):
+    dataset = AtomicCSVDataset(filepath=str(tmp_path / "out" / "table.csv"),
+                               load_args={"dtype": {"ID": str}})
+    assert not dataset.exists()
+    table = pd.DataFrame({"ID": ["007", "010"], "MAG_r_fit": [18.5, float("nan")]})
+    dataset.save(table)
+    assert dataset.exists()
+    loaded = dataset.load()
+    assert list(loaded["ID"]) == ["007", "010"] and loaded["MAG_r_fit"].isna()[1]
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["table.csv"]
+
+
+def test_failed_save_keeps_previous_file(tmp_path):
+    path = tmp_path / "table.csv"
+    dataset = AtomicCSVDataset(filepath=str(path))
+    dataset.save(pd.DataFrame({"a": [1, 2]}))
+
+    class Unwritable(pd.DataFrame):
+        def to_csv(self, *args, **kwargs):
+            raise OSError("disk full")
+
+    with pytest.raises(DatasetError, match="table.csv: could not write"):
+        dataset.save(Unwritable({"a": [3]}))
+    assert list(pd.read_csv(path)["a"]) == [1, 2]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["table.csv"]
+
+
+def test_missing_file_names_the_path(tmp_path):
+    with pytest.raises(DatasetError, match="missing.csv"):
+        AtomicCSVDataset(filepath=str(tmp_path / "missing.csv")).load()
