@@ -87,6 +87,13 @@ def test_nan_position_rows_survive_untouched(flagged_catalog, gaiaxp, frames):
     assert row["gaia_source_id"] == "" and row["excluded_reason"] == "crop"
 
 
+def test_header_only_gaia_table_changes_nothing_and_warns(flagged_catalog, gaiaxp, frames, caplog):
+    out, summary = run(flagged_catalog, gaiaxp.iloc[:0], frames)
+    assert len(out) == len(flagged_catalog) and (out["gaia_source_id"] == "").all()
+    assert summary["n_gaia_in_box"] == 0
+    assert "no GaiaXP star" in caplog.text
+
+
 def test_g_window_limits_the_stars(flagged_catalog, gaiaxp, frames):
     out, _ = run(flagged_catalog, gaiaxp, frames, gaia_mag_min=13.0, gaia_mag_max=16.2)
     assert sorted(out.loc[out["is_injected_gaia"], "ID"]) == []

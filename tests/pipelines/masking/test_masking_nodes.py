@@ -7,6 +7,7 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
+import sep
 from astropy.io import fits
 from astropy.wcs import WCS
 
@@ -98,6 +99,16 @@ def test_disabled_mask_is_zero_and_flags_nothing(white_stack, catalog, caplog):
     assert mask.shape == SHAPE and not mask.any() and detections.empty
     assert not flag_bright_mask_sources(catalog, (mask, None))["affected_by_bright_mask"].any()
     assert "bright_mask.enabled is false" in caplog.text
+
+
+def test_small_sep_pixel_stack_is_grown(white_stack, catalog):
+    default = sep.get_extract_pixstack()
+    sep.set_extract_pixstack(50)
+    try:
+        (mask, _), detections = build(white_stack, catalog)
+    finally:
+        sep.set_extract_pixstack(default)
+    assert detections["masked"].sum() == len(UNLISTED) + 1 and mask.any()
 
 
 def test_inputs_are_not_modified(white_stack, catalog):

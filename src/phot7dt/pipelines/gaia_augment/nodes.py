@@ -180,6 +180,11 @@ def augment_catalog_with_gaia(
         frames.shape,
     )
     stars = _gaia_in_box(gaia, params, frames, box)
+    if stars.empty:
+        logger.warning(
+            "no GaiaXP star with G in [%g, %g] inside the selection box %s: no zero point can be"
+            " measured from this catalog", params.gaia_mag_min, params.gaia_mag_max, box,
+        )
     matched = match_rows_to_gaia(
         pd.to_numeric(catalog["RA"], errors="coerce").to_numpy(dtype=float),
         pd.to_numeric(catalog["DEC"], errors="coerce").to_numpy(dtype=float),
