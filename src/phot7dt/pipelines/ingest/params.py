@@ -1,0 +1,161 @@
+"""Parameter sections of the ingest stage (tract7dt's keys, defaults and units)."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from phot7dt.params import Section
+
+Workers = Annotated[int, Field(ge=1)] | Literal["auto"]
+
+
+class ImageScalingParams(Section):
+    """``image_scaling``: the common photometric scale.
+
+    Attributes
+    ----------
+    zp_ref : float
+        Reference AB zero point, mag; each band is multiplied by
+        ``10**(-0.4 (ZP_AUTO - zp_ref))``.
+    """
+
+    zp_ref: float = 25.0
+
+
+class CropParams(Section):
+    """``crop``: working-frame crop and the white-stack / overlay plots.
+
+    Attributes
+    ----------
+    enabled : bool
+        Cut ``margin`` pixels from every edge; sources outside are flagged ``excluded_crop``.
+    margin : int
+        Edge strip removed on each side, pixels.
+    plot_pre_crop : bool
+        Draw the whole-image white stack with the crop box.
+    display_downsample, post_crop_display_downsample : int
+        Pixel step of the pre-crop and post-crop white-stack plots.
+    overlay_catalog : bool
+        Draw the white stack with the catalog sources coloured by ``TYPE``.
+    overlay_downsample_full, overlay_downsample_crop : int
+        Pixel step of the full overlay and of its zoom panel.
+    overlay_crop_box : list of 4 int
+        Zoom region ``[x0, x1, y0, y1]`` in working-frame pixels (moved inside
+        the frame when it falls outside).
+    overlay_crop_enabled : bool
+        Add the zoom panel to the overlay.
+    """
+
+    enabled: bool = True
+    margin: int = Field(500, ge=0)
+    plot_pre_crop: bool = True
+    display_downsample: int = Field(4, ge=1)
+    post_crop_display_downsample: int = Field(4, ge=1)
+    overlay_catalog: bool = True
+    overlay_downsample_full: int = Field(4, ge=1)
+    overlay_downsample_crop: int = Field(4, ge=1)
+    overlay_crop_box: tuple[int, int, int, int] = (4000, 5000, 4000, 5000)
+    overlay_crop_enabled: bool = True
+
+    @model_validator(mode="after")
+    def _zoom_box_is_ordered(self) -> CropParams:
+        x0, x1, y0, y1 = self.overlay_crop_box
+        if x1 <= x0 or y1 <= y0:
+            raise ValueError(f"overlay_crop_box must be [x0, x1, y0, y1] with x1 > x0 and y1 > y0")
+        return self
+
+
+class WCSTolerance(Section):
+    """``checks.wcs_tolerance``: largest allowed absolute differences from the first image."""
+
+    crval: float = Field(1e-6, ge=0, description="deg")
+    crpix: float = Field(1e-6, ge=0, description="pixels")
+    cd: float = Field(1e-9, ge=0, description="CD or PC matrix elements")
+    cdelt: float = Field(1e-9, ge=0, description="deg/pixel")
+
+
+class ChecksParams(Section):
+    """``checks``: consistency of the images of one tile.
+
+    Attributes
+    ----------
+    require_wcs_alignment : bool
+        Every image's WCS must agree with the first within ``wcs_tolerance``.
+    wcs_tolerance : WCSTolerance
+        CRVAL, CRPIX, CD/PC and CDELT tolerances; CTYPE must be identical.
+    require_same_shape : bool
+        Every image must have the first image's ``(NAXIS2, NAXIS1)``.
+    """
+
+    require_wcs_alignment: bool = True
+    wcs_tolerance: WCSTolerance = WCSTolerance()
+    require_same_shape: bool = True
+
+
+class SourceSaturationCutParams(Section):
+    """``source_saturation_cut``: flag sources near saturated pixels.
+
+    Attributes
+    ----------
+    enabled : bool
+        Flag sources (``excluded_saturation``); they stay in the catalog.
+    radius_pix : float
+        Radius of the disk around the rounded source position, pixels.
+    require_all_bands : bool
+        False: saturated in any band flags the source; true: only in all bands.
+    saturation_divisor : float
+        A raw pixel is saturated at or above ``SATURATE / saturation_divisor`` ADU
+        (tract7dt's pipeline value 1.3).
+    """
+
+    enabled: bool = True
+    radius_pix: float = Field(20.0, ge=0)
+    require_all_bands: bool = False
+    saturation_divisor: float = Field(1.3, gt=0)
+
+
+class PerformanceParams(Section):
+    """``performance``: threads of the ingest stage.
+
+    Attributes
+    ----------
+    frame_prep_workers : int or "auto"
+        Accepted for tract7dt compatibility; frames are prepared from their
+        headers alone (no pixel is read), which needs no threads.
+    white_stack_workers : int or "auto"
+        Threads accumulating white-stack row chunks; ``"auto"`` = CPU count.
+    """
+
+    frame_prep_workers: Workers = "auto"
+    white_stack_workers: Workers = "auto"
+
+    def white_stack_threads(self, n_chunks: int) -> int:
+        """Threads to use for ``n_chunks`` row chunks (at least 1)."""
+        if self.white_stack_workers == "auto":
+            return max(1, min(os.cpu_count() or 1, n_chunks))
+        return max(1, min(self.white_stack_workers, n_chunks))
+
+
+class PlottingParams(Section):
+    """``plotting``: figure resolution of every diagnostic PNG.
+
+    Attributes
+    ----------
+    dpi : int
+        Dots per inch.
+    """
+
+    dpi: int = Field(300, ge=10)
+
+
+SECTIONS = {
+    "image_scaling": ImageScalingParams,
+    "crop": CropParams,
+    "checks": ChecksParams,
+    "source_saturation_cut": SourceSaturationCutParams,
+    "performance": PerformanceParams,
+    "plotting": PlottingParams,
+}

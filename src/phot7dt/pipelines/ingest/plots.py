@@ -1,0 +1,159 @@
+"""Ingest figures: white stack before/after the crop, catalog overlay by TYPE.
+
+Big frames are shown with a pixel step (tract7dt's ``*_downsample`` keys), an
+asinh stretch between the 0.5 and 99.5 percentiles, x/y in working-frame pixels.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from astropy.visualization import AsinhStretch, ImageNormalize
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from phot7dt.frames import Box, FrameSet, release_pages
+from phot7dt.params import section
+from phot7dt.pipelines.ingest.params import CropParams, PlottingParams
+
+GALAXY_TYPES = frozenset({"GAL", "EXP", "DEV", "SERSIC"})
+_WIDTH_IN = 9.0
+
+
+def _normalize(image: np.ndarray) -> ImageNormalize:
+    finite = image[np.isfinite(image)]
+    lo, hi = np.percentile(finite, [0.5, 99.5]) if finite.size else (0.0, 1.0)
+    return ImageNormalize(vmin=lo, vmax=hi if hi > lo else lo + 1.0, stretch=AsinhStretch(0.05))
+
+
+def _figure(shape: tuple[int, int], dpi: int, panels: int = 1) -> tuple[Figure, list[Any]]:
+    ny, nx = shape
+    height = min(max(_WIDTH_IN / panels * ny / max(nx, 1), 2.5), 12.0) + 0.8
+    fig = Figure(figsize=(_WIDTH_IN, height), dpi=dpi, layout="constrained")
+    return fig, list(np.atleast_1d(fig.subplots(1, panels)))
+
+
+def _show(ax: Any, image: np.ndarray, step: int, origin: tuple[int, int] = (0, 0)) -> None:
+    """Image sampled every ``step`` pixels, drawn at its working-frame pixel extent."""
+    x0, y0 = origin
+    ny, nx = image.shape
+    extent = (x0 - 0.5, x0 - 0.5 + nx * step, y0 - 0.5, y0 - 0.5 + ny * step)
+    ax.imshow(image, origin="lower", cmap="gray", norm=_normalize(image), extent=extent, interpolation="nearest")
+    ax.set_xlabel("x (working-frame pixels)")
+    ax.set_ylabel("y (working-frame pixels)")
+
+
+def placeholder(message: str, dpi: int) -> Figure:
+    """A small figure that says why a plot was not drawn."""
+    fig = Figure(figsize=(5, 1.2), dpi=dpi)
+    fig.text(0.5, 0.5, message, ha="center", va="center")
+    return fig
+
+
+def sampled_white(frames: FrameSet, step: int) -> np.ndarray:
+    """Whole-image (uncropped) white stack sampled every ``step`` pixels, float32."""
+    weighted = None
+    weights = None
+    for frame in frames.frames:
+        raw = frame.raw()
+        pixels = np.asarray(raw[::step, ::step], dtype=np.float32)
+        release_pages(raw)
+        good = np.isfinite(pixels)
+        weight = np.float32(1.0 / frame.sky_sigma**2)
+        term = np.where(good, pixels * np.float32(frame.scale) * weight, 0)
+        weighted = term if weighted is None else weighted + term
+        weights = good * weight if weights is None else weights + good * weight
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(weights > 0, weighted / weights, np.nan).astype(np.float32)
+
+
+def white_before_crop(frames: FrameSet, crop: CropParams, dpi: int) -> Figure:
+    """Whole-image white stack with the working-frame crop box."""
+    if not crop.plot_pre_crop:
+        return placeholder("pre-crop plot disabled (crop.plot_pre_crop: false)", dpi)
+    step = crop.display_downsample
+    fig, (ax,) = _figure(frames.full_shape, dpi)
+    box = frames.crop
+    _show(ax, sampled_white(frames, step), step, origin=(-box.x0, -box.y0))
+    ax.add_patch(Rectangle((-0.5, -0.5), box.shape[1], box.shape[0], fill=False, color="red", lw=1.0))
+    ax.set_title(f"white stack before crop (step {step}); red: working frame, margin {box.x0} px")
+    return fig
+
+
+def white_after_crop(white: np.ndarray, crop: CropParams, dpi: int) -> Figure:
+    """Working-frame white stack."""
+    step = crop.post_crop_display_downsample
+    fig, (ax,) = _figure(white.shape, dpi)
+    _show(ax, np.asarray(white[::step, ::step], dtype=np.float32), step)
+    ax.set_title(f"white stack, working frame {white.shape[1]}x{white.shape[0]} px (step {step})")
+    return fig
+
+
+def zoom_box(box: tuple[int, int, int, int], shape: tuple[int, int]) -> Box:
+    """``[x0, x1, y0, y1]`` moved (and shrunk if needed) to lie inside a frame of ``shape``."""
+    x0, x1, y0, y1 = box
+    ny, nx = shape
+    width, height = min(x1 - x0, nx), min(y1 - y0, ny)
+    x0, y0 = int(np.clip(x0, 0, nx - width)), int(np.clip(y0, 0, ny - height))
+    return Box(x0, y0, x0 + width, y0 + height)
+
+
+def _draw_sources(ax: Any, catalog: pd.DataFrame, size: float) -> None:
+    placed = catalog[~catalog["excluded_crop"]]
+    saturated = placed["excluded_saturation"].to_numpy(bool)
+    kind = placed["TYPE"].astype("str").to_numpy()
+    groups = (
+        ("STAR", (kind == "STAR") & ~saturated, dict(marker="o", facecolors="none", edgecolors="cyan")),
+        ("GAL/EXP/DEV/SERSIC", np.isin(kind, list(GALAXY_TYPES)) & ~saturated, dict(marker="o", facecolors="none", edgecolors="magenta")),
+        ("UNKNOWN", ~np.isin(kind, ["STAR", *GALAXY_TYPES]) & ~saturated, dict(marker="s", facecolors="none", edgecolors="yellow")),
+        ("excluded: saturation", saturated, dict(marker="x", color="red")),
+    )
+    for label, rows, style in groups:
+        ax.scatter(placed["x_pix_white"][rows], placed["y_pix_white"][rows], s=size, lw=0.8,
+                   label=f"{label} (N={int(rows.sum())})", **style)
+    n_outside = int(catalog["excluded_crop"].sum())
+    ax.scatter([], [], marker="o", color="gray", s=size, label=f"excluded: crop / no position (N={n_outside})")
+
+
+def source_overlay(white: np.ndarray, catalog: pd.DataFrame, crop: CropParams, dpi: int) -> Figure:
+    """White stack with catalog positions coloured by TYPE, plus an optional zoom panel."""
+    if not crop.overlay_catalog:
+        return placeholder("overlay disabled (crop.overlay_catalog: false)", dpi)
+    panels = 2 if crop.overlay_crop_enabled else 1
+    fig, axes = _figure(white.shape, dpi, panels)
+    step = crop.overlay_downsample_full
+    _show(axes[0], np.asarray(white[::step, ::step], dtype=np.float32), step)
+    _draw_sources(axes[0], catalog, size=12)
+    axes[0].set_title(f"catalog sources by TYPE (step {step})")
+    axes[0].legend(loc="upper left", bbox_to_anchor=(0.0, -0.12), ncols=2, fontsize="x-small")
+    if panels == 2:
+        box = zoom_box(crop.overlay_crop_box, white.shape)
+        zstep = crop.overlay_downsample_crop
+        _show(axes[1], np.asarray(white[box.slices][::zstep, ::zstep], dtype=np.float32), zstep, (box.x0, box.y0))
+        inside = catalog["x_pix_white"].between(box.x0 - 0.5, box.x1 - 0.5) & catalog["y_pix_white"].between(box.y0 - 0.5, box.y1 - 0.5)
+        _draw_sources(axes[1], catalog[inside], size=40)
+        axes[1].set_xlim(box.x0 - 0.5, box.x1 - 0.5)
+        axes[1].set_ylim(box.y0 - 0.5, box.y1 - 0.5)
+        axes[1].set_title(f"zoom x {box.x0}:{box.x1}, y {box.y0}:{box.y1} (step {zstep})")
+        axes[0].add_patch(Rectangle((box.x0 - 0.5, box.y0 - 0.5), box.shape[1], box.shape[0], fill=False, color="orange", lw=1.0))
+    return fig
+
+
+def plot_white_stack(
+    frames: FrameSet, white_stack: tuple[np.ndarray, Any], crop: dict[str, Any], plotting: dict[str, Any]
+) -> tuple[Figure, Figure]:
+    """Node: white stack before the crop (whole image, crop box drawn) and after it."""
+    crop_params = section(CropParams, crop, "crop")
+    dpi = section(PlottingParams, plotting, "plotting").dpi
+    return white_before_crop(frames, crop_params, dpi), white_after_crop(white_stack[0], crop_params, dpi)
+
+
+def plot_source_overlay(
+    white_stack: tuple[np.ndarray, Any], flagged_catalog: pd.DataFrame, crop: dict[str, Any], plotting: dict[str, Any]
+) -> Figure:
+    """Node: working-frame white stack with the catalog overlaid by TYPE (+ zoom)."""
+    crop_params = section(CropParams, crop, "crop")
+    dpi = section(PlottingParams, plotting, "plotting").dpi
+    return source_overlay(white_stack[0], flagged_catalog, crop_params, dpi)
