@@ -57,13 +57,13 @@ def _validated_gaia(gaia: pd.DataFrame, bands: list[str]) -> pd.DataFrame:
 
 
 def _gaia_in_box(gaia: pd.DataFrame, params: ZpParams, frames: FrameSet, box: Box) -> pd.DataFrame:
-    """Stars in the G window whose working-frame position falls in ``box``, with x/y."""
+    """Stars in the G window whose working-frame position falls in ``box``."""
     g = gaia["phot_g_mean_mag"]
     stars = gaia[(g >= params.gaia_mag_min) & (g <= params.gaia_mag_max)]
     stars = stars[np.isfinite(stars["ra"]) & np.isfinite(stars["dec"])].reset_index(drop=True)
     x, y = sky_to_pixel(frames, stars["ra"].to_numpy(), stars["dec"].to_numpy())
     inside = (x >= box.x0) & (x < box.x1) & (y >= box.y0) & (y < box.y1)
-    return stars.assign(x_pix_white=x, y_pix_white=y)[inside].reset_index(drop=True)
+    return stars[inside].reset_index(drop=True)
 
 
 def _flux_columns(catalog: pd.DataFrame, bands: list[str]) -> dict[str, str]:
