@@ -11,8 +11,10 @@ from matplotlib.figure import Figure
 
 #: Marker style of each star status in the per-band plots.
 _STATUS_STYLE = {
-    "nonconverged": dict(marker="D", s=18, color="0.6", alpha=0.6, label="non-converged / unreliable"),
-    "ambiguous": dict(marker="^", s=22, color="tab:orange", alpha=0.8, label="ambiguous Gaia match"),
+    "nonconverged": dict(marker="D", s=18, color="0.6", alpha=0.6,
+                         label="non-converged / unreliable"),
+    "ambiguous": dict(marker="^", s=22, color="tab:orange", alpha=0.8,
+                      label="ambiguous Gaia match"),
     "clipped": dict(marker="x", s=30, color="tab:red", alpha=0.9, label="clipped"),
 }
 
