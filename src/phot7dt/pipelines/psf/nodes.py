@@ -1,0 +1,213 @@
+"""Nodes of the psf stage: ePSF per band and grid cell, PSF choice, QA figures."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from phot7dt.frames import Box, FrameSet
+from phot7dt.params import section
+from phot7dt.pipelines.fitting.params import PatchRunParams
+from phot7dt.pipelines.psf import plots
+from phot7dt.pipelines.psf.cell_task import CellResult
+from phot7dt.pipelines.psf.parallel import run_cells
+from phot7dt.pipelines.psf.params import EpsfParams, MoffatPsfParams
+from phot7dt.pipelines.psf.psf_choice import choose_psf, fallback_psf
+from phot7dt.psf_grid import PSFChoice, PSFGrid, cell_boxes, cell_index, cell_tag
+
+__all__ = ["build_epsf", "plot_epsf_qa"]
+
+logger = logging.getLogger(__name__)
+
+
+def _active_cells(catalog: pd.DataFrame, shape: tuple[int, int], ngrid: int) -> set[tuple[int, int]]:
+    """Cells holding at least one active (not excluded) catalog source."""
+    for col in ("x_pix_white", "y_pix_white", "excluded_any"):
+        if col not in catalog.columns:
+            raise ValueError(f"flagged_catalog: missing column {col!r} (expected from ingest)")
+    active = catalog[~catalog["excluded_any"].astype(bool)]
+    xs, ys = active["x_pix_white"].to_numpy(float), active["y_pix_white"].to_numpy(float)
+    ok = np.isfinite(xs) & np.isfinite(ys)
+    return {cell_index(shape, ngrid, x, y) for x, y in zip(xs[ok], ys[ok], strict=True)}
+
+
+def _gaia_seeds(
+    gaia: pd.DataFrame | None, frames: FrameSet, p: EpsfParams
+) -> dict[str, pd.DataFrame | None]:
+    """Working-frame positions and band magnitudes of GaiaXP seeds, per band."""
+    bands = frames.bands
+    if p.psfstar_mode == "sep" or not p.use_gaiaxp:
+        return dict.fromkeys(bands)
+    if gaia is None or len(gaia) == 0:
+        logger.warning("epsf.psfstar_mode=%s but no GaiaXP rows: PSF stars come from SEP only"
+                       "%s", p.psfstar_mode, " (none in gaia mode)" if p.psfstar_mode == "gaia"
+                       else "")
+        return dict.fromkeys(bands)
+    for col in ("ra", "dec"):
+        if col not in gaia.columns:
+            raise ValueError(f"gaiaxp_synphot: missing column {col!r}")
+    ra, dec = gaia["ra"].to_numpy(float), gaia["dec"].to_numpy(float)
+    x, y = frames.wcs.all_world2pix(ra, dec, 0)
+    seeds: dict[str, pd.DataFrame | None] = {}
+    for band in bands:
+        col = f"mag_{band}"
+        if col not in gaia.columns:
+            logger.warning("gaiaxp_synphot: no column %r; band %s uses SEP stars only", col, band)
+            seeds[band] = None
+            continue
+        seeds[band] = pd.DataFrame({"x": x, "y": y, "mag": pd.to_numeric(gaia[col],
+                                                                         errors="coerce")})
+    return seeds
+
+
+def _qa_record(res: CellResult, choice: PSFChoice) -> dict[str, Any]:
+    """One summary row: counts, measurements, status and the PSF choice."""
+    cand = res.candidates
+    n_reason = cand["reason"].value_counts().to_dict() if len(cand) else {}
+    m, b = res.metrics, res.build
+    nan = float("nan")
+    return {
+        "band": res.band, "cell": cell_tag(res.row, res.col), "row": res.row, "col": res.col,
+        "x0": res.box.x0, "y0": res.box.y0, "x1": res.box.x1, "y1": res.box.y1,
+        "status": res.status, "message": res.message,
+        "nstars_seed": int((cand["origin"] == "gaia").sum()) if len(cand) else 0,
+        "nstars_candidates": len(cand), "nstars_sel": int(n_reason.get("", 0)),
+        "nstars_extract": b.nstars_extract if b else 0, "nstars_used": res.nstars_used,
+        "nstars_fitfail": (b.nstars_extract - b.nstars_used) if b else 0,
+        "rejections": ",".join(f"{k}:{v}" for k, v in sorted(n_reason.items()) if k),
+        "epsf_fwhm_pix": m.fwhm_pix if m else nan, "epsf_moffat_beta": m.moffat_beta if m else nan,
+        "epsf_centre_offset_pix": m.centre_offset_pix if m else nan,
+        "ee_r50_pix": m.ee_r50_pix if m else nan, "ee_r80_pix": m.ee_r80_pix if m else nan,
+        "ee_r90_pix": m.ee_r90_pix if m else nan, "ee_2fwhm": m.ee_2fwhm if m else nan,
+        "ee_edge": b.edge_flux_fraction if b else nan,
+        "residual_rms": float(np.sqrt(np.mean(b.residual**2))) if b else nan,
+        "build_iterations": b.iterations if b else 0, "build_converged": b.converged if b else False,
+        "bkg_status": res.background.get("status", ""), "bkg_median": res.background.get("median"),
+        "bkg_rms": res.background.get("rms"), "bkg_mask_fraction": res.background.get("mask_fraction"),
+        "star_bkg_median": b.star_background.get("median", nan) if b else nan,
+        "seconds": round(res.seconds, 3),
+        "psf_model": choice.model, "psf_fwhm_pix": choice.fwhm_pix, "psf_reason": choice.reason,
+    }
+
+
+def _skipped(band: str, row: int, col: int, box: Box) -> CellResult:
+    return CellResult(band, row, col, box, "skipped", "no active source in the cell",
+                      pd.DataFrame(), {})
+
+
+def build_epsf(
+    frames: FrameSet,
+    flagged_catalog: pd.DataFrame,
+    gaiaxp_synphot: pd.DataFrame | None,
+    epsf: dict,
+    patch_run: dict,
+    moffat_psf: dict,
+) -> tuple[PSFGrid, pd.DataFrame, list[CellResult]]:
+    """Build the ePSF of every band in every active cell and choose each cell's PSF.
+
+    Parameters
+    ----------
+    frames : FrameSet
+        Working-frame images (memory-mapped; only cell regions are read).
+    flagged_catalog : DataFrame
+        Catalog with ``x_pix_white``, ``y_pix_white`` (pixels) and ``excluded_any``.
+    gaiaxp_synphot : DataFrame or None
+        GaiaXP synthetic photometry (``ra``, ``dec`` in deg, ``mag_{band}`` AB);
+        None or empty to select stars with SEP only.
+    epsf, patch_run, moffat_psf : dict
+        Parameter sections.
+
+    Returns
+    -------
+    epsf_grid : PSFGrid
+        PSF choice per band and cell, with build metadata.
+    epsf_summary : DataFrame
+        One row per band and cell (see ``_qa_record``).
+    epsf_qa : list of CellResult
+        Candidates, thumbnails, growth curves and residuals for the QA figures.
+    """
+    p = section(EpsfParams, epsf, "epsf")
+    run = section(PatchRunParams, patch_run, "patch_run")
+    moffat = section(MoffatPsfParams, moffat_psf, "moffat_psf")
+    boxes = cell_boxes(frames.shape, p.epsf_ngrid)
+    active = (
+        _active_cells(flagged_catalog, frames.shape, p.epsf_ngrid)
+        if p.skip_empty_epsf_patches else set(boxes)
+    )
+    logger.info("ePSF grid %dx%d: %d of %d cells active, %d band(s)", p.epsf_ngrid, p.epsf_ngrid,
+                len(active), len(boxes), len(frames.bands))
+    tasks = [(b, (r, c, boxes[(r, c)])) for b in frames.bands for (r, c) in sorted(active)]
+    max_cutouts = (
+        math.ceil(p.save_star_montage_max / max(len(active), 1))
+        if p.save_star_local_background_diagnostics else 0
+    )
+    built = run_cells(frames, tasks, _gaia_seeds(gaiaxp_synphot, frames, p), p, max_cutouts)
+    by_key = {(r.band, r.row, r.col): r for r in built}
+    choices, qa, results = {}, {}, []
+    for band in frames.bands:
+        header_fwhm = frames.frame(band).fwhm_pix
+        for (r, c), box in boxes.items():
+            res = by_key.get((band, r, c)) or _skipped(band, r, c, box)
+            if res.status == "skipped":
+                choice = fallback_psf("cell has no active source, ePSF not built", header_fwhm, 0,
+                                      run, moffat)
+            else:
+                stamp = res.build.stamp if res.build else None
+                choice = choose_psf(stamp, res.metrics, res.nstars_used, res.message, header_fwhm,
+                                    run, moffat)
+            choices[(band, r, c)] = choice
+            qa[(band, r, c)] = _qa_record(res, choice)
+            results.append(res)
+    summary = pd.DataFrame([qa[k] for k in sorted(qa, key=lambda k: (frames.bands.index(k[0]),
+                                                                       k[1], k[2]))])
+    _log_summary(summary)
+    grid = PSFGrid(frames.shape, p.epsf_ngrid, tuple(frames.bands), choices, qa)
+    return grid, summary, [r for r in results if r.status != "skipped"]
+
+
+def _log_summary(summary: pd.DataFrame) -> None:
+    built = summary[summary["status"] != "skipped"]
+    for band, rows in built.groupby("band", sort=False):
+        n_epsf = int((rows["psf_model"] == "epsf").sum())
+        logger.info("ePSF %s: %d/%d cells use the ePSF, stars used median %.0f, FWHM median "
+                    "%.2f px", band, n_epsf, len(rows), rows["nstars_used"].median(),
+                    rows["epsf_fwhm_pix"].median())
+
+
+def plot_epsf_qa(
+    epsf_grid: PSFGrid, epsf_qa: list[CellResult], epsf: dict
+) -> dict[str, Callable[[], Figure]]:
+    """QA figures per band, as lazily drawn partitions ``<kind>_<band>``.
+
+    Kinds (each switched by an ``epsf`` key): ``stamps`` (all cells' PSFs,
+    ``save_epsf_montage``), ``stars`` (cells with candidate and used stars,
+    ``save_patch_background_diagnostics``), ``growth`` (encircled energy,
+    ``save_growth_curve``), ``residuals`` (median residual of used stars,
+    ``save_residual_diagnostics``), ``star_cutouts``
+    (``save_star_local_background_diagnostics``).
+    """
+    p = section(EpsfParams, epsf, "epsf")
+    kinds = {
+        "stamps": (p.save_epsf_montage, plots.stamp_sheet),
+        "stars": (p.save_patch_background_diagnostics, plots.star_selection_sheet),
+        "growth": (p.save_growth_curve, plots.growth_curve_sheet),
+        "residuals": (p.save_residual_diagnostics, plots.residual_sheet),
+        "star_cutouts": (p.save_star_local_background_diagnostics, plots.star_cutout_sheet),
+    }
+    figures: dict[str, Callable[[], Figure]] = {}
+    for band in epsf_grid.bands:
+        cells = [r for r in epsf_qa if r.band == band]
+        for kind, (enabled, draw) in kinds.items():
+            if enabled:
+                figures[f"{kind}_{band}"] = _lazy(draw, epsf_grid, band, cells, p)
+    return figures
+
+
+def _lazy(draw, grid: PSFGrid, band: str, cells: list[CellResult], p: EpsfParams):
+    return lambda: draw(grid, band, cells, p)

@@ -1,0 +1,83 @@
+"""Run the (band, cell) ePSF builds in a joblib worker pool with a progress bar."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+
+import pandas as pd
+from joblib import Parallel, delayed, parallel_config
+from tqdm.auto import tqdm
+
+from phot7dt.frames import Box, FrameSet
+from phot7dt.pipelines.psf.cell_task import CellResult, run_cell
+from phot7dt.pipelines.psf.params import EpsfParams
+
+__all__ = ["n_workers", "run_cells"]
+
+logger = logging.getLogger(__name__)
+
+Task = tuple[str, tuple[int, int, Box]]
+
+
+def n_workers(p: EpsfParams, n_bands: int) -> int:
+    """Worker processes: 1 unless ``parallel_bands``; ``auto`` = min(bands, CPUs)."""
+    if not p.parallel_bands:
+        return 1
+    if p.max_workers == "auto":
+        return max(1, min(n_bands, os.cpu_count() or 1))
+    return p.max_workers
+
+
+def _seeds_near(seeds: pd.DataFrame | None, box: Box, margin: int) -> pd.DataFrame | None:
+    """Seeds within ``margin`` pixels of ``box`` (keeps worker payloads small)."""
+    if seeds is None or seeds.empty:
+        return None
+    inside = seeds["x"].between(box.x0 - margin, box.x1 + margin) & seeds["y"].between(
+        box.y0 - margin, box.y1 + margin
+    )
+    return seeds[inside]
+
+
+def run_cells(
+    frames: FrameSet,
+    tasks: Sequence[Task],
+    seeds_by_band: dict[str, pd.DataFrame | None],
+    p: EpsfParams,
+    max_cutouts: int,
+) -> list[CellResult]:
+    """Build every (band, cell) task; results in task order.
+
+    Uses loky processes (BLAS pinned to one thread each) when more than one
+    worker is configured, else runs in this process.
+    """
+    workers = min(n_workers(p, len(seeds_by_band)), max(len(tasks), 1))
+    args = [
+        (frames, band, cell, _seeds_near(seeds_by_band.get(band), cell[2], p.half_size), p,
+         max_cutouts)
+        for band, cell in tasks
+    ]
+    bar = tqdm(total=len(tasks), desc="build_epsf", unit="cell", mininterval=1.0)
+    logger.info("Building %d ePSF cells with %d worker(s)", len(tasks), workers)
+    results: dict[int, CellResult] = {}
+    try:
+        if workers == 1:
+            for i, a in enumerate(args):
+                results[i] = run_cell(*a)
+                bar.update()
+        else:
+            with parallel_config(backend="loky", inner_max_num_threads=1):
+                jobs = Parallel(n_jobs=workers, return_as="generator_unordered")(
+                    delayed(_indexed)(i, a) for i, a in enumerate(args)
+                )
+                for i, result in jobs:
+                    results[i] = result
+                    bar.update()
+    finally:
+        bar.close()
+    return [results[i] for i in range(len(args))]
+
+
+def _indexed(i: int, args: tuple) -> tuple[int, CellResult]:
+    return i, run_cell(*args)

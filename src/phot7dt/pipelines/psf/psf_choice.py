@@ -1,0 +1,99 @@
+"""Which PSF the fitter gets for a band and cell: the ePSF or a fallback."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+from phot7dt.pipelines.fitting.params import PatchRunParams
+from phot7dt.pipelines.psf.params import MoffatPsfParams
+from phot7dt.pipelines.psf.stamp_models import (
+    StampMetrics,
+    gaussian_stamp,
+    moffat_stamp,
+    ncircular_gaussian_stamp,
+)
+from phot7dt.psf_grid import PSFChoice
+
+__all__ = ["choose_psf", "fallback_psf"]
+
+#: Smallest fallback FWHM, pixels (tract7dt's floor).
+MIN_FALLBACK_FWHM_PIX = 1.0
+
+
+@functools.lru_cache(maxsize=256)
+def _fallback_stamp(model: str, fwhm: float, beta: float, n: int, radius: float):
+    if model == "moffat":
+        return moffat_stamp(fwhm, beta, radius)
+    if model == "ncircular_gaussian":
+        return ncircular_gaussian_stamp(fwhm, n, radius)
+    return gaussian_stamp(fwhm, radius)
+
+
+def fallback_psf(
+    why: str, header_fwhm_pix: float, nstars: int, run: PatchRunParams, moffat: MoffatPsfParams
+) -> PSFChoice:
+    """The configured fallback PSF (``patch_run.psf_fallback_model``).
+
+    Parameters
+    ----------
+    why : str
+        Why the ePSF is not used; starts the recorded reason.
+    header_fwhm_pix : float
+        FWHM from the frame header (``PEEING`` or ``SEEING``), pixels; NaN if absent.
+    nstars : int
+        Stars used by the cell's ePSF build (0 if none).
+    run, moffat : PatchRunParams, MoffatPsfParams
+        ``patch_run`` and ``moffat_psf`` sections.
+    """
+    if math.isfinite(header_fwhm_pix) and header_fwhm_pix > 0:
+        fwhm, source = header_fwhm_pix, "header PEEING/SEEING"
+    else:
+        fwhm, source = run.fallback_default_fwhm_pix, "patch_run.fallback_default_fwhm_pix"
+    fwhm = max(float(fwhm), MIN_FALLBACK_FWHM_PIX)
+    model = run.psf_fallback_model
+    if model == "moffat":
+        radius, beta = moffat.radius_pix, moffat.beta
+    else:
+        radius, beta = run.fallback_stamp_radius_pix, None
+    stamp = _fallback_stamp(model, fwhm, beta or 0.0, run.ncircular_gaussian_n, radius)
+    reason = f"{why}; {model} fallback, FWHM {fwhm:.2f} px from {source}"
+    return PSFChoice(model, stamp, fwhm, beta, nstars, reason)
+
+
+def choose_psf(
+    stamp,
+    metrics: StampMetrics | None,
+    nstars: int,
+    failure: str,
+    header_fwhm_pix: float,
+    run: PatchRunParams,
+    moffat: MoffatPsfParams,
+) -> PSFChoice:
+    """The ePSF when it used at least ``min_epsf_nstars_for_use`` stars, else the fallback.
+
+    Parameters
+    ----------
+    stamp : ndarray or None
+        The cell's ePSF stamp (None when no ePSF was built).
+    metrics : StampMetrics or None
+        Measurements of ``stamp``.
+    nstars : int
+        Stars the build actually used.
+    failure : str
+        Why no ePSF exists ("" when one was built).
+    header_fwhm_pix : float
+        Header FWHM for the fallback, pixels (NaN if unknown).
+    run, moffat : PatchRunParams, MoffatPsfParams
+        ``patch_run`` and ``moffat_psf`` sections.
+    """
+    if stamp is None:
+        return fallback_psf(failure, header_fwhm_pix, nstars, run, moffat)
+    if nstars < run.min_epsf_nstars_for_use:
+        why = f"low-star ePSF: {nstars} stars used < min_epsf_nstars_for_use={run.min_epsf_nstars_for_use}"
+        return fallback_psf(why, header_fwhm_pix, nstars, run, moffat)
+    if metrics is None or not math.isfinite(metrics.fwhm_pix) or metrics.fwhm_pix <= 0:
+        return fallback_psf("ePSF shape could not be measured", header_fwhm_pix, nstars, run,
+                            moffat)
+    return PSFChoice("epsf", stamp, metrics.fwhm_pix, metrics.moffat_beta, nstars,
+                     f"ePSF from {nstars} stars")

@@ -1,0 +1,222 @@
+"""The PSF of every band and ePSF grid cell, as the fitter consumes it.
+
+The working frame is divided into ``ngrid x ngrid`` cells (tract7dt's
+``epsf.epsf_ngrid``): ``step = N // ngrid`` pixels per cell along each axis, the
+last row and column absorbing the remainder. Each (band, cell) has one
+:class:`PSFChoice`: the empirical PSF built from the cell's stars, or an
+analytic fallback with the reason why. Stamps are at native pixel scale, odd
+sized, centred on the central pixel and normalised to unit sum; they sample the
+pixel-convolved PSF, so a point source is the stamp shifted and scaled.
+
+Plain values only (no Kedro): a :class:`PSFGrid` pickles cheaply to worker
+processes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+from collections.abc import Iterator, Mapping
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+from phot7dt.frames import Box
+
+__all__ = ["PSF_MODELS", "PSFChoice", "PSFGrid", "cell_boxes", "cell_index", "cell_tag"]
+
+#: Models a :class:`PSFChoice` may name: the ePSF or one of tract7dt's fallbacks.
+PSF_MODELS = ("epsf", "moffat", "gaussian_mixture", "ncircular_gaussian")
+
+
+def cell_tag(row: int, col: int) -> str:
+    """tract7dt's cell tag ``rRR_cCC`` (zero-padded row and column)."""
+    return f"r{row:02d}_c{col:02d}"
+
+
+def _edges(n: int, ngrid: int) -> list[int]:
+    step = n // ngrid
+    return [i * step for i in range(ngrid)] + [n]
+
+
+def cell_boxes(shape: tuple[int, int], ngrid: int) -> dict[tuple[int, int], Box]:
+    """Boxes of the ``ngrid x ngrid`` cells of a frame of ``shape = (ny, nx)``.
+
+    Returns ``{(row, col): Box}``; row indexes y, column indexes x.
+    """
+    ny, nx = shape
+    if ngrid < 1 or ny < ngrid or nx < ngrid:
+        raise ValueError(f"cannot split a {ny}x{nx} frame into {ngrid}x{ngrid} cells")
+    ye, xe = _edges(ny, ngrid), _edges(nx, ngrid)
+    return {
+        (r, c): Box(xe[c], ye[r], xe[c + 1], ye[r + 1])
+        for r in range(ngrid)
+        for c in range(ngrid)
+    }
+
+
+def cell_index(shape: tuple[int, int], ngrid: int, x: float, y: float) -> tuple[int, int]:
+    """``(row, col)`` of the cell holding working-frame position ``(x, y)``.
+
+    A position belongs to the cell of its nearest pixel; positions outside the
+    frame (or not finite) go to the nearest (first) cell.
+    """
+
+    def index(v: float, n: int) -> int:
+        step = n // ngrid
+        i = math.floor(math.floor(v + 0.5) / step) if math.isfinite(v) else 0
+        return min(max(i, 0), ngrid - 1)
+
+    return index(y, shape[0]), index(x, shape[1])
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class PSFChoice:
+    """The PSF the fitter uses for one band in one cell.
+
+    Attributes
+    ----------
+    model : str
+        ``"epsf"`` or the fallback model (``"moffat"``, ``"gaussian_mixture"``,
+        ``"ncircular_gaussian"``), see :data:`PSF_MODELS`.
+    stamp : (n, n) float64 ndarray or None
+        Native-scale stamp, ``n`` odd, centred, unit sum; read-only.
+    fwhm_pix : float
+        FWHM in pixels: measured on the ePSF, or the fallback's input FWHM.
+    beta : float or None
+        Moffat index (measured for an ePSF, configured for a Moffat fallback).
+    nstars : int
+        Stars actually used by the ePSF build of this cell (0 if none was built).
+    reason : str
+        Why this model was chosen, for the audit columns of the catalog.
+    """
+
+    model: str
+    stamp: np.ndarray | None
+    fwhm_pix: float
+    beta: float | None
+    nstars: int
+    reason: str
+
+    def __post_init__(self) -> None:
+        if self.model not in PSF_MODELS:
+            raise ValueError(f"PSFChoice.model must be one of {PSF_MODELS}, got {self.model!r}")
+        if self.stamp is not None:
+            stamp = np.array(self.stamp, dtype=np.float64)
+            if stamp.ndim != 2 or stamp.shape[0] != stamp.shape[1] or stamp.shape[0] % 2 == 0:
+                raise ValueError(f"PSF stamp must be square with odd size, got {stamp.shape}")
+            stamp.setflags(write=False)
+            object.__setattr__(self, "stamp", stamp)
+        object.__setattr__(self, "fwhm_pix", float(self.fwhm_pix))
+        object.__setattr__(self, "nstars", int(self.nstars))
+        if self.beta is not None:
+            object.__setattr__(self, "beta", float(self.beta))
+
+    @property
+    def is_fallback(self) -> bool:
+        """True when an analytic model replaces the ePSF."""
+        return self.model != "epsf"
+
+    def _key(self) -> tuple:
+        stamp = None if self.stamp is None else hashlib.sha1(self.stamp.tobytes()).hexdigest()
+        return (self.model, stamp, self.fwhm_pix, self.beta, self.nstars, self.reason)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PSFChoice):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __reduce__(self):
+        # Rebuild through __init__ so the unpickled stamp is read-only again.
+        return (PSFChoice, (self.model, self.stamp, self.fwhm_pix, self.beta, self.nstars,
+                            self.reason))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class PSFGrid:
+    """PSF choices of every band and cell of the working frame.
+
+    Attributes
+    ----------
+    shape : tuple of int
+        ``(ny, nx)`` of the working frame.
+    ngrid : int
+        Cells per axis.
+    bands : tuple of str
+        Bands in image-list order.
+    choices : mapping
+        ``{(band, row, col): PSFChoice}`` for every band and cell.
+    qa : mapping
+        ``{(band, row, col): dict}`` of JSON-serialisable build metadata
+        (star counts, FWHM, encircled energy, status), possibly empty.
+    """
+
+    shape: tuple[int, int]
+    ngrid: int
+    bands: tuple[str, ...]
+    choices: Mapping[tuple[str, int, int], PSFChoice]
+    qa: Mapping[tuple[str, int, int], Mapping[str, Any]] = dataclasses.field(
+        default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "shape", tuple(int(v) for v in self.shape))
+        object.__setattr__(self, "bands", tuple(self.bands))
+        missing = [
+            f"{b}/{cell_tag(r, c)}"
+            for b in self.bands
+            for (r, c) in self.boxes
+            if (b, r, c) not in self.choices
+        ]
+        if missing:
+            raise ValueError(f"PSFGrid lacks a PSF choice for {', '.join(missing[:5])}")
+        object.__setattr__(self, "choices", MappingProxyType(dict(self.choices)))
+        object.__setattr__(self, "qa", MappingProxyType(dict(self.qa)))
+
+    @property
+    def boxes(self) -> dict[tuple[int, int], Box]:
+        """``{(row, col): Box}`` of the cells in working-frame pixels."""
+        return cell_boxes(self.shape, self.ngrid)
+
+    def box(self, row: int, col: int) -> Box:
+        """The box of cell ``(row, col)``."""
+        return self.boxes[(row, col)]
+
+    def cell_of(self, x: float, y: float) -> tuple[int, int]:
+        """``(row, col)`` of the cell holding working-frame position ``(x, y)``."""
+        return cell_index(self.shape, self.ngrid, x, y)
+
+    def choice(self, band: str, row: int, col: int) -> PSFChoice:
+        """The PSF of ``band`` in cell ``(row, col)``."""
+        try:
+            return self.choices[(band, row, col)]
+        except KeyError:
+            raise KeyError(
+                f"no PSF for band {band!r} cell {cell_tag(row, col)}; bands are {list(self.bands)}"
+            ) from None
+
+    def items(self) -> Iterator[tuple[tuple[str, int, int], PSFChoice]]:
+        """``((band, row, col), choice)`` in band, row, column order."""
+        for band in self.bands:
+            for r in range(self.ngrid):
+                for c in range(self.ngrid):
+                    yield (band, r, c), self.choices[(band, r, c)]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PSFGrid):
+            return NotImplemented
+        return (
+            (self.shape, self.ngrid, self.bands) == (other.shape, other.ngrid, other.bands)
+            and dict(self.choices) == dict(other.choices)
+            and dict(self.qa) == dict(other.qa)
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __reduce__(self):
+        return (PSFGrid, (self.shape, self.ngrid, self.bands, dict(self.choices), dict(self.qa)))
