@@ -7,6 +7,7 @@ import math
 
 import pandas as pd
 import pytest
+from astropy.wcs import WCS
 
 from tiny_field import tiny_wcs
 from phot7dt.datasets import ImageListDataset
@@ -149,7 +150,9 @@ def test_wcs_mismatch_within_tolerance_or_not_required(make_field, caplog):
 
 
 def test_pc_cdelt_headers_compare_cdelt():
-    reference = tiny_wcs((64, 80))
+    reference = WCS(naxis=2)
+    reference.wcs.ctype = list(tiny_wcs((64, 80)).wcs.ctype)
+    reference.wcs.crval = [150.0, 2.0]
     reference.wcs.pc = [[-1.0, 0.0], [0.0, 1.0]]
     reference.wcs.cdelt = [0.505 / 3600, 0.505 / 3600]
     other = reference.deepcopy()

@@ -1,0 +1,101 @@
+"""build_white_stack against the analytic coadd; flag_sources on known geometry."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from astropy.io import fits
+from tiny_field import tiny_wcs, wcs_header
+
+from phot7dt.frames import Box, Frame, FrameSet
+from phot7dt.pipelines.ingest import nodes
+from phot7dt.pipelines.ingest.nodes import build_white_stack, flag_sources
+
+SHAPE = (40, 30)
+
+
+def _frame_set(tmp_path, bands: dict[str, tuple[np.ndarray, float, float, float]], margin=0) -> FrameSet:
+    """``bands``: name -> (raw pixels, skysig, scale, saturation level)."""
+    frames = []
+    for name, (pixels, skysig, scale, level) in bands.items():
+        path = tmp_path / f"{name}.fits"
+        fits.PrimaryHDU(pixels.astype(np.float32)).writeto(path, overwrite=True)
+        frames.append(Frame(band=name, path=str(path), hdu=0, zp_auto=25.0, skysig=skysig, egain=1.0,
+                            saturate=level, saturation_level=level, fwhm_pix=3.0, scale=scale))
+    ny, nx = SHAPE
+    box = Box(margin, margin, nx - margin, ny - margin)
+    header = wcs_header(tiny_wcs(SHAPE).slice(box.slices))
+    return FrameSet(frames=tuple(frames), crop=box, full_shape=SHAPE, zp_ref=25.0, wcs_header=header.tostring())
+
+
+def test_white_stack_is_the_inverse_variance_mean(tmp_path, monkeypatch):
+    monkeypatch.setattr(nodes, "WHITE_STACK_CHUNK_ROWS", 7)  # several chunks, a ragged last one
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(10, 1, SHAPE), rng.normal(20, 2, SHAPE)
+    a[3, 4] = np.nan
+    a[5, 6] = b[5, 6] = np.nan
+    frames = _frame_set(tmp_path, {"a": (a, 2.0, 1.0, math.inf), "b": (b, 1.0, 0.5, math.inf)}, margin=2)
+    (white, header), (sigma, _) = build_white_stack(frames, {"white_stack_workers": 2})
+    assert white.dtype == np.float32 and white.shape == (36, 26)
+    wa, wb = 1 / 2.0**2, 1 / 0.5**2  # sky_sigma = skysig * scale
+    expected = (wa * a + wb * 0.5 * b) / (wa + wb)
+    np.testing.assert_allclose(white[3, 3], expected[5, 5], rtol=1e-6)
+    np.testing.assert_allclose(sigma[3, 3], (wa + wb) ** -0.5, rtol=1e-6)
+    assert white[1, 2] == pytest.approx(0.5 * b[3, 4], rel=1e-6)  # only band b is good there
+    assert sigma[1, 2] == pytest.approx(wb**-0.5, rel=1e-6)
+    assert np.isnan(white[3, 4]) and np.isnan(sigma[3, 4])  # no good band
+    crop = (slice(2, 38), slice(2, 28))
+    good = np.isfinite(expected[crop])
+    np.testing.assert_allclose(white[good], expected[crop][good], rtol=1e-5)
+    assert header["CROPX0"] == 2 and header["NBANDS"] == 2 and "CTYPE1" in header
+
+
+def _catalog(frames: FrameSet, positions) -> pd.DataFrame:
+    """Catalog at working-frame ``positions`` (NaN -> NaN coordinates)."""
+    xy = np.array(positions, float)
+    ra, dec = frames.wcs.all_pix2world(xy[:, 0], xy[:, 1], 0)
+    return pd.DataFrame({"ID": [str(i) for i in range(len(xy))], "RA": ra, "DEC": dec, "TYPE": "STAR",
+                         "row_index": np.arange(len(xy))})
+
+
+def test_flags_crop_outside_invalid_and_saturation(tmp_path):
+    sat = np.zeros(SHAPE)
+    sat[20, 10] = 100.0  # one saturated pixel at original (x=10, y=20) -> working (7, 17)
+    clean = np.zeros(SHAPE)
+    frames = _frame_set(tmp_path, {"a": (sat, 1.0, 1.0, 50.0), "b": (clean, 1.0, 1.0, 50.0)}, margin=3)
+    positions = [(12.0, 17.0), (7.4, 20.0), (7.0, 22.0), (-2.0, 5.0), (-10.0, 5.0), (0, 0)]
+    catalog = _catalog(frames, positions)
+    catalog.loc[5, ["RA", "DEC"]] = np.nan
+    flagged = flag_sources(catalog, frames, {"radius_pix": 3.0})
+    assert flagged["x_pix_white"][0] == pytest.approx(12.0, abs=1e-6)
+    assert flagged["excluded_saturation"].tolist() == [False, True, False, False, False, False]
+    assert flagged["excluded_crop"].tolist() == [False, False, False, True, True, True]
+    assert flagged["excluded_any"].tolist() == [False, True, False, True, True, True]
+    assert flagged["excluded_reason"].tolist() == ["", "saturation", "", "crop", "outside_image", "invalid_coordinates"]
+    assert np.isnan(flagged["x_pix_white"][5])
+    assert len(flagged) == len(catalog)
+
+
+def test_saturation_any_or_all_bands_and_disabled(tmp_path):
+    a = np.zeros(SHAPE)
+    a[20, 10] = 100.0
+    b = np.zeros(SHAPE)
+    b[20, 12] = 100.0
+    frames = _frame_set(tmp_path, {"a": (a, 1.0, 1.0, 50.0), "b": (b, 1.0, 1.0, 50.0)})
+    catalog = _catalog(frames, [(10.0, 20.0), (12.0, 21.4), (20.0, 5.0)])
+    any_band = flag_sources(catalog, frames, {"radius_pix": 2.0})["excluded_saturation"].tolist()
+    all_bands = flag_sources(catalog, frames, {"radius_pix": 2.0, "require_all_bands": True})
+    disabled = flag_sources(catalog, frames, {"enabled": False})["excluded_saturation"].tolist()
+    assert any_band == [True, True, False]
+    assert all_bands["excluded_saturation"].tolist() == [True, False, False]
+    assert disabled == [False, False, False]
+
+
+def test_band_without_saturate_never_saturates(tmp_path):
+    a = np.full(SHAPE, 1e6)
+    frames = _frame_set(tmp_path, {"a": (a, 1.0, 1.0, math.inf)})
+    flagged = flag_sources(_catalog(frames, [(10.0, 10.0)]), frames, {})
+    assert not flagged["excluded_saturation"].any()
