@@ -127,25 +127,33 @@ class FitResult:
         star = self.kinds == "STAR"
         return {k: self._per_fit(np.where(star, np.nan, v)) for k, v in cols.items()}
 
-    def columns(self, band_names=None):
+    def columns(self, band_names=None, flux_err="marginal"):
         """Output columns with tract7dt names (multi-band layout).
 
         Parameters
         ----------
         band_names : sequence of str, optional
             Names used in ``FLUX_{band}_fit``; defaults to "0", "1", ...
+        flux_err : {"marginal", "conditional"}
+            ``FLUXERR_*`` source: :attr:`flux_err_marginal` (default; includes the
+            position/shape uncertainty, equal to the conditional error when
+            nothing nonlinear was fitted) or :attr:`flux_err` (flux block only).
 
         Returns
         -------
         dict of ndarray, each of length n
         """
+        if flux_err not in ("marginal", "conditional"):
+            msg = f"flux_err must be 'marginal' or 'conditional', got {flux_err!r}"
+            raise ValueError(msg)
+        err = self.flux_err_marginal if flux_err == "marginal" else self.flux_err
         names = band_names or [str(b) for b in range(self.flux.shape[1])]
         out = {"x_pix_patch_fit": self.x, "y_pix_patch_fit": self.y,
                "stype_fit": np.array([_STYPE[k] for k in self.kinds])}
         out.update(self.shape_columns())
         for b, name in enumerate(names):
             out[f"FLUX_{name}_fit"] = self.flux[:, b]
-            out[f"FLUXERR_{name}_fit"] = self.flux_err[:, b]
+            out[f"FLUXERR_{name}_fit"] = err[:, b]
         n = self.kinds.size
         out["opt_converged"] = self.converged
         out["opt_niters"] = np.broadcast_to(self.opt_niters.max(), n)

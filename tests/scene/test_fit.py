@@ -1,0 +1,123 @@
+"""Fit behaviour: recovery at high S/N, modes, stages, masks, bounds, flags."""
+
+from __future__ import annotations
+
+import galsim
+import numpy as np
+import pytest
+from _galsim_helpers import draw, galsim_mixture
+
+from phot7dt import scene
+
+SHAPE = (64, 64)
+SIGMA = 1.0
+
+
+@pytest.fixture(scope="module")
+def galaxy_scene(galsim_psf):
+    """Sersic(2.5) galaxy + star, 3 bands, high S/N, GalSim-rendered."""
+    gal = np.array([30.4, 33.7, *scene.catalog_to_soft(4.0, 0.45, 35.0), 2.5])
+    star = (44.6, 16.2)
+    fluxes = np.array([[8000.0, 6000.0, 7000.0], [5000.0, 5500.0, 4000.0]])
+    imgs = []
+    for b in range(3):
+        g = galsim_mixture("SERSIC", *gal[2:5], gal[5], flux=fluxes[0, b])
+        img = draw(galsim.Convolve(g, galsim_psf), SHAPE, gal[0], gal[1])
+        img += draw(galsim.Convolve(galsim.DeltaFunction(flux=fluxes[1, b]), galsim_psf), SHAPE, *star)
+        imgs.append(img)
+    noise = np.random.default_rng(5).normal(0, SIGMA, (3,) + SHAPE)
+    src = {"x": [gal[0] + 0.8, star[0] - 0.6], "y": [gal[1] - 0.7, star[1] + 0.5],
+           "type": ["SERSIC", "STAR"], "re_pix": [3.0, np.nan], "ell": [0.2, np.nan],
+           "theta_deg": [10.0, np.nan], "sersic_n": [1.5, np.nan]}
+    return gal, star, fluxes, np.array(imgs) + noise, src
+
+
+def test_recovers_position_and_shape_within_errors(galaxy_scene, epsf):
+    gal, star, fluxes, imgs, src = galaxy_scene
+    res = scene.fit_patch(imgs, np.full(imgs.shape, SIGMA**-2), [epsf] * 3, src)
+    assert res.converged.all() and res.flags.tolist() == [0, 0]
+    truth = np.array([gal, [star[0], star[1], 0, 0, 0, 0]])
+    pulls = (res.params[0] - truth) / res.params_err[0]
+    assert np.all(np.abs(pulls[0]) < 4.0), pulls[0]
+    assert np.all(np.abs(pulls[1, :2]) < 4.0), pulls[1]
+    assert np.all(np.abs(res.flux - fluxes) < 4.0 * res.flux_err_marginal)
+    cols = res.shape_columns()
+    assert abs(cols["THETA_fit"][0] - 35.0) < 3.0 and abs(cols["ELL_fit"][0] - 0.45) < 0.03
+    assert np.isnan(cols["re_pix_fit"][1])
+    resid = res.residuals(imgs)
+    assert abs(np.mean(resid**2) - 1.0) < 0.05  # no visible truncation / misfit
+
+
+def test_single_band_mode_gives_per_band_positions(galaxy_scene, epsf):
+    gal, star, fluxes, imgs, src = galaxy_scene
+    res = scene.fit_patch(imgs, np.full(imgs.shape, SIGMA**-2), [epsf] * 3, src,
+                          {"enable_multi_band_simultaneous_fitting": False})
+    assert res.x.shape == (2, 3) and len(res.stages) == 3
+    assert np.all(np.abs(res.x[1] - star[0]) < 5 * res.x_err[1])
+    assert np.all(np.abs(res.flux - fluxes) < 5 * res.flux_err_marginal)
+
+
+def test_unstaged_fit_agrees_with_staged(galaxy_scene, epsf):
+    *_, imgs, src = galaxy_scene
+    iv = np.full(imgs.shape, SIGMA**-2)
+    a = scene.fit_patch(imgs, iv, [epsf] * 3, src)
+    b = scene.fit_patch(imgs, iv, [epsf] * 3, src, {"enable_staged_fit": False})
+    assert [s.name for s in a.stages[0]] == ["shapes", "positions", "all"]
+    assert [s.name for s in b.stages[0]] == ["all"]
+    assert np.allclose(a.params, b.params, atol=0.05 * np.nan_to_num(a.params_err, nan=1.0))
+
+
+def test_nonfinite_pixels_never_abort(galaxy_scene, epsf):
+    *_, imgs, src = galaxy_scene
+    imgs = imgs.copy()
+    iv = np.full(imgs.shape, SIGMA**-2)
+    imgs[:, :, 31] = np.nan  # a NaN column through the galaxy
+    iv[1, 10, :] = np.inf
+    res = scene.fit_patch(imgs, iv, [epsf] * 3, src)
+    assert res.n_bad_pixels == 3 * 64 + 64 - 1  # one pixel is in both
+    assert np.all(np.isfinite(res.flux)) and res.converged.all()
+
+
+def test_fully_masked_source_is_flagged(epsf):
+    img = np.zeros((2,) + SHAPE)
+    iv = np.ones_like(img)
+    iv[1, 20:45, 20:45] = 0.0
+    res = scene.fit_patch(img, iv, [epsf] * 2, {"x": [32.0], "y": [32.0]}, {"fit_positions": False})
+    assert "no_data" in res.flag_names(0) and np.isnan(res.flux[0, 1])
+    assert np.isfinite(res.flux[0, 0])
+
+
+def test_runaway_radius_hits_bound_and_is_flagged(epsf):
+    rng = np.random.default_rng(2)
+    img = draw(galsim.Convolve(galsim.Exponential(half_light_radius=14.0, flux=4e4),
+                               galsim.Gaussian(sigma=1.7)), SHAPE, 32.0, 32.0)[None]
+    img = img + rng.normal(0, 1.0, img.shape)
+    res = scene.fit_patch(img, np.ones_like(img), [epsf], {"x": [32.0], "y": [32.0], "type": ["EXP"],
+                                                          "re_pix": [3.0]}, {"re_max_pix": 6.0})
+    assert "re_at_bound" in res.flag_names(0)
+    assert res.shape_columns()["re_pix_fit"][0] == pytest.approx(6.0)
+
+
+def test_position_box_bound(epsf, galsim_psf):
+    img = draw(galsim.Convolve(galsim.DeltaFunction(flux=5e3), galsim_psf), SHAPE, 35.0, 32.0)[None]
+    res = scene.fit_patch(img, np.ones_like(img), [epsf], {"x": [32.0], "y": [32.0]},
+                          {"pos_max_shift_pix": 1.5})
+    assert res.x[0] == pytest.approx(33.5) and "pos_at_bound" in res.flag_names(0)
+
+
+def test_flux_prior_and_negative_flux(epsf):
+    img = np.zeros((1,) + SHAPE)
+    iv = np.full_like(img, 1.0)
+    src = {"x": [32.0], "y": [32.0], "flux": [[-50.0]], "flux_err": [[1e-3]]}
+    res = scene.fit_patch(img, iv, [epsf], src, {"fit_positions": False})
+    assert res.flux[0, 0] == pytest.approx(-50.0, abs=1e-3)  # negative fluxes allowed; tight prior wins
+    free = scene.fit_patch(img - 0.3, iv, [epsf], {"x": [32.0], "y": [32.0]}, {"fit_positions": False})
+    assert free.flux[0, 0] < 0
+
+
+def test_deterministic(galaxy_scene, epsf):
+    *_, imgs, src = galaxy_scene
+    iv = np.full(imgs.shape, SIGMA**-2)
+    a = scene.fit_patch(imgs, iv, [epsf] * 3, src)
+    b = scene.fit_patch(imgs, iv, [epsf] * 3, src)
+    assert np.array_equal(a.params, b.params) and np.array_equal(a.flux, b.flux)
