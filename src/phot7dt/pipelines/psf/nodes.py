@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 
 from phot7dt.frames import Box, FrameSet
 from phot7dt.params import section
-from phot7dt.pipelines.fitting.params import PatchRunParams
+from phot7dt.pipelines.psf.patch_run_params import PatchRunParams
 from phot7dt.pipelines.psf import plots
 from phot7dt.pipelines.psf.cell_task import CellResult
 from phot7dt.pipelines.psf.parallel import run_cells

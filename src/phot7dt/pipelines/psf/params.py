@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from phot7dt.params import Section
+from phot7dt.pipelines.psf.patch_run_params import PatchRunParams
 
 
 class EpsfParams(Section):
@@ -123,4 +124,8 @@ class MoffatPsfParams(Section):
     module_path: str | None = None
 
 
-SECTIONS = {"epsf": EpsfParams, "moffat_psf": MoffatPsfParams}
+SECTIONS = {
+    "epsf": EpsfParams,
+    "moffat_psf": MoffatPsfParams,
+    "patch_run": PatchRunParams,
+}

@@ -1,9 +1,12 @@
-"""Parameter section of the fitting stage: tract7dt's ``patch_run``.
+"""Parameter section ``patch_run`` (tract7dt's): patch fitting and the PSF choice.
 
 tract7dt keeps the PSF choice keys (``psf_model``, ``psf_fallback_model``,
 ``min_epsf_nstars_for_use``, fallback FWHM ...) in the same section as the
-fitting keys, and a section may live in only one parameters file, so the whole
-section is modelled here and read by both the psf and the fitting stages.
+fitting keys, and a section may live in only one parameters file
+(``parameters_fitting.yml``), so the whole section is modelled here and read by
+both the psf and the fitting stages. It belongs in
+``phot7dt.pipelines.fitting.params`` once that package exists (a ``fitting``
+folder without ``create_pipeline`` would break the pipeline registry).
 Subprocess-launch keys of tract7dt (``python_exe``) have no meaning here: patches
 run in a joblib worker pool or on a dask cluster (``dask_scheduler``).
 """
@@ -56,5 +59,3 @@ class PatchRunParams(Section):
     no_cutouts: bool = False
     no_patch_overview: bool = False
 
-
-SECTIONS = {"patch_run": PatchRunParams}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import math
 
-from phot7dt.pipelines.fitting.params import PatchRunParams
+from phot7dt.pipelines.psf.patch_run_params import PatchRunParams
 from phot7dt.pipelines.psf.params import MoffatPsfParams
 from phot7dt.pipelines.psf.stamp_models import (
     StampMetrics,
