@@ -194,8 +194,9 @@ def flag_bright_mask_sources(
     """
     mask = np.asarray(bright_mask[0])
     ny, nx = mask.shape
-    x = np.round(augmented_catalog["x_pix_white"].to_numpy(dtype=float))
-    y = np.round(augmented_catalog["y_pix_white"].to_numpy(dtype=float))
+    # rounded as ingest rounds (half up), not numpy's round-half-to-even
+    x = np.floor(augmented_catalog["x_pix_white"].to_numpy(dtype=float) + 0.5)
+    y = np.floor(augmented_catalog["y_pix_white"].to_numpy(dtype=float) + 0.5)
     with np.errstate(invalid="ignore"):
         on = np.isfinite(x) & np.isfinite(y) & (x >= 0) & (x < nx) & (y >= 0) & (y < ny)
     affected = np.zeros(len(augmented_catalog), dtype=bool)
