@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from phot7dt.params import Section
 
@@ -55,6 +55,17 @@ PRESETS: dict[str, dict[str, object]] = {
 }
 
 
+def _check_bands(bands: list[str] | None) -> list[str] | None:
+    if bands is None:
+        return None
+    unknown = [b for b in bands if b not in MEDIUM_BAND_WAVELENGTHS_NM]
+    if unknown:
+        raise ValueError(f"unknown 7DT medium bands {unknown}; expected m400, m412, ..., m887")
+    if len(set(bands)) != len(bands):
+        raise ValueError(f"bands repeat: {bands}")
+    return bands
+
+
 class FieldLayout(Section):
     """Size, bands and source numbers of one simulated field (a resolved preset).
 
@@ -88,13 +99,8 @@ class FieldLayout(Section):
 
     @field_validator("bands")
     @classmethod
-    def _known_bands(cls, bands: list[str]) -> list[str]:
-        unknown = [b for b in bands if b not in MEDIUM_BAND_WAVELENGTHS_NM]
-        if unknown:
-            raise ValueError(f"unknown 7DT medium bands {unknown}; expected m400, m412, ..., m887")
-        if len(set(bands)) != len(bands):
-            raise ValueError(f"bands repeat: {bands}")
-        return bands
+    def _known_bands(cls, bands: list[str] | None) -> list[str] | None:
+        return _check_bands(bands)
 
 
 class SimulateParams(Section):
@@ -187,6 +193,11 @@ class SimulateParams(Section):
     nan_pixels: Count = 20
     nan_columns: Count = 1
 
+    @field_validator("bands")
+    @classmethod
+    def _known_bands(cls, bands: list[str] | None) -> list[str] | None:
+        return _check_bands(bands)
+
     @model_validator(mode="after")
     def _ranges_ordered(self) -> SimulateParams:
         for name in ("psf_moffat_beta", "zp_auto_offset", "skysig_adu", "egain"):
@@ -195,12 +206,18 @@ class SimulateParams(Section):
                 raise ValueError(f"{name}: expected 0 <= low <= high, got {[low, high]}")
         if self.psf_moffat_beta[0] <= 1.5:
             raise ValueError(f"psf_moffat_beta: beta must exceed 1.5, got {self.psf_moffat_beta}")
+        try:
+            self.layout()
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise ValueError(f"{self.preset} preset with overrides: {problems}") from None
         return self
 
     def layout(self) -> FieldLayout:
         """The preset's layout with this section's non-null overrides applied."""
         values = dict(PRESETS[self.preset])
-        values.update({k: getattr(self, k) for k in FieldLayout.model_fields if getattr(self, k) is not None})
+        overrides = {k: getattr(self, k) for k in FieldLayout.model_fields}
+        values.update({k: v for k, v in overrides.items() if v is not None})
         return FieldLayout.model_validate(values)
 
 

@@ -55,7 +55,7 @@ def draw_band_table(params: SimulateParams, layout: FieldLayout, rng: np.random.
             "psf_radial": variation * rng.uniform(0.5, 1.0, n),
             "psf_xc": np.full(n, (layout.width - 1) / 2.0),
             "psf_yc": np.full(n, (layout.height - 1) / 2.0),
-            "psf_norm_pix": np.full(n, max(layout.width, layout.height) / 2.0),
+            "psf_norm_pix": np.full(n, np.hypot(layout.width, layout.height) / 2.0),  # corners at 1
         }
     )
     # Header values carry 4 decimals; round here so that the truth and the headers agree exactly.
