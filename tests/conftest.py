@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny, valid 7DT-like tile written into ``tmp_path`` (see ``tiny_field.py``)."""
+"""Shared fixtures: a tiny, valid 7DT-like tile in ``tmp_path`` (see ``tiny_field.py``)."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ truth. Header keys can be overridden per band (``None`` deletes a key).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +84,9 @@ def default_sources(shape: tuple[int, int]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["ID", "TYPE", "x", "y", "flux"])
 
 
-def _render(shape, sources: pd.DataFrame, scale: float, skysig: float, fwhm: float, rng) -> np.ndarray:
+def _render(
+    shape, sources: pd.DataFrame, scale: float, skysig: float, fwhm: float, rng
+) -> np.ndarray:
     yy, xx = np.mgrid[: shape[0], : shape[1]]
     image = rng.normal(0.0, skysig, shape)
     sigma = fwhm / 2.3548
@@ -114,8 +116,14 @@ def write_tiny_field(
     fits_paths, headers = {}, {}
     for i, band in enumerate(bands):
         header = wcs_header(wcs)
-        header.update(FILTER=band, ZP_AUTO=25.0 + 0.1 * i, SKYSIG=2.0 + 0.5 * i, EGAIN=1.5,
-                      SATURATE=30000.0, PEEING=3.0 + 0.1 * i)
+        header.update(
+            FILTER=band,
+            ZP_AUTO=25.0 + 0.1 * i,
+            SKYSIG=2.0 + 0.5 * i,
+            EGAIN=1.5,
+            SATURATE=30000.0,
+            PEEING=3.0 + 0.1 * i,
+        )
         for key, value in (header_overrides or {}).get(band, {}).items():
             if value is None:
                 header.remove(key, ignore_missing=True)
@@ -126,17 +134,33 @@ def write_tiny_field(
         path = folder / f"{band}.fits"
         fits.PrimaryHDU(data=data, header=header).writeto(path, overwrite=True)
         fits_paths[band], headers[band] = path, header
-    (folder / "image_list.txt").write_text("# tiny field\n\n" + "\n".join(f"{b}.fits" for b in bands) + "\n")
+    (folder / "image_list.txt").write_text(
+        "# tiny field\n\n" + "\n".join(f"{b}.fits" for b in bands) + "\n"
+    )
     catalog = sources[["ID", "RA", "DEC", "TYPE"]].copy()
     if with_fluxes:
         for band in bands:
             catalog[f"FLUX_{band}"] = sources["flux"].round(3)
     catalog.to_csv(folder / "catalog.csv", index=False, float_format="%.10f")
-    gaia = pd.DataFrame({"source_id": ["4000000000000000001"], "ra": sources["RA"][:1],
-                         "dec": sources["DEC"][:1], "phot_g_mean_mag": [16.0]})
+    gaia = pd.DataFrame(
+        {
+            "source_id": ["4000000000000000001"],
+            "ra": sources["RA"][:1],
+            "dec": sources["DEC"][:1],
+            "phot_g_mean_mag": [16.0],
+        }
+    )
     for band in bands:
         gaia[f"mag_{band}"] = 16.0
     gaia.to_csv(folder / "gaiaxp_synphot.csv", index=False)
-    return TinyField(folder=folder, image_list=folder / "image_list.txt", catalog_csv=folder / "catalog.csv",
-                     gaiaxp_csv=folder / "gaiaxp_synphot.csv", fits_paths=fits_paths, bands=tuple(bands),
-                     shape=shape, sources=sources, headers=headers)
+    return TinyField(
+        folder=folder,
+        image_list=folder / "image_list.txt",
+        catalog_csv=folder / "catalog.csv",
+        gaiaxp_csv=folder / "gaiaxp_synphot.csv",
+        fits_paths=fits_paths,
+        bands=tuple(bands),
+        shape=shape,
+        sources=sources,
+        headers=headers,
+    )

@@ -53,7 +53,7 @@ def test_failed_save_keeps_the_previous_file(tmp_path):
     dataset.save((np.ones((2, 2), np.float32), fits.Header()))
     bad_header = fits.Header()
     bad_header.append(fits.Card.fromstring("BADKEY  = 'unterminated"))
-    with pytest.raises(Exception):
+    with pytest.raises(DatasetError, match="not FITS standard"):
         dataset.save((np.zeros((2, 2), np.float32), bad_header))
     np.testing.assert_array_equal(dataset.load()[0], np.ones((2, 2)))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["white.fits"]

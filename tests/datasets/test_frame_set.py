@@ -15,15 +15,28 @@ from phot7dt.frames import Box, Frame, FrameSet
 
 def _frame_set(tiny_field) -> FrameSet:
     frames = tuple(
-        Frame(band=band, path=str(tiny_field.fits_paths[band]), hdu=0, zp_auto=25.0 + i, skysig=2.0,
-              egain=1.5, saturate=math.inf if i == 0 else 30000.0,
-              saturation_level=math.inf if i == 0 else 30000.0 / 1.3,
-              fwhm_pix=math.nan if i == 1 else 3.0, scale=10 ** (-0.4 * i))
+        Frame(
+            band=band,
+            path=str(tiny_field.fits_paths[band]),
+            hdu=0,
+            zp_auto=25.0 + i,
+            skysig=2.0,
+            egain=1.5,
+            saturate=math.inf if i == 0 else 30000.0,
+            saturation_level=math.inf if i == 0 else 30000.0 / 1.3,
+            fwhm_pix=math.nan if i == 1 else 3.0,
+            scale=10 ** (-0.4 * i),
+        )
         for i, band in enumerate(tiny_field.bands)
     )
     header = tiny_field.wcs.slice((slice(5, 59), slice(5, 75))).to_header().tostring()
-    return FrameSet(frames=frames, crop=Box(5, 5, 75, 59), full_shape=tiny_field.shape, zp_ref=25.0,
-                    wcs_header=header)
+    return FrameSet(
+        frames=frames,
+        crop=Box(5, 5, 75, 59),
+        full_shape=tiny_field.shape,
+        zp_ref=25.0,
+        wcs_header=header,
+    )
 
 
 def test_round_trip_restores_every_field(tiny_field, tmp_path):
@@ -46,7 +59,9 @@ def test_missing_fits_is_an_error_naming_band_and_file(tiny_field, tmp_path):
     dataset = FrameSetDataset(filepath=str(tmp_path / "frames.json"))
     dataset.save(_frame_set(tiny_field))
     tiny_field.fits_paths["m425"].unlink()
-    with pytest.raises(DatasetError, match=r"band 'm425' refers to .*m425\.fits, which no longer exists"):
+    with pytest.raises(
+        DatasetError, match=r"band 'm425' refers to .*m425\.fits, which no longer exists"
+    ):
         dataset.load()
 
 

@@ -56,7 +56,9 @@ def test_empty_list_is_an_error(tmp_path):
 
 def test_missing_fits_names_list_and_file(tiny_field):
     tiny_field.fits_paths["m412"].unlink()
-    with pytest.raises(DatasetError, match=r"image_list\.txt: FITS file .*m412\.fits: file not found"):
+    with pytest.raises(
+        DatasetError, match=r"image_list\.txt: FITS file .*m412\.fits: file not found"
+    ):
         ImageListDataset(filepath=str(tiny_field.image_list)).load()
 
 
@@ -68,13 +70,15 @@ def test_not_a_fits_file(tiny_field):
 
 def test_truncated_fits(tiny_field):
     path = tiny_field.fits_paths["m425"]
-    path.write_bytes(path.read_bytes()[:2880 + 1000])
+    path.write_bytes(path.read_bytes()[: 2880 + 1000])
     with pytest.raises(DatasetError, match=r"m425\.fits: .*(truncated|not a readable)"):
         ImageListDataset(filepath=str(tiny_field.image_list)).load()
 
 
 def test_fits_without_a_2d_image(tiny_field):
-    fits.PrimaryHDU(data=np.zeros((2, 3, 4), np.float32)).writeto(tiny_field.fits_paths["m400"], overwrite=True)
+    fits.PrimaryHDU(data=np.zeros((2, 3, 4), np.float32)).writeto(
+        tiny_field.fits_paths["m400"], overwrite=True
+    )
     with pytest.raises(DatasetError, match=r"m400\.fits: primary HDU holds no 2-D image"):
         ImageListDataset(filepath=str(tiny_field.image_list)).load()
 
@@ -86,7 +90,10 @@ def test_save_writes_bands_then_list_and_round_trips(tmp_path):
     dataset = ImageListDataset(filepath=str(listing))
     dataset.save({"m400": (pixels, header), "m412": (pixels * 2, header)})
     assert dataset.exists()
-    assert [line for line in listing.read_text().splitlines() if not line.startswith("#")] == ["m400.fits", "m412.fits"]
+    assert [line for line in listing.read_text().splitlines() if not line.startswith("#")] == [
+        "m400.fits",
+        "m412.fits",
+    ]
     images = dataset.load()
     np.testing.assert_array_equal(images[1].data, pixels * 2)
     assert images[0].header["ZP_AUTO"] == 24.1

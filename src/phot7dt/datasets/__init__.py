@@ -1,16 +1,20 @@
-"""Kedro datasets for 7DT FITS images, image lists, tables and frame sets."""
+"""Kedro datasets for 7DT FITS images, image lists, tables, frame sets and ePSF grids."""
 
+from phot7dt.datasets.atomic_csv import AtomicCSVDataset
 from phot7dt.datasets.fits_image import FITSImageDataset
 from phot7dt.datasets.fits_table import FITSTableDataset
 from phot7dt.datasets.frame_set import FrameSetDataset
 from phot7dt.datasets.image_list import ImageListDataset, read_image_list
+from phot7dt.datasets.psf_grid_dataset import PSFGridDataset
 from phot7dt.frames import RawImage
 
 __all__ = [
+    "AtomicCSVDataset",
     "FITSImageDataset",
     "FITSTableDataset",
     "FrameSetDataset",
     "ImageListDataset",
+    "PSFGridDataset",
     "RawImage",
     "read_image_list",
 ]

@@ -75,13 +75,19 @@ class FITSTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         try:
             table = Table.from_pandas(_with_plain_strings(data))
         except (TypeError, ValueError) as exc:
-            raise DatasetError(f"FITS table {self._path}: cannot convert DataFrame ({exc})") from exc
+            raise DatasetError(
+                f"FITS table {self._path}: cannot convert DataFrame ({exc})"
+            ) from exc
         table_hdu = fits.table_to_hdu(table)
         table_hdu.name = self._save_args["extname"]
         buffer = io.BytesIO()
         fits.HDUList([fits.PrimaryHDU(), table_hdu]).writeto(buffer)
         write_atomically(
-            self._fs, self._protocol, self._path, lambda s: s.write(buffer.getvalue()), self._open_save
+            self._fs,
+            self._protocol,
+            self._path,
+            lambda s: s.write(buffer.getvalue()),
+            self._open_save,
         )
         self._fs.invalidate_cache(self._path)
 
@@ -96,6 +102,8 @@ def _with_plain_strings(data: pd.DataFrame) -> pd.DataFrame:
     """Text columns as numpy unicode (FITS has no null string: missing text becomes "")."""
     frame = data.reset_index(drop=True).copy()
     for name in frame.columns:
-        if pd.api.types.is_string_dtype(frame[name]) and not pd.api.types.is_bool_dtype(frame[name]):
+        if pd.api.types.is_string_dtype(frame[name]) and not pd.api.types.is_bool_dtype(
+            frame[name]
+        ):
             frame[name] = frame[name].fillna("").astype(str).to_numpy(dtype=str)
     return frame

@@ -67,7 +67,15 @@ def frame_set_from_manifest(manifest: dict[str, Any], source: str) -> FrameSet:
                 f"{entry['path']}, which no longer exists (rerun the ingest pipeline)"
             )
         values = {key: entry[key] for key in _FRAME_FIELDS}
-        for key in ("zp_auto", "skysig", "egain", "saturate", "saturation_level", "fwhm_pix", "scale"):
+        for key in (
+            "zp_auto",
+            "skysig",
+            "egain",
+            "saturate",
+            "saturation_level",
+            "fwhm_pix",
+            "scale",
+        ):
             values[key] = float(values[key])
         frames.append(Frame(**values))
     return FrameSet(

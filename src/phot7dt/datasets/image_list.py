@@ -58,7 +58,9 @@ def _read_image(path: str, list_file: str) -> RawImage:
     try:
         data = open_pixels(path, 0)
     except (OSError, ValueError, TypeError) as exc:
-        raise DatasetError(f"{where}: pixels cannot be read, file truncated or corrupt ({exc})") from exc
+        raise DatasetError(
+            f"{where}: pixels cannot be read, file truncated or corrupt ({exc})"
+        ) from exc
     return RawImage(path=path, hdu=0, header=header, data=data)
 
 
@@ -102,7 +104,9 @@ class ImageListDataset(AbstractDataset[dict[str, tuple[np.ndarray, fits.Header]]
             write_atomically(None, "file", str(folder / name), fits.HDUList([hdu]).writeto)
             names.append(name)
         text = "# FITS images of one tile, one per band\n" + "\n".join(names) + "\n"
-        write_atomically(None, "file", str(self._filepath), lambda stream: stream.write(text.encode()))
+        write_atomically(
+            None, "file", str(self._filepath), lambda stream: stream.write(text.encode())
+        )
 
     def _exists(self) -> bool:
         return self._filepath.is_file()

@@ -18,9 +18,16 @@ def _raw(**columns) -> pd.DataFrame:
 
 
 def test_ids_types_and_numbers():
-    raw = _raw(ID=["00019", "my_star", "7"], RA=["150.1", "150.2", "150.3"], DEC=["2.1", "2.2", "2.3"],
-               TYPE=["star", " Exp ", ""], FLUX_m400=["10.5", "", "nan"], FLUX_m400_ERR=["1", "2", "3"],
-               Re=["3", "", "4.5"], NOTE=["a", "b", "c"])
+    raw = _raw(
+        ID=["00019", "my_star", "7"],
+        RA=["150.1", "150.2", "150.3"],
+        DEC=["2.1", "2.2", "2.3"],
+        TYPE=["star", " Exp ", ""],
+        FLUX_m400=["10.5", "", "nan"],
+        FLUX_m400_ERR=["1", "2", "3"],
+        Re=["3", "", "4.5"],
+        NOTE=["a", "b", "c"],
+    )
     cat = load_input_catalog(raw, PATH)
     assert cat["ID"].tolist() == ["00019", "my_star", "7"]
     assert cat["TYPE"].tolist() == ["STAR", "EXP", ""]
@@ -40,7 +47,9 @@ def test_lower_case_coordinates_warn(caplog):
 
 
 def test_missing_ra_dec_is_an_error():
-    with pytest.raises(ValueError, match=r"input catalog /data/tile/catalog\.csv: must have RA/DEC columns"):
+    with pytest.raises(
+        ValueError, match=r"input catalog /data/tile/catalog\.csv: must have RA/DEC columns"
+    ):
         load_input_catalog(_raw(ID=["1"], RA=["150.0"], DECL=["2.0"]), PATH)
 
 
@@ -59,7 +68,9 @@ def test_missing_id_uses_the_row_number(caplog):
 
 def test_duplicate_ids_are_listed():
     raw = _raw(ID=["a", "b", "a", "c", "c"], RA=["1"] * 5, DEC=["1"] * 5)
-    with pytest.raises(ValueError, match=r"catalog\.csv: column 'ID' must be unique; 2 IDs repeat: 'a', 'c'"):
+    with pytest.raises(
+        ValueError, match=r"catalog\.csv: column 'ID' must be unique; 2 IDs repeat: 'a', 'c'"
+    ):
         load_input_catalog(raw, PATH)
 
 
@@ -69,13 +80,23 @@ def test_blank_id_is_an_error():
 
 
 def test_non_numeric_value_names_column_and_value():
-    raw = _raw(ID=["1", "2", "3"], RA=["150", "150", "150"], DEC=["2", "2", "2"], FLUX_m412=["1", "2", "abc"])
-    with pytest.raises(ValueError, match=r"column 'FLUX_m412' must be numeric; first bad value 'abc' \(data row 2, ID '3'"):
+    raw = _raw(
+        ID=["1", "2", "3"],
+        RA=["150", "150", "150"],
+        DEC=["2", "2", "2"],
+        FLUX_m412=["1", "2", "abc"],
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"column 'FLUX_m412' must be numeric; first bad value 'abc' \(data row 2, ID '3'",
+    ):
         load_input_catalog(raw, PATH)
 
 
 def test_non_numeric_coordinate():
-    with pytest.raises(ValueError, match=r"column 'DEC' must be numeric; first bad value '\+02:00:00'"):
+    with pytest.raises(
+        ValueError, match=r"column 'DEC' must be numeric; first bad value '\+02:00:00'"
+    ):
         load_input_catalog(_raw(ID=["1"], RA=["150"], DEC=["+02:00:00"]), PATH)
 
 

@@ -8,12 +8,12 @@ import math
 import pandas as pd
 import pytest
 from astropy.wcs import WCS
-
 from tiny_field import tiny_wcs
+
 from phot7dt.datasets import ImageListDataset
 from phot7dt.pipelines.ingest.headers import wcs_differences
-from phot7dt.pipelines.ingest.params import WCSTolerance
 from phot7dt.pipelines.ingest.nodes import check_frames, prepare_frames
+from phot7dt.pipelines.ingest.params import WCSTolerance
 
 CROP = {"margin": 5}
 
@@ -23,11 +23,15 @@ def _images(field):
 
 
 def _prepare(field, crop=CROP, **params):
-    return prepare_frames(_images(field), params.get("image_scaling", {}), crop, params.get("saturation", {}))
+    return prepare_frames(
+        _images(field), params.get("image_scaling", {}), crop, params.get("saturation", {})
+    )
 
 
 def test_calibration_values_from_headers(tiny_field):
-    frames = _prepare(tiny_field, image_scaling={"zp_ref": 23.0}, saturation={"saturation_divisor": 2.0})
+    frames = _prepare(
+        tiny_field, image_scaling={"zp_ref": 23.0}, saturation={"saturation_divisor": 2.0}
+    )
     m412 = frames.frame("m412")
     assert m412.scale == pytest.approx(10 ** (-0.4 * (25.1 - 23.0)))
     assert m412.sky_sigma == pytest.approx(2.5 * m412.scale)
@@ -45,7 +49,9 @@ def test_working_wcs_is_the_cropped_wcs(tiny_field):
 
 
 def test_fwhm_from_seeing_and_missing(make_field):
-    field = make_field(header_overrides={"m400": {"PEEING": None, "SEEING": 2.02}, "m412": {"PEEING": None}})
+    field = make_field(
+        header_overrides={"m400": {"PEEING": None, "SEEING": 2.02}, "m412": {"PEEING": None}}
+    )
     frames = _prepare(field)
     assert frames.frame("m400").fwhm_pix == pytest.approx(2.02 / 0.505, rel=1e-6)
     assert math.isnan(frames.frame("m412").fwhm_pix)
@@ -75,12 +81,22 @@ def test_margin_leaving_nothing_is_an_error(tiny_field):
         ({"FILTER": None}, r"m412\.fits: missing header key FILTER"),
         ({"FILTER": "  "}, r"m412\.fits: empty FILTER"),
         ({"ZP_AUTO": None}, r"m412\.fits: missing ZP_AUTO"),
-        ({"ZP_AUTO": "bright"}, r"m412\.fits: bad ZP_AUTO: expected a finite number \(mag\), got 'bright'"),
-        ({"SKYSIG": None}, r"m412\.fits: bad/missing SKYSIG: expected a positive finite number \(ADU\), got absent"),
+        (
+            {"ZP_AUTO": "bright"},
+            r"m412\.fits: bad ZP_AUTO: expected a finite number \(mag\), got 'bright'",
+        ),
+        (
+            {"SKYSIG": None},
+            r"m412\.fits: bad/missing SKYSIG: expected a positive finite number \(ADU\), "
+            r"got absent",
+        ),
         ({"SKYSIG": 0.0}, r"m412\.fits: bad/missing SKYSIG: .* got 0\.0"),
         ({"SKYSIG": -1.0}, r"m412\.fits: bad/missing SKYSIG"),
         ({"SKYSIG": "n/a"}, r"m412\.fits: bad/missing SKYSIG: .* got 'n/a'"),
-        ({"EGAIN": None}, r"m412\.fits: bad/missing EGAIN: expected a positive finite number \(e-/ADU\)"),
+        (
+            {"EGAIN": None},
+            r"m412\.fits: bad/missing EGAIN: expected a positive finite number \(e-/ADU\)",
+        ),
         ({"EGAIN": 0}, r"m412\.fits: bad/missing EGAIN"),
         ({"EGAIN": "x"}, r"m412\.fits: bad/missing EGAIN"),
         ({"CTYPE1": None, "CTYPE2": None}, r"m412\.fits: no celestial WCS"),
@@ -94,7 +110,9 @@ def test_header_errors_name_file_and_key(make_field, override, message):
 
 def test_duplicate_filter_is_an_error(make_field):
     field = make_field(header_overrides={"m425": {"FILTER": "m400"}})
-    with pytest.raises(ValueError, match=r"FILTER must differ between images; repeated: \{'m400': \["):
+    with pytest.raises(
+        ValueError, match=r"FILTER must differ between images; repeated: \{'m400': \["
+    ):
         _prepare(field)
 
 
@@ -110,11 +128,16 @@ def test_consistent_field_passes_unchanged(tiny_field):
 
 
 def test_catalog_without_flux_columns_skips_the_band_check(tiny_field):
-    assert _check(tiny_field, catalog_columns=("ELL", "FLUX_m400_ERR")).bands == list(tiny_field.bands)
+    assert _check(tiny_field, catalog_columns=("ELL", "FLUX_m400_ERR")).bands == list(
+        tiny_field.bands
+    )
 
 
 def test_band_mismatch_lists_both_sides(tiny_field):
-    with pytest.raises(ValueError, match=r"Band mismatch .*catalog-only bands \['m999'\].*image-only bands \['m425'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"Band mismatch .*catalog-only bands \['m999'\].*image-only bands \['m425'\]",
+    ):
         _check(tiny_field, catalog_columns=("FLUX_m400", "FLUX_m412", "FLUX_m999", "FLUX_m999_ERR"))
 
 
@@ -122,7 +145,10 @@ def test_shape_mismatch(make_field, tmp_path):
     field = make_field()
     other = make_field(name="other", shape=(60, 80))
     field.fits_paths["m425"].write_bytes(other.fits_paths["m425"].read_bytes())
-    with pytest.raises(ValueError, match=r"Image shape mismatch: .*m425\.fits is \(60, 80\).*the first image .*m400\.fits"):
+    with pytest.raises(
+        ValueError,
+        match=r"Image shape mismatch: .*m425\.fits is \(60, 80\).*the first image .*m400\.fits",
+    ):
         _check(field)
 
 
@@ -137,7 +163,9 @@ def test_shape_mismatch(make_field, tmp_path):
 )
 def test_wcs_mismatch(make_field, override, what):
     field = make_field(header_overrides={"m412": override})
-    with pytest.raises(ValueError, match=rf"WCS mismatch with reference .*m400\.fits: .*m412\.fits: .*{what}"):
+    with pytest.raises(
+        ValueError, match=rf"WCS mismatch with reference .*m400\.fits: .*m412\.fits: .*{what}"
+    ):
         _check(field)
 
 
@@ -158,4 +186,6 @@ def test_pc_cdelt_headers_compare_cdelt():
     other = reference.deepcopy()
     other.wcs.cdelt = [0.505 / 3600 * 1.01, 0.505 / 3600]
     assert wcs_differences(reference, reference, WCSTolerance()) == []
-    assert wcs_differences(reference, other, WCSTolerance())[0].startswith("CDELT differs by 1.4e-06")
+    assert wcs_differences(reference, other, WCSTolerance())[0].startswith(
+        "CDELT differs by 1.4e-06"
+    )

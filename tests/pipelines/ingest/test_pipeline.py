@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from astropy.io import fits
-from kedro.framework.startup import bootstrap_project
 from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
@@ -17,8 +17,16 @@ from phot7dt.datasets import FrameSetDataset, ImageListDataset
 from phot7dt.pipelines.ingest import create_pipeline
 
 PROJECT = Path(__file__).resolve().parents[3]
-NODES = {"load_input_catalog", "prepare_frames", "check_frames", "build_white_stack", "flag_sources",
-         "write_wcs_snapshot", "plot_white_stack", "plot_source_overlay"}
+NODES = {
+    "load_input_catalog",
+    "prepare_frames",
+    "check_frames",
+    "build_white_stack",
+    "flag_sources",
+    "write_wcs_snapshot",
+    "plot_white_stack",
+    "plot_source_overlay",
+}
 
 
 def test_node_names_are_the_interface():
@@ -27,19 +35,23 @@ def test_node_names_are_the_interface():
 
 def test_in_memory_run(tiny_field, tmp_path, caplog):
     crop = {"margin": 4, "overlay_crop_box": [0, 30, 0, 30]}
-    catalog = DataCatalog({
-        "input_catalog_raw": MemoryDataset(pd.read_csv(tiny_field.catalog_csv, dtype=str, keep_default_na=False)),
-        "raw_frames": ImageListDataset(filepath=str(tiny_field.image_list)),
-        "frames": FrameSetDataset(filepath=str(tmp_path / "frames.json")),
-        "prepared_frames": MemoryDataset(copy_mode="assign"),
-        "params:input_catalog": MemoryDataset(str(tiny_field.catalog_csv)),
-        "params:image_scaling": MemoryDataset({"zp_ref": 25.0}),
-        "params:crop": MemoryDataset(crop),
-        "params:checks": MemoryDataset({}),
-        "params:source_saturation_cut": MemoryDataset({"radius_pix": 5.0}),
-        "params:performance": MemoryDataset({"white_stack_workers": 1}),
-        "params:plotting": MemoryDataset({"dpi": 50}),
-    })
+    catalog = DataCatalog(
+        {
+            "input_catalog_raw": MemoryDataset(
+                pd.read_csv(tiny_field.catalog_csv, dtype=str, keep_default_na=False)
+            ),
+            "raw_frames": ImageListDataset(filepath=str(tiny_field.image_list)),
+            "frames": FrameSetDataset(filepath=str(tmp_path / "frames.json")),
+            "prepared_frames": MemoryDataset(copy_mode="assign"),
+            "params:input_catalog": MemoryDataset(str(tiny_field.catalog_csv)),
+            "params:image_scaling": MemoryDataset({"zp_ref": 25.0}),
+            "params:crop": MemoryDataset(crop),
+            "params:checks": MemoryDataset({}),
+            "params:source_saturation_cut": MemoryDataset({"radius_pix": 5.0}),
+            "params:performance": MemoryDataset({"white_stack_workers": 1}),
+            "params:plotting": MemoryDataset({"dpi": 50}),
+        }
+    )
     caplog.set_level(logging.INFO, logger="kedro")
     pipeline = create_pipeline().to_nodes("flag_sources", "build_white_stack", "write_wcs_snapshot")
     outputs = SequentialRunner().run(pipeline, catalog)

@@ -13,22 +13,39 @@ from tiny_field import tiny_wcs, wcs_header
 from phot7dt.frames import Box, Frame, FrameSet
 from phot7dt.pipelines.ingest import nodes
 from phot7dt.pipelines.ingest.nodes import build_white_stack, flag_sources
+from phot7dt.pipelines.ingest.plots import zoom_box
 
 SHAPE = (40, 30)
 
 
-def _frame_set(tmp_path, bands: dict[str, tuple[np.ndarray, float, float, float]], margin=0) -> FrameSet:
+def _frame_set(
+    tmp_path, bands: dict[str, tuple[np.ndarray, float, float, float]], margin=0
+) -> FrameSet:
     """``bands``: name -> (raw pixels, skysig, scale, saturation level)."""
     frames = []
     for name, (pixels, skysig, scale, level) in bands.items():
         path = tmp_path / f"{name}.fits"
         fits.PrimaryHDU(pixels.astype(np.float32)).writeto(path, overwrite=True)
-        frames.append(Frame(band=name, path=str(path), hdu=0, zp_auto=25.0, skysig=skysig, egain=1.0,
-                            saturate=level, saturation_level=level, fwhm_pix=3.0, scale=scale))
+        frames.append(
+            Frame(
+                band=name,
+                path=str(path),
+                hdu=0,
+                zp_auto=25.0,
+                skysig=skysig,
+                egain=1.0,
+                saturate=level,
+                saturation_level=level,
+                fwhm_pix=3.0,
+                scale=scale,
+            )
+        )
     ny, nx = SHAPE
     box = Box(margin, margin, nx - margin, ny - margin)
     header = wcs_header(tiny_wcs(SHAPE).slice(box.slices))
-    return FrameSet(frames=tuple(frames), crop=box, full_shape=SHAPE, zp_ref=25.0, wcs_header=header.tostring())
+    return FrameSet(
+        frames=tuple(frames), crop=box, full_shape=SHAPE, zp_ref=25.0, wcs_header=header.tostring()
+    )
 
 
 def test_white_stack_is_the_inverse_variance_mean(tmp_path, monkeypatch):
@@ -37,7 +54,9 @@ def test_white_stack_is_the_inverse_variance_mean(tmp_path, monkeypatch):
     a, b = rng.normal(10, 1, SHAPE), rng.normal(20, 2, SHAPE)
     a[3, 4] = np.nan
     a[5, 6] = b[5, 6] = np.nan
-    frames = _frame_set(tmp_path, {"a": (a, 2.0, 1.0, math.inf), "b": (b, 1.0, 0.5, math.inf)}, margin=2)
+    frames = _frame_set(
+        tmp_path, {"a": (a, 2.0, 1.0, math.inf), "b": (b, 1.0, 0.5, math.inf)}, margin=2
+    )
     (white, header), (sigma, _) = build_white_stack(frames, {"white_stack_workers": 2})
     assert white.dtype == np.float32 and white.shape == (36, 26)
     wa, wb = 1 / 2.0**2, 1 / 0.5**2  # sky_sigma = skysig * scale
@@ -57,15 +76,24 @@ def _catalog(frames: FrameSet, positions) -> pd.DataFrame:
     """Catalog at working-frame ``positions`` (NaN -> NaN coordinates)."""
     xy = np.array(positions, float)
     ra, dec = frames.wcs.all_pix2world(xy[:, 0], xy[:, 1], 0)
-    return pd.DataFrame({"ID": [str(i) for i in range(len(xy))], "RA": ra, "DEC": dec, "TYPE": "STAR",
-                         "row_index": np.arange(len(xy))})
+    return pd.DataFrame(
+        {
+            "ID": [str(i) for i in range(len(xy))],
+            "RA": ra,
+            "DEC": dec,
+            "TYPE": "STAR",
+            "row_index": np.arange(len(xy)),
+        }
+    )
 
 
 def test_flags_crop_outside_invalid_and_saturation(tmp_path):
     sat = np.zeros(SHAPE)
     sat[20, 10] = 100.0  # one saturated pixel at original (x=10, y=20) -> working (7, 17)
     clean = np.zeros(SHAPE)
-    frames = _frame_set(tmp_path, {"a": (sat, 1.0, 1.0, 50.0), "b": (clean, 1.0, 1.0, 50.0)}, margin=3)
+    frames = _frame_set(
+        tmp_path, {"a": (sat, 1.0, 1.0, 50.0), "b": (clean, 1.0, 1.0, 50.0)}, margin=3
+    )
     positions = [(12.0, 17.0), (7.4, 20.0), (7.0, 22.0), (-2.0, 5.0), (-10.0, 5.0), (0, 0)]
     catalog = _catalog(frames, positions)
     catalog.loc[5, ["RA", "DEC"]] = np.nan
@@ -74,7 +102,14 @@ def test_flags_crop_outside_invalid_and_saturation(tmp_path):
     assert flagged["excluded_saturation"].tolist() == [False, True, False, False, False, False]
     assert flagged["excluded_crop"].tolist() == [False, False, False, True, True, True]
     assert flagged["excluded_any"].tolist() == [False, True, False, True, True, True]
-    assert flagged["excluded_reason"].tolist() == ["", "saturation", "", "crop", "outside_image", "invalid_coordinates"]
+    assert flagged["excluded_reason"].tolist() == [
+        "",
+        "saturation",
+        "",
+        "crop",
+        "outside_image",
+        "invalid_coordinates",
+    ]
     assert np.isnan(flagged["x_pix_white"][5])
     assert len(flagged) == len(catalog)
 
@@ -99,3 +134,8 @@ def test_band_without_saturate_never_saturates(tmp_path):
     frames = _frame_set(tmp_path, {"a": (a, 1.0, 1.0, math.inf)})
     flagged = flag_sources(_catalog(frames, [(10.0, 10.0)]), frames, {})
     assert not flagged["excluded_saturation"].any()
+
+
+def test_zoom_box_inside_or_central_quarter():
+    assert zoom_box((10, 50, 20, 40), (100, 200)) == Box(10, 20, 50, 40)
+    assert zoom_box((4000, 5000, 4000, 5000), (100, 200)) == Box(75, 37, 125, 62)

@@ -22,21 +22,27 @@ def is_numeric_column(name: str) -> bool:
 
 
 def catalog_bands(columns: pd.Index | list[str]) -> set[str]:
-    """Band names of the ``FLUX_{band}`` columns (``FLUX_{band}_ERR`` are prior widths, not bands)."""
+    """Band names of the ``FLUX_{band}`` columns (``FLUX_{band}_ERR`` are prior widths)."""
     return {c[len("FLUX_") :] for c in columns if c.startswith("FLUX_") and not c.endswith("_ERR")}
 
 
 def find_column(catalog: pd.DataFrame, name: str, where: str) -> str | None:
-    """The column holding ``name``: exact match first, else a unique case-insensitive one (warned)."""
+    """The column holding ``name``: exact match, else a unique case-insensitive one (warned)."""
     if name in catalog.columns:
         return name
     matches = [c for c in catalog.columns if str(c).strip().upper() == name.upper()]
     if len(matches) > 1:
-        raise ValueError(f"{where}: columns {matches} all match {name!r} (case-insensitive); keep one")
+        raise ValueError(
+            f"{where}: columns {matches} all match {name!r} (case-insensitive); keep one"
+        )
     if matches:
         logger.warning(
             "%s uses column %r for %s; interpreting it as %s (rename it to %r to silence this)",
-            where, matches[0], name, name, name,
+            where,
+            matches[0],
+            name,
+            name,
+            name,
         )
         return matches[0]
     return None
@@ -54,11 +60,14 @@ def parse_ids(values: pd.Series, where: str) -> pd.Series:
     blank = ids.str.strip() == ""
     if blank.any():
         rows = np.flatnonzero(blank.to_numpy()).tolist()
-        raise ValueError(f"{where}: column 'ID' is empty in {len(rows)} rows (data rows {rows[:_MAX_LISTED]})")
+        raise ValueError(
+            f"{where}: column 'ID' is empty in {len(rows)} rows (data rows {rows[:_MAX_LISTED]})"
+        )
     duplicated = ids[ids.duplicated(keep=False)].unique().tolist()
     if duplicated:
         raise ValueError(
-            f"{where}: column 'ID' must be unique; {len(duplicated)} IDs repeat: {_listed(duplicated)}"
+            f"{where}: column 'ID' must be unique; "
+            f"{len(duplicated)} IDs repeat: {_listed(duplicated)}"
         )
     return ids
 

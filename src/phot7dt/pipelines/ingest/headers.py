@@ -34,7 +34,8 @@ def _positive(header: fits.Header, key: str, unit: str, path: str) -> float:
     if value is None or not math.isfinite(value) or value <= 0:
         shown = "absent" if value is None else repr(header[key])
         raise ValueError(
-            f"FITS file {path}: bad/missing {key}: expected a positive finite number ({unit}), got {shown}"
+            f"FITS file {path}: bad/missing {key}: "
+            f"expected a positive finite number ({unit}), got {shown}"
         )
     return value
 
@@ -57,7 +58,9 @@ def celestial_wcs(header: fits.Header, path: str) -> WCS:
         reason = " ".join(str(exc).split())
         raise ValueError(f"FITS file {path}: WCS cannot be parsed ({reason})") from exc
     if wcs.naxis != 2 or not wcs.has_celestial:
-        raise ValueError(f"FITS file {path}: no celestial WCS (CTYPE1/CTYPE2 RA---TAN/DEC--TAN ...)")
+        raise ValueError(
+            f"FITS file {path}: no celestial WCS (CTYPE1/CTYPE2 RA---TAN/DEC--TAN ...)"
+        )
     return wcs
 
 
@@ -65,7 +68,9 @@ def _saturation(header: fits.Header, path: str) -> float:
     value = _number(header, "SATURATE")
     if value is None or not math.isfinite(value) or value <= 0:
         reason = "missing" if value is None else f"invalid ({header['SATURATE']!r})"
-        logger.warning("SATURATE %s in %s; using inf (no saturated pixels in this band)", reason, path)
+        logger.warning(
+            "SATURATE %s in %s; using inf (no saturated pixels in this band)", reason, path
+        )
         return math.inf
     return value
 
@@ -97,7 +102,10 @@ def frame_from_image(image: RawImage, *, zp_ref: float, saturation_divisor: floa
     if zp_auto is None:
         raise ValueError(f"FITS file {path}: missing ZP_AUTO (AB zero point, mag)")
     if not math.isfinite(zp_auto):
-        raise ValueError(f"FITS file {path}: bad ZP_AUTO: expected a finite number (mag), got {header['ZP_AUTO']!r}")
+        raise ValueError(
+            f"FITS file {path}: bad ZP_AUTO: "
+            f"expected a finite number (mag), got {header['ZP_AUTO']!r}"
+        )
     skysig = _positive(header, "SKYSIG", "ADU", path)
     egain = _positive(header, "EGAIN", "e-/ADU", path)
     saturate = _saturation(header, path)

@@ -69,7 +69,10 @@ def load_input_catalog(input_catalog_raw: pd.DataFrame, input_catalog: str) -> p
     for name in ("RA", "DEC", "ID", "TYPE"):
         found = cols.find_column(catalog, name, where)
         if found is None and name in ("RA", "DEC"):
-            raise ValueError(f"{where}: must have RA/DEC columns (case-insensitive); columns are {list(catalog.columns)}")
+            raise ValueError(
+                f"{where}: must have RA/DEC columns (case-insensitive); "
+                f"columns are {list(catalog.columns)}"
+            )
         if found is not None and found != name:
             renames[found] = name
     catalog = catalog.rename(columns=renames)
@@ -114,7 +117,9 @@ def prepare_frames(
     if not raw_frames:
         raise ValueError("image list: names no image")
     frames = [
-        frame_from_image(image, zp_ref=scaling.zp_ref, saturation_divisor=saturation.saturation_divisor)
+        frame_from_image(
+            image, zp_ref=scaling.zp_ref, saturation_divisor=saturation.saturation_divisor
+        )
         for image in raw_frames
     ]
     by_band: dict[str, list[str]] = {}
@@ -126,7 +131,13 @@ def prepare_frames(
     first = raw_frames[0]
     box = _crop_box(first.shape, crop_params, first.path)
     working_wcs = celestial_wcs(first.header, first.path).slice(box.slices)
-    logger.info("%d bands %s; working frame %s of %s", len(frames), [f.band for f in frames], box, first.shape)
+    logger.info(
+        "%d bands %s; working frame %s of %s",
+        len(frames),
+        [f.band for f in frames],
+        box,
+        first.shape,
+    )
     return FrameSet(
         frames=tuple(frames),
         crop=box,
@@ -176,9 +187,13 @@ def check_frames(
             if params.require_same_shape:
                 raise ValueError(message)
             logger.warning("%s (checks.require_same_shape is false)", message)
-        problems = wcs_differences(ref_wcs, celestial_wcs(image.header, image.path), params.wcs_tolerance)
+        problems = wcs_differences(
+            ref_wcs, celestial_wcs(image.header, image.path), params.wcs_tolerance
+        )
         if problems:
-            message = f"WCS mismatch with reference {reference.path}: {image.path}: {'; '.join(problems)}"
+            message = (
+                f"WCS mismatch with reference {reference.path}: {image.path}: {'; '.join(problems)}"
+            )
             if params.require_wcs_alignment:
                 raise ValueError(message)
             logger.warning("%s (checks.require_wcs_alignment is false)", message)
@@ -218,15 +233,27 @@ def build_white_stack(
     ny, nx = frames.shape
     white = np.empty((ny, nx), np.float32)
     sigma = np.empty((ny, nx), np.float32)
-    chunks = [Box(0, y0, nx, min(y0 + WHITE_STACK_CHUNK_ROWS, ny)) for y0 in range(0, ny, WHITE_STACK_CHUNK_ROWS)]
+    chunks = [
+        Box(0, y0, nx, min(y0 + WHITE_STACK_CHUNK_ROWS, ny))
+        for y0 in range(0, ny, WHITE_STACK_CHUNK_ROWS)
+    ]
     threads = params.white_stack_threads(len(chunks))
-    logger.info("white stack of %d bands, %dx%d px, %d chunks on %d threads", len(frames.frames), nx, ny, len(chunks), threads)
+    logger.info(
+        "white stack of %d bands, %dx%d px, %d chunks on %d threads",
+        len(frames.frames),
+        nx,
+        ny,
+        len(chunks),
+        threads,
+    )
 
     def accumulate(chunk: Box) -> None:
         white[chunk.slices], sigma[chunk.slices] = _white_chunk(frames, chunk)
 
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        for _ in tqdm(pool.map(accumulate, chunks), total=len(chunks), desc="white stack", unit="chunk"):
+        for _ in tqdm(
+            pool.map(accumulate, chunks), total=len(chunks), desc="white stack", unit="chunk"
+        ):
             pass
     header = _white_header(frames)
     return (white, header), (sigma, header.copy())

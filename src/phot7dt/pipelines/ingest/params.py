@@ -43,8 +43,8 @@ class CropParams(Section):
     overlay_downsample_full, overlay_downsample_crop : int
         Pixel step of the full overlay and of its zoom panel.
     overlay_crop_box : list of 4 int
-        Zoom region ``[x0, x1, y0, y1]`` in working-frame pixels (moved inside
-        the frame when it falls outside).
+        Zoom region ``[x0, x1, y0, y1]`` in working-frame pixels; when it does not
+        lie inside the working frame the central quarter of the frame is shown.
     overlay_crop_enabled : bool
         Add the zoom panel to the overlay.
     """
@@ -64,7 +64,7 @@ class CropParams(Section):
     def _zoom_box_is_ordered(self) -> CropParams:
         x0, x1, y0, y1 = self.overlay_crop_box
         if x1 <= x0 or y1 <= y0:
-            raise ValueError(f"overlay_crop_box must be [x0, x1, y0, y1] with x1 > x0 and y1 > y0")
+            raise ValueError("overlay_crop_box must be [x0, x1, y0, y1] with x1 > x0 and y1 > y0")
         return self
 
 

@@ -27,7 +27,12 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 prepare_frames,
-                ["raw_frames", "params:image_scaling", "params:crop", "params:source_saturation_cut"],
+                [
+                    "raw_frames",
+                    "params:image_scaling",
+                    "params:crop",
+                    "params:source_saturation_cut",
+                ],
                 "prepared_frames",
                 name="prepare_frames",
             ),

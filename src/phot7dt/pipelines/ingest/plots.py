@@ -40,7 +40,14 @@ def _show(ax: Any, image: np.ndarray, step: int, origin: tuple[int, int] = (0, 0
     x0, y0 = origin
     ny, nx = image.shape
     extent = (x0 - 0.5, x0 - 0.5 + nx * step, y0 - 0.5, y0 - 0.5 + ny * step)
-    ax.imshow(image, origin="lower", cmap="gray", norm=_normalize(image), extent=extent, interpolation="nearest")
+    ax.imshow(
+        image,
+        origin="lower",
+        cmap="gray",
+        norm=_normalize(image),
+        extent=extent,
+        interpolation="nearest",
+    )
     ax.set_xlabel("x (working-frame pixels)")
     ax.set_ylabel("y (working-frame pixels)")
 
@@ -77,7 +84,9 @@ def white_before_crop(frames: FrameSet, crop: CropParams, dpi: int) -> Figure:
     fig, (ax,) = _figure(frames.full_shape, dpi)
     box = frames.crop
     _show(ax, sampled_white(frames, step), step, origin=(-box.x0, -box.y0))
-    ax.add_patch(Rectangle((-0.5, -0.5), box.shape[1], box.shape[0], fill=False, color="red", lw=1.0))
+    ax.add_patch(
+        Rectangle((-0.5, -0.5), box.shape[1], box.shape[0], fill=False, color="red", lw=1.0)
+    )
     ax.set_title(f"white stack before crop (step {step}); red: working frame, margin {box.x0} px")
     return fig
 
@@ -92,11 +101,14 @@ def white_after_crop(white: np.ndarray, crop: CropParams, dpi: int) -> Figure:
 
 
 def zoom_box(box: tuple[int, int, int, int], shape: tuple[int, int]) -> Box:
-    """``[x0, x1, y0, y1]`` moved (and shrunk if needed) to lie inside a frame of ``shape``."""
+    """The zoom region ``[x0, x1, y0, y1]`` when it lies inside a frame of ``shape``;
+    otherwise the central quarter (in width and height) of the frame."""
     x0, x1, y0, y1 = box
     ny, nx = shape
-    width, height = min(x1 - x0, nx), min(y1 - y0, ny)
-    x0, y0 = int(np.clip(x0, 0, nx - width)), int(np.clip(y0, 0, ny - height))
+    if 0 <= x0 < x1 <= nx and 0 <= y0 < y1 <= ny:
+        return Box(x0, y0, x1, y1)
+    width, height = max(nx // 4, 1), max(ny // 4, 1)
+    x0, y0 = (nx - width) // 2, (ny - height) // 2
     return Box(x0, y0, x0 + width, y0 + height)
 
 
@@ -105,16 +117,41 @@ def _draw_sources(ax: Any, catalog: pd.DataFrame, size: float) -> None:
     saturated = placed["excluded_saturation"].to_numpy(bool)
     kind = placed["TYPE"].astype("str").to_numpy()
     groups = (
-        ("STAR", (kind == "STAR") & ~saturated, dict(marker="o", facecolors="none", edgecolors="cyan")),
-        ("GAL/EXP/DEV/SERSIC", np.isin(kind, list(GALAXY_TYPES)) & ~saturated, dict(marker="o", facecolors="none", edgecolors="magenta")),
-        ("UNKNOWN", ~np.isin(kind, ["STAR", *GALAXY_TYPES]) & ~saturated, dict(marker="s", facecolors="none", edgecolors="yellow")),
+        (
+            "STAR",
+            (kind == "STAR") & ~saturated,
+            dict(marker="o", facecolors="none", edgecolors="cyan"),
+        ),
+        (
+            "GAL/EXP/DEV/SERSIC",
+            np.isin(kind, list(GALAXY_TYPES)) & ~saturated,
+            dict(marker="o", facecolors="none", edgecolors="magenta"),
+        ),
+        (
+            "UNKNOWN",
+            ~np.isin(kind, ["STAR", *GALAXY_TYPES]) & ~saturated,
+            dict(marker="s", facecolors="none", edgecolors="yellow"),
+        ),
         ("excluded: saturation", saturated, dict(marker="x", color="red")),
     )
     for label, rows, style in groups:
-        ax.scatter(placed["x_pix_white"][rows], placed["y_pix_white"][rows], s=size, lw=0.8,
-                   label=f"{label} (N={int(rows.sum())})", **style)
+        ax.scatter(
+            placed["x_pix_white"][rows],
+            placed["y_pix_white"][rows],
+            s=size,
+            lw=0.8,
+            label=f"{label} (N={int(rows.sum())})",
+            **style,
+        )
     n_outside = int(catalog["excluded_crop"].sum())
-    ax.scatter([], [], marker="o", color="gray", s=size, label=f"excluded: crop / no position (N={n_outside})")
+    ax.scatter(
+        [],
+        [],
+        marker="o",
+        color="gray",
+        s=size,
+        label=f"excluded: crop / no position (N={n_outside})",
+    )
 
 
 def source_overlay(white: np.ndarray, catalog: pd.DataFrame, crop: CropParams, dpi: int) -> Figure:
@@ -131,27 +168,51 @@ def source_overlay(white: np.ndarray, catalog: pd.DataFrame, crop: CropParams, d
     if panels == 2:
         box = zoom_box(crop.overlay_crop_box, white.shape)
         zstep = crop.overlay_downsample_crop
-        _show(axes[1], np.asarray(white[box.slices][::zstep, ::zstep], dtype=np.float32), zstep, (box.x0, box.y0))
-        inside = catalog["x_pix_white"].between(box.x0 - 0.5, box.x1 - 0.5) & catalog["y_pix_white"].between(box.y0 - 0.5, box.y1 - 0.5)
+        _show(
+            axes[1],
+            np.asarray(white[box.slices][::zstep, ::zstep], dtype=np.float32),
+            zstep,
+            (box.x0, box.y0),
+        )
+        inside = catalog["x_pix_white"].between(box.x0 - 0.5, box.x1 - 0.5) & catalog[
+            "y_pix_white"
+        ].between(box.y0 - 0.5, box.y1 - 0.5)
         _draw_sources(axes[1], catalog[inside], size=40)
         axes[1].set_xlim(box.x0 - 0.5, box.x1 - 0.5)
         axes[1].set_ylim(box.y0 - 0.5, box.y1 - 0.5)
         axes[1].set_title(f"zoom x {box.x0}:{box.x1}, y {box.y0}:{box.y1} (step {zstep})")
-        axes[0].add_patch(Rectangle((box.x0 - 0.5, box.y0 - 0.5), box.shape[1], box.shape[0], fill=False, color="orange", lw=1.0))
+        axes[0].add_patch(
+            Rectangle(
+                (box.x0 - 0.5, box.y0 - 0.5),
+                box.shape[1],
+                box.shape[0],
+                fill=False,
+                color="orange",
+                lw=1.0,
+            )
+        )
     return fig
 
 
 def plot_white_stack(
-    frames: FrameSet, white_stack: tuple[np.ndarray, Any], crop: dict[str, Any], plotting: dict[str, Any]
+    frames: FrameSet,
+    white_stack: tuple[np.ndarray, Any],
+    crop: dict[str, Any],
+    plotting: dict[str, Any],
 ) -> tuple[Figure, Figure]:
     """Node: white stack before the crop (whole image, crop box drawn) and after it."""
     crop_params = section(CropParams, crop, "crop")
     dpi = section(PlottingParams, plotting, "plotting").dpi
-    return white_before_crop(frames, crop_params, dpi), white_after_crop(white_stack[0], crop_params, dpi)
+    return white_before_crop(frames, crop_params, dpi), white_after_crop(
+        white_stack[0], crop_params, dpi
+    )
 
 
 def plot_source_overlay(
-    white_stack: tuple[np.ndarray, Any], flagged_catalog: pd.DataFrame, crop: dict[str, Any], plotting: dict[str, Any]
+    white_stack: tuple[np.ndarray, Any],
+    flagged_catalog: pd.DataFrame,
+    crop: dict[str, Any],
+    plotting: dict[str, Any],
 ) -> Figure:
     """Node: working-frame white stack with the catalog overlaid by TYPE (+ zoom)."""
     crop_params = section(CropParams, crop, "crop")

@@ -15,7 +15,9 @@ from phot7dt.pipelines.ingest.params import SourceSaturationCutParams
 logger = logging.getLogger(__name__)
 
 
-def working_positions(catalog: pd.DataFrame, frames: FrameSet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def working_positions(
+    catalog: pd.DataFrame, frames: FrameSet
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Working-frame pixel positions of ``RA``/``DEC`` and which rows have valid coordinates.
 
     Returns
@@ -48,7 +50,9 @@ def _disk(radius: float) -> tuple[int, np.ndarray]:
     return half, (offsets[:, None] ** 2 + offsets[None, :] ** 2) <= radius**2
 
 
-def saturated_near(frames: FrameSet, band: str, x: np.ndarray, y: np.ndarray, radius: float) -> np.ndarray:
+def saturated_near(
+    frames: FrameSet, band: str, x: np.ndarray, y: np.ndarray, radius: float
+) -> np.ndarray:
     """Whether a raw pixel of ``band`` at or above its saturation level lies within
     ``radius`` pixels of each rounded working-frame position.
 
@@ -61,7 +65,8 @@ def saturated_near(frames: FrameSet, band: str, x: np.ndarray, y: np.ndarray, ra
     raw = frames.raw(band)
     ny, nx = raw.shape
     half, disk = _disk(radius)
-    for i, (xc, yc) in enumerate(zip(np.floor(x + 0.5).astype(int), np.floor(y + 0.5).astype(int))):
+    centres = zip(np.floor(x + 0.5).astype(int), np.floor(y + 0.5).astype(int), strict=True)
+    for i, (xc, yc) in enumerate(centres):
         xa, xb = max(xc - half, 0), min(xc + half + 1, nx)
         ya, yb = max(yc - half, 0), min(yc + half + 1, ny)
         window = raw[ya:yb, xa:xb]
@@ -72,7 +77,11 @@ def saturated_near(frames: FrameSet, band: str, x: np.ndarray, y: np.ndarray, ra
 
 
 def _saturation_flags(
-    frames: FrameSet, x: np.ndarray, y: np.ndarray, active: np.ndarray, params: SourceSaturationCutParams
+    frames: FrameSet,
+    x: np.ndarray,
+    y: np.ndarray,
+    active: np.ndarray,
+    params: SourceSaturationCutParams,
 ) -> np.ndarray:
     flags = np.zeros(len(x), bool)
     if not params.enabled:
@@ -87,12 +96,21 @@ def _saturation_flags(
     return flags
 
 
-def _reasons(invalid: np.ndarray, outside: np.ndarray, crop: np.ndarray, saturation: np.ndarray) -> list[str]:
-    named = (("invalid_coordinates", invalid), ("outside_image", outside), ("crop", crop), ("saturation", saturation))
+def _reasons(
+    invalid: np.ndarray, outside: np.ndarray, crop: np.ndarray, saturation: np.ndarray
+) -> list[str]:
+    named = (
+        ("invalid_coordinates", invalid),
+        ("outside_image", outside),
+        ("crop", crop),
+        ("saturation", saturation),
+    )
     return [",".join(name for name, flags in named if flags[i]) for i in range(len(invalid))]
 
 
-def flag_catalog(catalog: pd.DataFrame, frames: FrameSet, params: SourceSaturationCutParams) -> pd.DataFrame:
+def flag_catalog(
+    catalog: pd.DataFrame, frames: FrameSet, params: SourceSaturationCutParams
+) -> pd.DataFrame:
     """``catalog`` plus positions and ``excluded_*`` columns (see ``nodes.flag_sources``)."""
     x, y, valid = working_positions(catalog, frames)
     ny, nx = frames.shape
@@ -106,11 +124,17 @@ def flag_catalog(catalog: pd.DataFrame, frames: FrameSet, params: SourceSaturati
     flagged["excluded_crop"] = ~in_work
     flagged["excluded_saturation"] = saturation
     flagged["excluded_any"] = ~in_work | saturation
-    flagged["excluded_reason"] = _reasons(~valid, valid & ~in_image, in_image & ~in_work, saturation)
+    flagged["excluded_reason"] = _reasons(
+        ~valid, valid & ~in_image, in_image & ~in_work, saturation
+    )
     logger.info(
-        "%d sources: %d active, %d invalid coordinates, %d outside the image, %d in the crop margin, "
-        "%d near saturation",
-        len(flagged), int((~flagged["excluded_any"]).sum()), int((~valid).sum()),
-        int((valid & ~in_image).sum()), int((in_image & ~in_work).sum()), int(saturation.sum()),
+        "%d sources: %d active, %d invalid coordinates, %d outside the image, "
+        "%d in the crop margin, %d near saturation",
+        len(flagged),
+        int((~flagged["excluded_any"]).sum()),
+        int((~valid).sum()),
+        int((valid & ~in_image).sum()),
+        int((in_image & ~in_work).sum()),
+        int(saturation.sum()),
     )
     return flagged
