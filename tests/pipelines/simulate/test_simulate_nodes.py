@@ -31,7 +31,9 @@ def test_same_seed_same_field_other_seed_differs(small_params):
     pd.testing.assert_frame_equal(sources_a, sources_b)
     images = nodes.simulate_field(sources_a, bands_a, small_params)
     first = images["m475"][0]
-    np.testing.assert_array_equal(first, nodes.simulate_field(sources_b, bands_b, small_params)["m475"][0])
+    np.testing.assert_array_equal(
+        first, nodes.simulate_field(sources_b, bands_b, small_params)["m475"][0]
+    )
     _, other = _scene({**small_params, "seed": 12})
     assert not np.allclose(other["x_pix"].to_numpy()[:10], sources_a["x_pix"].to_numpy()[:10])
 
@@ -56,7 +58,9 @@ def test_sources_avoid_the_edges_and_blends_are_close(small_params):
     blends = sources[sources["role"] == "blend"].set_index("ID")
     for source_id, row in blends.iterrows():
         partner = blends.loc[row["blend_partner"]]
-        assert 2.0 <= np.hypot(row["x_pix"] - partner["x_pix"], row["y_pix"] - partner["y_pix"]) <= 6.0
+        assert (
+            2.0 <= np.hypot(row["x_pix"] - partner["x_pix"], row["y_pix"] - partner["y_pix"]) <= 6.0
+        )
         assert partner["blend_partner"] == source_id
 
 
@@ -68,7 +72,10 @@ def test_headers_hold_the_7dt_keys_and_a_shared_tan_wcs(small_params):
         assert pixels.dtype == np.float32 and pixels.shape == (400, 400)
         assert header["FILTER"] == band
         row = bands.set_index("band").loc[band]
-        assert header["ZP_AUTO"] == row["zp_auto"] and 0.02 <= abs(row["zp_auto"] - row["zp_true"]) <= 0.06
+        assert (
+            header["ZP_AUTO"] == row["zp_auto"]
+            and 0.02 <= abs(row["zp_auto"] - row["zp_true"]) <= 0.06
+        )
         assert header["SKYSIG"] > 0 and header["EGAIN"] > 0 and header["SATURATE"] == 60000.0
         assert header["SEEING"] == pytest.approx(header["PEEING"] * 0.505, abs=1e-4)
         assert "CD1_1" in header and "PC1_1" not in header
@@ -76,7 +83,9 @@ def test_headers_hold_the_7dt_keys_and_a_shared_tan_wcs(small_params):
         assert wcs.wcs.ctype[0] == "RA---TAN"
         assert np.sqrt(abs(np.linalg.det(wcs.pixel_scale_matrix))) * 3600 == pytest.approx(0.505)
         wcs0 = wcs0 or wcs
-        np.testing.assert_allclose(wcs.wcs_pix2world([[10, 20]], 0), wcs0.wcs_pix2world([[10, 20]], 0))
+        np.testing.assert_allclose(
+            wcs.wcs_pix2world([[10, 20]], 0), wcs0.wcs_pix2world([[10, 20]], 0)
+        )
         assert 0 < np.isnan(pixels).sum() < 400
         assert np.nanstd(pixels[:40, :40]) == pytest.approx(row["skysig"], rel=0.15)
 
@@ -87,7 +96,9 @@ def test_noiseless_star_sums_equal_truth_flux(isolated_stars_params):
     assert len(sources) == 9
     for _, band in bands.iterrows():
         pixels = images[band["band"]][0]
-        adu = sources[f"FLUX_{band['band']}"] * adu_per_scaled_flux(band, isolated_stars_params["zp_ref"])
+        adu = sources[f"FLUX_{band['band']}"] * adu_per_scaled_flux(
+            band, isolated_stars_params["zp_ref"]
+        )
         for (_, star), flux in zip(sources.iterrows(), adu, strict=True):
             x, y = int(round(star["x_pix"])), int(round(star["y_pix"]))
             total = pixels[y - 40 : y + 41, x - 40 : x + 41].astype(float).sum()

@@ -65,14 +65,20 @@ def test_small_preset_runs_in_seconds_and_writes_the_tile(small_params, tmp_path
 
 def test_catalog_entries_follow_sample_dir_and_work_dir(tmp_path):
     loader = OmegaConfigLoader(
-        conf_source=str(PROJECT / "conf"), base_env="base", default_run_env="local",
+        conf_source=str(PROJECT / "conf"),
+        base_env="base",
+        default_run_env="local",
         runtime_params={"sample_dir": str(tmp_path / "s"), "work_dir": str(tmp_path / "w")},
     )
     entries = loader["catalog"]
     assert entries["sim_images"]["type"] == "phot7dt.datasets.ImageListDataset"
     assert entries["sim_images"]["filepath"] == f"{tmp_path}/s/image_list.txt"
-    for name, file in [("sim_catalog", "catalog.csv"), ("sim_gaiaxp", "gaiaxp_synphot.csv"),
-                       ("sim_truth", "truth.csv"), ("sim_truth_bands", "truth_bands.csv")]:
+    for name, file in [
+        ("sim_catalog", "catalog.csv"),
+        ("sim_gaiaxp", "gaiaxp_synphot.csv"),
+        ("sim_truth", "truth.csv"),
+        ("sim_truth_bands", "truth_bands.csv"),
+    ]:
         assert entries[name]["filepath"] == f"{tmp_path}/s/{file}"
     assert entries["sim_quicklook"]["filepath"].startswith(f"{tmp_path}/w/08_reporting/simulate/")
     assert loader["parameters"]["simulate"]["preset"] in {"small", "medium", "large"}
@@ -81,12 +87,16 @@ def test_catalog_entries_follow_sample_dir_and_work_dir(tmp_path):
 def test_truth_csv_round_trip_keeps_text_ids(small_params, tmp_path):
     catalog = _run(small_params, tmp_path)
     truth = catalog.load("sim_truth")
-    loader = OmegaConfigLoader(conf_source=str(PROJECT / "conf"), base_env="base",
-                               default_run_env="local",
-                               runtime_params={"sample_dir": str(tmp_path)})
+    loader = OmegaConfigLoader(
+        conf_source=str(PROJECT / "conf"),
+        base_env="base",
+        default_run_env="local",
+        runtime_params={"sample_dir": str(tmp_path)},
+    )
     config = loader["catalog"]["sim_truth"]
-    dataset = CSVDataset(filepath=config["filepath"], load_args=config["load_args"],
-                         save_args=config["save_args"])
+    dataset = CSVDataset(
+        filepath=config["filepath"], load_args=config["load_args"], save_args=config["save_args"]
+    )
     dataset.save(truth)
     back = dataset.load()
     assert back["ID"].tolist() == truth["ID"].tolist()

@@ -9,9 +9,21 @@ import pytest
 
 from phot7dt.pipelines.simulate.render import bleed_and_clip, draw_source, galaxy_profile
 
-BAND = pd.Series({"band": "m550", "fwhm_pix": 3.5, "moffat_beta": 3.5, "skysig": 4.0,
-                  "saturate": 60000.0, "psf_grad_x": 0.0, "psf_grad_y": 0.0, "psf_radial": 0.0,
-                  "psf_xc": 0.0, "psf_yc": 0.0, "psf_norm_pix": 100.0})
+BAND = pd.Series(
+    {
+        "band": "m550",
+        "fwhm_pix": 3.5,
+        "moffat_beta": 3.5,
+        "skysig": 4.0,
+        "saturate": 60000.0,
+        "psf_grad_x": 0.0,
+        "psf_grad_y": 0.0,
+        "psf_radial": 0.0,
+        "psf_xc": 0.0,
+        "psf_yc": 0.0,
+        "psf_norm_pix": 100.0,
+    }
+)
 
 
 def _fine_image(ell: float, theta_deg: float, re_pix: float = 5.0) -> tuple[np.ndarray, ...]:
@@ -40,11 +52,22 @@ def test_theta_is_counter_clockwise_from_plus_x():
 
 @pytest.mark.parametrize("kind", ["STAR", "EXP", "DEV", "SERSIC"])
 def test_drawn_stamp_holds_the_whole_flux(kind):
-    row = pd.Series({"x_pix": 100.3, "y_pix": 80.7, "TYPE": kind, "re_pix": 6.0, "ell": 0.4,
-                     "theta_deg": 20.0, "sersic_n": {"EXP": 1.0, "DEV": 4.0}.get(kind, 2.3)})
+    row = pd.Series(
+        {
+            "x_pix": 100.3,
+            "y_pix": 80.7,
+            "TYPE": kind,
+            "re_pix": 6.0,
+            "ell": 0.4,
+            "theta_deg": 20.0,
+            "sersic_n": {"EXP": 1.0, "DEV": 4.0}.get(kind, 2.3),
+        }
+    )
     stamp = draw_source(row, 5000.0, BAND)
     assert stamp.array.sum() == pytest.approx(5000.0, rel=1e-3)
-    assert stamp.bounds.center.x == 101 and stamp.bounds.center.y == 82  # 1-based pixel of (100, 81)
+    assert (
+        stamp.bounds.center.x == 101 and stamp.bounds.center.y == 82
+    )  # 1-based pixel of (100, 81)
 
 
 def test_saturation_clips_and_bleeds_along_columns():

@@ -36,7 +36,9 @@ def truth_table(sources: pd.DataFrame, saturated: dict[str, np.ndarray]) -> pd.D
     out["phot_g_mean_mag"] = sources["phot_g_mean_mag"]
     out["blend_partner"] = sources["blend_partner"]
     flags = np.array([saturated[b] for b in bands]).T.reshape(len(sources), len(bands))
-    out["saturated_bands"] = [",".join(b for b, f in zip(bands, row, strict=True) if f) for row in flags]
+    out["saturated_bands"] = [
+        ",".join(b for b, f in zip(bands, row, strict=True) if f) for row in flags
+    ]
     return out
 
 
@@ -45,8 +47,9 @@ def _wrap_theta(theta_deg: np.ndarray) -> np.ndarray:
     return 90.0 - np.mod(90.0 - theta_deg, 180.0)
 
 
-def input_catalog(sources: pd.DataFrame, wcs: WCS, params: SimulateParams,
-                  rng: np.random.Generator) -> pd.DataFrame:
+def input_catalog(
+    sources: pd.DataFrame, wcs: WCS, params: SimulateParams, rng: np.random.Generator
+) -> pd.DataFrame:
     """``catalog.csv`` in tract7dt's format, from the listed sources with perturbed measurements.
 
     Positions move by ``catalog_pos_sigma_pix``, fluxes and ``Re`` by log-normal
@@ -64,10 +67,14 @@ def input_catalog(sources: pd.DataFrame, wcs: WCS, params: SimulateParams,
     types[untyped] = rng.choice(np.array(["", "GAL"], dtype=object), int(untyped.sum()))
     cat = pd.DataFrame({"ID": listed["ID"], "RA": ra, "DEC": dec, "TYPE": types})
     for band in band_names(listed):
-        cat[f"FLUX_{band}"] = listed[f"FLUX_{band}"] * rng.lognormal(0.0, params.catalog_flux_sigma, n)
+        cat[f"FLUX_{band}"] = listed[f"FLUX_{band}"] * rng.lognormal(
+            0.0, params.catalog_flux_sigma, n
+        )
     sigma = params.catalog_shape_sigma
     cat["ELL"] = np.where(galaxy, np.clip(listed["ell"] + rng.normal(0, 0.05, n), 0.0, 0.9), np.nan)
-    cat["THETA"] = np.where(galaxy, _wrap_theta(listed["theta_deg"] + rng.normal(0, 8.0, n)), np.nan)
+    cat["THETA"] = np.where(
+        galaxy, _wrap_theta(listed["theta_deg"] + rng.normal(0, 8.0, n)), np.nan
+    )
     cat["Re"] = np.where(galaxy, listed["re_pix"] * rng.lognormal(0.0, sigma, n), np.nan)
     is_sersic = (listed["TYPE"] == "SERSIC").to_numpy()
     sersic_n = np.clip(listed["sersic_n"] + rng.normal(0, 0.3, n), 0.5, 6.0)
@@ -81,8 +88,9 @@ def input_catalog(sources: pd.DataFrame, wcs: WCS, params: SimulateParams,
     return cat.iloc[rng.permutation(n)].reset_index(drop=True)
 
 
-def gaiaxp_table(sources: pd.DataFrame, params: SimulateParams,
-                 rng: np.random.Generator) -> pd.DataFrame:
+def gaiaxp_table(
+    sources: pd.DataFrame, params: SimulateParams, rng: np.random.Generator
+) -> pd.DataFrame:
     """``gaiaxp_synphot.csv``: stars with a Gaia source ID (G at most ``gaia_g_max``).
 
     Magnitudes are the true AB magnitudes plus ``gaia_mag_sigma`` noise; positions
@@ -91,9 +99,14 @@ def gaiaxp_table(sources: pd.DataFrame, params: SimulateParams,
     """
     stars = sources[sources["gaia_source_id"] != ""].reset_index(drop=True)
     n = len(stars)
-    gaia = pd.DataFrame({"source_id": stars["gaia_source_id"], "ra": stars["RA"],
-                         "dec": stars["DEC"],
-                         "phot_g_mean_mag": stars["phot_g_mean_mag"] + rng.normal(0, 0.003, n)})
+    gaia = pd.DataFrame(
+        {
+            "source_id": stars["gaia_source_id"],
+            "ra": stars["RA"],
+            "dec": stars["DEC"],
+            "phot_g_mean_mag": stars["phot_g_mean_mag"] + rng.normal(0, 0.003, n),
+        }
+    )
     for band in band_names(stars):
         gaia[f"mag_{band}"] = stars[f"mag_{band}"] + rng.normal(0.0, params.gaia_mag_sigma, n)
     return gaia.sort_values("ra").reset_index(drop=True)

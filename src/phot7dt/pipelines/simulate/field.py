@@ -1,4 +1,4 @@
-"""Assemble the simulated field's sources: who is where, how bright in each band, and under which ID."""
+"""The simulated field's sources: who is where, how bright in each band, under which ID."""
 
 from __future__ import annotations
 
@@ -19,26 +19,51 @@ from phot7dt.pipelines.simulate.sources import (
 )
 
 #: Exclusion radii (px): no other source centre comes closer than this.
-CLEARANCE_PIX = {"saturated_star": 45.0, "unlisted": 25.0, "psf_star": 15.0, "blend": 12.0,
-                 "field": 8.0}
+CLEARANCE_PIX = {
+    "saturated_star": 45.0,
+    "unlisted": 25.0,
+    "psf_star": 15.0,
+    "blend": 12.0,
+    "field": 8.0,
+}
 
 
-def _stars(role: str, xy: np.ndarray, rng: np.random.Generator, mag: tuple[float, float],
-           temp: tuple[float, float]) -> dict[str, np.ndarray]:
+def _stars(
+    role: str,
+    xy: np.ndarray,
+    rng: np.random.Generator,
+    mag: tuple[float, float],
+    temp: tuple[float, float],
+) -> dict[str, np.ndarray]:
     n = len(xy)
-    return {"role": np.full(n, role), "TYPE": np.full(n, "STAR"), "x_pix": xy[:, 0],
-            "y_pix": xy[:, 1], "m550": rng.uniform(*mag, n), "temp_k": rng.uniform(*temp, n)}
+    return {
+        "role": np.full(n, role),
+        "TYPE": np.full(n, "STAR"),
+        "x_pix": xy[:, 0],
+        "y_pix": xy[:, 1],
+        "m550": rng.uniform(*mag, n),
+        "temp_k": rng.uniform(*temp, n),
+    }
 
 
-def _galaxies(role: str, xy: np.ndarray, rng: np.random.Generator, m550: np.ndarray,
-              types: np.ndarray) -> dict[str, np.ndarray]:
+def _galaxies(
+    role: str, xy: np.ndarray, rng: np.random.Generator, m550: np.ndarray, types: np.ndarray
+) -> dict[str, np.ndarray]:
     n = len(xy)
-    return {"role": np.full(n, role), "TYPE": types, "x_pix": xy[:, 0], "y_pix": xy[:, 1],
-            "m550": m550, "sed_slope": rng.uniform(-1.0, 2.0, n),
-            **galaxy_shapes(rng, types, m550)}
+    return {
+        "role": np.full(n, role),
+        "TYPE": types,
+        "x_pix": xy[:, 0],
+        "y_pix": xy[:, 1],
+        "m550": m550,
+        "sed_slope": rng.uniform(-1.0, 2.0, n),
+        **galaxy_shapes(rng, types, m550),
+    }
 
 
-def _blend_pairs(placer: Placer, n_pairs: int, rng: np.random.Generator) -> list[dict[str, np.ndarray]]:
+def _blend_pairs(
+    placer: Placer, n_pairs: int, rng: np.random.Generator
+) -> list[dict[str, np.ndarray]]:
     """Close pairs 2–6 px apart, 30 % of members stars; ``pair_index`` links the two members."""
     primary = placer.draw(n_pairs, CLEARANCE_PIX["blend"])
     sep = rng.uniform(2.0, 6.0, n_pairs)
@@ -62,8 +87,13 @@ def _unlisted(placer: Placer, n: int, rng: np.random.Generator) -> list[dict[str
     xy = placer.draw(n, CLEARANCE_PIX["unlisted"])
     is_gal = np.arange(n) % 3 == 1
     stars = _stars("unlisted", xy[~is_gal], rng, (15.0, 16.5), (4500.0, 7500.0))
-    gals = _galaxies("unlisted", xy[is_gal], rng, rng.uniform(16.5, 17.5, int(is_gal.sum())),
-                     rng.choice(np.array(["EXP", "DEV"]), int(is_gal.sum())))
+    gals = _galaxies(
+        "unlisted",
+        xy[is_gal],
+        rng,
+        rng.uniform(16.5, 17.5, int(is_gal.sum())),
+        rng.choice(np.array(["EXP", "DEV"]), int(is_gal.sum())),
+    )
     gals["re_pix"] = rng.uniform(5.0, 7.5, int(is_gal.sum()))
     return [stars, gals]
 
@@ -81,14 +111,16 @@ def draw_population(layout: FieldLayout, edge: float, rng: np.random.Generator) 
     groups.append(_stars("field_star", field_xy, rng, (19.0, 22.5), (3500.0, 9000.0)))
     gal_xy = placer.draw(layout.n_galaxies, CLEARANCE_PIX["field"])
     gal_mag = number_count_mags(rng, layout.n_galaxies, 17.5, 22.0)
-    groups.append(_galaxies("galaxy", gal_xy, rng, gal_mag, random_galaxy_types(rng, layout.n_galaxies)))
+    groups.append(
+        _galaxies("galaxy", gal_xy, rng, gal_mag, random_galaxy_types(rng, layout.n_galaxies))
+    )
     frame = population_frame(groups)
     frame["pair_index"] = frame["pair_index"] if "pair_index" in frame else np.nan
     return frame
 
 
 def _assign_ids(frame: pd.DataFrame, params: SimulateParams, rng: np.random.Generator) -> pd.Series:
-    """Catalog IDs: unique integers as text, some zero-padded; ``nocat_<n>`` for unlisted sources."""
+    """Catalog IDs: unique integers as text, some zero-padded; ``nocat_<n>`` when unlisted."""
     listed = (frame["role"] != "unlisted").to_numpy()
     numbers = rng.choice(np.arange(1, 10 * len(frame) + 100), size=int(listed.sum()), replace=False)
     padded = rng.uniform(size=len(numbers)) < params.catalog_zero_padded_fraction
@@ -104,7 +136,10 @@ def _blend_partners(frame: pd.DataFrame) -> pd.Series:
     blends = frame[frame["role"] == "blend"]
     for _, pair in blends.groupby("pair_index"):
         if len(pair) == 2:
-            partners[pair.index[0]], partners[pair.index[1]] = pair["ID"].iloc[1], pair["ID"].iloc[0]
+            partners[pair.index[0]], partners[pair.index[1]] = (
+                pair["ID"].iloc[1],
+                pair["ID"].iloc[0],
+            )
     return partners
 
 
@@ -112,17 +147,23 @@ def _band_photometry(frame: pd.DataFrame, bands: pd.DataFrame, zp_ref: float) ->
     """True AB magnitudes and expected fitted fluxes on the common scale, per band."""
     wave = bands["wavelength_nm"].to_numpy()
     is_star = (frame["TYPE"] == "STAR").to_numpy()
-    offsets = np.where(is_star[:, None],
-                       blackbody_ab_offset(wave, frame["temp_k"].fillna(6000.0)),
-                       power_law_ab_offset(wave, frame["sed_slope"].fillna(0.0)))
+    offsets = np.where(
+        is_star[:, None],
+        blackbody_ab_offset(wave, frame["temp_k"].fillna(6000.0)),
+        power_law_ab_offset(wave, frame["sed_slope"].fillna(0.0)),
+    )
     mags = frame["m550"].to_numpy()[:, None] + offsets
     # Raw ADU flux 10**(-0.4 (mag - zp_true)) times the scale 10**(-0.4 (ZP_AUTO - zp_ref)).
     shift = (bands["zp_auto"] - bands["zp_true"] - zp_ref).to_numpy()[None, :]
     fluxes = 10.0 ** (-0.4 * (mags + shift))
     names = bands["band"].tolist()
-    return pd.concat([pd.DataFrame(mags, columns=[f"mag_{b}" for b in names], index=frame.index),
-                      pd.DataFrame(fluxes, columns=[f"FLUX_{b}" for b in names], index=frame.index)],
-                     axis=1)
+    return pd.concat(
+        [
+            pd.DataFrame(mags, columns=[f"mag_{b}" for b in names], index=frame.index),
+            pd.DataFrame(fluxes, columns=[f"FLUX_{b}" for b in names], index=frame.index),
+        ],
+        axis=1,
+    )
 
 
 def _gaia_source_ids(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -131,8 +172,13 @@ def _gaia_source_ids(rng: np.random.Generator, n: int) -> np.ndarray:
     return rng.permutation(ids)[:n]
 
 
-def finish_sources(frame: pd.DataFrame, bands: pd.DataFrame, wcs: WCS, params: SimulateParams,
-                   rng: np.random.Generator) -> pd.DataFrame:
+def finish_sources(
+    frame: pd.DataFrame,
+    bands: pd.DataFrame,
+    wcs: WCS,
+    params: SimulateParams,
+    rng: np.random.Generator,
+) -> pd.DataFrame:
     """Add IDs, sky positions, per-band photometry, Gaia G and Gaia source IDs."""
     out = frame.copy()
     out["ID"] = _assign_ids(out, params, rng)
@@ -141,8 +187,9 @@ def finish_sources(frame: pd.DataFrame, bands: pd.DataFrame, wcs: WCS, params: S
     ra, dec = wcs.all_pix2world(out["x_pix"].to_numpy(), out["y_pix"].to_numpy(), 0)
     out["RA"], out["DEC"] = ra, dec
     is_star = out["TYPE"] == "STAR"
-    out["phot_g_mean_mag"] = np.where(is_star, gaia_g_mag(out["m550"], out["temp_k"].fillna(6000.0)),
-                                      np.nan)
+    out["phot_g_mean_mag"] = np.where(
+        is_star, gaia_g_mag(out["m550"], out["temp_k"].fillna(6000.0)), np.nan
+    )
     in_gaia = (is_star & (out["phot_g_mean_mag"] <= params.gaia_g_max)).to_numpy()
     gaia_ids = np.full(len(out), "", dtype=object)
     gaia_ids[in_gaia] = [str(k) for k in _gaia_source_ids(rng, int(in_gaia.sum()))]

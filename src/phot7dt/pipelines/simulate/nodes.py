@@ -57,8 +57,13 @@ def draw_sim_bands(simulate: Mapping[str, Any]) -> pd.DataFrame:
     params = _params(simulate)
     layout = params.layout()
     bands = draw_band_table(params, layout, _rng(params, _BANDS_STREAM))
-    logger.info("simulate: %s preset, %dx%d px, bands %s", params.preset, layout.width,
-                layout.height, ", ".join(layout.bands))
+    logger.info(
+        "simulate: %s preset, %dx%d px, bands %s",
+        params.preset,
+        layout.width,
+        layout.height,
+        ", ".join(layout.bands),
+    )
     return bands
 
 
@@ -79,13 +84,18 @@ def draw_sim_sources(sim_truth_bands: pd.DataFrame, simulate: Mapping[str, Any])
     rng = _rng(params, _SOURCES_STREAM)
     frame = draw_population(layout, params.edge_margin_pix + EDGE_PAD_PIX, rng)
     sources = finish_sources(frame, sim_truth_bands, make_wcs(params, layout), params, rng)
-    logger.info("simulate: %d sources (%d in the catalog, %d with Gaia IDs)", len(sources),
-                int(sources["in_catalog"].sum()), int((sources["gaia_source_id"] != "").sum()))
+    logger.info(
+        "simulate: %d sources (%d in the catalog, %d with Gaia IDs)",
+        len(sources),
+        int(sources["in_catalog"].sum()),
+        int((sources["gaia_source_id"] != "").sum()),
+    )
     return sources
 
 
-def simulate_field(sim_sources: pd.DataFrame, sim_truth_bands: pd.DataFrame,
-                   simulate: Mapping[str, Any]) -> Mapping[str, tuple[np.ndarray, fits.Header]]:
+def simulate_field(
+    sim_sources: pd.DataFrame, sim_truth_bands: pd.DataFrame, simulate: Mapping[str, Any]
+) -> Mapping[str, tuple[np.ndarray, fits.Header]]:
     """The tile's images, ``{band: (pixels (height, width) float32 ADU, header)}``.
 
     Rendered with GalSim when the image-list dataset writes each band (one band in
@@ -99,13 +109,16 @@ def simulate_field(sim_sources: pd.DataFrame, sim_truth_bands: pd.DataFrame,
     return LazyBandImages(sim_sources, sim_truth_bands, layout, params, make_wcs(params, layout))
 
 
-def build_sim_truth(sim_sources: pd.DataFrame, sim_truth_bands: pd.DataFrame,
-                    simulate: Mapping[str, Any]) -> pd.DataFrame:
+def build_sim_truth(
+    sim_sources: pd.DataFrame, sim_truth_bands: pd.DataFrame, simulate: Mapping[str, Any]
+) -> pd.DataFrame:
     """``truth.csv``: every source's true values and the bands where its core saturates."""
     params = _params(simulate)
     saturated = {}
     for _, band in sim_truth_bands.iterrows():
-        adu = sim_sources[f"FLUX_{band['band']}"].to_numpy() * adu_per_scaled_flux(band, params.zp_ref)
+        adu = sim_sources[f"FLUX_{band['band']}"].to_numpy() * adu_per_scaled_flux(
+            band, params.zp_ref
+        )
         saturated[band["band"]] = saturated_sources(sim_sources, adu, band)
     return truth_table(sim_sources, saturated)
 
@@ -121,4 +134,3 @@ def build_sim_gaiaxp(sim_sources: pd.DataFrame, simulate: Mapping[str, Any]) -> 
     """``gaiaxp_synphot.csv``: Gaia stars of the field with synthetic 7DT magnitudes."""
     params = _params(simulate)
     return gaiaxp_table(sim_sources, params, _rng(params, _GAIA_STREAM))
-

@@ -209,7 +209,9 @@ class SimulateParams(Section):
         try:
             self.layout()
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
+            )
             raise ValueError(f"{self.preset} preset with overrides: {problems}") from None
         return self
 

@@ -54,15 +54,32 @@ def quicklook_figure(pixels: np.ndarray, band: str, truth: pd.DataFrame) -> Figu
     fig = Figure(figsize=(9, 8), dpi=110)
     ax = fig.add_subplot()
     extent = (-0.5, shown.shape[1] * step - 0.5, -0.5, shown.shape[0] * step - 0.5)
-    img = ax.imshow(shown, origin="lower", cmap=cmap, norm=norm, extent=extent,
-                    interpolation="nearest")
+    img = ax.imshow(
+        shown, origin="lower", cmap=cmap, norm=norm, extent=extent, interpolation="nearest"
+    )
+    size = 90 if len(truth) <= 100 else 25
     for model, (marker, colour) in TYPE_STYLES.items():
         rows = truth[(truth["TYPE"] == model) & truth["in_catalog"].astype(bool)]
-        ax.scatter(rows["x_pix"], rows["y_pix"], s=90, marker=marker, facecolors="none",
-                   edgecolors=colour, linewidths=0.8, label=f"{model} ({len(rows)})")
+        ax.scatter(
+            rows["x_pix"],
+            rows["y_pix"],
+            s=size,
+            marker=marker,
+            facecolors="none",
+            edgecolors=colour,
+            linewidths=0.8,
+            label=f"{model} ({len(rows)})",
+        )
     unlisted = truth[~truth["in_catalog"].astype(bool)]
-    ax.scatter(unlisted["x_pix"], unlisted["y_pix"], s=80, marker="x", color="magenta",
-               linewidths=1.2, label=f"not in catalog ({len(unlisted)})")
+    ax.scatter(
+        unlisted["x_pix"],
+        unlisted["y_pix"],
+        s=2 * size,
+        marker="x",
+        color="magenta",
+        linewidths=1.2,
+        label=f"not in catalog ({len(unlisted)})",
+    )
     ax.set_xlabel("x [pixel]")
     ax.set_ylabel("y [pixel]")
     ax.set_title(f"Simulated 7DT tile, band {band}: asinh stretch, {step}x{step} binned, NaN red")

@@ -43,13 +43,15 @@ def fft_accuracy(adu_flux: float, skysig: float) -> float:
 @functools.lru_cache(maxsize=512)
 def _unit_sersic(n: float, accuracy: float) -> galsim.Sersic:
     """Circular Sersic profile, half-light radius 1 px, truncated at GALAXY_TRUNCATION_RE."""
-    return galsim.Sersic(n=n, half_light_radius=1.0, trunc=GALAXY_TRUNCATION_RE,
-                         gsparams=_gsparams(accuracy))
+    return galsim.Sersic(
+        n=n, half_light_radius=1.0, trunc=GALAXY_TRUNCATION_RE, gsparams=_gsparams(accuracy)
+    )
 
 
-def galaxy_profile(sersic_n: float, re_pix: float, ell: float, theta_deg: float,
-                   accuracy: float = 1e-3) -> galsim.GSObject:
-    """Unit-flux elliptical Sersic galaxy whose half-light radius along the major axis is ``re_pix``.
+def galaxy_profile(
+    sersic_n: float, re_pix: float, ell: float, theta_deg: float, accuracy: float = 1e-3
+) -> galsim.GSObject:
+    """Unit-flux elliptical Sersic galaxy with half-light radius ``re_pix`` along the major axis.
 
     GalSim's shear with ``q = b/a`` preserves area, so a circular profile of
     half-light radius ``r`` becomes an ellipse with semi-axes ``r / sqrt(q)`` and
@@ -63,7 +65,11 @@ def galaxy_profile(sersic_n: float, re_pix: float, ell: float, theta_deg: float,
 
 
 def stamp_half_size(adu_flux: float, fwhm: float, beta: float, skysig: float, extent: float) -> int:
-    """Half size (px) of a stamp holding the source's light down to a small part of the sky noise."""
+    """Half size (px) of a stamp holding the source's light down to a small part of the sky noise.
+
+    ``extent`` is the profile's own radius (px, 0 for stars); the PSF wings are followed
+    until they fall below ``WING_FRACTION_OF_SKYSIG`` of ``skysig``.
+    """
     alpha = fwhm / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
     central = max(adu_flux, 1e-30) * (beta - 1.0) / (np.pi * alpha**2)
     ratio = central / (WING_FRACTION_OF_SKYSIG * skysig)
@@ -75,7 +81,11 @@ def stamp_half_size(adu_flux: float, fwhm: float, beta: float, skysig: float, ex
 def draw_source(row: pd.Series, adu_flux: float, band: pd.Series) -> galsim.ImageF:
     """Noiseless pixel-integrated image of one source in one band, centred on its true position."""
     x, y = float(row["x_pix"]), float(row["y_pix"])
-    fwhm, beta, skysig = float(moffat_fwhm_at(band, x, y)), float(band["moffat_beta"]), float(band["skysig"])
+    fwhm, beta, skysig = (
+        float(moffat_fwhm_at(band, x, y)),
+        float(band["moffat_beta"]),
+        float(band["skysig"]),
+    )
     accuracy = fft_accuracy(adu_flux, skysig)
     psf = galsim.Moffat(beta=beta, fwhm=fwhm, gsparams=_gsparams(accuracy))
     extent = 0.0
@@ -98,16 +108,24 @@ def add_stamp(image: np.ndarray, stamp: galsim.ImageF) -> None:
     full = galsim.BoundsI(1, image.shape[1], 1, image.shape[0])
     overlap = stamp.bounds & full
     if overlap.isDefined():
-        image[overlap.ymin - 1 : overlap.ymax, overlap.xmin - 1 : overlap.xmax] += stamp[overlap].array
+        image[overlap.ymin - 1 : overlap.ymax, overlap.xmin - 1 : overlap.xmax] += stamp[
+            overlap
+        ].array
 
 
-def render_model(sources: pd.DataFrame, adu_flux: np.ndarray, band: pd.Series,
-                 shape: tuple[int, int]) -> tuple[np.ndarray, list[galsim.BoundsI]]:
+def render_model(
+    sources: pd.DataFrame, adu_flux: np.ndarray, band: pd.Series, shape: tuple[int, int]
+) -> tuple[np.ndarray, list[galsim.BoundsI]]:
     """Noiseless band image (float32, ADU) and the stamp bounds of sources whose peak saturates."""
     image = np.zeros(shape, dtype=np.float32)
     saturating = []
-    rows = tqdm(sources.iterrows(), total=len(sources), desc=f"render {band['band']}", disable=None,
-                leave=False)
+    rows = tqdm(
+        sources.iterrows(),
+        total=len(sources),
+        desc=f"render {band['band']}",
+        disable=None,
+        leave=False,
+    )
     for (_, row), flux in zip(rows, adu_flux, strict=True):
         stamp = draw_source(row, float(flux), band)
         add_stamp(image, stamp)
@@ -117,7 +135,7 @@ def render_model(sources: pd.DataFrame, adu_flux: np.ndarray, band: pd.Series,
 
 
 def add_noise(model: np.ndarray, band: pd.Series, rng: np.random.Generator) -> np.ndarray:
-    """Source Poisson noise (electrons through EGAIN) plus Gaussian sky noise SKYSIG, float32 ADU."""
+    """Source Poisson noise (electrons, via EGAIN) plus Gaussian sky noise SKYSIG; float32 ADU."""
     gain = float(band["egain"])
     source = rng.poisson(np.clip(model, 0.0, None).astype(np.float64) * gain) / gain
     sky = rng.standard_normal(model.shape, dtype=np.float32) * np.float32(band["skysig"])
@@ -145,7 +163,9 @@ def bleed_and_clip(image: np.ndarray, saturate: float, regions: list[galsim.Boun
     np.minimum(image, np.float32(saturate), out=image)
 
 
-def add_bad_pixels(image: np.ndarray, n_pixels: int, n_columns: int, rng: np.random.Generator) -> None:
+def add_bad_pixels(
+    image: np.ndarray, n_pixels: int, n_columns: int, rng: np.random.Generator
+) -> None:
     """Set scattered pixels and column segments (a third of the height each) to NaN, in place."""
     ny, nx = image.shape
     image[rng.integers(0, ny, n_pixels), rng.integers(0, nx, n_pixels)] = np.nan

@@ -13,12 +13,10 @@ from phot7dt.pipelines.simulate.params import (
     SimulateParams,
 )
 
-#: Columns of ``truth_bands.csv`` that describe the PSF at any position (see :func:`moffat_fwhm_at`).
-PSF_COLUMNS = ("fwhm_pix", "moffat_beta", "psf_grad_x", "psf_grad_y", "psf_radial",
-               "psf_xc", "psf_yc", "psf_norm_pix")
 
-
-def draw_band_table(params: SimulateParams, layout: FieldLayout, rng: np.random.Generator) -> pd.DataFrame:
+def draw_band_table(
+    params: SimulateParams, layout: FieldLayout, rng: np.random.Generator
+) -> pd.DataFrame:
     """Calibration and PSF of every band (one row per band, the content of ``truth_bands.csv``).
 
     Returns
@@ -26,7 +24,9 @@ def draw_band_table(params: SimulateParams, layout: FieldLayout, rng: np.random.
     pandas.DataFrame
         ``band``, ``wavelength_nm``, ``zp_true`` (AB mag of 1 ADU), ``zp_auto`` (the
         nominal header value, off by a few hundredths), ``skysig`` (ADU), ``egain``
-        (e-/ADU), ``saturate`` (ADU) and the PSF columns :data:`PSF_COLUMNS`.
+        (e-/ADU), ``saturate`` (ADU) and the PSF columns ``fwhm_pix``, ``moffat_beta``,
+        ``psf_grad_x``, ``psf_grad_y``, ``psf_radial``, ``psf_xc``, ``psf_yc``,
+        ``psf_norm_pix`` (see :func:`moffat_fwhm_at`).
     """
     wave = np.array([MEDIUM_BAND_WAVELENGTHS_NM[b] for b in layout.bands])
     n = len(wave)
@@ -70,7 +70,9 @@ def moffat_fwhm_at(band: pd.Series, x: np.ndarray | float, y: np.ndarray | float
     """
     u = (np.asarray(x, dtype=float) - band["psf_xc"]) / band["psf_norm_pix"]
     v = (np.asarray(y, dtype=float) - band["psf_yc"]) / band["psf_norm_pix"]
-    factor = 1.0 + band["psf_grad_x"] * u + band["psf_grad_y"] * v + band["psf_radial"] * (u**2 + v**2)
+    factor = (
+        1.0 + band["psf_grad_x"] * u + band["psf_grad_y"] * v + band["psf_radial"] * (u**2 + v**2)
+    )
     return band["fwhm_pix"] * factor
 
 

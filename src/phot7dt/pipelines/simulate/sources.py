@@ -94,7 +94,9 @@ class Placer:
         for j in range(per_side):
             for i in range(per_side):
                 for _ in range(200):
-                    xy = self.low + cell * (np.array([i, j]) + 0.5 + self.rng.uniform(-0.25, 0.25, 2))
+                    xy = self.low + cell * (
+                        np.array([i, j]) + 0.5 + self.rng.uniform(-0.25, 0.25, 2)
+                    )
                     if self.fits(xy, radius):
                         self.add(xy, radius)
                         out.append(xy)
@@ -109,7 +111,9 @@ def number_count_mags(rng: np.random.Generator, n: int, low: float, high: float)
     return np.log(np.exp(a * low) + u * (np.exp(a * high) - np.exp(a * low))) / a
 
 
-def galaxy_shapes(rng: np.random.Generator, types: np.ndarray, m550: np.ndarray) -> dict[str, np.ndarray]:
+def galaxy_shapes(
+    rng: np.random.Generator, types: np.ndarray, m550: np.ndarray
+) -> dict[str, np.ndarray]:
     """Sersic index, major-axis half-light radius (px), ellipticity and angle (deg) per galaxy."""
     n = len(types)
     sersic = np.where(types == "DEV", 4.0, 1.0)

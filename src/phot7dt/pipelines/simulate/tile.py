@@ -11,7 +11,12 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 from phot7dt.pipelines.simulate.params import FieldLayout, SimulateParams
-from phot7dt.pipelines.simulate.render import add_bad_pixels, add_noise, bleed_and_clip, render_model
+from phot7dt.pipelines.simulate.render import (
+    add_bad_pixels,
+    add_noise,
+    bleed_and_clip,
+    render_model,
+)
 from phot7dt.pipelines.simulate.sky import adu_per_scaled_flux, band_header
 
 logger = logging.getLogger(__name__)
@@ -20,8 +25,13 @@ logger = logging.getLogger(__name__)
 BAND_STREAM = 3
 
 
-def render_band(sources: pd.DataFrame, band: pd.Series, layout: FieldLayout,
-                params: SimulateParams, rng: np.random.Generator) -> np.ndarray:
+def render_band(
+    sources: pd.DataFrame,
+    band: pd.Series,
+    layout: FieldLayout,
+    params: SimulateParams,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """One band's raw image, ``(height, width)`` float32 ADU, background 0.
 
     Sources carry ``FLUX_<band>`` on the common scale; they are drawn in raw ADU
@@ -45,8 +55,14 @@ class LazyBandImages(Mapping[str, tuple[np.ndarray, fits.Header]]):
     renders afresh from the band's own seeded generator, so repeated reads agree.
     """
 
-    def __init__(self, sources: pd.DataFrame, bands: pd.DataFrame, layout: FieldLayout,
-                 params: SimulateParams, wcs: WCS) -> None:
+    def __init__(
+        self,
+        sources: pd.DataFrame,
+        bands: pd.DataFrame,
+        layout: FieldLayout,
+        params: SimulateParams,
+        wcs: WCS,
+    ) -> None:
         self._sources = sources
         self._bands = bands.set_index("band", drop=False)
         self._layout = layout
