@@ -108,6 +108,8 @@ def growth_curve_sheet(grid: PSFGrid, band: str, cells: list[CellResult],
     for (r, c), v in np.ndenumerate(fwhm):
         model = grid.choice(band, r, c).model
         ax_map.text(c, r, f"{v:.2f}\n{model}", ha="center", va="center", fontsize=7, color="w")
+    ax_map.set_xticks(range(grid.ngrid))
+    ax_map.set_yticks(range(grid.ngrid))
     ax_map.set_xlabel("cell column")
     ax_map.set_ylabel("cell row")
     ax_map.set_title("PSF FWHM used [pix]")
