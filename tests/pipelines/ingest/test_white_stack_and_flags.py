@@ -13,7 +13,7 @@ from tiny_field import tiny_wcs, wcs_header
 from phot7dt.frames import Box, Frame, FrameSet
 from phot7dt.pipelines.ingest import nodes
 from phot7dt.pipelines.ingest.nodes import build_white_stack, flag_sources
-from phot7dt.pipelines.ingest.plots import zoom_box
+from phot7dt.pipelines.ingest.plots import block_mean, zoom_box
 
 SHAPE = (40, 30)
 
@@ -139,3 +139,12 @@ def test_band_without_saturate_never_saturates(tmp_path):
 def test_zoom_box_inside_or_central_quarter():
     assert zoom_box((10, 50, 20, 40), (100, 200)) == Box(10, 20, 50, 40)
     assert zoom_box((4000, 5000, 4000, 5000), (100, 200)) == Box(75, 37, 125, 62)
+
+
+def test_block_mean_ignores_nan_and_drops_partial_blocks():
+    image = np.arange(30, dtype=np.float32).reshape(5, 6)
+    image[0, 0] = np.nan
+    means = block_mean(image, 2)
+    assert means.shape == (2, 3)
+    assert means[0, 0] == pytest.approx((1 + 6 + 7) / 3)
+    assert means[1, 2] == pytest.approx((16 + 17 + 22 + 23) / 4)

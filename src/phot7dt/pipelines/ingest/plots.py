@@ -1,6 +1,8 @@
 """Ingest figures: white stack before/after the crop, catalog overlay by TYPE.
 
-Big frames are shown with a pixel step (tract7dt's ``*_downsample`` keys), an
+Big frames are shown downsampled by tract7dt's ``*_downsample`` factors (block
+means of the white stack; every n-th pixel for the whole-image view, which is
+coadded on the fly from the raw bands), an
 asinh stretch between the 0.5 and 99.5 percentiles, x/y in working-frame pixels.
 """
 
@@ -52,6 +54,25 @@ def _show(ax: Any, image: np.ndarray, step: int, origin: tuple[int, int] = (0, 0
     ax.set_ylabel("y (working-frame pixels)")
 
 
+def block_mean(image: np.ndarray, step: int) -> np.ndarray:
+    """Mean of ``step x step`` pixel blocks (NaN-aware), streamed in row bands, float32.
+
+    Trailing rows/columns that do not fill a block are dropped.
+    """
+    ny, nx = (image.shape[0] // step) * step, (image.shape[1] // step) * step
+    out = np.full((ny // step, nx // step), np.nan, np.float32)
+    rows = step * 256
+    for y0 in range(0, ny, rows):
+        band = np.asarray(image[y0 : min(y0 + rows, ny), :nx], dtype=np.float32)
+        blocks = band.reshape(band.shape[0] // step, step, nx // step, step)
+        good = np.isfinite(blocks)
+        count = good.sum(axis=(1, 3))
+        total = np.where(good, blocks, 0).sum(axis=(1, 3))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[y0 // step : y0 // step + count.shape[0]] = total / count
+    return out
+
+
 def placeholder(message: str, dpi: int) -> Figure:
     """A small figure that says why a plot was not drawn."""
     fig = Figure(figsize=(5, 1.2), dpi=dpi)
@@ -95,7 +116,7 @@ def white_after_crop(white: np.ndarray, crop: CropParams, dpi: int) -> Figure:
     """Working-frame white stack."""
     step = crop.post_crop_display_downsample
     fig, (ax,) = _figure(white.shape, dpi)
-    _show(ax, np.asarray(white[::step, ::step], dtype=np.float32), step)
+    _show(ax, block_mean(white, step), step)
     ax.set_title(f"white stack, working frame {white.shape[1]}x{white.shape[0]} px (step {step})")
     return fig
 
@@ -161,19 +182,14 @@ def source_overlay(white: np.ndarray, catalog: pd.DataFrame, crop: CropParams, d
     panels = 2 if crop.overlay_crop_enabled else 1
     fig, axes = _figure(white.shape, dpi, panels)
     step = crop.overlay_downsample_full
-    _show(axes[0], np.asarray(white[::step, ::step], dtype=np.float32), step)
+    _show(axes[0], block_mean(white, step), step)
     _draw_sources(axes[0], catalog, size=12)
     axes[0].set_title(f"catalog sources by TYPE (step {step})")
     axes[0].legend(loc="upper left", bbox_to_anchor=(0.0, -0.12), ncols=2, fontsize="x-small")
     if panels == 2:
         box = zoom_box(crop.overlay_crop_box, white.shape)
         zstep = crop.overlay_downsample_crop
-        _show(
-            axes[1],
-            np.asarray(white[box.slices][::zstep, ::zstep], dtype=np.float32),
-            zstep,
-            (box.x0, box.y0),
-        )
+        _show(axes[1], block_mean(white[box.slices], zstep), zstep, (box.x0, box.y0))
         inside = catalog["x_pix_white"].between(box.x0 - 0.5, box.x1 - 0.5) & catalog[
             "y_pix_white"
         ].between(box.y0 - 0.5, box.y1 - 0.5)
