@@ -39,3 +39,15 @@ def test_failed_save_keeps_previous_file(tmp_path):
 def test_missing_file_names_the_path(tmp_path):
     with pytest.raises(DatasetError, match="missing.csv"):
         AtomicCSVDataset(filepath=str(tmp_path / "missing.csv")).load()
+
+
+def test_optional_dataset_reads_none_as_no_file(tmp_path):
+    assert AtomicCSVDataset(filepath="None", optional=True).load() is None
+    with pytest.raises(DatasetError, match="gaia.csv: file not found; set it to none"):
+        AtomicCSVDataset(filepath=str(tmp_path / "gaia.csv"), optional=True).load()
+
+
+def test_saved_files_are_world_readable(tmp_path):
+    path = tmp_path / "table.csv"
+    AtomicCSVDataset(filepath=str(path)).save(pd.DataFrame({"a": [1]}))
+    assert path.stat().st_mode & 0o044 == 0o044
