@@ -81,7 +81,7 @@ def test_fourier_derivatives_match_finite_differences(kind, epsf):
     def render(q):
         od = lay.origins(q[:, 0], q[:, 1])
         od = (od0[0], od0[1], q[:, 0] - np.floor(p[:, 0] + 0.5), q[:, 1] - np.floor(p[:, 1] + 0.5))
-        return render_band(lay, [base_factors(lay, [kind], q, od, 0)], epsf.fourier)
+        return render_band(lay, [base_factors(lay, [kind], q, od, 0)], epsf.fourier)[0]
 
     od0 = lay.origins(p[:, 0], p[:, 1])
     cols = render(p).reshape(-1, 64, 64)

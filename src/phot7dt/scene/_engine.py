@@ -26,7 +26,7 @@ import scipy.linalg
 from ._kernels import add_model, gram_pairs, overlapping_pairs, project
 from .render import base_factors, render_band
 
-__all__ = ["Evaluation", "PatchModel"]
+__all__ = ["Evaluation", "PatchModel", "noise_sigma"]
 
 
 @dataclasses.dataclass
@@ -92,11 +92,7 @@ class PatchModel:
 
     def noise_sigma(self):
         """Typical per-pixel noise sigma of each band, shape (n_band,)."""
-        out = np.empty(self.n_band)
-        for b in range(self.n_band):
-            v = self.ivar[b][self.ivar[b] > 0]
-            out[b] = 1.0 / np.sqrt(np.median(v)) if v.size else np.inf
-        return out
+        return noise_sigma(self.ivar)
 
     def psf_fourier(self, b):
         def get(size, _b=b):
@@ -113,46 +109,94 @@ class PatchModel:
         ----------
         params : ndarray, shape (n_src, 6)
         layout : Layout
-            Stamp sizes and which derivative columns to render.
+            Stamp sizes, core boxes and which derivative columns to render.
         derivs : bool
             Build the theta Fisher matrix, gradient and flux-theta coupling.
         want_model : bool
             Also return the model images (padded).
         """
-        od = layout.origins(params[:, 0], params[:, 1])
-        ox, oy = od[0], od[1]
-        if ox.size and (ox.min() < 0 or oy.min() < 0 or (ox + layout.sizes).max() > self.nx + 2 * self.pad
-                        or (oy + layout.sizes).max() > self.ny + 2 * self.pad):
-            msg = "a source stamp left the padded patch (position outside its bounds)"
-            raise RuntimeError(msg)
-        bases = [base_factors(layout, self.kinds, params, od, g) for g in range(len(layout.groups))]
-        ps, pt = overlapping_pairs(ox, oy, layout.sizes)
-        ns = params.shape[0]
-        cmax = int(layout.ncols.max()) if ns else 1
-        th_cols, th_src = _theta_columns(layout, cmax)
-        out = _Accumulator(self.n_band, ns, th_cols.size, derivs, want_model, self.data.shape[1:])
+        geo = _Geometry(self, params, layout)
+        bases = [base_factors(layout, self.kinds, params, geo.od, g) for g in range(len(layout.groups))]
+        th_cols, th_src = _theta_columns(layout, geo.cmax)
+        out = _Accumulator(self.n_band, geo.ns, th_cols.size, derivs, want_model, self.data.shape[1:])
         for b in range(self.n_band):
-            buf = render_band(layout, bases, self.psf_fourier(b))
-            blocks = gram_pairs(buf, layout.offsets, layout.sizes, layout.ncols, ox, oy, ps, pt,
-                                self.w[b], cmax)
-            rhs = project(buf, layout.offsets, layout.sizes, layout.ncols, ox, oy, self.wd[b], cmax)
-            gram = np.zeros((ns * cmax, ns * cmax))
-            ar = np.arange(cmax)
-            r = ps[:, None, None] * cmax + ar[None, :, None]
-            c = pt[:, None, None] * cmax + ar[None, None, :]
-            gram[c, r] = blocks  # mirror (t, j; s, i)
-            gram[r, c] = blocks
-            self._band(b, gram, rhs, cmax, th_cols, th_src, out)
+            buf, parts = render_band(layout, bases, self.psf_fourier(b))
+            gram, rhs = self._gram(b, buf, parts, geo)
+            model = self._band(b, buf, gram, rhs, geo, th_cols, th_src, out)
             if want_model:
-                add_model(buf, layout.offsets, layout.sizes, ox, oy, out.fluxes[b], out.models[b])
+                if model is None:
+                    model = np.zeros(self.data.shape[1:])
+                    add_model(buf, layout.offsets, layout.sizes, geo.ox, geo.oy, out.fluxes[b], model)
+                out.models[b] = model
         return out.finish()
 
-    def _band(self, b, gram, rhs, cmax, th_cols, th_src, out):
-        ns = rhs.shape[0]
-        u = np.arange(ns) * cmax
+    def _gram(self, b, buf, parts, geo):
+        """Dense weighted Gram matrix (ns*C)^2 of all columns, and projections on w*d."""
+        C, ns, lay = geo.cmax, geo.ns, geo.layout
+        self_blocks = np.zeros((ns, C, C))
+        rhs = np.zeros((ns, C))
+        w, wd = self.w[b].ravel(), self.wd[b].ravel()
+        for (_size, _free, members), st, idx in zip(lay.groups, parts, geo.gather, strict=True):
+            c = st.shape[1]
+            A = st.reshape(members.size, c, -1)
+            self_blocks[members, :c, :c] = A @ (A * w[idx][:, None, :]).transpose(0, 2, 1)
+            rhs[members, :c] = (A @ wd[idx][:, :, None])[..., 0]
+        gram = np.zeros((ns * C, ns * C))
+        ar = np.arange(C)
+        diag = np.arange(ns)[:, None, None] * C
+        gram[diag + ar[None, :, None], diag + ar[None, None, :]] = self_blocks
+        if geo.ps.size:
+            blocks = gram_pairs(buf, lay.offsets, lay.sizes, lay.ncols, geo.ox, geo.oy, geo.ps, geo.pt,
+                                self.w[b], C, geo.bx, geo.by, lay.core)
+            r = geo.ps[:, None, None] * C + ar[None, :, None]
+            c = geo.pt[:, None, None] * C + ar[None, None, :]
+            gram[r, c] = blocks
+            gram[c, r] = blocks
+        return gram, rhs
+
+    def _band(self, b, buf, gram, rhs, geo, th_cols, th_src, out):
+        ns, C, lay = geo.ns, geo.cmax, geo.layout
+        u = np.arange(ns) * C
         H = gram[np.ix_(u, u)]
         r0 = rhs[:, 0]
         prec, mu = self.prior_prec[b], self.prior_mean[b]
+        hinv, f, active = self._solve_fluxes(H, r0, prec, mu, out)
+        model = None
+        if geo.approximate:
+            # cross terms were cut to core boxes: one exact Newton refinement of the
+            # fluxes from the true residual image, then an exact chi^2
+            model = np.zeros(self.data.shape[1:])
+            add_model(buf, lay.offsets, lay.sizes, geo.ox, geo.oy, f, model)
+            resid = self.wd[b] - self.w[b] * model
+            g0 = project(buf, lay.offsets, lay.sizes, lay.ncols, geo.ox, geo.oy, resid, 1)[:, 0]
+            df = hinv @ (g0 - prec * (f - mu))
+            f = f + df
+            add_model(buf, lay.offsets, lay.sizes, geo.ox, geo.oy, df, model)
+            resid = self.wd[b] - self.w[b] * model
+            chi2 = float(np.vdot(self.data[b] - model, resid))
+        else:
+            chi2 = self.wdd[b] - 2.0 * f @ r0 + f @ H @ f
+        out.lnlike += -0.5 * chi2 - 0.5 * np.sum(prec * (f - mu) ** 2)
+        out.fluxes[b] = f
+        out.flux_var[b] = np.where(active, np.diag(hinv), np.inf)
+        if not out.derivs:
+            return model
+        fs = f[th_src]
+        G_tu = gram[np.ix_(th_cols, u)]
+        H_tf = G_tu * fs[:, None]
+        Z = hinv @ H_tf.T
+        out.fisher += gram[np.ix_(th_cols, th_cols)] * np.outer(fs, fs) - H_tf @ Z
+        if geo.approximate:
+            res = project(buf, lay.offsets, lay.sizes, lay.ncols, geo.ox, geo.oy, resid, C)
+            g_f = res[:, 0] - prec * (f - mu)
+            out.grad += fs * res.ravel()[th_cols] - Z.T @ g_f
+        else:
+            out.grad += fs * (rhs.ravel()[th_cols] - G_tu @ f)
+        out.z_blocks.append(Z)
+        return model
+
+    def _solve_fluxes(self, H, r0, prec, mu, out):
+        ns = H.shape[0]
         Hp = H + np.diag(prec)
         active = np.diag(Hp) > 0
         f = np.zeros(ns)
@@ -163,20 +207,44 @@ class PatchModel:
             hinv[np.ix_(ia, ia)] = hinv_a
             out.singular |= singular
             f[ia] = hinv_a @ (r0[ia] + prec[ia] * mu[ia])
-        chi2 = self.wdd[b] - 2.0 * f @ r0 + f @ H @ f
-        out.lnlike += -0.5 * chi2 - 0.5 * np.sum(prec * (f - mu) ** 2)
-        out.fluxes[b] = f
-        out.flux_var[b] = np.where(active, np.diag(hinv), np.inf)
-        if not out.derivs:
-            return
-        fs = f[th_src]
-        G_tu = gram[np.ix_(th_cols, u)]
-        H_tf = G_tu * fs[:, None]
-        out.fisher += gram[np.ix_(th_cols, th_cols)] * np.outer(fs, fs)
-        out.grad += fs * (rhs.ravel()[th_cols] - G_tu @ f)
-        Z = hinv @ H_tf.T
-        out.fisher -= H_tf @ Z
-        out.z_blocks.append(Z)
+        return hinv, f, active
+
+
+class _Geometry:
+    """Stamp origins, gather indices and overlapping pairs of one evaluation."""
+
+    def __init__(self, model, params, layout):
+        self.layout = layout
+        self.od = layout.origins(params[:, 0], params[:, 1])
+        self.ox, self.oy = self.od[0], self.od[1]
+        nyp, nxp = model.data.shape[1:]
+        if self.ox.size and (self.ox.min() < 0 or self.oy.min() < 0 or (self.ox + layout.sizes).max() > nxp
+                             or (self.oy + layout.sizes).max() > nyp):
+            msg = "a source stamp left the padded patch (position outside its bounds)"
+            raise RuntimeError(msg)
+        self.ns = params.shape[0]
+        self.cmax = int(layout.ncols.max()) if self.ns else 1
+        self.gather = []
+        for size, _free, members in layout.groups:
+            ar = np.arange(size)
+            rows = self.oy[members][:, None, None] + ar[None, :, None]
+            cols = self.ox[members][:, None, None] + ar[None, None, :]
+            self.gather.append((rows * nxp + cols).reshape(members.size, -1))
+        off = (layout.sizes - layout.core) // 2
+        self.bx, self.by = self.ox + off, self.oy + off
+        full_s, _ = overlapping_pairs(self.ox, self.oy, layout.sizes)
+        self.ps, self.pt = overlapping_pairs(self.bx, self.by, layout.core)
+        self.approximate = bool(full_s.size) and (
+            full_s.size != self.ps.size or bool(np.any(layout.core < layout.sizes)))
+
+
+def noise_sigma(invvar):
+    """Median per-pixel noise sigma of each band from invvar (B, ny, nx); inf if all masked."""
+    out = np.empty(invvar.shape[0])
+    for b in range(invvar.shape[0]):
+        v = invvar[b][np.isfinite(invvar[b]) & (invvar[b] > 0)]
+        out[b] = 1.0 / np.sqrt(np.median(v)) if v.size else np.inf
+    return out
 
 
 def _theta_columns(layout, cmax):

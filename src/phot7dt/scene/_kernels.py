@@ -15,8 +15,12 @@ __all__ = ["add_model", "gram_pairs", "overlapping_pairs", "project"]
 
 
 @njit(cache=True, nogil=True)
-def gram_pairs(buf, offsets, sizes, ncols, ox, oy, pair_s, pair_t, w, cmax):
+def gram_pairs(buf, offsets, sizes, ncols, ox, oy, pair_s, pair_t, w, cmax, bx, by, bs):
     """Weighted inner products of every column pair of overlapping stamps.
+
+    The sums run over the overlap of the boxes (bx, by, bs) (origin and side
+    in padded pixels, inside each stamp): full stamps for exact products, or
+    smaller "core" boxes for cheap cross-source terms.
 
     Returns
     -------
@@ -30,8 +34,8 @@ def gram_pairs(buf, offsets, sizes, ncols, ox, oy, pair_s, pair_t, w, cmax):
     for p in range(npair):
         s, t = pair_s[p], pair_t[p]
         ss, st = sizes[s], sizes[t]
-        x0, x1 = max(ox[s], ox[t]), min(ox[s] + ss, ox[t] + st)
-        y0, y1 = max(oy[s], oy[t]), min(oy[s] + ss, oy[t] + st)
+        x0, x1 = max(bx[s], bx[t]), min(bx[s] + bs[s], bx[t] + bs[t])
+        y0, y1 = max(by[s], by[t]), min(by[s] + bs[s], by[t] + bs[t])
         ns, nt = ncols[s], ncols[t]
         same = s == t
         for yy in range(y0, y1):
@@ -59,12 +63,15 @@ def gram_pairs(buf, offsets, sizes, ncols, ox, oy, pair_s, pair_t, w, cmax):
 
 @njit(cache=True, nogil=True)
 def project(buf, offsets, sizes, ncols, ox, oy, image, cmax):
-    """Inner products of every column with an image: out[s, i] = sum col_{s,i} * image."""
+    """Inner products of columns with an image: out[s, i] = sum col_{s,i} * image.
+
+    Only the first ``cmax`` columns of each source are projected.
+    """
     n = sizes.size
     out = np.zeros((n, cmax))
     for s in range(n):
         ss = sizes[s]
-        for i in range(ncols[s]):
+        for i in range(min(ncols[s], cmax)):
             base = offsets[s] + i * ss * ss
             acc = 0.0
             for yy in range(ss):
@@ -90,7 +97,7 @@ def add_model(buf, offsets, sizes, ox, oy, flux, model):
 
 
 def overlapping_pairs(ox, oy, sizes):
-    """All (s, t), s <= t, whose stamp boxes overlap (self pairs included).
+    """All (s, t), s < t, whose boxes (origin ox, oy; side sizes) overlap.
 
     Returns
     -------
@@ -99,5 +106,5 @@ def overlapping_pairs(ox, oy, sizes):
     ox, oy, sz = (np.asarray(v, np.int64) for v in (ox, oy, sizes))
     ovx = (np.maximum(ox[:, None], ox[None, :]) < np.minimum(ox[:, None] + sz[:, None], ox[None, :] + sz[None, :]))
     ovy = (np.maximum(oy[:, None], oy[None, :]) < np.minimum(oy[:, None] + sz[:, None], oy[None, :] + sz[None, :]))
-    s, t = np.nonzero(np.triu(ovx & ovy))
+    s, t = np.nonzero(np.triu(ovx & ovy, k=1))
     return s.astype(np.int64), t.astype(np.int64)

@@ -6,7 +6,7 @@ import logging
 
 import numpy as np
 
-from ._engine import PatchModel
+from ._engine import PatchModel, noise_sigma
 from .extent import stamp_sizes
 from .fit import fit_scene, make_problem
 from .flags import flag_bit
@@ -51,12 +51,14 @@ def _capped_size_fn(model, table, psfs, settings, prob):
     allowed = [s for s in FFT_SIZES if settings.min_stamp_size <= s <= settings.max_stamp_size]
 
     def size_fn(params, fluxes):
-        sizes = stamp_sizes(table.type.tolist(), params, fluxes, sigma, psfs, settings)
+        kinds = table.type.tolist()
+        sizes = stamp_sizes(kinds, params, fluxes, sigma, psfs, settings)
         for s in range(sizes.size):
             while sizes[s] > allowed[0] and _needed_pad(_Row(prob, s), sizes[s:s + 1],
                                                           (model.ny, model.nx)) > model.pad:
                 sizes[s] = max(a for a in allowed if a < sizes[s])
-        return sizes
+        core = stamp_sizes(kinds, params, fluxes, sigma, psfs, settings, frac=settings.cross_trunc_frac)
+        return sizes, np.minimum(core, sizes)
     return size_fn
 
 
@@ -68,9 +70,8 @@ class _Row:
 def _fit_one(images, invvar, psfs, table, settings, gain):
     shape = images.shape[1:]
     prob = make_problem(table, shape, settings)
-    probe = PatchModel(images, invvar, psfs, table.type.tolist(), table.flux_prior(), gain, pad=0)
     sizes0 = stamp_sizes(table.type.tolist(), prob.mu, np.full(table.flux.shape, np.nan),
-                         probe.noise_sigma(), psfs, settings)
+                         noise_sigma(invvar), psfs, settings)
     model = PatchModel(images, invvar, psfs, table.type.tolist(), table.flux_prior(), gain,
                        pad=_needed_pad(prob, sizes0, shape))
     raw = fit_scene(model, table, settings, prob, _capped_size_fn(model, table, psfs, settings, prob))
@@ -197,7 +198,7 @@ def render_model(shape, psfs, kinds, params, fluxes, *, settings=None):
     out = np.zeros((len(psfs), ny, nx))
     for b, psf in enumerate(psfs):
         big = np.zeros((ny + 2 * pad, nx + 2 * pad))
-        buf = render_band(layout, bases, psf.fourier)
+        buf, _ = render_band(layout, bases, psf.fourier)
         add_model(buf, layout.offsets, layout.sizes, od[0], od[1], fluxes[:, b].copy(), big)
         out[b] = big[pad:pad + ny, pad:pad + nx]
     return out

@@ -37,19 +37,21 @@ def psf_sigma(psf):
 
 
 def _galaxy_radius(kind, params, flux, thr, s_psf2):
+    """Radius (px) where each band's convolved mixture drops below ``thr``; shape (B,)."""
     mix = profile_mixture(kind, params[5])
     cov, _ = shape_covariance(params[2], params[3], params[4])
-    lam_max = float(np.linalg.eigvalsh(cov[0]).max())
-    radius = 0.0
-    for a, v in zip(mix.amp, mix.var, strict=True):
-        var = v * cov[0] + s_psf2 * np.eye(2)
-        peak = abs(a) * flux / (2 * np.pi * np.sqrt(np.linalg.det(var)))
-        if peak > thr:
-            radius = max(radius, np.sqrt(2 * (v * lam_max + s_psf2) * np.log(peak / thr)))
-    return radius
+    det_c, tr_c = np.linalg.det(cov[0]), np.trace(cov[0])
+    lam = 0.5 * tr_c + np.sqrt(max(0.25 * tr_c**2 - det_c, 0.0))
+    v = mix.var[:, None]
+    det = v * v * det_c + v * s_psf2[None, :] * tr_c + s_psf2[None, :] ** 2
+    peak = np.abs(mix.amp)[:, None] * flux[None, :] / (2 * np.pi * np.sqrt(det))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        arg = np.log(peak / thr[None, :])
+    r2 = 2.0 * (v * lam + s_psf2[None, :]) * np.where(arg > 0, arg, 0.0)
+    return np.sqrt(np.nan_to_num(r2, nan=0.0, posinf=0.0).max(axis=0))
 
 
-def stamp_sizes(kinds, params, fluxes, noise_sigma, psfs, settings):
+def stamp_sizes(kinds, params, fluxes, noise_sigma, psfs, settings, frac=None):
     """Stamp (FFT) size per source.
 
     Parameters
@@ -63,30 +65,32 @@ def stamp_sizes(kinds, params, fluxes, noise_sigma, psfs, settings):
         Typical pixel noise per band.
     psfs : sequence of PSF, length n_band
     settings : FitSettings
+    frac : float, optional
+        Threshold in units of the pixel noise (default ``settings.model_trunc_frac``).
 
     Returns
     -------
     ndarray of int64, shape (n_src,)
     """
-    frac = settings.model_trunc_frac
-    s_psf2 = [psf_sigma(p) ** 2 for p in psfs]
-    sizes = np.empty(len(kinds), dtype=np.int64)
+    frac = settings.model_trunc_frac if frac is None else frac
+    fluxes = np.abs(np.asarray(fluxes, float))
+    sigma = np.asarray(noise_sigma, float)
+    s_psf2 = np.array([psf_sigma(p) ** 2 for p in psfs])
+    known = np.isfinite(fluxes) & np.isfinite(sigma)[None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        thr = np.where(known, frac * sigma[None, :] / fluxes, 0.0)
+    r_psf = np.empty(fluxes.shape)
+    for b, psf in enumerate(psfs):
+        r_psf[:, b] = np.where(known[:, b], psf.wing_radius(thr[:, b]), psf.half_size)
+        r_psf[~np.isfinite(thr[:, b]) | (fluxes[:, b] == 0), b] = 0.0
+    radius = r_psf.max(axis=1)
     for s, kind in enumerate(kinds):
-        radius = 0.0
-        for b, psf in enumerate(psfs):
-            f = abs(fluxes[s, b]) if np.isfinite(fluxes[s, b]) else np.inf
-            if f == 0 or not np.isfinite(noise_sigma[b]):
-                continue
-            thr = frac * noise_sigma[b] / f if np.isfinite(f) else 0.0
-            r_psf = psf.wing_radius(thr) if thr > 0 else float(psf.half_size)
-            r = r_psf
-            if kind != "STAR":
-                if np.isfinite(f):
-                    r_gal = _galaxy_radius(kind, params[s], f, thr, s_psf2[b])
-                else:
-                    r_gal = 4.0 * np.sqrt(profile_mixture(kind, params[s, 5]).var.max()) * np.exp(params[s, 2])
-                r = float(np.hypot(r_psf, r_gal))
-            radius = max(radius, r)
-        sizes[s] = fft_size_at_least(2 * int(np.ceil(radius)) + 2, settings.min_stamp_size,
-                                     settings.max_stamp_size)
-    return sizes
+        if kind == "STAR":
+            continue
+        r_gal = _galaxy_radius(kind, params[s], np.where(known[s], fluxes[s], 0.0),
+                               np.where(known[s], thr[s], 1.0), s_psf2)
+        unknown = 4.0 * np.sqrt(profile_mixture(kind, params[s, 5]).var.max()) * np.exp(params[s, 2])
+        r_gal = np.where(known[s], r_gal, unknown)
+        radius[s] = np.max(np.hypot(r_psf[s], r_gal))
+    return np.array([fft_size_at_least(2 * int(np.ceil(r)) + 2, settings.min_stamp_size,
+                                       settings.max_stamp_size) for r in radius], dtype=np.int64)

@@ -126,7 +126,7 @@ class _Stage:
 
     def __init__(self, model, prob, params, sizes, free):
         self.model, self.prob, self.free = model, prob, free
-        self.layout = Layout(sizes, free, model.pad)
+        self.layout = Layout(sizes[0], free, model.pad, core=sizes[1])
         self.params = params
         self.ev = self.evaluate(params)
         self.lnp = self.ev.lnlike + prob.lnprior(params)
@@ -224,11 +224,12 @@ def fit_scene(model, table, settings, prob, size_fn):
     params = prob.mu.copy()
     sizes = size_fn(params, table.flux)
     zero = np.zeros_like(prob.free_all)
-    ev = model.evaluate(params, Layout(sizes, zero, model.pad), want_model=model.gain is not None)
+    ev = model.evaluate(params, Layout(sizes[0], zero, model.pad, core=sizes[1]),
+                        want_model=model.gain is not None)
     sizes = size_fn(params, ev.fluxes.T)
     for _ in range(settings.poisson_refine_iters if model.gain is not None else 0):
         model.set_model_weights(ev.models)
-        ev = model.evaluate(params, Layout(sizes, zero, model.pad), want_model=True)
+        ev = model.evaluate(params, Layout(sizes[0], zero, model.pad, core=sizes[1]), want_model=True)
     stages, lam, src_ratio, st = [], settings.lm_lambda0, np.zeros(len(table)), None
     if prob.free_all.any():
         for name, free in _stage_plan(prob, settings):
@@ -238,6 +239,6 @@ def fit_scene(model, table, settings, prob, size_fn):
     if st is not None and np.array_equal(st.free, prob.free_all):
         ev = st.ev
     else:
-        ev = model.evaluate(params, Layout(sizes, prob.free_all, model.pad), derivs=True)
+        ev = model.evaluate(params, Layout(sizes[0], prob.free_all, model.pad, core=sizes[1]), derivs=True)
     return {"params": params, "ev": ev, "prob": prob, "stages": stages, "src_ratio": src_ratio,
-            "free": prob.free_all, "sizes": sizes}
+            "free": prob.free_all, "sizes": sizes[0]}

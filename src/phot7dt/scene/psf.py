@@ -41,6 +41,13 @@ def _radial_wing(stamp):
     return r[order][::-1], wing[::-1]
 
 
+def _wing_lookup(radii, wing, threshold):
+    """Largest radius whose wing value reaches ``threshold`` (0 if none)."""
+    thr = np.asarray(threshold, float)
+    n_ge = wing.size - np.searchsorted(wing[::-1], thr, side="left")
+    return np.where(n_ge > 0, radii[np.maximum(n_ge - 1, 0)], 0.0)
+
+
 class PixelizedPSF:
     """A native-pixel-scale PSF stamp (ePSF), normalised to unit sum.
 
@@ -89,12 +96,13 @@ class PixelizedPSF:
         return np.fft.rfft2(np.fft.ifftshift(box))
 
     def wing_radius(self, threshold):
-        """Smallest box half-width (px) beyond which |PSF| < threshold everywhere."""
+        """Smallest box half-width (px) beyond which |PSF| < threshold everywhere.
+
+        ``threshold`` may be an array; the result has its shape.
+        """
         if self._wing is None:
             self._wing = _radial_wing(self._stamp)
-        radii, wing = self._wing
-        above = np.nonzero(wing >= threshold)[0]
-        return 0.0 if above.size == 0 else float(radii[above[-1]])
+        return _wing_lookup(*self._wing, threshold)
 
     def __getstate__(self):
         return {"stamp": self._stamp}
@@ -216,12 +224,13 @@ class GaussianMixturePSF:
         return out
 
     def wing_radius(self, threshold):
-        """Smallest radius (px) beyond which the PSF stays below threshold."""
-        r = int(np.ceil(self.half_size * 2))
-        yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
-        radii, wing = _radial_wing(self.evaluate(xx, yy))
-        above = np.nonzero(wing >= threshold)[0]
-        return 0.0 if above.size == 0 else float(radii[above[-1]])
+        """Smallest box half-width (px) beyond which the PSF stays below threshold."""
+        wing = self.__dict__.get("_wing")
+        if wing is None:
+            r = int(np.ceil(self.half_size * 2))
+            yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+            wing = self.__dict__["_wing"] = _radial_wing(self.evaluate(xx, yy))
+        return _wing_lookup(*wing, threshold)
 
     def __getstate__(self):
         return {"amp": self.amp, "mean": self.mean, "var": self.var}

@@ -51,10 +51,14 @@ class Layout:
         Which of :data:`PARAM_NAMES` get a derivative column.
     pad : int
         Margin added around the image so every stamp fits.
+    core : ndarray of int, shape (n_src,), optional
+        Side of the centred box used for cross-source inner products
+        (default: the whole stamp).
     """
 
-    def __init__(self, sizes, free, pad):
+    def __init__(self, sizes, free, pad, core=None):
         self.sizes = np.asarray(sizes, dtype=np.int64)
+        self.core = self.sizes if core is None else np.minimum(np.asarray(core, np.int64), self.sizes)
         self.free = np.asarray(free, dtype=bool)
         self.pad = int(pad)
         self.ncols = 1 + self.free.sum(1).astype(np.int64)
@@ -170,11 +174,17 @@ def render_band(layout, bases, psf_fourier):
 
     Returns
     -------
-    ndarray, float64, shape (layout.total,)
+    buf : ndarray, float64, shape (layout.total,)
         Stamps stored per source as (ncol, S, S), at ``layout.offsets``.
+    parts : list of ndarray
+        Per group, a (g, ncol, S, S) view into ``buf``.
     """
-    parts = []
+    buf = np.empty(layout.total)
+    parts, start = [], 0
     for (size, _free, _members), base in zip(layout.groups, bases, strict=True):
-        stamps = np.fft.irfft2(base * psf_fourier(size), s=(size, size))
-        parts.append(stamps.ravel())
-    return np.concatenate(parts) if parts else np.zeros(0)
+        view = buf[start:start + base.shape[0] * base.shape[1] * size * size]
+        view = view.reshape(base.shape[:2] + (size, size))
+        view[...] = np.fft.irfft2(base * psf_fourier(size), s=(size, size))
+        parts.append(view)
+        start += view.size
+    return buf, parts

@@ -44,6 +44,10 @@ class FitSettings:
         Largest change per iteration (the whole step is scaled down).
     model_trunc_frac : float
         Stamps extend until flux * unit-flux model < model_trunc_frac * pixel sigma.
+    cross_trunc_frac : float
+        Same threshold for the (smaller) boxes over which products between
+        *different* sources enter the Fisher matrix; fluxes, gradient and chi^2
+        stay exact (computed from the residual image).
     min_stamp_size, max_stamp_size : int
         Limits of the per-source FFT stamp size (px).
     lm_lambda0 : float
@@ -56,7 +60,7 @@ class FitSettings:
 
     n_opt_iters: int = 20
     dlnp_stop: float = 1e-6
-    step_tol_sigma: float = 0.01
+    step_tol_sigma: float = 0.1
     pos_max_shift_pix: float | None = 5.0
     enable_staged_fit: bool = True
     enable_multi_band_simultaneous_fitting: bool = True
@@ -70,6 +74,7 @@ class FitSettings:
     max_step_ee: float = 0.25
     max_step_n: float = 0.5
     model_trunc_frac: float = 0.02
+    cross_trunc_frac: float = 0.1
     min_stamp_size: int = 16
     max_stamp_size: int = 256
     lm_lambda0: float = 1e-3
@@ -85,6 +90,7 @@ class FitSettings:
             "re_min_pix": 0 < self.re_min_pix < self.re_max_pix,
             "q_min": 1e-3 <= self.q_min < 1,
             "model_trunc_frac": self.model_trunc_frac > 0,
+            "cross_trunc_frac": self.cross_trunc_frac >= self.model_trunc_frac,
             "min_stamp_size": 8 <= self.min_stamp_size <= self.max_stamp_size,
             "lm_max_tries": self.lm_max_tries >= 1,
         }

@@ -1,0 +1,115 @@
+"""Speed benchmark of the fitting engine (phot7dt.scene), one core.
+
+Measures source-bands per second for (a) forced fluxes at fixed positions and
+shapes and (b) the full three-stage fit, on an isolated-source patch and a
+crowded one, at 4 and 40 bands.  Writes ``benchmarks/results/engine.json``.
+
+Run: ``PYTHONPATH=src python benchmarks/engine.py [--repeat 3]``.
+Targets (one core, 40 bands): (a) >= 20 000, (b) >= 1 000 source-bands/s.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import platform  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from phot7dt import scene  # noqa: E402
+
+logger = logging.getLogger("benchmarks.engine")
+TARGETS = {"forced": 20000.0, "full": 1000.0}
+
+
+def make_patch(kind, n_band, seed=0):
+    """A simulated patch: images, invvar, PSFs, catalog (offset from truth), truth."""
+    rng = np.random.default_rng(seed)
+    if kind == "isolated":
+        ny, nx = 190, 260
+        gx, gy = np.meshgrid(np.arange(30, nx - 20, 45.0), np.arange(30, ny - 20, 45.0))
+        x, y = gx.ravel() + rng.uniform(-0.5, 0.5, gx.size), gy.ravel() + rng.uniform(-0.5, 0.5, gx.size)
+    else:
+        ny, nx = 128, 128
+        n = 60
+        x, y = rng.uniform(8, nx - 8, n), rng.uniform(8, ny - 8, n)
+    n = x.size
+    types = rng.choice(["STAR", "EXP", "DEV", "SERSIC"], n, p=[0.4, 0.3, 0.15, 0.15])
+    re = rng.uniform(1.5, 4.0, n)
+    ell, theta, sn = rng.uniform(0, 0.5, n), rng.uniform(-90, 90, n), rng.uniform(1.0, 4.0, n)
+    logre, ee1, ee2 = scene.catalog_to_soft(re, ell, theta)
+    params = np.stack([x, y, logre, ee1, ee2, sn], 1)
+    fluxes = 10 ** rng.uniform(2.5, 4.5, (n, 1)) * rng.uniform(0.7, 1.3, (n, n_band))
+    fwhm = rng.uniform(3.5, 4.5, n_band)
+    psfs = [scene.PixelizedPSF(scene.MoffatPSF(f, radius=27).stamp) for f in fwhm]  # 55x55 "ePSFs"
+    model = scene.render_model((ny, nx), psfs, types, params, fluxes)
+    images = (model + rng.normal(0, 5.0, model.shape)).astype(np.float32)
+    invvar = np.full(images.shape, 1 / 25.0, np.float32)
+    catalog = {"x": x + rng.normal(0, 0.3, n), "y": y + rng.normal(0, 0.3, n), "type": types,
+               "re_pix": re * rng.uniform(0.8, 1.2, n), "ell": ell, "theta_deg": theta, "sersic_n": sn,
+               "flux": fluxes * rng.uniform(0.8, 1.2, fluxes.shape)}
+    truth = {"params": params, "flux": fluxes}
+    return images, invvar, psfs, catalog, truth
+
+
+def time_fit(images, invvar, psfs, catalog, settings, repeat):
+    best, res = np.inf, None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        res = scene.fit_patch(images, invvar, psfs, catalog, settings)
+        best = min(best, time.perf_counter() - t0)
+    return best, res
+
+
+def run(repeat):
+    warm = make_patch("crowded", 2, seed=9)
+    scene.fit_patch(*warm[:4])  # JIT / caches warm-up
+    rows = []
+    for kind in ("isolated", "crowded"):
+        for n_band in (4, 40):
+            images, invvar, psfs, catalog, truth = make_patch(kind, n_band)
+            n_src = len(catalog["x"])
+            for mode, settings in (("forced", {"fit_positions": False, "fit_shapes": False}),
+                                   ("full", {})):
+                if mode == "forced":
+                    catalog_m = dict(catalog, x=truth["params"][:, 0], y=truth["params"][:, 1])
+                else:
+                    catalog_m = catalog
+                seconds, res = time_fit(images, invvar, psfs, catalog_m, settings, repeat)
+                rate = n_src * n_band / seconds
+                row = {"patch": kind, "n_band": n_band, "n_src": n_src, "mode": mode,
+                       "seconds": round(seconds, 4), "source_bands_per_s": round(rate, 1),
+                       "converged_frac": float(res.converged.mean()),
+                       "median_abs_flux_pull": float(np.median(np.abs(
+                           (res.flux - truth["flux"]) / res.flux_err_marginal))),
+                       "target": TARGETS[mode] if n_band == 40 else None}
+                row["meets_target"] = None if row["target"] is None else rate >= row["target"]
+                logger.info("%s", row)
+                rows.append(row)
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "engine.json"))
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    rows = run(args.repeat)
+    out = {"benchmark": "phot7dt.scene engine", "cores": 1, "machine": platform.machine(),
+           "python": platform.python_version(), "numpy": np.__version__, "results": rows}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=2))
+    logger.info("wrote %s", args.out)
+
+
+if __name__ == "__main__":
+    main()
