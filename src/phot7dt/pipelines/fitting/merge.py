@@ -1,0 +1,159 @@
+"""Joining per-patch results onto the active catalog; reliability and fit status per row.
+
+``fit_status`` values (one per row, first matching rule wins):
+
+=====================  ==========================================================
+``excluded_crop``      outside the crop box (not fitted)
+``excluded_saturation`` near saturated pixels (not fitted)
+``excluded``           excluded for another reason (``excluded_reason``)
+``patch_failed``       its patch raised (see the run report)
+``not_fitted``         active but in no patch (position outside the frame)
+``masked``             no usable pixel under the source in any band
+``not_converged``      the optimiser did not converge for this source
+``hit_bound``          a position or shape parameter ended on its bound
+``ok``                 fitted and converged
+=====================  ==========================================================
+
+Quantities that were not measured are NaN (never 0); optimiser flags of rows
+without a fit are missing values (nullable booleans/integers).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+from astropy.wcs import WCS
+
+from phot7dt.scene import flag_bit
+
+__all__ = [
+    "FIT_STATUSES", "collect_fits", "fit_status", "for_fits_table", "join_fits", "ordered", "reliable",
+    "sky_positions",
+]
+
+logger = logging.getLogger(__name__)
+
+FIT_STATUSES = ("ok", "not_converged", "hit_bound", "masked", "not_fitted", "patch_failed",
+                "excluded", "excluded_saturation", "excluded_crop")
+_BOOL_COLUMNS = ("opt_converged", "opt_hit_max_iters", "flag_bound_stalled")
+_INT_COLUMNS = ("opt_niters", "fit_flags")
+
+
+def collect_fits(tables: list[pd.DataFrame], key: list[str]) -> pd.DataFrame:
+    """Concatenate patch tables (in patch-tag order); duplicate keys keep the first, with a warning."""
+    if not tables:
+        return pd.DataFrame(columns=key)
+    fits = pd.concat(tables, ignore_index=True)
+    dup = fits.duplicated(key, keep="first")
+    if dup.any():
+        logger.warning("merge: %d duplicate key(s) %s in the patch results (e.g. %s); keeping the first",
+                       int(dup.sum()), key, fits.loc[dup, key].head(3).to_dict("records"))
+        fits = fits[~dup]
+    return fits
+
+
+def _typed(frame: pd.DataFrame) -> pd.DataFrame:
+    """Optimiser flags as nullable booleans/integers: missing (not False/0) where nothing was fitted."""
+    for col in frame.columns:
+        if col.startswith(_BOOL_COLUMNS) and "which" not in col:
+            frame[col] = frame[col].astype("boolean")
+        elif col.startswith(_INT_COLUMNS):
+            frame[col] = frame[col].astype("Int64")
+    return frame
+
+
+def join_fits(catalog: pd.DataFrame, fits: pd.DataFrame, key: list[str]) -> pd.DataFrame:
+    """Left join of the fit columns (those not already in ``catalog``) onto every catalog row."""
+    new = [c for c in fits.columns if c not in catalog.columns]
+    merged = catalog.merge(fits[[*key, *new]], how="left", on=key, sort=False)
+    if len(merged) != len(catalog):
+        raise ValueError(f"active_catalog: merge key {key} is not unique; cannot join the fits")
+    return _typed(merged)
+
+
+def sky_positions(merged: pd.DataFrame, wcs: WCS) -> pd.DataFrame:
+    """Add ``RA_fit``/``DEC_fit`` (and per-band ``RA_{b}_fit``) from the fitted white-frame pixels."""
+    for xcol in [c for c in merged.columns if c.startswith("x_pix_white") and c.endswith("_fit")]:
+        suffix = xcol[len("x_pix_white"):]
+        x = merged[xcol].to_numpy(float)
+        y = merged[xcol.replace("x_pix_white", "y_pix_white")].to_numpy(float)
+        ra, dec = np.full(x.shape, np.nan), np.full(x.shape, np.nan)
+        ok = np.isfinite(x) & np.isfinite(y)
+        if ok.any():
+            ra[ok], dec[ok] = wcs.all_pix2world(x[ok], y[ok], 0)
+        merged[f"RA{suffix}"], merged[f"DEC{suffix}"] = ra, dec
+    return merged
+
+
+def _flag(merged: pd.DataFrame, name: str) -> np.ndarray:
+    if name not in merged.columns:
+        return np.zeros(len(merged), bool)
+    return merged[name].astype("boolean").fillna(False).to_numpy(bool)
+
+
+def _fitted(merged: pd.DataFrame) -> np.ndarray:
+    cols = [c for c in merged.columns if c.startswith("x_pix_white") and c.endswith("_fit")]
+    if not cols:
+        return np.zeros(len(merged), bool)
+    return np.logical_or.reduce([np.isfinite(merged[c].to_numpy(float)) for c in cols])
+
+
+def _fully_masked(merged: pd.DataFrame) -> np.ndarray:
+    if "fit_flags" not in merged.columns:
+        return np.zeros(len(merged), bool)
+    flags = merged["fit_flags"].fillna(0).to_numpy(np.int64)
+    return (flags & flag_bit("fully_masked")) != 0
+
+
+def reliable(merged: pd.DataFrame) -> np.ndarray:
+    """tract7dt's ``fit_is_reliable``: fitted, not excluded, no hard optimiser or mask problem."""
+    bad = _flag(merged, "excluded_any") | ~_fitted(merged) | _flag(merged, "opt_hit_max_iters")
+    bad |= _flag(merged, "flag_bound_stalled") | _flag(merged, "affected_by_bright_mask")
+    return ~(bad | _fully_masked(merged))
+
+
+def fit_status(merged: pd.DataFrame, failed_tags: set[str], patch_of: pd.Series) -> np.ndarray:
+    """One :data:`FIT_STATUSES` value per row (see the module docstring)."""
+    fitted = _fitted(merged)
+    failed = patch_of.isin(sorted(failed_tags)).to_numpy(bool) & ~fitted
+    rules = [
+        (_flag(merged, "excluded_crop"), "excluded_crop"),
+        (_flag(merged, "excluded_saturation"), "excluded_saturation"),
+        (_flag(merged, "excluded_any"), "excluded"),
+        (failed, "patch_failed"),
+        (~fitted, "not_fitted"),
+        (_fully_masked(merged), "masked"),
+        (_flag(merged, "opt_hit_max_iters") | ~_flag(merged, "opt_converged"), "not_converged"),
+        (_flag(merged, "flag_bound_stalled"), "hit_bound"),
+    ]
+    return np.select([r[0] for r in rules], [r[1] for r in rules], default="ok").astype(object)
+
+
+#: Order of the fit columns after the catalog's own (prefix match, first wins).
+_COLUMN_ORDER = (
+    "patch_tag", "epsf_tag", "x_pix_patch", "y_pix_patch", "x_pix_white_", "y_pix_white_", "RA_",
+    "DEC_", "stype_fit", "re_pix_", "ab_", "phi_deg_", "ELL_", "Re_", "THETA_", "sersic_n_",
+    ("FLUX_", "FLUXERR_"), "opt_converged", "opt_niters", "opt_last_dlnp", "opt_hit_max_iters",
+    "flag_bound_stalled", "fit_flag", "psf_", "fit_is_reliable", "fit_status",
+)
+
+
+def ordered(merged: pd.DataFrame, catalog_columns: list[str]) -> pd.DataFrame:
+    """Catalog columns first, then the fit columns grouped as in :data:`_COLUMN_ORDER`."""
+    def rank(col: str) -> int:
+        return next((i for i, p in enumerate(_COLUMN_ORDER) if col.startswith(p)), len(_COLUMN_ORDER))
+
+    extra = sorted((c for c in merged.columns if c not in catalog_columns), key=rank)
+    return merged[[*catalog_columns, *extra]]
+
+
+def for_fits_table(merged: pd.DataFrame) -> pd.DataFrame:
+    """The FITS copy: nullable booleans become False where missing (FITS logicals have no null
+    astropy keeps); ``fit_status`` says which rows were not fitted."""
+    out = merged.copy()
+    for col in out.columns:
+        if isinstance(out[col].dtype, pd.BooleanDtype):
+            out[col] = out[col].fillna(False).astype(bool)
+    return out

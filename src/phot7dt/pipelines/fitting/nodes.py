@@ -1,0 +1,203 @@
+"""Nodes of the fitting stage: parallel patch fits, the merged catalog, the failure check."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from astropy.io import fits
+from astropy.wcs import WCS
+from tqdm.auto import tqdm
+
+from phot7dt.datasets.patch_results_dataset import PatchResultStore
+from phot7dt.frames import FrameSet
+from phot7dt.params import section
+from phot7dt.pipelines.fitting import merge
+from phot7dt.pipelines.fitting.parallel import map_unordered
+from phot7dt.pipelines.fitting.params import MergeParams, PatchRunParams, SceneParams
+from phot7dt.pipelines.fitting.patch_task import PatchOutcome, run_patch_task
+from phot7dt.pipelines.fitting.tasks import build_tasks
+from phot7dt.pipelines.patching.source_init import merge_key
+from phot7dt.psf_grid import PSFGrid
+
+__all__ = ["check_patch_failures", "fit_patches", "merge_fits"]
+
+logger = logging.getLogger(__name__)
+
+
+def _record(tag: str, status: str, meta: dict[str, Any], error: str = "", trace: str = "") -> dict:
+    return {"patch_tag": tag, "status": status, "n_sources": meta.get("n_sources"),
+            "n_halo_sources": meta.get("n_halo_sources"), "seconds": meta.get("seconds"),
+            "error": error, "traceback": trace}
+
+
+def _store_outcome(outcome: PatchOutcome, store: PatchResultStore) -> dict:
+    if outcome.failed:
+        logger.error("patch %s failed: %s", outcome.tag, outcome.error)
+        store.discard(outcome.tag)
+        return _record(outcome.tag, "failed", outcome.meta, outcome.error, outcome.traceback)
+    store.write(outcome.tag, outcome.table, outcome.meta)
+    return _record(outcome.tag, "fitted", outcome.meta)
+
+
+def fit_patches(  # noqa: PLR0913 - one input per upstream product
+    patches: pd.DataFrame,
+    patch_payloads: pd.DataFrame,
+    frames: FrameSet,
+    bright_mask: tuple[np.ndarray | None, Any],
+    epsf_grid: PSFGrid,
+    patch_results: PatchResultStore,
+    patch_run: dict,
+    scene: dict,
+) -> dict[str, Any]:
+    """Fit every patch in worker processes; store each result as soon as it is done.
+
+    Parameters
+    ----------
+    patches, patch_payloads : DataFrame
+        Patch geometry and per-patch sources (patching stage).
+    frames : FrameSet
+        Memory-mapped frames; each worker cuts its patch's region.
+    bright_mask : (mask, header)
+        uint8 working-frame mask (1 = masked in every band).
+    epsf_grid : PSFGrid
+        PSF of every band and ePSF cell.
+    patch_results : PatchResultStore
+        Where each patch's table and meta are written (atomically) as it finishes.
+    patch_run, scene : dict
+        Parameter sections.
+
+    Returns
+    -------
+    dict
+        Run report: counts and one record per patch (``status`` fitted /
+        resumed / failed, sources, seconds, error and traceback of failures).
+    """
+    run = section(PatchRunParams, patch_run, "patch_run")
+    engine = section(SceneParams, scene, "scene")
+    tasks = build_tasks(patches, patch_payloads, frames, bright_mask[0], epsf_grid, run, engine,
+                        merge_key(patch_payloads))
+    records = []
+    if run.resume:
+        done = [t for t in tasks if patch_results.has(t.tag)]
+        records += [_record(t.tag, "resumed", patch_results.read_meta(t.tag)) for t in done]
+        tasks = [t for t in tasks if not patch_results.has(t.tag)]
+        logger.info("resume: %d patch(es) already fitted, %d to fit", len(done), len(tasks))
+    else:
+        for task in tasks:
+            patch_results.discard(task.tag)
+    start = time.perf_counter()
+    outcomes = map_unordered(run_patch_task, tasks, max_workers=run.max_workers,
+                             threads_per_process=run.threads_per_process,
+                             dask_scheduler=run.dask_scheduler)
+    for outcome in tqdm(outcomes, total=len(tasks), desc="fit_patches", unit="patch", mininterval=1.0):
+        records.append(_store_outcome(outcome, patch_results))
+    return _report(records, time.perf_counter() - start)
+
+
+def _report(records: list[dict], seconds: float) -> dict[str, Any]:
+    records = sorted(records, key=lambda r: r["patch_tag"])
+    counts = {s: sum(r["status"] == s for r in records) for s in ("fitted", "resumed", "failed")}
+    logger.info("fit_patches: %d fitted, %d resumed, %d failed in %.1f s", counts["fitted"],
+                counts["resumed"], counts["failed"], seconds)
+    failed = [r["patch_tag"] for r in records if r["status"] == "failed"]
+    if failed:
+        logger.error("fit_patches: %d patch(es) failed: %s (tracebacks in the fit run report)",
+                     len(failed), ", ".join(failed))
+    return {"n_patches": len(records), **{f"n_{k}": v for k, v in counts.items()},
+            "seconds": round(seconds, 3), "failed_patches": failed, "patches": records}
+
+
+def _working_wcs(wcs_snapshot: tuple[Any, fits.Header], params: MergeParams) -> WCS:
+    if params.wcs_fits is None:
+        return WCS(wcs_snapshot[1]).celestial
+    try:
+        return WCS(fits.getheader(params.wcs_fits)).celestial
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"merge.wcs_fits: cannot read a WCS from {params.wcs_fits} ({exc})") from exc
+
+
+def merge_fits(
+    active_catalog: pd.DataFrame,
+    patch_payloads: pd.DataFrame,
+    patch_results: PatchResultStore,
+    fit_run_report: dict[str, Any],
+    wcs_snapshot: tuple[Any, fits.Header],
+    merge_params: dict,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Every row of ``active_catalog`` plus the fit columns of its patch (left join).
+
+    Parameters
+    ----------
+    active_catalog : DataFrame
+        Catalog of the run (excluded rows included).
+    patch_payloads : DataFrame
+        Gives each source's patch (``patch_tag``/``epsf_tag`` for rows of failed patches too).
+    patch_results : PatchResultStore
+        Per-patch tables written by ``fit_patches``.
+    fit_run_report : dict
+        ``fit_patches`` report: which patches were fitted, resumed or failed.
+    wcs_snapshot : (None, header)
+        Working-frame WCS for ``RA_fit``/``DEC_fit``.
+    merge_params : dict
+        ``merge`` section.
+
+    Returns
+    -------
+    merged_catalog : DataFrame
+        Catalog columns, then the fit columns with ``RA_fit``/``DEC_fit`` (deg),
+        ``fit_is_reliable`` and ``fit_status``.
+    merged_catalog_csv : DataFrame
+        The same table, for the CSV copy.
+    merged_catalog_fits : DataFrame
+        The same table for the FITS copy, missing flags written as False.
+    """
+    params = section(MergeParams, merge_params, "merge")
+    key = merge_key(active_catalog)
+    ok = [r["patch_tag"] for r in fit_run_report["patches"] if r["status"] in ("fitted", "resumed")]
+    fits_table = merge.collect_fits([patch_results.read_table(t) for t in sorted(ok)], key)
+    merged = merge.join_fits(active_catalog, fits_table, key)
+    merged = merge.sky_positions(merged, _working_wcs(wcs_snapshot, params))
+    patch_of = _assigned_patches(merged, patch_payloads, key)
+    merged["patch_tag"] = patch_of
+    merged["epsf_tag"] = patch_of.str.slice(0, 7)
+    merged["fit_is_reliable"] = merge.reliable(merged)
+    merged["fit_status"] = merge.fit_status(merged, set(fit_run_report["failed_patches"]), patch_of)
+    merged = merge.ordered(merged, list(active_catalog.columns))
+    _log_merge(merged)
+    return merged, merged, merge.for_fits_table(merged)
+
+
+def _assigned_patches(merged: pd.DataFrame, payloads: pd.DataFrame, key: list[str]) -> pd.Series:
+    base = payloads.loc[~payloads["is_halo"].astype(bool), [*key, "patch_tag"]].drop_duplicates(key)
+    tags = merged[key].merge(base, how="left", on=key)["patch_tag"]
+    return pd.Series(tags.to_numpy(dtype=object), index=merged.index).astype("str")
+
+
+def _log_merge(merged: pd.DataFrame) -> None:
+    counts = merged["fit_status"].value_counts()
+    logger.info("merged catalog: %d rows, %d columns; fit_status %s; %d reliable", len(merged),
+                merged.shape[1], ", ".join(f"{k}={v}" for k, v in counts.items()),
+                int(merged["fit_is_reliable"].sum()))
+
+
+def check_patch_failures(fit_run_report: dict[str, Any], merged_catalog: pd.DataFrame) -> None:
+    """Stop the run (non-zero exit) after the merge when any patch failed.
+
+    Runs after the merged catalog and the run report are written; the error
+    names the failed patches. Rerun with ``patch_run.resume: true`` to fit only
+    the patches without a stored result.
+    """
+    failed = fit_run_report["failed_patches"]
+    if not failed:
+        return
+    first = next(r for r in fit_run_report["patches"] if r["status"] == "failed")
+    n_rows = int((merged_catalog["fit_status"] == "patch_failed").sum())
+    raise RuntimeError(
+        f"{len(failed)} of {fit_run_report['n_patches']} patches failed ({', '.join(failed[:10])}"
+        f"{', ...' if len(failed) > 10 else ''}); {n_rows} catalog rows have fit_status "
+        f"'patch_failed'. First error ({first['patch_tag']}): {first['error']}. The merged catalog "
+        "and the fit run report were written; rerun with patch_run.resume=true after fixing.")

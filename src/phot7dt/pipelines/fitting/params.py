@@ -1,0 +1,67 @@
+"""Parameter sections of the fitting stage: tract7dt's ``patch_run`` and ``merge``, plus ``scene``.
+
+``patch_run`` is read by the psf stage too (tract7dt keeps the PSF-choice keys
+there); its model is :class:`PatchRunParams`. ``scene`` holds the fitting-engine
+settings tract7dt does not have (source Poisson noise, which flux error is
+reported, convergence and shape bounds of :class:`phot7dt.scene.FitSettings`).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from phot7dt.params import Section
+from phot7dt.pipelines.psf.patch_run_params import PatchRunParams
+
+__all__ = ["MergeParams", "PatchRunParams", "SceneParams"]
+
+
+class MergeParams(Section):
+    """``merge``: joining per-patch results onto the active catalog.
+
+    Attributes
+    ----------
+    wcs_fits : str or None
+        FITS file whose celestial WCS turns fitted working-frame pixels into
+        ``RA_fit``/``DEC_fit``; None uses the working-frame WCS snapshot
+        (``wcs_snapshot``). A given file must describe the working frame.
+    pattern : str
+        tract7dt's glob of per-patch CSV files; accepted, no effect (the patch
+        results are a dataset of this project).
+    """
+
+    pattern: str = "*_cat_fit.csv"
+    wcs_fits: str | None = None
+
+
+class SceneParams(Section):
+    """``scene``: fitting-engine settings beyond tract7dt's ``patch_run``.
+
+    Attributes
+    ----------
+    source_poisson_noise : bool
+        Add the sources' own Poisson variance (model / gain, gain =
+        ``EGAIN / scale`` electrons per scaled count) to the sky noise; false is
+        tract7dt's sky-only noise.
+    flux_err : {"marginal", "conditional"}
+        ``FLUXERR_{band}_fit``: marginalised over positions and shapes, or the
+        flux block alone (at fixed positions and shapes).
+    step_tol_sigma : float
+        Convergence also needs every parameter step below this many of its errors.
+    re_min_pix, re_max_pix : float
+        Bounds of the half-light radius, px (a source ending on one is flagged).
+    q_min : float
+        Smallest axis ratio b/a (a source ending on it is flagged).
+    """
+
+    source_poisson_noise: bool = True
+    flux_err: Literal["marginal", "conditional"] = "marginal"
+    step_tol_sigma: float = Field(0.01, gt=0)
+    re_min_pix: float = Field(0.1, gt=0)
+    re_max_pix: float = Field(100.0, gt=0)
+    q_min: float = Field(0.02, ge=1e-3, lt=1)
+
+
+SECTIONS = {"patch_run": PatchRunParams, "merge": MergeParams, "scene": SceneParams}

@@ -1,0 +1,187 @@
+"""One patch fit, as run in a worker process: cut, PSFs, initial fluxes, fit, result table.
+
+:func:`run_patch_task` never raises: an exception becomes a failed
+:class:`PatchOutcome` carrying the error and its traceback, so the other
+patches of the run finish.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import traceback
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sep
+
+from phot7dt.frames import Box, FrameSet
+from phot7dt.pipelines.fitting.psf_audit import build_psfs, psf_audit
+from phot7dt.pipelines.fitting.result_table import result_table
+from phot7dt.psf_grid import PSFChoice
+from phot7dt.scene import FitSettings, fit_patch
+
+__all__ = ["FitConfig", "PatchOutcome", "PatchTask", "run_patch_task"]
+
+
+@dataclasses.dataclass(frozen=True)
+class FitConfig:
+    """Settings shared by every patch of a run (picklable, small)."""
+
+    bands: tuple[str, ...]
+    key: tuple[str, ...]
+    settings: FitSettings
+    r_ap: float
+    eps_flux: float
+    psf_model: str
+    gaussian_mixture_n: int
+    min_epsf_nstars_for_use: int
+    flag_maxiter_margin: int
+    source_poisson_noise: bool
+    flux_err: str
+
+
+@dataclasses.dataclass(frozen=True)
+class PatchTask:
+    """What a worker needs for one patch: pixel region, sources and PSFs; no pixels.
+
+    Attributes
+    ----------
+    tag, epsf_tag : str
+        Patch and ePSF-cell tags.
+    roi : Box
+        Region fitted (base box plus halo), working-frame px.
+    sources : DataFrame
+        Payload rows of the patch (base and halo sources).
+    bright_mask : (ny, nx) bool ndarray or None
+        Bright-source mask cut to ``roi``.
+    psfs : tuple of PSFChoice
+        PSF of each band in the patch's ePSF cell, band order of ``config.bands``.
+    frames : FrameSet
+        Memory-mapped frames (pickled as paths).
+    config : FitConfig
+    """
+
+    tag: str
+    epsf_tag: str
+    roi: Box
+    sources: pd.DataFrame
+    bright_mask: np.ndarray | None
+    psfs: tuple[PSFChoice, ...]
+    frames: FrameSet
+    config: FitConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class PatchOutcome:
+    """Result of one patch: the base sources' table and meta, or the error."""
+
+    tag: str
+    table: pd.DataFrame | None
+    meta: dict[str, Any]
+    error: str = ""
+    traceback: str = ""
+
+    @property
+    def failed(self) -> bool:
+        """True when the patch raised."""
+        return self.table is None
+
+
+def initial_fluxes(images: np.ndarray, invvar: np.ndarray, sources: pd.DataFrame,
+                   config: FitConfig) -> np.ndarray:
+    """Initial flux (n, B): catalog ``FLUX_{band}`` or the aperture sum, floored at ``eps_flux``.
+
+    The aperture sum (radius ``r_ap`` px, masked pixels left out, no background
+    subtraction, non-finite sums -> 0) is tract7dt's initialisation.
+    """
+    x = sources["x_pix_patch"].to_numpy(float)
+    y = sources["y_pix_patch"].to_numpy(float)
+    flux = np.column_stack([sources[f"flux_cat_{b}"].to_numpy(float) for b in config.bands])
+    for b in range(len(config.bands)):
+        need = ~np.isfinite(flux[:, b])
+        if need.any():
+            data = np.ascontiguousarray(images[b], dtype=np.float64)
+            mask = np.ascontiguousarray(invvar[b] <= 0)
+            total, _, _ = sep.sum_circle(data, x[need], y[need], config.r_ap, mask=mask)
+            flux[need, b] = np.where(np.isfinite(total), total, 0.0)
+    return np.maximum(flux, config.eps_flux)
+
+
+def source_columns(sources: pd.DataFrame, flux: np.ndarray, bands: tuple[str, ...]) -> dict:
+    """The engine's source mapping (see :mod:`phot7dt.scene.sources`)."""
+    cols = {name: sources[name].to_numpy(float) for name in
+            ("re_pix", "ell", "theta_deg", "sersic_n", "pos_err", "re_err", "ell_err", "theta_err")}
+    cols["x"] = sources["x_pix_patch"].to_numpy(float)
+    cols["y"] = sources["y_pix_patch"].to_numpy(float)
+    cols["type"] = sources["model_type"].to_numpy(str)
+    cols["flux"] = flux
+    cols["flux_err"] = np.column_stack([sources[f"flux_cat_err_{b}"].to_numpy(float) for b in bands])
+    return cols
+
+
+def _fit(task: PatchTask, meta: dict[str, Any]) -> pd.DataFrame:
+    cfg = task.config
+    mask = None if task.bright_mask is None else task.bright_mask.astype(bool)
+    images, invvar, saturated = task.frames.cutout(task.roi, bands=cfg.bands, extra_mask=mask)
+    psfs = build_psfs(task.psfs, cfg)
+    meta.update(psf_audit(task.psfs, psfs, cfg))
+    meta["n_saturated_pixels"] = int(saturated.sum())
+    flux0 = initial_fluxes(images, invvar, task.sources, cfg)
+    sources = source_columns(task.sources, flux0, cfg.bands)
+    gain = None
+    if cfg.source_poisson_noise:
+        gain = np.array([task.frames.frame(b).egain / task.frames.frame(b).scale for b in cfg.bands])
+    if cfg.settings.enable_multi_band_simultaneous_fitting:
+        results = [fit_patch(images, invvar, psfs, sources, cfg.settings, gain=gain)]
+    else:
+        single = cfg.settings.replace(enable_multi_band_simultaneous_fitting=True)
+        results = [fit_patch(images[b:b + 1], invvar[b:b + 1], [psfs[b]], _band(sources, b), single,
+                             gain=None if gain is None else gain[b:b + 1])
+                   for b in range(len(cfg.bands))]
+    meta["optimizer"] = [_optimizer_summary(band, r) for band, r in
+                         zip(_fit_names(cfg), results, strict=True)]
+    return result_table(task, results, meta)
+
+
+def _band(sources: dict, b: int) -> dict:
+    return {k: (v[:, b:b + 1] if isinstance(v, np.ndarray) and v.ndim == 2 else v)
+            for k, v in sources.items()}
+
+
+def _fit_names(cfg: FitConfig) -> list[str]:
+    return ["all"] if cfg.settings.enable_multi_band_simultaneous_fitting else list(cfg.bands)
+
+
+def _optimizer_summary(name: str, result) -> dict[str, Any]:
+    stages = result.stages[0]
+    return {
+        "bands": name,
+        "lnp": float(result.lnp[0]),
+        "n_bad_pixels": int(result.n_bad_pixels),
+        "n_converged": int(result.converged.sum()),
+        "stages": [{"stage": s.name, "niters": int(s.niters), "converged": bool(s.converged),
+                    "last_dlnp": float(s.last_dlnp), "hit_max_iters": bool(s.hit_max_iters),
+                    "stalled": bool(s.stalled)} for s in stages],
+    }
+
+
+def run_patch_task(task: PatchTask) -> PatchOutcome:
+    """Fit one patch; errors are returned in the outcome, never raised."""
+    start = time.perf_counter()
+    meta: dict[str, Any] = {
+        "patch_tag": task.tag, "epsf_tag": task.epsf_tag,
+        "roi_bbox": [task.roi.x0, task.roi.x1, task.roi.y0, task.roi.y1],
+        "n_sources": int((~task.sources["is_halo"]).sum()),
+        "n_halo_sources": int(task.sources["is_halo"].sum()),
+        "enable_multi_band_simultaneous_fitting":
+            task.config.settings.enable_multi_band_simultaneous_fitting,
+    }
+    try:
+        table = _fit(task, meta)
+    except Exception as exc:  # noqa: BLE001 - a failing patch must not stop the others
+        meta["seconds"] = round(time.perf_counter() - start, 3)
+        return PatchOutcome(task.tag, None, meta, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+    meta["seconds"] = round(time.perf_counter() - start, 3)
+    return PatchOutcome(task.tag, table, meta)

@@ -1,0 +1,70 @@
+"""The fitter's PSF per band, from the psf stage's choice, and tract7dt's PSF audit columns.
+
+An ePSF is used as a pixelized stamp (``psf_model: pixelized``; ``hybrid``
+too, since this engine renders galaxies through the pixelized PSF in Fourier
+space, which is what the Tractor's hybrid PSF approximates) or as a Gaussian
+mixture fitted to it (``gaussian_mixture_from_stamp``). A fallback is the stamp
+the psf stage drew from the configured analytic model. PSFs are never fitted,
+so no band needs freezing (``psf_frozen_bands_for_optimizer`` stays empty).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from phot7dt.psf_grid import PSFChoice
+from phot7dt.scene import GaussianMixturePSF, PixelizedPSF
+
+__all__ = ["AUDIT_COLUMNS", "audit_columns", "build_psfs", "psf_audit"]
+
+#: Per-patch PSF audit columns copied onto every source row (tract7dt names).
+AUDIT_COLUMNS = (
+    "psf_min_epsf_nstars_for_use", "psf_used_epsf_band_count", "psf_fallback_band_count",
+    "psf_low_star_band_count", "psf_fallback_bands", "psf_low_star_bands",
+    "psf_frozen_bands_for_optimizer", "psf_fallback_reasons_json",
+)
+
+
+def build_psfs(choices: Sequence[PSFChoice], config) -> list:
+    """One engine PSF per band."""
+    psfs = []
+    for choice in choices:
+        if choice.stamp is None:
+            raise ValueError(f"PSF choice {choice.model!r} has no stamp ({choice.reason})")
+        if not choice.is_fallback and config.psf_model == "gaussian_mixture_from_stamp":
+            psfs.append(GaussianMixturePSF.from_stamp(choice.stamp, config.gaussian_mixture_n))
+        else:
+            psfs.append(PixelizedPSF(choice.stamp))
+    return psfs
+
+
+def _is_low_star(choice: PSFChoice) -> bool:
+    return choice.is_fallback and choice.reason.startswith("low-star")
+
+
+def psf_audit(choices: Sequence[PSFChoice], psfs: Sequence, config) -> dict[str, Any]:
+    """Audit of one patch: per band (model, stars, FWHM, reason) and tract7dt's summary fields."""
+    bands = config.bands
+    fallback = [b for b, c in zip(bands, choices, strict=True) if c.is_fallback]
+    low = [b for b, c in zip(bands, choices, strict=True) if _is_low_star(c)]
+    return {
+        "psf_audit": {b: {"psf_model": c.model, "psf_class": type(p).__name__, "used_epsf": not c.is_fallback,
+                          "epsf_nstars_used": c.nstars, "fwhm_pix": c.fwhm_pix, "reason": c.reason}
+                      for b, c, p in zip(bands, choices, psfs, strict=True)},
+        "psf_min_epsf_nstars_for_use": int(config.min_epsf_nstars_for_use),
+        "psf_used_epsf_band_count": len(bands) - len(fallback),
+        "psf_fallback_band_count": len(fallback),
+        "psf_low_star_band_count": len(low),
+        "psf_fallback_bands": ",".join(fallback),
+        "psf_low_star_bands": ",".join(low),
+        "psf_frozen_bands_for_optimizer": "",
+        "psf_fallback_reasons_json": json.dumps(
+            {b: c.reason for b, c in zip(bands, choices, strict=True) if c.is_fallback}, sort_keys=True),
+    }
+
+
+def audit_columns(meta: dict[str, Any]) -> dict[str, Any]:
+    """The per-patch audit values that become catalog columns."""
+    return {name: meta[name] for name in AUDIT_COLUMNS}

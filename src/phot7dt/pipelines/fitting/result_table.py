@@ -1,0 +1,100 @@
+"""Per-source result table of one patch (base sources only), with tract7dt's column names.
+
+Multi-band mode gives one set of position/shape/optimiser columns; single-band
+mode suffixes them per band (``x_pix_white_{band}_fit``, ``opt_niters_{band}``,
+...) and adds band-combined ``opt_converged`` (all bands), ``opt_hit_max_iters``,
+``flag_bound_stalled`` (any band) and ``fit_flags`` (OR). ``opt_converged`` and
+``opt_hit_max_iters`` are per source; ``opt_niters`` and ``opt_last_dlnp`` are
+those of the fit's last stage (the engine reports iterations per fit).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from phot7dt.pipelines.fitting.psf_audit import audit_columns
+from phot7dt.scene import decode_flags, flag_bit
+
+__all__ = ["BOUND_FLAGS", "result_table"]
+
+#: Engine flags meaning a parameter ended on its bound (tract7dt's ``flag_bound_stalled``).
+BOUND_FLAGS = {"pos_at_bound": "pos", "re_at_bound": "shape.logre", "ell_at_bound": "shape.ee",
+               "sersic_n_at_bound": "sersic_n"}
+_BOUND_MASK = sum(flag_bit(name) for name in BOUND_FLAGS)
+_SHARED = ("stype_fit",)
+
+
+def _names(value: int, wanted: dict[str, str] | None = None) -> str:
+    names = decode_flags(int(value))
+    if wanted is not None:
+        return ",".join(wanted[n] for n in names if n in wanted)
+    return ",".join(names)
+
+
+def _fit_columns(result, bands: list[str], config, base: np.ndarray) -> dict[str, np.ndarray]:
+    cols = {k: np.asarray(v)[base] for k, v in result.columns(bands, flux_err=config.flux_err).items()}
+    flags = cols["fit_flags"].astype(np.int64)
+    niters = int(np.max(result.opt_niters))
+    near_limit = niters >= config.settings.n_opt_iters - config.flag_maxiter_margin
+    cols["opt_hit_max_iters"] = cols["opt_hit_max_iters"] | (~cols["opt_converged"] & near_limit)
+    cols["opt_niters"] = np.full(base.sum(), niters, dtype=np.int64)
+    cols["flag_bound_stalled"] = (flags & _BOUND_MASK) != 0
+    cols["flag_bound_stalled_which_parameter"] = np.array([_names(f, BOUND_FLAGS) for f in flags], dtype=object)
+    cols["fit_flag_names"] = np.array([_names(f) for f in flags], dtype=object)
+    return cols
+
+
+def _band_name(column: str, band: str) -> str:
+    return f"{column[:-4]}_{band}_fit" if column.endswith("_fit") else f"{column}_{band}"
+
+
+def _single_band_columns(results, config, base: np.ndarray) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for band, result in zip(config.bands, results, strict=True):
+        for name, values in _fit_columns(result, [band], config, base).items():
+            if name.startswith(("FLUX_", "FLUXERR_")) or name in _SHARED:
+                out[name] = values
+            else:
+                out[_band_name(name, band)] = values
+    bands = config.bands
+    out["opt_converged"] = np.logical_and.reduce([out[f"opt_converged_{b}"] for b in bands])
+    out["opt_hit_max_iters"] = np.logical_or.reduce([out[f"opt_hit_max_iters_{b}"] for b in bands])
+    out["flag_bound_stalled"] = np.logical_or.reduce([out[f"flag_bound_stalled_{b}"] for b in bands])
+    out["fit_flags"] = np.bitwise_or.reduce([out[f"fit_flags_{b}"] for b in bands])
+    return out
+
+
+def _white_positions(cols: dict[str, np.ndarray], roi) -> None:
+    for name in list(cols):
+        if name.startswith("x_pix_patch") and name.endswith("_fit"):
+            cols[name.replace("x_pix_patch", "x_pix_white")] = cols[name] + roi.x0
+        elif name.startswith("y_pix_patch") and name.endswith("_fit"):
+            cols[name.replace("y_pix_patch", "y_pix_white")] = cols[name] + roi.y0
+
+
+def result_table(task, results: list, meta: dict[str, Any]) -> pd.DataFrame:
+    """Rows of the patch's base sources: key, patch tags, fit columns, PSF audit.
+
+    Parameters
+    ----------
+    task : PatchTask
+    results : list of FitResult
+        One (multi-band) or one per band (single-band mode).
+    meta : dict
+        Patch meta holding the PSF audit fields.
+    """
+    cfg = task.config
+    base = ~task.sources["is_halo"].to_numpy(bool)
+    rows = task.sources.loc[base, [*cfg.key, "x_pix_patch", "y_pix_patch"]].reset_index(drop=True)
+    if cfg.settings.enable_multi_band_simultaneous_fitting:
+        cols = _fit_columns(results[0], list(cfg.bands), cfg, base)
+    else:
+        cols = _single_band_columns(results, cfg, base)
+    _white_positions(cols, task.roi)
+    fit = pd.DataFrame(cols)
+    head = pd.DataFrame({"patch_tag": task.tag, "epsf_tag": task.epsf_tag}, index=fit.index)
+    audit = pd.DataFrame(audit_columns(meta), index=fit.index)
+    return pd.concat([rows, head, fit, audit], axis=1)
