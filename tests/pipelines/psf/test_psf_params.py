@@ -17,10 +17,8 @@ CONF = Path(__file__).parents[3] / "conf"
 
 
 def test_base_yaml_matches_the_model_defaults():
-    for name, model, file in [("epsf", EpsfParams, "parameters_psf.yml"),
-                              ("moffat_psf", MoffatPsfParams, "parameters_psf.yml"),
-                              ("patch_run", PatchRunParams, "parameters_fitting.yml")]:
-        raw = yaml.safe_load((CONF / "base" / file).read_text())[name]
+    for name, model in [("epsf", EpsfParams), ("moffat_psf", MoffatPsfParams)]:
+        raw = yaml.safe_load((CONF / "base" / "parameters_psf.yml").read_text())[name]
         assert section(model, raw, name) == model(), name
     assert EpsfParams().epsf_ngrid == 7 and EpsfParams().q_range == (0.7, 1.3)
     assert PatchRunParams().psf_fallback_model == "moffat"
@@ -31,7 +29,7 @@ def test_all_sections_validate():
     for file in ("parameters_psf.yml", "parameters_fitting.yml"):
         raw |= yaml.safe_load((CONF / "base" / file).read_text())
     raw["epsf"] |= yaml.safe_load((CONF / "sample" / "parameters_psf.yml").read_text())["epsf"]
-    assert set(validate_parameters(raw)) == {"epsf", "moffat_psf", "patch_run"}
+    assert {"epsf", "moffat_psf", "patch_run"} <= set(validate_parameters(raw))
 
 
 @pytest.mark.parametrize(("raw", "message"), [

@@ -18,7 +18,7 @@ from phot7dt.pipelines.psf.cell_image import CellImage, load_cell_image
 from phot7dt.pipelines.psf.epsf_build import EPSFBuild, build_cell_epsf, star_cutouts
 from phot7dt.pipelines.psf.params import EpsfParams
 from phot7dt.pipelines.psf.stamp_models import StampMetrics, measure_stamp
-from phot7dt.pipelines.psf.star_selection import select_stars
+from phot7dt.pipelines.psf.star_selection import DEFAULT_FWHM_PIX, select_stars
 
 __all__ = ["CellResult", "run_cell"]
 
@@ -70,8 +70,8 @@ def _build(ci: CellImage, accepted: pd.DataFrame, p: EpsfParams, max_cutouts: in
     stars, star_bkg = star_cutouts(ci, accepted["x"].to_numpy(), accepted["y"].to_numpy(), p)
     if not stars:
         return None, None, "no star cutout with positive flux"
-    build = build_cell_epsf(stars, star_bkg, p, max_cutouts)
-    guess = fwhm if math.isfinite(fwhm) and fwhm > 0 else 4.0
+    guess = fwhm if math.isfinite(fwhm) and fwhm > 0 else DEFAULT_FWHM_PIX
+    build = build_cell_epsf(stars, star_bkg, p, guess, max_cutouts)
     return build, measure_stamp(build.stamp, guess), ""
 
 

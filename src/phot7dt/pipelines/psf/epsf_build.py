@@ -3,7 +3,9 @@
 Bad pixels get zero weight (tract7dt gave them the median weight), each star's
 flux starts as the sum of its valid pixels, so photutils never has to
 interpolate missing star data, and the count of stars *used* excludes the stars
-the builder dropped after repeated fit failures.
+the builder dropped after repeated fit failures. With ``model_wings`` the
+noise-dominated outskirts of the stamp are replaced by the Moffat fitted to its
+core (see :func:`~phot7dt.pipelines.psf.stamp_models.model_wings`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from photutils.psf import EPSFBuilder, EPSFStar, EPSFStars
 
 from phot7dt.pipelines.psf.cell_image import CellImage
 from phot7dt.pipelines.psf.params import EpsfParams
+from phot7dt.pipelines.psf.stamp_models import model_wings
 
 __all__ = ["EPSFBuild", "build_cell_epsf", "star_cutouts"]
 
@@ -43,6 +46,11 @@ class EPSFBuild:
         Star centres stopped moving within photutils' accuracy.
     edge_flux_fraction : float
         Flux of the built ePSF outside the final crop (lost by cropping).
+    wing_radius_pix : float
+        Radius beyond which the stamp is the fitted Moffat (``model_wings``;
+        half the stamp when the wings are empirical).
+    wing_flux_fraction : float
+        Fraction of the stamp's flux that comes from the modelled wings.
     star_background : dict
         Per-star annulus background summary (n, n_ok, median).
     residual : (n, n) float64 ndarray
@@ -57,6 +65,8 @@ class EPSFBuild:
     iterations: int
     converged: bool
     edge_flux_fraction: float
+    wing_radius_pix: float
+    wing_flux_fraction: float
     star_background: dict
     residual: np.ndarray
     cutouts: list
@@ -132,9 +142,13 @@ def _median_residual(epsf, stars: EPSFStars, size: int, max_stars: int) -> np.nd
 
 
 def build_cell_epsf(
-    stars: list[EPSFStar], star_background: dict, p: EpsfParams, max_cutouts: int
+    stars: list[EPSFStar], star_background: dict, p: EpsfParams, fwhm_guess: float,
+    max_cutouts: int,
 ) -> EPSFBuild:
-    """Run EPSFBuilder on ``stars`` and post-process the ePSF (see module doc)."""
+    """Run EPSFBuilder on ``stars`` and post-process the ePSF (see module doc).
+
+    ``fwhm_guess`` (pixels) starts the Moffat fit that models the wings.
+    """
     builder = EPSFBuilder(
         oversampling=p.oversamp,
         smoothing_kernel=p.smoothing_kernel,
@@ -149,6 +163,9 @@ def build_cell_epsf(
         result = builder(EPSFStars(stars))
     fitted = result.fitted_stars
     stamp, edge = _native_stamp(result.epsf, p.final_psf_size)
+    wing_radius, wing_fraction = (p.final_psf_size - 1) / 2, 0.0
+    if p.model_wings:
+        stamp, wing_radius, wing_fraction = model_wings(stamp, fwhm_guess)
     used = list(fitted.all_good_stars)
     return EPSFBuild(
         stamp=stamp,
@@ -157,6 +174,8 @@ def build_cell_epsf(
         iterations=int(result.iterations),
         converged=bool(result.converged),
         edge_flux_fraction=edge,
+        wing_radius_pix=wing_radius,
+        wing_flux_fraction=wing_fraction,
         star_background=star_background,
         residual=_median_residual(result.epsf, fitted, p.final_psf_size,
                                   p.residual_diag_max_stars),

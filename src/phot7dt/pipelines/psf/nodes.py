@@ -86,6 +86,8 @@ def _qa_record(res: CellResult, choice: PSFChoice) -> dict[str, Any]:
         "ee_r50_pix": m.ee_r50_pix if m else nan, "ee_r80_pix": m.ee_r80_pix if m else nan,
         "ee_r90_pix": m.ee_r90_pix if m else nan, "ee_2fwhm": m.ee_2fwhm if m else nan,
         "ee_edge": b.edge_flux_fraction if b else nan,
+        "wing_radius_pix": b.wing_radius_pix if b else nan,
+        "wing_flux_fraction": b.wing_flux_fraction if b else nan,
         "residual_rms": float(np.sqrt(np.mean(b.residual**2))) if b else nan,
         "build_iterations": b.iterations if b else 0, "build_converged": b.converged if b else False,
         "bkg_status": res.background.get("status", ""), "bkg_median": res.background.get("median"),

@@ -5,7 +5,9 @@ Keys, defaults and units are tract7dt 0.7's (``docs/configuration.md``), plus
 additions: ``smoothing_kernel`` (photutils' per-iteration smoothing; tract7dt
 always used photutils' ``quartic`` kernel, which broadens a natively sampled
 ePSF by ~2 % at FWHM 3.6 px and ~10 % at 2.5 px, so the default here is no
-smoothing) and ``save_epsf_montage`` (the per-band sheet of stamps).
+smoothing), ``model_wings`` (replace the noise-dominated outskirts of a stamp by
+the Moffat fitted to its core, so that summed wing noise does not set the
+unit-sum normalisation) and ``save_epsf_montage`` (the per-band sheet of stamps).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class EpsfParams(Section):
     do_clip: bool = True
     recenter_boxsize: int = Field(9, ge=3)
     smoothing_kernel: Literal["quartic", "quadratic"] | None = None
+    model_wings: bool = True
     final_psf_size: int = Field(55, ge=3)
     # Backgrounds.
     background_subtract_patch: bool = True
