@@ -119,7 +119,9 @@ class PSFGridDataset(AbstractDataset[PSFGrid, PSFGrid]):
         except (OSError, ValueError) as exc:
             raise DatasetError(f"{meta_path}: cannot read the PSF grid metadata: {exc}") from exc
         if meta.get("format") != FORMAT:
-            raise DatasetError(f"{meta_path}: 'format' is {meta.get('format')!r}, expected {FORMAT!r}")
+            raise DatasetError(
+                f"{meta_path}: 'format' is {meta.get('format')!r}, expected {FORMAT!r}"
+            )
         choices, qa = {}, {}
         for e in meta["psf"]:
             key = (e["band"], int(e["row"]), int(e["col"]))

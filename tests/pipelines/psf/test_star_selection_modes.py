@@ -8,6 +8,7 @@ import logging
 import pandas as pd
 from psf_field import EPSF_TEST_PARAMS, FEW_STAR_CELL
 
+from phot7dt.datasets.psf_grid_dataset import PSFGridDataset
 from phot7dt.pipelines.psf.nodes import build_epsf
 
 GOOD = [(0, 0), (0, 1), (1, 0)]
@@ -69,7 +70,7 @@ def test_band_without_gaiaxp_column_uses_sep(psf_field, caplog):
     assert (summary.loc[summary.band == "m500", "nstars_seed"] > 0).all()
 
 
-def test_skip_empty_cells(psf_field):
+def test_skip_empty_cells(psf_field, tmp_path):
     r, c = FEW_STAR_CELL
     catalog = psf_field.flagged_catalog.copy()
     in_cell = (catalog.x_pix_white >= 200 * c) & (catalog.y_pix_white >= 200 * r)
@@ -80,3 +81,8 @@ def test_skip_empty_cells(psf_field):
     assert (skipped.status == "skipped").all()
     assert "not built" in grid.choice("m500", r, c).reason
     assert all((q.row, q.col) != FEW_STAR_CELL for q in qa)
+    dataset = PSFGridDataset(filepath=str(tmp_path / "epsf"))
+    dataset.save(grid)
+    loaded = dataset.load()
+    assert loaded == grid
+    assert loaded.qa[("m500", r, c)]["epsf_fwhm_pix"] is None

@@ -26,7 +26,9 @@ __all__ = ["build_epsf", "plot_epsf_qa"]
 logger = logging.getLogger(__name__)
 
 
-def _active_cells(catalog: pd.DataFrame, shape: tuple[int, int], ngrid: int) -> set[tuple[int, int]]:
+def _active_cells(
+    catalog: pd.DataFrame, shape: tuple[int, int], ngrid: int
+) -> set[tuple[int, int]]:
     """Cells holding at least one active (not excluded) catalog source."""
     for col in ("x_pix_white", "y_pix_white", "excluded_any"):
         if col not in catalog.columns:
@@ -89,13 +91,25 @@ def _qa_record(res: CellResult, choice: PSFChoice) -> dict[str, Any]:
         "wing_radius_pix": b.wing_radius_pix if b else nan,
         "wing_flux_fraction": b.wing_flux_fraction if b else nan,
         "residual_rms": float(np.sqrt(np.mean(b.residual**2))) if b else nan,
-        "build_iterations": b.iterations if b else 0, "build_converged": b.converged if b else False,
-        "bkg_status": res.background.get("status", ""), "bkg_median": res.background.get("median"),
-        "bkg_rms": res.background.get("rms"), "bkg_mask_fraction": res.background.get("mask_fraction"),
+        "build_iterations": b.iterations if b else 0,
+        "build_converged": b.converged if b else False,
+        "bkg_status": res.background.get("status", ""),
+        "bkg_median": res.background.get("median"),
+        "bkg_rms": res.background.get("rms"),
+        "bkg_mask_fraction": res.background.get("mask_fraction"),
         "star_bkg_median": b.star_background.get("median", nan) if b else nan,
         "seconds": round(res.seconds, 3),
         "psf_model": choice.model, "psf_fwhm_pix": choice.fwhm_pix, "psf_reason": choice.reason,
     }
+
+
+def _json_safe(record: dict[str, Any]) -> dict[str, Any]:
+    """Plain Python values for ``meta.json``: numpy scalars unwrapped, NaN as None."""
+    out = {}
+    for key, value in record.items():
+        value = value.item() if isinstance(value, np.generic) else value
+        out[key] = None if isinstance(value, float) and not math.isfinite(value) else value
+    return out
 
 
 def _skipped(band: str, row: int, col: int, box: Box) -> CellResult:
@@ -151,7 +165,7 @@ def build_epsf(
     )
     built = run_cells(frames, tasks, _gaia_seeds(gaiaxp_synphot, frames, p), p, max_cutouts)
     by_key = {(r.band, r.row, r.col): r for r in built}
-    choices, qa, results = {}, {}, []
+    choices, records, results = {}, {}, []
     for band in frames.bands:
         header_fwhm = frames.frame(band).fwhm_pix
         for (r, c), box in boxes.items():
@@ -164,11 +178,11 @@ def build_epsf(
                 choice = choose_psf(stamp, res.metrics, res.nstars_used, res.message, header_fwhm,
                                     run, moffat)
             choices[(band, r, c)] = choice
-            qa[(band, r, c)] = _qa_record(res, choice)
+            records[(band, r, c)] = _qa_record(res, choice)
             results.append(res)
-    summary = pd.DataFrame([qa[k] for k in sorted(qa, key=lambda k: (frames.bands.index(k[0]),
-                                                                       k[1], k[2]))])
+    summary = pd.DataFrame(list(records.values()))
     _log_summary(summary)
+    qa = {key: _json_safe(rec) for key, rec in records.items()}
     grid = PSFGrid(frames.shape, p.epsf_ngrid, tuple(frames.bands), choices, qa)
     return grid, summary, [r for r in results if r.status != "skipped"]
 

@@ -90,7 +90,8 @@ def choose_psf(
     if stamp is None:
         return fallback_psf(failure, header_fwhm_pix, nstars, run, moffat)
     if nstars < run.min_epsf_nstars_for_use:
-        why = f"low-star ePSF: {nstars} stars used < min_epsf_nstars_for_use={run.min_epsf_nstars_for_use}"
+        why = (f"low-star ePSF: {nstars} stars used < "
+               f"min_epsf_nstars_for_use={run.min_epsf_nstars_for_use}")
         return fallback_psf(why, header_fwhm_pix, nstars, run, moffat)
     if metrics is None or not math.isfinite(metrics.fwhm_pix) or metrics.fwhm_pix <= 0:
         return fallback_psf("ePSF shape could not be measured", header_fwhm_pix, nstars, run,
