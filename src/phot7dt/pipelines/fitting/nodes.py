@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from astropy.io import fits
-from astropy.wcs import WCS
+from astropy.wcs import WCS, FITSFixedWarning
 from tqdm.auto import tqdm
 
 from phot7dt.datasets.patch_results_dataset import PatchResultStore
@@ -113,11 +114,18 @@ def _report(records: list[dict], seconds: float) -> dict[str, Any]:
 
 def _working_wcs(wcs_snapshot: tuple[Any, fits.Header], params: MergeParams) -> WCS:
     if params.wcs_fits is None:
-        return WCS(wcs_snapshot[1]).celestial
+        header = wcs_snapshot[1]
+    else:
+        try:
+            header = fits.getheader(params.wcs_fits)
+        except OSError as exc:
+            raise ValueError(f"merge.wcs_fits: cannot read {params.wcs_fits} ({exc})") from exc
     try:
-        return WCS(fits.getheader(params.wcs_fits)).celestial
+        with warnings.catch_warnings():  # a header-only WCS file has NAXIS = 0
+            warnings.simplefilter("ignore", FITSFixedWarning)
+            return WCS(header).celestial
     except (OSError, ValueError) as exc:
-        raise ValueError(f"merge.wcs_fits: cannot read a WCS from {params.wcs_fits} ({exc})") from exc
+        raise ValueError(f"{params.wcs_fits or 'wcs_snapshot'}: no celestial WCS ({exc})") from exc
 
 
 def merge_fits(

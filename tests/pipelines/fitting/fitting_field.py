@@ -1,0 +1,127 @@
+"""The small simulated field, taken through ingest, gaia_augment and masking, for the fitting tests.
+
+The PSF grid is built from the simulator's own PSF model (Moffat FWHM at each
+cell centre), so these tests measure the fitting stages alone; the psf stage
+has its own recovery tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.runner import SequentialRunner
+
+from phot7dt.datasets import FITSImageDataset, FrameSetDataset
+from phot7dt.datasets.patch_results_dataset import PatchResultsDataset
+from phot7dt.frames import FrameSet
+from phot7dt.pipelines.fitting import create_pipeline as fitting_pipeline
+from phot7dt.pipelines.patching import create_pipeline as patching_pipeline
+from phot7dt.pipelines.psf.stamp_models import moffat_stamp
+from phot7dt.pipelines.simulate.sky import moffat_fwhm_at
+from phot7dt.psf_grid import PSFChoice, PSFGrid, cell_boxes
+
+PROJECT = Path(__file__).resolve().parents[3]
+#: ePSF grid and patches per cell axis of the tests: 2x2 cells of 180 px, 4 patches each.
+EPSF_PARAMS = {"epsf_ngrid": 2, "ngrid": 2, "skip_empty_epsf_patches": True, "final_psf_size": 55}
+
+
+@dataclasses.dataclass(frozen=True)
+class UpstreamField:
+    """Products of the stages before patching, plus the simulator's truth."""
+
+    raw: Path
+    work: Path
+    frames: FrameSet
+    active_catalog: pd.DataFrame
+    bright_mask: tuple
+    wcs_snapshot: tuple
+    epsf_grid: PSFGrid
+    truth: pd.DataFrame
+
+
+def truth_psf_grid(frames: FrameSet, truth_bands: pd.DataFrame, ngrid: int) -> PSFGrid:
+    """Moffat stamps with the simulated FWHM and beta at each cell centre."""
+    choices = {}
+    for _, band in truth_bands.iterrows():
+        for (r, c), box in cell_boxes(frames.shape, ngrid).items():
+            xc = (box.x0 + box.x1 - 1) / 2 + frames.crop.x0
+            yc = (box.y0 + box.y1 - 1) / 2 + frames.crop.y0
+            fwhm = float(moffat_fwhm_at(band, xc, yc))
+            stamp = moffat_stamp(fwhm, float(band["moffat_beta"]), 25)
+            choices[(band["band"], r, c)] = PSFChoice("epsf", stamp, fwhm, band["moffat_beta"], 30,
+                                                      "simulated PSF")
+    return PSFGrid(frames.shape, ngrid, tuple(frames.bands), choices)
+
+
+def _kedro_run(runtime_params: dict[str, Any], **run_args: Any) -> None:
+    os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
+    with contextlib.chdir(PROJECT):
+        bootstrap_project(PROJECT)
+        with KedroSession.create(project_path=PROJECT, env="sample", runtime_params=runtime_params) as s:
+            s.run(**run_args)
+
+
+def build_upstream(root: Path) -> UpstreamField:
+    """Simulate the small preset under ``root`` and run ingest, gaia_augment and masking on it."""
+    raw, work = root / "raw", root / "work"
+    params = {"sample_dir": str(raw), "work_dir": str(work), "simulate": {"preset": "small"},
+              "input_catalog": str(raw / "catalog.csv"), "image_list": str(raw / "image_list.txt"),
+              "gaiaxp_synphot": str(raw / "gaiaxp_synphot.csv")}
+    _kedro_run(params, pipeline_name="simulate", node_names=["draw_sim_bands", "draw_sim_sources",
+                                                             "simulate_field", "build_sim_truth",
+                                                             "build_sim_catalog", "build_sim_gaiaxp"])
+    _kedro_run(params, pipeline_name="full",
+               to_nodes=["flag_bright_mask_sources", "write_wcs_snapshot"])
+    frames = FrameSetDataset(str(work / "02_intermediate/frames.json")).load()
+    truth_bands = pd.read_csv(raw / "truth_bands.csv")
+    return UpstreamField(
+        raw=raw, work=work, frames=frames,
+        active_catalog=pd.read_parquet(work / "03_primary/active_catalog.parquet"),
+        bright_mask=FITSImageDataset(str(work / "03_primary/bright_mask.fits")).load(),
+        wcs_snapshot=FITSImageDataset(str(work / "02_intermediate/wcs.fits")).load(),
+        epsf_grid=truth_psf_grid(frames, truth_bands, EPSF_PARAMS["epsf_ngrid"]),
+        truth=pd.read_csv(raw / "truth.csv", dtype={"ID": str}),
+    )
+
+
+class KeptDataset(MemoryDataset):
+    """A MemoryDataset the runner does not release, so tests can read intermediate products."""
+
+    def _release(self) -> None:
+        pass
+
+
+KEPT = ("patches", "patch_payloads", "fit_run_report", "merged_catalog", "merged_catalog_fits")
+
+
+def run_stages(field: UpstreamField, results_dir: Path, *, patch_run: dict | None = None,
+               inputs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run patching + fitting in memory with the SequentialRunner; returns the kept products.
+
+    ``inputs`` may give ``patches`` and ``patch_payloads``; the run then starts at ``fit_patches``.
+    """
+    values = {
+        "active_catalog": field.active_catalog, "frames": field.frames,
+        "bright_mask": field.bright_mask, "wcs_snapshot": field.wcs_snapshot,
+        "epsf_grid": field.epsf_grid, "params:epsf": EPSF_PARAMS, "params:patches": {},
+        "params:patch_inputs": {}, "params:patch_run": {"max_workers": 2, **(patch_run or {})},
+        "params:scene": {}, "params:merge": {}, **(inputs or {}),
+    }
+    pipeline = patching_pipeline() + fitting_pipeline()
+    if inputs:
+        pipeline = pipeline.from_nodes("fit_patches")
+    catalog = DataCatalog({k: MemoryDataset(v, copy_mode="assign") for k, v in values.items()})
+    catalog["patch_results"] = PatchResultsDataset(str(results_dir))
+    for name in KEPT:
+        if name not in values:
+            catalog[name] = KeptDataset(copy_mode="assign")
+    SequentialRunner().run(pipeline, catalog)
+    return {name: catalog.load(name) for name in KEPT}

