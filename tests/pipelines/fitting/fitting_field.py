@@ -75,10 +75,10 @@ def build_upstream(root: Path) -> UpstreamField:
     params = {"sample_dir": str(raw), "work_dir": str(work), "simulate": {"preset": "small"},
               "input_catalog": str(raw / "catalog.csv"), "image_list": str(raw / "image_list.txt"),
               "gaiaxp_synphot": str(raw / "gaiaxp_synphot.csv")}
-    _kedro_run(params, pipeline_name="simulate", node_names=["draw_sim_bands", "draw_sim_sources",
+    _kedro_run(params, pipeline_names=["simulate"], node_names=["draw_sim_bands", "draw_sim_sources",
                                                              "simulate_field", "build_sim_truth",
                                                              "build_sim_catalog", "build_sim_gaiaxp"])
-    _kedro_run(params, pipeline_name="full",
+    _kedro_run(params, pipeline_names=["full"],
                to_nodes=["flag_bright_mask_sources", "write_wcs_snapshot"])
     frames = FrameSetDataset(str(work / "02_intermediate/frames.json")).load()
     truth_bands = pd.read_csv(raw / "truth_bands.csv")

@@ -29,8 +29,8 @@ from astropy.wcs import WCS
 from phot7dt.scene import flag_bit
 
 __all__ = [
-    "FIT_STATUSES", "collect_fits", "fit_status", "for_fits_table", "join_fits", "ordered", "reliable",
-    "sky_positions",
+    "FIT_STATUSES", "collect_fits", "fit_status", "fitted", "for_fits_table", "join_fits", "ordered",
+    "reliable", "sky_positions",
 ]
 
 logger = logging.getLogger(__name__)
@@ -93,7 +93,8 @@ def _flag(merged: pd.DataFrame, name: str) -> np.ndarray:
     return merged[name].astype("boolean").fillna(False).to_numpy(bool)
 
 
-def _fitted(merged: pd.DataFrame) -> np.ndarray:
+def fitted(merged: pd.DataFrame) -> np.ndarray:
+    """Rows with a fit result (a finite fitted position in any band)."""
     cols = [c for c in merged.columns if c.startswith("x_pix_white") and c.endswith("_fit")]
     if not cols:
         return np.zeros(len(merged), bool)
@@ -109,21 +110,21 @@ def _fully_masked(merged: pd.DataFrame) -> np.ndarray:
 
 def reliable(merged: pd.DataFrame) -> np.ndarray:
     """tract7dt's ``fit_is_reliable``: fitted, not excluded, no hard optimiser or mask problem."""
-    bad = _flag(merged, "excluded_any") | ~_fitted(merged) | _flag(merged, "opt_hit_max_iters")
+    bad = _flag(merged, "excluded_any") | ~fitted(merged) | _flag(merged, "opt_hit_max_iters")
     bad |= _flag(merged, "flag_bound_stalled") | _flag(merged, "affected_by_bright_mask")
     return ~(bad | _fully_masked(merged))
 
 
 def fit_status(merged: pd.DataFrame, failed_tags: set[str], patch_of: pd.Series) -> np.ndarray:
     """One :data:`FIT_STATUSES` value per row (see the module docstring)."""
-    fitted = _fitted(merged)
-    failed = patch_of.isin(sorted(failed_tags)).to_numpy(bool) & ~fitted
+    has_fit = fitted(merged)
+    failed = patch_of.isin(sorted(failed_tags)).to_numpy(bool) & ~has_fit
     rules = [
         (_flag(merged, "excluded_crop"), "excluded_crop"),
         (_flag(merged, "excluded_saturation"), "excluded_saturation"),
         (_flag(merged, "excluded_any"), "excluded"),
         (failed, "patch_failed"),
-        (~fitted, "not_fitted"),
+        (~has_fit, "not_fitted"),
         (_fully_masked(merged), "masked"),
         (_flag(merged, "opt_hit_max_iters") | ~_flag(merged, "opt_converged"), "not_converged"),
         (_flag(merged, "flag_bound_stalled"), "hit_bound"),

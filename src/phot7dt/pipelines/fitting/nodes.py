@@ -2,29 +2,35 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 import time
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from astropy.io import fits
 from astropy.wcs import WCS, FITSFixedWarning
+from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
 from phot7dt.datasets.patch_results_dataset import PatchResultStore
 from phot7dt.frames import FrameSet
 from phot7dt.params import section
-from phot7dt.pipelines.fitting import merge
+from phot7dt.pipelines.fitting import merge, plots
 from phot7dt.pipelines.fitting.parallel import map_unordered
 from phot7dt.pipelines.fitting.params import MergeParams, PatchRunParams, SceneParams
 from phot7dt.pipelines.fitting.patch_task import PatchOutcome, run_patch_task
+from phot7dt.pipelines.fitting.patch_views import patch_view
 from phot7dt.pipelines.fitting.tasks import build_tasks
+from phot7dt.pipelines.patching.geometry import roi_box
 from phot7dt.pipelines.patching.source_init import merge_key
 from phot7dt.psf_grid import PSFGrid
 
-__all__ = ["check_patch_failures", "fit_patches", "merge_fits"]
+__all__ = ["check_patch_failures", "fit_patches", "merge_fits", "plot_patch_fits"]
 
 logger = logging.getLogger(__name__)
 
@@ -209,3 +215,56 @@ def check_patch_failures(fit_run_report: dict[str, Any], merged_catalog: pd.Data
         f"{', ...' if len(failed) > 10 else ''}); {n_rows} catalog rows have fit_status "
         f"'patch_failed'. First error ({first['patch_tag']}): {first['error']}. The merged catalog "
         "and the fit run report were written; rerun with patch_run.resume=true after fixing.")
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+
+
+def plot_patch_fits(
+    patches: pd.DataFrame, merged_catalog: pd.DataFrame, frames: FrameSet,
+    bright_mask: tuple[np.ndarray | None, Any], epsf_grid: PSFGrid, patch_run: dict,
+) -> dict[str, Callable[[], Figure]]:
+    """Patch overviews and per-source montages as lazily drawn partitions.
+
+    ``<tag>/patch_overview`` (unless ``no_patch_overview``) and
+    ``<tag>/cutouts/src_<ID>`` for the patch's sources ``cutout_start`` ...
+    ``cutout_start + cutout_max_sources`` (unless ``no_cutouts``).
+    """
+    run = section(PatchRunParams, patch_run, "patch_run")
+    if run.no_patch_overview and run.no_cutouts:
+        logger.info("patch_run.no_patch_overview and no_cutouts are true: no patch figures")
+        return {}
+    by_tag = patches.set_index("patch_tag")
+    tags = sorted(t for t in merged_catalog["patch_tag"].dropna().unique() if t in by_tag.index)
+
+    @functools.lru_cache(maxsize=1)
+    def view(tag: str):
+        row = by_tag.loc[tag]
+        return patch_view(roi_box(row), (int(row["epsf_r"]), int(row["epsf_c"])), merged_catalog,
+                          frames, bright_mask[0], epsf_grid)
+
+    fitted = merge.fitted(merged_catalog)
+    figures: dict[str, Callable[[], Figure]] = {}
+    for tag in tags:
+        if not run.no_patch_overview:
+            figures[f"{tag}/patch_overview"] = functools.partial(_overview, view, tag, run)
+        if run.no_cutouts:
+            continue
+        ids = merged_catalog.loc[fitted & (merged_catalog["patch_tag"] == tag), "ID"].astype(str).tolist()
+        stop = None if run.cutout_max_sources is None else run.cutout_start + run.cutout_max_sources
+        for source_id in ids[run.cutout_start:stop]:
+            figures[f"{tag}/cutouts/src_{_safe(source_id)}"] = functools.partial(_montage, view, tag,
+                                                                                 source_id, run)
+    logger.info("patch figures: %d to draw", len(figures))
+    return figures
+
+
+def _overview(view, tag: str, run: PatchRunParams) -> Figure:
+    return plots.patch_overview(view(tag), tag, run)
+
+
+def _montage(view, tag: str, source_id: str, run: PatchRunParams) -> Figure:
+    current = view(tag)
+    matches = current.sources.index[current.sources["ID"] == source_id]
+    return plots.source_montage(current, int(matches[0]), run)

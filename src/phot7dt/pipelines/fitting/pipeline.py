@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
-from phot7dt.pipelines.fitting.nodes import check_patch_failures, fit_patches, merge_fits
+from phot7dt.pipelines.fitting.nodes import (
+    check_patch_failures,
+    fit_patches,
+    merge_fits,
+    plot_patch_fits,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """``fit_patches`` -> ``merge_fits`` -> ``check_patch_failures`` (non-zero exit if a patch failed)."""
+    """``fit_patches`` -> ``merge_fits`` -> ``plot_patch_fits``, ``check_patch_failures``.
+
+    ``check_patch_failures`` raises (non-zero exit) after the merge when a patch failed.
+    """
     return Pipeline(
         [
             Node(
@@ -26,6 +34,14 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs=["merged_catalog", "merged_catalog_csv", "merged_catalog_fits"],
                 name="merge_fits",
                 tags=["fitting"],
+            ),
+            Node(
+                plot_patch_fits,
+                inputs=["patches", "merged_catalog", "frames", "bright_mask", "epsf_grid",
+                        "params:patch_run"],
+                outputs="patch_fit_plots",
+                name="plot_patch_fits",
+                tags=["fitting", "plots"],
             ),
             Node(
                 check_patch_failures,

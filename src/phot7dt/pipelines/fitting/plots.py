@@ -1,0 +1,98 @@
+"""Figures of the fitting stage: patch overview and per-source cutout montages (tract7dt's).
+
+Built with ``matplotlib.figure.Figure`` (no pyplot state), saved by the catalog
+(``patch_fit_plots``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from astropy.visualization import AsinhStretch, ImageNormalize, PercentileInterval
+from matplotlib.figure import Figure
+
+from phot7dt.frames import Box
+from phot7dt.pipelines.fitting.params import PatchRunParams
+from phot7dt.pipelines.fitting.patch_views import PatchView
+
+__all__ = ["patch_overview", "source_montage"]
+
+PANEL_INCH = 3.0
+CUTOUT_PANEL_INCH = 1.6
+
+
+def _norm(image: np.ndarray, lo: float, hi: float) -> ImageNormalize:
+    finite = image[np.isfinite(image)]
+    if finite.size == 0:
+        return ImageNormalize(vmin=0.0, vmax=1.0)
+    vmin, vmax = np.percentile(finite, [lo, hi])
+    return ImageNormalize(vmin=vmin, vmax=max(vmax, vmin + 1e-12), stretch=AsinhStretch(0.1))
+
+
+def _resid_limits(image: np.ndarray, p_abs: float) -> tuple[float, float]:
+    finite = np.abs(image[np.isfinite(image)])
+    lim = float(np.percentile(finite, p_abs)) if finite.size else 1.0
+    return -max(lim, 1e-12), max(lim, 1e-12)
+
+
+def patch_overview(view: PatchView, tag: str, run: PatchRunParams) -> Figure:
+    """White (inverse-variance weighted) data, model and residual of a patch region."""
+    data, model = view.white(view.data), view.white(view.model)
+    resid = data - model
+    fig = Figure(figsize=(3 * PANEL_INCH + 0.6, PANEL_INCH + 0.7), layout="constrained")
+    axes = fig.subplots(1, 3, sharex=True, sharey=True)
+    norm = _norm(data, run.cutout_data_p_lo, run.cutout_data_p_hi)
+    axes[0].imshow(data, origin="lower", norm=norm, cmap="gray")
+    axes[1].imshow(model, origin="lower", norm=norm, cmap="gray")
+    vmin, vmax = _resid_limits(resid, run.cutout_resid_p_abs)
+    image = axes[2].imshow(resid, origin="lower", vmin=vmin, vmax=vmax, cmap="RdBu_r")
+    fig.colorbar(image, ax=axes[2], shrink=0.8, label="residual (scaled counts)")
+    for ax, title in zip(axes, ("data (white)", "model", "residual"), strict=True):
+        ax.set_title(title)
+        ax.set_xlabel("x (px)")
+        ax.plot(view.sources["x0"], view.sources["y0"], "x", color="orange", ms=5, label="catalog")
+        ax.plot(view.sources["x"], view.sources["y"], "x", color="deepskyblue", ms=5, label="fit")
+    axes[0].set_ylabel("y (px)")
+    axes[0].legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, fontsize=8)
+    fig.suptitle(f"patch {tag} (x0={view.box.x0}, y0={view.box.y0}); {len(view.sources)} sources")
+    return fig
+
+
+def _crop(view: PatchView, x: float, y: float, size: int) -> Box:
+    ny, nx = view.box.shape
+    half = size // 2
+    xc, yc = int(round(x)), int(round(y))
+    return Box(max(xc - half, 0), max(yc - half, 0), min(xc + half + 1, nx), min(yc + half + 1, ny))
+
+
+def source_montage(view: PatchView, index: int, run: PatchRunParams) -> Figure:
+    """Data / model / residual rows, one column per band, around one source."""
+    src = view.sources.iloc[index]
+    box = _crop(view, src["x"], src["y"], run.cutout_size)
+    rows = (("data", view.data), ("model", view.model), ("residual", view.residual))
+    nb = len(view.bands)
+    fig = Figure(figsize=(CUTOUT_PANEL_INCH * nb + 0.4, CUTOUT_PANEL_INCH * 3 + 0.6), layout="constrained")
+    axes = np.asarray(fig.subplots(3, nb, squeeze=False))
+    extent = (box.x0 - 0.5, box.x1 - 0.5, box.y0 - 0.5, box.y1 - 0.5)
+    for b, band in enumerate(view.bands):
+        for r, (name, cube) in enumerate(rows):
+            image = cube[b][box.slices]
+            ax = axes[r, b]
+            if name == "residual":
+                vmin, vmax = _resid_limits(image, run.cutout_resid_p_abs)
+                ax.imshow(image, origin="lower", extent=extent, vmin=vmin, vmax=vmax, cmap="RdBu_r")
+            else:
+                lo, hi = ((run.cutout_data_p_lo, run.cutout_data_p_hi) if name == "data"
+                          else (run.cutout_model_p_lo, run.cutout_model_p_hi))
+                ax.imshow(image, origin="lower", extent=extent, norm=_norm(image, lo, hi), cmap="gray")
+            ax.axvline(src["x0"], color="lime", ls="--", lw=0.7)
+            ax.axhline(src["y0"], color="lime", ls="--", lw=0.7)
+            ax.axvline(src["x"], color="magenta", lw=0.7)
+            ax.axhline(src["y"], color="magenta", lw=0.7)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(band, fontsize=9)
+            if b == 0:
+                ax.set_ylabel(name)
+    fig.suptitle(f"source {src['ID']}: catalog (lime, dashed) and fitted (magenta) position", fontsize=9)
+    return fig
