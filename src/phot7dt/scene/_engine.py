@@ -21,10 +21,12 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import scipy.linalg
 
+from . import _solve
 from ._kernels import add_model, gram_pairs, overlapping_pairs, project
-from .render import base_factors, render_band
+from .render import base_factors
+
+_CHUNK_BYTES = 48 * 2**20  # stamp memory per chunk of bands
 
 __all__ = ["Evaluation", "PatchModel", "noise_sigma"]
 
@@ -94,13 +96,12 @@ class PatchModel:
         """Typical per-pixel noise sigma of each band, shape (n_band,)."""
         return noise_sigma(self.ivar)
 
-    def psf_fourier(self, b):
-        def get(size, _b=b):
-            key = (_b, size)
-            if key not in self._psf_ft:
-                self._psf_ft[key] = self.psfs[_b].fourier(size)
-            return self._psf_ft[key]
-        return get
+    def psf_fourier_stack(self, bands, size):
+        """PSF transforms of several bands on a size x size grid, (nb, S, S//2+1)."""
+        for b in bands:
+            if (b, size) not in self._psf_ft:
+                self._psf_ft[(b, size)] = self.psfs[b].fourier(size)
+        return np.stack([self._psf_ft[(b, size)] for b in bands])
 
     def evaluate(self, params, layout, *, derivs=False, want_model=False):
         """Fluxes, ln-likelihood (incl. flux priors) and, if asked, the reduced system.
@@ -117,97 +118,124 @@ class PatchModel:
         """
         geo = _Geometry(self, params, layout)
         bases = [base_factors(layout, self.kinds, params, geo.od, g) for g in range(len(layout.groups))]
-        th_cols, th_src = _theta_columns(layout, geo.cmax)
-        out = _Accumulator(self.n_band, geo.ns, th_cols.size, derivs, want_model, self.data.shape[1:])
-        for b in range(self.n_band):
-            buf, parts = render_band(layout, bases, self.psf_fourier(b))
-            gram, rhs = self._gram(b, buf, parts, geo)
-            model = self._band(b, buf, gram, rhs, geo, th_cols, th_src, out)
-            if want_model:
-                if model is None:
-                    model = np.zeros(self.data.shape[1:])
-                    add_model(buf, layout.offsets, layout.sizes, geo.ox, geo.oy, out.fluxes[b], model)
-                out.models[b] = model
+        th = _theta_columns(layout, geo.cmax)
+        out = _Accumulator(self.n_band, geo.ns, th[0].size, derivs, want_model, self.data.shape[1:])
+        per_band = max(layout.total, 1) * 8 * 3
+        step = int(max(1, min(self.n_band, _CHUNK_BYTES // per_band)))
+        for lo in range(0, self.n_band, step):
+            bands = np.arange(lo, min(lo + step, self.n_band))
+            buf = self._render(bands, layout, bases)
+            blocks, rhs = self._self_terms(bands, buf, geo)
+            if geo.separable:
+                self._separable(bands, buf, blocks, rhs, geo, th, out)
+            else:
+                self._general(bands, buf, blocks, rhs, geo, th, out)
         return out.finish()
 
-    def _gram(self, b, buf, parts, geo):
-        """Dense weighted Gram matrix (ns*C)^2 of all columns, and projections on w*d."""
+    def _render(self, bands, layout, bases):
+        buf = np.empty((bands.size, layout.total))
+        start = 0
+        for (size, _free, _members), base in zip(layout.groups, bases, strict=True):
+            stamps = np.fft.irfft2(base[None] * self.psf_fourier_stack(bands, size)[:, None, None],
+                                   s=(size, size))
+            n = stamps[0].size
+            buf[:, start:start + n] = stamps.reshape(bands.size, n)
+            start += n
+        return buf
+
+    def _self_terms(self, bands, buf, geo):
+        """Per-source Gram blocks (nb, ns, C, C) and projections on w*d (nb, ns, C)."""
         C, ns, lay = geo.cmax, geo.ns, geo.layout
-        self_blocks = np.zeros((ns, C, C))
-        rhs = np.zeros((ns, C))
-        w, wd = self.w[b].ravel(), self.wd[b].ravel()
-        for (_size, _free, members), st, idx in zip(lay.groups, parts, geo.gather, strict=True):
-            c = st.shape[1]
-            A = st.reshape(members.size, c, -1)
-            self_blocks[members, :c, :c] = A @ (A * w[idx][:, None, :]).transpose(0, 2, 1)
-            rhs[members, :c] = (A @ wd[idx][:, :, None])[..., 0]
-        gram = np.zeros((ns * C, ns * C))
+        blocks = np.zeros((bands.size, ns, C, C))
+        rhs = np.zeros((bands.size, ns, C))
+        w = self.w.reshape(self.n_band, -1)[bands]
+        wd = self.wd.reshape(self.n_band, -1)[bands]
+        start = 0
+        for (size, _free, members), idx in zip(lay.groups, geo.gather, strict=True):
+            c = int(lay.ncols[members[0]])
+            n = members.size * c * size * size
+            A = buf[:, start:start + n].reshape(bands.size, members.size, c, size * size)
+            start += n
+            AW = A * w[:, idx][:, :, None, :]
+            if c == 1:
+                blocks[:, members, 0, 0] = np.einsum("bgp,bgp->bg", AW[:, :, 0], A[:, :, 0])
+            else:
+                blocks[:, members, :c, :c] = np.einsum("bgcp,bgdp->bgcd", AW, A)
+            rhs[:, members, :c] = np.einsum("bgcp,bgp->bgc", A, wd[:, idx])
+        return blocks, rhs
+
+    def _finish_bands(self, bands, f, var, chi2, out):
+        prec, mu = self.prior_prec[bands], self.prior_mean[bands]
+        out.lnlike += float(np.sum(-0.5 * chi2) - 0.5 * np.sum(prec * (f - mu) ** 2))
+        out.fluxes[bands] = f
+        out.flux_var[bands] = var
+
+    def _separable(self, bands, buf, blocks, rhs, geo, th, out):
+        res = _solve.separable(blocks, rhs, self.wdd[bands], self.prior_prec[bands],
+                               self.prior_mean[bands], th, out.derivs)
+        self._finish_bands(bands, res["f"], res["var"], res["chi2"], out)
+        if out.derivs:
+            out.fisher += res["fisher"]
+            out.grad += res["grad"]
+            out.z_blocks.extend(res["z"])
+        if out.models is not None:
+            lay = geo.layout
+            for i, b in enumerate(bands):
+                add_model(buf[i], lay.offsets, lay.sizes, geo.ox, geo.oy, res["f"][i], out.models[b])
+
+    def _general(self, bands, buf, blocks, rhs, geo, th, out):
+        C, ns, lay = geo.cmax, geo.ns, geo.layout
+        gram = np.zeros((bands.size, ns * C, ns * C))
         ar = np.arange(C)
         diag = np.arange(ns)[:, None, None] * C
-        gram[diag + ar[None, :, None], diag + ar[None, None, :]] = self_blocks
+        gram[:, diag + ar[None, :, None], diag + ar[None, None, :]] = blocks
         if geo.ps.size:
-            blocks = gram_pairs(buf, lay.offsets, lay.sizes, lay.ncols, geo.ox, geo.oy, geo.ps, geo.pt,
-                                self.w[b], C, geo.bx, geo.by, lay.core)
             r = geo.ps[:, None, None] * C + ar[None, :, None]
             c = geo.pt[:, None, None] * C + ar[None, None, :]
-            gram[r, c] = blocks
-            gram[c, r] = blocks
-        return gram, rhs
+            for i, b in enumerate(bands):
+                cross = gram_pairs(buf[i], lay.offsets, lay.sizes, lay.ncols, geo.ox, geo.oy, geo.ps, geo.pt,
+                                   self.w[b], C, geo.bx, geo.by, lay.core)
+                gram[i, r, c] = cross
+                gram[i, c, r] = cross
+        prec, mu = self.prior_prec[bands], self.prior_mean[bands]
+        H, hinv, f, active, singular = _solve.flux_solve(gram, rhs, prec, mu, C)
+        out.singular |= singular
+        resid_proj = None
+        if geo.approximate or out.models is not None:
+            chi2, f, resid_proj = self._refine(bands, buf, hinv, f, geo, out, derivs=out.derivs)
+        else:
+            chi2 = self.wdd[bands] - 2 * np.sum(f * rhs[..., 0], 1) + np.einsum("bi,bij,bj->b", f, H, f)
+        var = np.where(active, np.diagonal(hinv, axis1=1, axis2=2), np.inf)
+        self._finish_bands(bands, f, var, chi2, out)
+        if out.derivs:
+            fisher, grad, z = _solve.general(gram, hinv, f, rhs, th,
+                                             resid_proj if geo.approximate else None, prec, mu)
+            out.fisher += fisher
+            out.grad += grad
+            out.z_blocks.extend(z)
 
-    def _band(self, b, buf, gram, rhs, geo, th_cols, th_src, out):
-        ns, C, lay = geo.ns, geo.cmax, geo.layout
-        u = np.arange(ns) * C
-        H = gram[np.ix_(u, u)]
-        r0 = rhs[:, 0]
-        prec, mu = self.prior_prec[b], self.prior_mean[b]
-        hinv, f, active = self._solve_fluxes(H, r0, prec, mu, out)
-        model = None
-        if geo.approximate:
-            # cross terms were cut to core boxes: one exact Newton refinement of the
-            # fluxes from the true residual image, then an exact chi^2
+    def _refine(self, bands, buf, hinv, f, geo, out, derivs):
+        """Exact residual-image chi^2, one Newton refinement of the fluxes, projections."""
+        lay, C = geo.layout, geo.cmax
+        chi2 = np.empty(bands.size)
+        proj = np.zeros((bands.size, geo.ns, C)) if derivs else None
+        f = f.copy()
+        for i, b in enumerate(bands):
             model = np.zeros(self.data.shape[1:])
-            add_model(buf, lay.offsets, lay.sizes, geo.ox, geo.oy, f, model)
+            add_model(buf[i], lay.offsets, lay.sizes, geo.ox, geo.oy, f[i], model)
+            if geo.approximate:
+                resid = self.wd[b] - self.w[b] * model
+                g0 = project(buf[i], lay.offsets, lay.sizes, lay.ncols, geo.ox, geo.oy, resid, 1)[:, 0]
+                df = hinv[i] @ (g0 - self.prior_prec[b] * (f[i] - self.prior_mean[b]))
+                f[i] += df
+                add_model(buf[i], lay.offsets, lay.sizes, geo.ox, geo.oy, df, model)
             resid = self.wd[b] - self.w[b] * model
-            g0 = project(buf, lay.offsets, lay.sizes, lay.ncols, geo.ox, geo.oy, resid, 1)[:, 0]
-            df = hinv @ (g0 - prec * (f - mu))
-            f = f + df
-            add_model(buf, lay.offsets, lay.sizes, geo.ox, geo.oy, df, model)
-            resid = self.wd[b] - self.w[b] * model
-            chi2 = float(np.vdot(self.data[b] - model, resid))
-        else:
-            chi2 = self.wdd[b] - 2.0 * f @ r0 + f @ H @ f
-        out.lnlike += -0.5 * chi2 - 0.5 * np.sum(prec * (f - mu) ** 2)
-        out.fluxes[b] = f
-        out.flux_var[b] = np.where(active, np.diag(hinv), np.inf)
-        if not out.derivs:
-            return model
-        fs = f[th_src]
-        G_tu = gram[np.ix_(th_cols, u)]
-        H_tf = G_tu * fs[:, None]
-        Z = hinv @ H_tf.T
-        out.fisher += gram[np.ix_(th_cols, th_cols)] * np.outer(fs, fs) - H_tf @ Z
-        if geo.approximate:
-            res = project(buf, lay.offsets, lay.sizes, lay.ncols, geo.ox, geo.oy, resid, C)
-            g_f = res[:, 0] - prec * (f - mu)
-            out.grad += fs * res.ravel()[th_cols] - Z.T @ g_f
-        else:
-            out.grad += fs * (rhs.ravel()[th_cols] - G_tu @ f)
-        out.z_blocks.append(Z)
-        return model
-
-    def _solve_fluxes(self, H, r0, prec, mu, out):
-        ns = H.shape[0]
-        Hp = H + np.diag(prec)
-        active = np.diag(Hp) > 0
-        f = np.zeros(ns)
-        hinv = np.zeros((ns, ns))
-        if active.any():
-            ia = np.flatnonzero(active)
-            hinv_a, singular = _inverse(Hp[np.ix_(ia, ia)])
-            hinv[np.ix_(ia, ia)] = hinv_a
-            out.singular |= singular
-            f[ia] = hinv_a @ (r0[ia] + prec[ia] * mu[ia])
-        return hinv, f, active
+            chi2[i] = float(np.vdot(self.data[b] - model, resid))
+            if derivs:
+                proj[i] = project(buf[i], lay.offsets, lay.sizes, lay.ncols, geo.ox, geo.oy, resid, C)
+            if out.models is not None:
+                out.models[b] = model
+        return chi2, f, proj
 
 
 class _Geometry:
@@ -234,7 +262,8 @@ class _Geometry:
         self.bx, self.by = self.ox + off, self.oy + off
         full_s, _ = overlapping_pairs(self.ox, self.oy, layout.sizes)
         self.ps, self.pt = overlapping_pairs(self.bx, self.by, layout.core)
-        self.approximate = bool(full_s.size) and (
+        self.separable = full_s.size == 0
+        self.approximate = (not self.separable) and (
             full_s.size != self.ps.size or bool(np.any(layout.core < layout.sizes)))
 
 
@@ -255,15 +284,6 @@ def _theta_columns(layout, cmax):
             cols.append(s * cmax + i)
             src.append(s)
     return np.array(cols, dtype=np.int64), np.array(src, dtype=np.int64)
-
-
-def _inverse(H):
-    """Inverse of a symmetric PSD matrix; pseudo-inverse and a flag if singular."""
-    try:
-        cf = scipy.linalg.cho_factor(H, check_finite=False)
-        return scipy.linalg.cho_solve(cf, np.eye(H.shape[0]), check_finite=False), False
-    except np.linalg.LinAlgError:
-        return np.linalg.pinv(H, hermitian=True), True
 
 
 class _Accumulator:

@@ -17,6 +17,10 @@ shapes) is fitted by :func:`fit_scene`:
   already below the step tolerance also counts as converged (nothing
   measurable is left); otherwise the stage is "stalled".  Per source,
   "converged" means its own last step passed the step test;
+* active set: once the damping is small (lambda <= 1e-2), a source whose
+  step passed the step test is frozen for the rest of the stage, so slow
+  sources do not make every source pay for extra iterations (the final
+  stage and the error evaluation free everything again);
 * stages (tract7dt): 1 = shapes + n (positions frozen), 2 = positions,
   3 = all; or one stage with everything free.
 """
@@ -141,6 +145,20 @@ class _Stage:
         g = self.ev.grad - prec * (self.params - self.prob.mu)[self.free]
         return A, g
 
+    def restrict(self, new_free):
+        """Freeze converged sources for the rest of the stage (active set).
+
+        The reduced Fisher matrix of a parameter subset is the sub-block of the
+        full one (frozen parameters are constants), so no re-evaluation is needed.
+        """
+        keep = new_free[self.free]
+        ev = self.ev
+        ev.fisher = ev.fisher[np.ix_(keep, keep)]
+        ev.grad = ev.grad[keep]
+        ev.z_blocks = [z[:, keep] for z in ev.z_blocks]
+        self.free = new_free
+        self.layout = Layout(self.layout.sizes, new_free, self.model.pad, core=self.layout.core)
+
     def step_ratio(self, new_params, sig):
         ratio = np.abs((new_params - self.params)[self.free]) / sig
         ratio = np.where(np.isfinite(ratio), ratio, 0.0)
@@ -158,7 +176,7 @@ def _run_stage(name, model, prob, params, sizes, free, lam):
         A, g = st.system()
         sig = _sigmas(A)
         for _try in range(s.lm_max_tries):
-            trial = prob.step(st.params, _solve_damped(A, g, lam), free)
+            trial = prob.step(st.params, _solve_damped(A, g, lam), st.free)
             ratio = st.step_ratio(trial, sig)
             ev_t = st.evaluate(trial)
             lnp_t = ev_t.lnlike + prob.lnprior(trial)
@@ -177,14 +195,20 @@ def _run_stage(name, model, prob, params, sizes, free, lam):
             dlnp = 0.0
             break
         dlnp = lnp_t - st.lnp
-        st.params, st.ev, st.lnp, st.src_ratio = trial, ev_t, lnp_t, ratio
+        active = st.free.any(axis=1)
+        st.params, st.ev, st.lnp = trial, ev_t, lnp_t
+        st.src_ratio = np.where(active, ratio, st.src_ratio)
+        if dlnp <= s.dlnp_stop * max(1.0, abs(st.lnp)) and ratio.max() <= s.step_tol_sigma:
+            converged = True
+            break
         if model.gain is not None:
             model.set_model_weights(ev_t.models)
             st.ev = st.evaluate(st.params)
             st.lnp = st.ev.lnlike + prob.lnprior(st.params)
-        if dlnp <= s.dlnp_stop * max(1.0, abs(st.lnp)) and ratio.max() <= s.step_tol_sigma:
-            converged = True
-            break
+        elif lam <= 1e-2:
+            new_free = st.free & (ratio > s.step_tol_sigma)[:, None]
+            if new_free.any() and new_free.sum() < st.free.sum():
+                st.restrict(new_free)
     info = StageInfo(name, niters, converged, float(dlnp), (not converged) and niters >= s.n_opt_iters,
                      stalled)
     logger.debug("stage %s: niters=%d converged=%s dlnp=%.3g", name, niters, converged, dlnp)
@@ -222,14 +246,23 @@ def fit_scene(model, table, settings, prob, size_fn):
         ``size_fn(params, fluxes)`` -> stamp sizes (n_src,), fluxes (n_src, n_band).
     """
     params = prob.mu.copy()
-    sizes = size_fn(params, table.flux)
     zero = np.zeros_like(prob.free_all)
-    ev = model.evaluate(params, Layout(sizes[0], zero, model.pad, core=sizes[1]),
-                        want_model=model.gain is not None)
-    sizes = size_fn(params, ev.fluxes.T)
-    for _ in range(settings.poisson_refine_iters if model.gain is not None else 0):
+    forced = not prob.free_all.any()
+    poisson = model.gain is not None
+
+    def flux_only(sz):
+        return model.evaluate(params, Layout(sz[0], zero, model.pad, core=sz[1]), derivs=forced,
+                              want_model=poisson)
+
+    sizes = size_fn(params, table.flux)
+    ev = flux_only(sizes)
+    new_sizes = size_fn(params, ev.fluxes.T)
+    if not (np.array_equal(new_sizes[0], sizes[0]) and np.array_equal(new_sizes[1], sizes[1])):
+        sizes = new_sizes
+        ev = flux_only(sizes) if (forced and not poisson) else ev
+    for _ in range(settings.poisson_refine_iters if poisson else 0):
         model.set_model_weights(ev.models)
-        ev = model.evaluate(params, Layout(sizes[0], zero, model.pad, core=sizes[1]), want_model=True)
+        ev = flux_only(sizes)
     stages, lam, src_ratio, st = [], settings.lm_lambda0, np.zeros(len(table)), None
     if prob.free_all.any():
         for name, free in _stage_plan(prob, settings):
@@ -238,7 +271,7 @@ def fit_scene(model, table, settings, prob, size_fn):
             stages.append(info)
     if st is not None and np.array_equal(st.free, prob.free_all):
         ev = st.ev
-    else:
+    elif not forced:
         ev = model.evaluate(params, Layout(sizes[0], prob.free_all, model.pad, core=sizes[1]), derivs=True)
     return {"params": params, "ev": ev, "prob": prob, "stages": stages, "src_ratio": src_ratio,
             "free": prob.free_all, "sizes": sizes[0]}

@@ -78,7 +78,7 @@ class FitSettings:
     min_stamp_size: int = 16
     max_stamp_size: int = 256
     lm_lambda0: float = 1e-3
-    lm_max_tries: int = 8
+    lm_max_tries: int = 5
     poisson_refine_iters: int = 3
 
     def __post_init__(self):
