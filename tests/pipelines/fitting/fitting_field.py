@@ -7,24 +7,26 @@ has its own recovery tests.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import os
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from kedro.framework.session import KedroSession
-from kedro.framework.startup import bootstrap_project
+from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog, MemoryDataset
+from kedro.pipeline import Pipeline
 from kedro.runner import SequentialRunner
 
 from phot7dt.datasets import FITSImageDataset, FrameSetDataset
 from phot7dt.datasets.patch_results_dataset import PatchResultsDataset
 from phot7dt.frames import FrameSet
 from phot7dt.pipelines.fitting import create_pipeline as fitting_pipeline
+from phot7dt.pipelines.gaia_augment import create_pipeline as gaia_augment_pipeline
+from phot7dt.pipelines.ingest import create_pipeline as ingest_pipeline
+from phot7dt.pipelines.masking import create_pipeline as masking_pipeline
 from phot7dt.pipelines.patching import create_pipeline as patching_pipeline
 from phot7dt.pipelines.psf.stamp_models import moffat_stamp
+from phot7dt.pipelines.simulate import create_pipeline as simulate_pipeline
 from phot7dt.pipelines.simulate.sky import moffat_fwhm_at
 from phot7dt.psf_grid import PSFChoice, PSFGrid, cell_boxes
 
@@ -61,12 +63,15 @@ def truth_psf_grid(frames: FrameSet, truth_bands: pd.DataFrame, ngrid: int) -> P
     return PSFGrid(frames.shape, ngrid, tuple(frames.bands), choices)
 
 
-def _kedro_run(runtime_params: dict[str, Any], **run_args: Any) -> None:
-    os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
-    with contextlib.chdir(PROJECT):
-        bootstrap_project(PROJECT)
-        with KedroSession.create(project_path=PROJECT, env="sample", runtime_params=runtime_params) as s:
-            s.run(**run_args)
+def _run_project_pipeline(pipeline: Pipeline, runtime_params: dict[str, Any]) -> None:
+    """Run ``pipeline`` with the project's ``sample`` configuration (catalog and parameters)."""
+    loader = OmegaConfigLoader(conf_source=str(PROJECT / "conf"), base_env="base",
+                               default_run_env="sample", runtime_params=runtime_params,
+                               merge_strategy={"parameters": "soft"})
+    catalog = DataCatalog.from_config(loader["catalog"])
+    for name, value in loader["parameters"].items():
+        catalog[f"params:{name}"] = MemoryDataset(value)
+    SequentialRunner().run(pipeline, catalog)
 
 
 def build_upstream(root: Path) -> UpstreamField:
@@ -75,11 +80,11 @@ def build_upstream(root: Path) -> UpstreamField:
     params = {"sample_dir": str(raw), "work_dir": str(work), "simulate": {"preset": "small"},
               "input_catalog": str(raw / "catalog.csv"), "image_list": str(raw / "image_list.txt"),
               "gaiaxp_synphot": str(raw / "gaiaxp_synphot.csv")}
-    _kedro_run(params, pipeline_names=["simulate"], node_names=["draw_sim_bands", "draw_sim_sources",
-                                                             "simulate_field", "build_sim_truth",
-                                                             "build_sim_catalog", "build_sim_gaiaxp"])
-    _kedro_run(params, pipeline_names=["full"],
-               to_nodes=["flag_bright_mask_sources", "write_wcs_snapshot"])
+    _run_project_pipeline(simulate_pipeline().to_nodes("simulate_field", "build_sim_truth",
+                                                       "build_sim_catalog", "build_sim_gaiaxp"),
+                          params)
+    upstream = ingest_pipeline() + gaia_augment_pipeline() + masking_pipeline()
+    _run_project_pipeline(upstream.to_nodes("flag_bright_mask_sources", "write_wcs_snapshot"), params)
     frames = FrameSetDataset(str(work / "02_intermediate/frames.json")).load()
     truth_bands = pd.read_csv(raw / "truth_bands.csv")
     return UpstreamField(

@@ -57,7 +57,7 @@ def test_a_failing_patch_is_reported_and_resume_finishes_the_job(upstream, basel
     assert "Traceback" in failed["traceback"]
     assert not store.has(bad) and all(store.has(t) for t in tags if t != bad)
     merged, _, _ = nodes.merge_fits(upstream.active_catalog, baseline["patch_payloads"], store, report,
-                                    upstream.wcs_snapshot, {})
+                                    upstream.wcs_snapshot, upstream.frames, {}, {})
     in_bad = merged["patch_tag"] == bad
     assert in_bad.any() and (merged.loc[in_bad, "fit_status"] == "patch_failed").all()
     assert merged.loc[in_bad, "FLUX_m400_fit"].isna().all()

@@ -6,7 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fitting_field import EPSF_PARAMS
+
+from phot7dt.datasets.patch_results_dataset import PatchResultStore
+from phot7dt.pipelines.fitting import nodes
 from phot7dt.pipelines.fitting.merge import FIT_STATUSES
+from phot7dt.pipelines.patching.nodes import build_patch_payloads, define_patches
 
 
 def _star_flux_stats(merged: pd.DataFrame, truth: pd.DataFrame, bands: list[str]):
@@ -67,3 +72,20 @@ def test_run_report_patch_tags_and_psf_audit(baseline):
     assert (fitted["psf_used_epsf_band_count"] == 4).all()
     assert (fitted["psf_fallback_bands"] == "").all()
     assert baseline["merged_catalog_fits"]["opt_converged"].dtype == bool
+
+
+def test_nothing_to_fit_still_gives_every_row_and_the_fit_columns(upstream, tmp_path):
+    catalog = upstream.active_catalog.assign(excluded_any=True)
+    patches = define_patches(catalog, upstream.frames, EPSF_PARAMS, {})
+    payloads = build_patch_payloads(patches, catalog, upstream.frames, {}, {})
+    store = PatchResultStore(tmp_path)
+    report = nodes.fit_patches(patches, payloads, upstream.frames, upstream.bright_mask,
+                               upstream.epsf_grid, store, {}, {})
+    merged, _, _ = nodes.merge_fits(catalog, payloads, store, report, upstream.wcs_snapshot,
+                                    upstream.frames, {}, {})
+    nodes.check_patch_failures(report, merged)
+    assert report["n_patches"] == 0 and len(merged) == len(catalog)
+    for band in upstream.frames.bands:
+        assert merged[f"FLUX_{band}_fit"].isna().all()
+    assert merged["RA_fit"].isna().all() and not merged["fit_is_reliable"].any()
+    assert set(merged["fit_status"]) <= {"excluded", "excluded_crop", "excluded_saturation"}

@@ -29,8 +29,8 @@ from astropy.wcs import WCS
 from phot7dt.scene import flag_bit
 
 __all__ = [
-    "FIT_STATUSES", "collect_fits", "fit_status", "fitted", "for_fits_table", "join_fits", "ordered",
-    "reliable", "sky_positions",
+    "FIT_STATUSES", "collect_fits", "expected_columns", "fit_status", "fitted", "for_fits_table",
+    "join_fits", "ordered", "reliable", "sky_positions",
 ]
 
 logger = logging.getLogger(__name__)
@@ -64,8 +64,28 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def join_fits(catalog: pd.DataFrame, fits: pd.DataFrame, key: list[str]) -> pd.DataFrame:
-    """Left join of the fit columns (those not already in ``catalog``) onto every catalog row."""
+def expected_columns(bands: list[str], multi_band: bool) -> dict[str, str]:
+    """Fit columns every merged catalog has, even when nothing was fitted: name -> dtype."""
+    cols = {"stype_fit": "str", "opt_converged": "boolean", "opt_hit_max_iters": "boolean",
+            "flag_bound_stalled": "boolean", "fit_flags": "Int64"}
+    for band in bands:
+        cols[f"FLUX_{band}_fit"] = cols[f"FLUXERR_{band}_fit"] = "float64"
+    suffixes = ["_fit"] if multi_band else [f"_{b}_fit" for b in bands]
+    for suffix in suffixes:
+        cols[f"x_pix_white{suffix}"] = cols[f"y_pix_white{suffix}"] = "float64"
+    return cols
+
+
+def join_fits(catalog: pd.DataFrame, fits: pd.DataFrame, key: list[str],
+              expected: dict[str, str] | None = None) -> pd.DataFrame:
+    """Left join of the fit columns (those not already in ``catalog``) onto every catalog row.
+
+    Columns of ``expected`` missing from ``fits`` (no patch fitted) are added, all missing.
+    """
+    fits = fits.copy()
+    for name, dtype in (expected or {}).items():
+        if name not in fits.columns:
+            fits[name] = pd.Series(index=fits.index, dtype=dtype)
     new = [c for c in fits.columns if c not in catalog.columns]
     merged = catalog.merge(fits[[*key, *new]], how="left", on=key, sort=False)
     if len(merged) != len(catalog):

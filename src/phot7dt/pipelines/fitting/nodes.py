@@ -140,6 +140,8 @@ def merge_fits(
     patch_results: PatchResultStore,
     fit_run_report: dict[str, Any],
     wcs_snapshot: tuple[Any, fits.Header],
+    frames: FrameSet,
+    patch_run: dict,
     merge_params: dict,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Every row of ``active_catalog`` plus the fit columns of its patch (left join).
@@ -156,8 +158,10 @@ def merge_fits(
         ``fit_patches`` report: which patches were fitted, resumed or failed.
     wcs_snapshot : (None, header)
         Working-frame WCS for ``RA_fit``/``DEC_fit``.
-    merge_params : dict
-        ``merge`` section.
+    frames : FrameSet
+        Gives the bands: every ``FLUX_{band}_fit`` column exists even if no patch was fitted.
+    patch_run, merge_params : dict
+        ``patch_run`` (single- or multi-band column names) and ``merge`` sections.
 
     Returns
     -------
@@ -170,10 +174,12 @@ def merge_fits(
         The same table for the FITS copy, missing flags written as False.
     """
     params = section(MergeParams, merge_params, "merge")
+    run = section(PatchRunParams, patch_run, "patch_run")
     key = merge_key(active_catalog)
+    expected = merge.expected_columns(frames.bands, run.enable_multi_band_simultaneous_fitting)
     ok = [r["patch_tag"] for r in fit_run_report["patches"] if r["status"] in ("fitted", "resumed")]
     fits_table = merge.collect_fits([patch_results.read_table(t) for t in sorted(ok)], key)
-    merged = merge.join_fits(active_catalog, fits_table, key)
+    merged = merge.join_fits(active_catalog, fits_table, key, expected)
     merged = merge.sky_positions(merged, _working_wcs(wcs_snapshot, params))
     patch_of = _assigned_patches(merged, patch_payloads, key)
     merged["patch_tag"] = patch_of

@@ -30,7 +30,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 merge_fits,
                 inputs=["active_catalog", "patch_payloads", "patch_results", "fit_run_report",
-                        "wcs_snapshot", "params:merge"],
+                        "wcs_snapshot", "frames", "params:patch_run", "params:merge"],
                 outputs=["merged_catalog", "merged_catalog_csv", "merged_catalog_fits"],
                 name="merge_fits",
                 tags=["fitting"],
