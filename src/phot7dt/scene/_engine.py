@@ -23,7 +23,7 @@ import dataclasses
 import numpy as np
 
 from . import _solve
-from ._kernels import add_model, gram_pairs, overlapping_pairs, project
+from ._kernels import add_model, gram_pairs, overlapping_pairs, project, self_terms
 from .render import base_factors
 
 _CHUNK_BYTES = 48 * 2**20  # stamp memory per chunk of bands
@@ -145,23 +145,12 @@ class PatchModel:
 
     def _self_terms(self, bands, buf, geo):
         """Per-source Gram blocks (nb, ns, C, C) and projections on w*d (nb, ns, C)."""
-        C, ns, lay = geo.cmax, geo.ns, geo.layout
-        blocks = np.zeros((bands.size, ns, C, C))
-        rhs = np.zeros((bands.size, ns, C))
-        w = self.w.reshape(self.n_band, -1)[bands]
-        wd = self.wd.reshape(self.n_band, -1)[bands]
-        start = 0
-        for (size, _free, members), idx in zip(lay.groups, geo.gather, strict=True):
-            c = int(lay.ncols[members[0]])
-            n = members.size * c * size * size
-            A = buf[:, start:start + n].reshape(bands.size, members.size, c, size * size)
-            start += n
-            AW = A * w[:, idx][:, :, None, :]
-            if c == 1:
-                blocks[:, members, 0, 0] = np.einsum("bgp,bgp->bg", AW[:, :, 0], A[:, :, 0])
-            else:
-                blocks[:, members, :c, :c] = np.einsum("bgcp,bgdp->bgcd", AW, A)
-            rhs[:, members, :c] = np.einsum("bgcp,bgp->bgc", A, wd[:, idx])
+        lay = geo.layout
+        blocks = np.empty((bands.size, geo.ns, geo.cmax, geo.cmax))
+        rhs = np.empty((bands.size, geo.ns, geo.cmax))
+        for i, b in enumerate(bands):
+            blocks[i], rhs[i] = self_terms(buf[i], lay.offsets, lay.sizes, lay.ncols, geo.ox, geo.oy,
+                                           self.w[b], self.wd[b], geo.cmax)
         return blocks, rhs
 
     def _finish_bands(self, bands, f, var, chi2, out):
@@ -252,12 +241,6 @@ class _Geometry:
             raise RuntimeError(msg)
         self.ns = params.shape[0]
         self.cmax = int(layout.ncols.max()) if self.ns else 1
-        self.gather = []
-        for size, _free, members in layout.groups:
-            ar = np.arange(size)
-            rows = self.oy[members][:, None, None] + ar[None, :, None]
-            cols = self.ox[members][:, None, None] + ar[None, None, :]
-            self.gather.append((rows * nxp + cols).reshape(members.size, -1))
         off = (layout.sizes - layout.core) // 2
         self.bx, self.by = self.ox + off, self.oy + off
         full_s, _ = overlapping_pairs(self.ox, self.oy, layout.sizes)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["add_model", "gram_pairs", "overlapping_pairs", "project"]
+__all__ = ["add_model", "gram_pairs", "overlapping_pairs", "project", "self_terms"]
 
 
 @njit(cache=True, nogil=True)
@@ -59,6 +59,43 @@ def gram_pairs(buf, offsets, sizes, ncols, ox, oy, pair_s, pair_t, w, cmax, bx, 
                 for j in range(i):
                     blocks[p, i, j] = blocks[p, j, i]
     return blocks
+
+
+@njit(cache=True, nogil=True)
+def self_terms(buf, offsets, sizes, ncols, ox, oy, w, wd, cmax):
+    """Per-source weighted Gram blocks and projections on w*d, over whole stamps.
+
+    Returns
+    -------
+    blocks : ndarray, shape (n_src, cmax, cmax)
+    rhs : ndarray, shape (n_src, cmax)
+    """
+    n = sizes.size
+    blocks = np.zeros((n, cmax, cmax))
+    rhs = np.zeros((n, cmax))
+    a = np.empty(cmax)
+    for s in range(n):
+        ss, nc = sizes[s], ncols[s]
+        plane = ss * ss
+        for yy in range(ss):
+            base = offsets[s] + yy * ss
+            for xx in range(ss):
+                ww = w[oy[s] + yy, ox[s] + xx]
+                if ww == 0.0:
+                    continue
+                dd = wd[oy[s] + yy, ox[s] + xx]
+                for i in range(nc):
+                    a[i] = buf[base + i * plane + xx]
+                for i in range(nc):
+                    ai = a[i]
+                    rhs[s, i] += ai * dd
+                    wa = ww * ai
+                    for j in range(i, nc):
+                        blocks[s, i, j] += wa * a[j]
+        for i in range(nc):
+            for j in range(i):
+                blocks[s, i, j] = blocks[s, j, i]
+    return blocks, rhs
 
 
 @njit(cache=True, nogil=True)

@@ -46,8 +46,7 @@ def _needed_pad(prob, sizes, shape):
     return int(max(0, np.max(need, initial=0))) + 1
 
 
-def _capped_size_fn(model, table, psfs, settings, prob):
-    sigma = model.noise_sigma()
+def _capped_size_fn(model, table, psfs, settings, prob, sigma):
     allowed = [s for s in FFT_SIZES if settings.min_stamp_size <= s <= settings.max_stamp_size]
 
     def size_fn(params, fluxes):
@@ -70,11 +69,12 @@ class _Row:
 def _fit_one(images, invvar, psfs, table, settings, gain):
     shape = images.shape[1:]
     prob = make_problem(table, shape, settings)
-    sizes0 = stamp_sizes(table.type.tolist(), prob.mu, np.full(table.flux.shape, np.nan),
-                         noise_sigma(invvar), psfs, settings)
+    sigma = noise_sigma(invvar)
+    sizes0 = stamp_sizes(table.type.tolist(), prob.mu, np.full(table.flux.shape, np.nan), sigma, psfs,
+                         settings)
     model = PatchModel(images, invvar, psfs, table.type.tolist(), table.flux_prior(), gain,
                        pad=_needed_pad(prob, sizes0, shape))
-    raw = fit_scene(model, table, settings, prob, _capped_size_fn(model, table, psfs, settings, prob))
+    raw = fit_scene(model, table, settings, prob, _capped_size_fn(model, table, psfs, settings, prob, sigma))
     raw["n_bad"] = model.n_bad_pixels
     return raw
 

@@ -257,7 +257,7 @@ def fit_scene(model, table, settings, prob, size_fn):
     sizes = size_fn(params, table.flux)
     ev = flux_only(sizes)
     new_sizes = size_fn(params, ev.fluxes.T)
-    if not (np.array_equal(new_sizes[0], sizes[0]) and np.array_equal(new_sizes[1], sizes[1])):
+    if np.any(new_sizes[0] > sizes[0]) or np.any(new_sizes[1] > sizes[1]) or not forced:
         sizes = new_sizes
         ev = flux_only(sizes) if (forced and not poisson) else ev
     for _ in range(settings.poisson_refine_iters if poisson else 0):
