@@ -1,0 +1,91 @@
+"""The HTML page of the report: inline CSS, figures as base64 PNG, nothing fetched from outside."""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+_STYLE = """
+body { font-family: sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+h1 { border-bottom: 2px solid #446; } h2 { margin-top: 1.6em; color: #335; }
+table { border-collapse: collapse; margin: 0.6em 0; }
+td, th { border: 1px solid #bbb; padding: 3px 9px; text-align: right; }
+th { background: #eef; } td:first-child, th:first-child { text-align: left; }
+figure { display: inline-block; margin: 0.5em; vertical-align: top; }
+figure img { max-width: 100%; border: 1px solid #ccc; }
+figcaption { font-size: 0.8em; color: #555; } .note { color: #777; font-style: italic; }
+"""
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return html.escape(str(value))
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], digits: int = 3) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{_fmt(v, digits)}</td>" for v in row) + "</tr>"
+                   for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _headline(summary: Mapping[str, Any]) -> str:
+    cat, patches = summary.get("catalog", {}), summary.get("patches", {})
+    conv = cat.get("fraction_converged")
+    rows = [
+        ("catalog rows", cat.get("n_rows")), ("sources fitted", cat.get("n_fitted")),
+        ("sources excluded", cat.get("n_excluded")),
+        ("converged fraction", None if conv is None else f"{100 * conv:.1f} %"),
+        ("patches fitted / failed", f"{patches.get('n_fitted')} / {patches.get('n_failed')}"),
+    ]
+    rows += [(f"excluded: {reason}", n) for reason, n in summary.get("excluded_reasons", {}).items()]
+    return "<h2>Headline</h2>" + _table(("quantity", "value"), rows)
+
+
+def _bands(summary: Mapping[str, Any]) -> str:
+    rows = [(b["band"], b["n_measured"], b["median_snr"], b["zp_median"], b["zp_err"], b["n_zp_stars"])
+            for b in summary.get("bands", [])]
+    header = ("band", "sources measured", "median flux S/N", "ZP (mag)", "ZP error (mag)", "ZP stars")
+    return "<h2>Bands</h2>" + _table(header, rows, digits=4)
+
+
+def _validation(summary: Mapping[str, Any]) -> str:
+    val = dict(summary.get("validation", {}))
+    if not val.pop("truth_available", False):
+        return "<h2>Validation</h2><p class='note'>No truth for this field (validation skipped).</p>"
+    labels = {
+        "star_pull_std": "star pull std, all bands",
+        "star_pull_robust_std": "star pull robust std (1.4826 MAD)",
+        "star_median_abs_bias_snr_gt": f"star median |flux bias|, S/N > {val.get('headline_snr_min')}",
+        "max_abs_zp_error_mag": "max |ZP error| (mag)",
+        "fraction_converged": "converged fraction",
+    }
+    rows = [(label, val.get(key)) for key, label in labels.items()]
+    return "<h2>Validation against truth</h2>" + _table(("metric", "value"), rows, digits=4)
+
+
+def _figures(title: str, figures: Sequence[tuple[str, bytes]]) -> str:
+    if not figures:
+        return f"<h2>{html.escape(title)}</h2><p class='note'>No figure produced for this section.</p>"
+    items = "".join(
+        f"<figure><img alt='{html.escape(name)}' src='data:image/png;base64,"
+        f"{base64.b64encode(png).decode('ascii')}'><figcaption>{html.escape(name)}</figcaption></figure>"
+        for name, png in figures)
+    return f"<h2>{html.escape(title)}</h2>{items}"
+
+
+def render_report(
+    title: str, summary: Mapping[str, Any], sections: Mapping[str, Sequence[tuple[str, bytes]]]
+) -> str:
+    """The whole page: headline, bands, validation, then each figure section."""
+    parts = [_headline(summary), _bands(summary), _validation(summary)]
+    parts += [_figures(name, figs) for name, figs in sections.items()]
+    return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>"
+            f"<h1>{html.escape(title)}</h1>{''.join(parts)}</body></html>\n")

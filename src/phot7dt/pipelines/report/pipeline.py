@@ -1,0 +1,45 @@
+"""Wiring of the report pipeline."""
+
+from __future__ import annotations
+
+from kedro.pipeline import Node, Pipeline
+
+from phot7dt.pipelines.report.nodes import (
+    build_report,
+    plot_patch_overview,
+    plot_residual_montage,
+    summarise_run,
+)
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    """Residual montage and patch overview, the run summary, then ``report.html``."""
+    return Pipeline(
+        [
+            Node(
+                plot_residual_montage,
+                ["output_catalog", "frames", "epsf_grid", "params:report"],
+                "residual_montage_plot",
+                name="plot_residual_montage",
+            ),
+            Node(
+                plot_patch_overview,
+                ["white_stack", "patches", "params:report"],
+                "patch_overview_plot",
+                name="plot_patch_overview",
+            ),
+            Node(
+                summarise_run,
+                ["output_catalog", "zp_summary", "fit_run_report", "validation_metrics"],
+                "run_summary",
+                name="summarise_run",
+            ),
+            Node(
+                build_report,
+                ["run_summary", "reporting_figures", "patch_overview_plot",
+                 "residual_montage_plot", "params:report"],
+                "report_html",
+                name="build_report",
+            ),
+        ]
+    )
