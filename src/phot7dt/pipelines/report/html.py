@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from PIL import Image
 
 _STYLE = """
 body { font-family: sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -70,22 +73,39 @@ def _validation(summary: Mapping[str, Any]) -> str:
     return "<h2>Validation against truth</h2>" + _table(("metric", "value"), rows, digits=4)
 
 
-def _figures(title: str, figures: Sequence[tuple[str, bytes]]) -> str:
+def shrink_png(png: bytes, max_width: int) -> bytes:
+    """The PNG resampled to at most ``max_width`` pixels wide (unchanged when narrower)."""
+    with Image.open(io.BytesIO(png)) as image:
+        if image.width <= max_width:
+            return png
+        height = max(1, round(image.height * max_width / image.width))
+        small = image.convert("RGB").resize((max_width, height), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    small.save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
+def _figures(title: str, figures: Sequence[tuple[str, bytes]], max_width: int) -> str:
     if not figures:
         return f"<h2>{html.escape(title)}</h2><p class='note'>No figure produced for this section.</p>"
     items = "".join(
         f"<figure><img alt='{html.escape(name)}' src='data:image/png;base64,"
-        f"{base64.b64encode(png).decode('ascii')}'><figcaption>{html.escape(name)}</figcaption></figure>"
+        f"{base64.b64encode(shrink_png(png, max_width)).decode('ascii')}'>"
+        f"<figcaption>{html.escape(name)}</figcaption></figure>"
         for name, png in figures)
     return f"<h2>{html.escape(title)}</h2>{items}"
 
 
 def render_report(
-    title: str, summary: Mapping[str, Any], sections: Mapping[str, Sequence[tuple[str, bytes]]]
+    title: str,
+    summary: Mapping[str, Any],
+    sections: Mapping[str, Sequence[tuple[str, bytes]]],
+    max_width: int = 1000,
 ) -> str:
-    """The whole page: headline, bands, validation, then each figure section."""
+    """The whole page: headline, bands, validation, then each figure section (figures at most
+    ``max_width`` pixels wide)."""
     parts = [_headline(summary), _bands(summary), _validation(summary)]
-    parts += [_figures(name, figs) for name, figs in sections.items()]
+    parts += [_figures(name, figs, max_width) for name, figs in sections.items()]
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>"
             f"<h1>{html.escape(title)}</h1>{''.join(parts)}</body></html>\n")

@@ -128,4 +128,4 @@ def build_report(
     sections = select_figures(figures, params.figure_sections)
     logger.info("report: %d figure(s) in %d section(s)",
                 sum(len(v) for v in sections.values()), len(sections))
-    return render_report(params.title, run_summary, sections)
+    return render_report(params.title, run_summary, sections, params.max_figure_width_px)

@@ -9,9 +9,8 @@ from phot7dt.params import Section
 #: Figures of the report: section title -> patterns over the PNG paths under 08_reporting
 #: (relative, without ``.png``; ``fnmatch`` wildcards).
 DEFAULT_FIGURE_SECTIONS: dict[str, list[str]] = {
-    "White stack and sources": ["ingest/white_overlay", "gaia_augment/augmentation_overlay",
-                                "masking/bright_mask_overlay"],
-    "ePSF": ["psf/plots/stamps_*", "psf/plots/residuals_*"],
+    "White stack and sources": ["ingest/white_overlay", "masking/bright_mask_overlay"],
+    "ePSF": ["psf/plots/stamps_*"],
     "Patches": ["report/patch_overview"],
     "Residuals of a few sources": ["report/residual_montage"],
     "Zero points": ["zp/zp_offset_vs_wavelength", "zp/zp_vs_mag/zp_vs_mag__*"],
@@ -39,6 +38,8 @@ class ReportParams(Section):
         Smallest fitted S/N in the montage band of a montage source.
     overview_max_pix : int
         Longest side of the downsampled white stack under the patch overview, pixels.
+    max_figure_width_px : int
+        Wider figures are resampled to this width before embedding (keeps the page light).
     """
 
     title: str = Field("phot7dt run report", description="heading of the report")
@@ -52,6 +53,9 @@ class ReportParams(Section):
     residual_stamp_pix: int = Field(41, ge=9, description="montage stamp side, pixels")
     residual_min_snr: float = Field(10.0, ge=0, description="smallest S/N of a montage source")
     overview_max_pix: int = Field(900, ge=100, description="longest side of the overview image, px")
+    max_figure_width_px: int = Field(
+        1000, ge=100, description="embedded figures are resampled to at most this width, px"
+    )
 
 
 SECTIONS = {"report": ReportParams}
