@@ -107,7 +107,7 @@ def source_table(
     out["dx"], out["dy"] = out["x_fit"] - out["x_true"], out["y_fit"] - out["y_true"]
     out["dtheta"] = wrap_angle_deg(out["theta_fit"] - out["theta_true"])
     snr = [out[f"flux_true_{b}"] / out[f"fluxerr_fit_{b}"] for b in bands]
-    out["snr_best"] = np.nanmax(np.column_stack(snr), axis=1) if bands and len(out) else np.nan
+    out["snr_best"] = np.fmax.reduce(np.column_stack(snr), axis=1) if bands and len(out) else np.nan
     return out[SOURCE_COLUMNS + [c for c in out.columns if c not in SOURCE_COLUMNS]]
 
 

@@ -123,12 +123,13 @@ def zero_point_recovery(
     """Per band: measured ``zp_median - zp_ref`` against the true ``zp_true - zp_auto`` (mag)."""
     if zp_summary is None or truth_bands is None or zp_summary.empty:
         return []
-    merged = zp_summary.merge(truth_bands[["band", "zp_true", "zp_auto"]], on="band",
-                              suffixes=("", "_truth"))
+    truth = truth_bands[["band", "zp_true", "zp_auto"]].rename(
+        columns={"zp_true": "zp_true_truth", "zp_auto": "zp_auto_truth"})
+    merged = zp_summary.merge(truth.astype({"band": str}), on="band")
     rows = []
     for row in merged.itertuples():
         measured = float(row.zp_median) - float(row.zp_ref)
-        true = float(row.zp_true) - float(row.zp_auto_truth)
+        true = float(row.zp_true_truth) - float(row.zp_auto_truth)
         rows.append({"band": row.band, "wavelength_nm": float(row.wavelength_nm),
                      "zp_offset_measured": measured, "zp_offset_true": true,
                      "zp_error": measured - true, "zp_err": float(row.zp_err),
