@@ -121,3 +121,13 @@ def test_deterministic(galaxy_scene, epsf):
     a = scene.fit_patch(imgs, iv, [epsf] * 3, src)
     b = scene.fit_patch(imgs, iv, [epsf] * 3, src)
     assert np.array_equal(a.params, b.params) and np.array_equal(a.flux, b.flux)
+
+
+def test_core_box_cross_terms_reach_the_same_optimum(galaxy_scene, epsf):
+    *_, imgs, src = galaxy_scene
+    iv = np.full(imgs.shape, SIGMA**-2)
+    exact = scene.fit_patch(imgs, iv, [epsf] * 3, src)
+    cut = scene.fit_patch(imgs, iv, [epsf] * 3, src, {"cross_trunc_frac": 0.5})
+    err = np.nan_to_num(exact.params_err, nan=1.0)
+    assert np.all(np.abs(cut.params - exact.params) < 0.1 * err)
+    assert np.all(np.abs(cut.flux - exact.flux) < 0.05 * exact.flux_err)

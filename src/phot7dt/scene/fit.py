@@ -14,8 +14,9 @@ shapes) is fitted by :func:`fit_scene`:
 * **convergence** (documented test): an accepted step with
   dlnp <= dlnp_stop * max(1, |ln P|) AND every free parameter's step
   <= step_tol_sigma * its current Fisher error.  A rejected step that is
-  already below the step tolerance also counts as converged (nothing
-  measurable is left); otherwise the stage is "stalled".  Per source,
+  already below the step tolerance, or whose predicted gain
+  (delta.g - delta.A.delta/2) is below the dlnp tolerance, also counts as
+  converged (nothing measurable is left); otherwise the stage is "stalled".  Per source,
   "converged" means its own last step passed the step test;
 * active set: once the damping is small (lambda <= 1e-2), a source whose
   step passed the step test is frozen for the rest of the stage, so slow
@@ -175,16 +176,19 @@ def _run_stage(name, model, prob, params, sizes, free, lam):
         niters += 1
         A, g = st.system()
         sig = _sigmas(A)
+        tol_lnp = s.dlnp_stop * max(1.0, abs(st.lnp))
         for _try in range(s.lm_max_tries):
             trial = prob.step(st.params, _solve_damped(A, g, lam), st.free)
             ratio = st.step_ratio(trial, sig)
+            delta = (trial - st.params)[st.free]
+            predicted = float(delta @ g - 0.5 * delta @ A @ delta)
             ev_t = st.evaluate(trial)
             lnp_t = ev_t.lnlike + prob.lnprior(trial)
             if lnp_t >= st.lnp:
                 lam = max(lam / 10.0, 1e-9)
                 break
-            if ratio.max() <= s.step_tol_sigma:
-                converged = True
+            if ratio.max() <= s.step_tol_sigma or predicted <= tol_lnp:
+                converged = True  # the quadratic model promises nothing measurable
                 break
             lam *= 10.0
         else:

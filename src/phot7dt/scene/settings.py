@@ -45,9 +45,11 @@ class FitSettings:
     model_trunc_frac : float
         Stamps extend until flux * unit-flux model < model_trunc_frac * pixel sigma.
     cross_trunc_frac : float
-        Same threshold for the (smaller) boxes over which products between
-        *different* sources enter the Fisher matrix; fluxes, gradient and chi^2
-        stay exact (computed from the residual image).
+        Same threshold for the boxes over which products between *different*
+        sources enter the Fisher matrix.  Equal to ``model_trunc_frac`` (the
+        default) means exact cross terms; larger values cut them to smaller
+        core boxes, and fluxes, gradient and chi^2 are then made exact again
+        from the residual image (cheaper only for very crowded, bright fields).
     min_stamp_size, max_stamp_size : int
         Limits of the per-source FFT stamp size (px).
     lm_lambda0 : float
@@ -71,10 +73,10 @@ class FitSettings:
     q_min: float = 0.02
     max_step_pos: float = 1.0
     max_step_logre: float = 0.5
-    max_step_ee: float = 0.25
-    max_step_n: float = 0.5
+    max_step_ee: float = 0.5
+    max_step_n: float = 1.0
     model_trunc_frac: float = 0.02
-    cross_trunc_frac: float = 0.1
+    cross_trunc_frac: float = 0.02
     min_stamp_size: int = 16
     max_stamp_size: int = 256
     lm_lambda0: float = 1e-3
