@@ -14,6 +14,7 @@ from phot7dt.pipelines.validate.metrics import CLASSES, robust_sigma
 from phot7dt.pipelines.validate.params import ValidateParams
 
 _COLOURS = {"star": "tab:blue", "galaxy": "tab:orange"}
+_PLURAL = {"star": "stars", "galaxy": "galaxies"}
 _RATIO_RANGE = (0.5, 1.5)
 _PULL_RANGE = 6.0
 
@@ -43,7 +44,7 @@ def flux_ratio_figure(fluxes: pd.DataFrame, band: str) -> Figure:
         mag = rows["mag_true"].to_numpy(float)
         ratio = (rows["flux_fit"] / rows["flux_true"]).to_numpy(float)
         ax.scatter(mag, np.clip(ratio, *_RATIO_RANGE), s=8, alpha=0.5, color=_COLOURS[cls],
-                   label=f"{cls}s (n={len(rows)}, scatter {robust_sigma(ratio):.3f})")
+                   label=f"{_PLURAL[cls]} (n={len(rows)}, scatter {robust_sigma(ratio):.3f})")
         xm, ym = _running_median(mag, ratio)
         ax.plot(xm, ym, color=_COLOURS[cls], lw=2)
     ax.axhline(1.0, color="k", lw=0.8)
