@@ -34,7 +34,7 @@ import logging
 import numpy as np
 
 from .mixtures import SERSIC_N_MAX, SERSIC_N_MIN
-from .render import Layout
+from .render import FFT_SIZES, Layout
 
 __all__ = ["StageInfo", "fit_scene", "make_problem"]
 
@@ -231,6 +231,12 @@ def _stage_plan(prob, settings):
     return [(n, f) for n, f in plan if f.any()] or [("all", free)]
 
 
+def _grows(new, old):
+    """True if some stamp must grow by more than one step of the FFT-size ladder."""
+    ladder = np.asarray(FFT_SIZES)
+    return bool(np.any(np.searchsorted(ladder, new) > np.searchsorted(ladder, old) + 1))
+
+
 def make_problem(table, shape, settings):
     """Bounds, priors and free-parameter mask of a scene (internal)."""
     return _Problem(table.initial_params(), table.prior_sigmas(), table.type.tolist(), shape, settings)
@@ -261,7 +267,7 @@ def fit_scene(model, table, settings, prob, size_fn):
     sizes = size_fn(params, table.flux)
     ev = flux_only(sizes)
     new_sizes = size_fn(params, ev.fluxes.T)
-    if np.any(new_sizes[0] > sizes[0]) or np.any(new_sizes[1] > sizes[1]) or not forced:
+    if not forced or _grows(new_sizes[0], sizes[0]) or _grows(new_sizes[1], sizes[1]):
         sizes = new_sizes
         ev = flux_only(sizes) if (forced and not poisson) else ev
     for _ in range(settings.poisson_refine_iters if poisson else 0):
