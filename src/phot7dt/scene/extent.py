@@ -26,7 +26,14 @@ __all__ = ["psf_sigma", "stamp_sizes"]
 
 
 def psf_sigma(psf):
-    """RMS width per axis (px) of a PSF, from its second moments."""
+    """RMS width per axis (px) of a PSF, from its second moments (cached on the PSF)."""
+    cached = psf.__dict__.get("_sigma_cache")
+    if cached is None:
+        cached = psf.__dict__["_sigma_cache"] = _psf_sigma(psf)
+    return cached
+
+
+def _psf_sigma(psf):
     if hasattr(psf, "stamp"):
         st = np.maximum(psf.stamp, 0.0)
         h, w = st.shape

@@ -88,7 +88,14 @@ class PixelizedPSF:
         return max(self._stamp.shape) // 2
 
     def fourier(self, size):
-        """rfft2 of the stamp embedded (or centre-cropped) in a size x size box."""
+        """rfft2 of the stamp embedded (or centre-cropped) in a size x size box (cached)."""
+        cache = self.__dict__.setdefault("_ft_cache", {})
+        if size not in cache:
+            cache[size] = self._fourier(size)
+            cache[size].flags.writeable = False
+        return cache[size]
+
+    def _fourier(self, size):
         box = np.zeros((size, size))
         h, w = self._stamp.shape
         ys, xs = _embed_slices(h, size), _embed_slices(w, size)
