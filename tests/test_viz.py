@@ -29,9 +29,17 @@ pytestmark = pytest.mark.xdist_group("kedro_viz")
 
 PROJECT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1"}
-BROWSER_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--window-size=1600,1000", "--virtual-time-budget=15000"]
+BROWSER_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1600,1000",
+    "--virtual-time-budget=15000",
+]
 
 
 def _chromium() -> str:
@@ -44,8 +52,10 @@ def _chromium() -> str:
         found = shutil.which("chromium")
         if found:
             return found
-    pytest.skip("headless Chromium not found: install Debian's package (`apt-get install -y "
-                "chromium`); this test installs it itself only as root with CI set")
+    pytest.skip(
+        "headless Chromium not found: install Debian's package (`apt-get install -y "
+        "chromium`); this test installs it itself only as root with CI set"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -55,10 +65,20 @@ def viz_build(tmp_path_factory) -> Path:
     shutil.copy(PROJECT / "pyproject.toml", root)
     shutil.copytree(PROJECT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
     (root / "conf" / "local").mkdir()
-    shutil.copytree(PROJECT / "src" / "phot7dt", root / "src" / "phot7dt",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    done = subprocess.run([sys.executable, "-m", "kedro", "viz", "build"], cwd=root, env=ENV,
-                          capture_output=True, text=True, timeout=180, check=False)
+    shutil.copytree(
+        PROJECT / "src" / "phot7dt",
+        root / "src" / "phot7dt",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "kedro", "viz", "build"],
+        cwd=root,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
     # kedro viz build exits 0 even when it fails; its API files say whether it worked.
     assert (root / "build" / "api" / "main").is_file(), (done.stdout + done.stderr)[-2000:]
     return root / "build"
@@ -75,8 +95,19 @@ def viz_url(viz_build: Path):
     """The static build served by ``python -m http.server`` on a free local port."""
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
-         "--directory", str(viz_build)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "http.server",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+            str(viz_build),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(50):
@@ -93,8 +124,13 @@ def viz_url(viz_build: Path):
 
 def _browser(chromium: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     profile = f"--user-data-dir={tmp_path / 'chromium-profile'}"
-    return subprocess.run([chromium, *BROWSER_FLAGS, profile, *args], capture_output=True,
-                          text=True, timeout=90, check=False)
+    return subprocess.run(
+        [chromium, *BROWSER_FLAGS, profile, *args],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
 
 
 def _task_names(build: Path, pipeline: str) -> set[str]:

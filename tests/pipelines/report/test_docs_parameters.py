@@ -13,7 +13,8 @@ DOC = Path(__file__).resolve().parents[3] / "docs" / "parameters.md"
 
 def test_parameters_page_is_up_to_date():
     assert DOC.read_text() == render(), (
-        "docs/parameters.md is stale: run `python -m phot7dt.docs_parameters > docs/parameters.md`")
+        "docs/parameters.md is stale: run `python -m phot7dt.docs_parameters > docs/parameters.md`"
+    )
 
 
 def test_every_section_and_key_is_documented():

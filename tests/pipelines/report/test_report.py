@@ -43,7 +43,9 @@ def test_png_dataset_round_trip_and_errors(tmp_path):
 
 
 def test_optional_dataset_loads_none_when_absent(tmp_path):
-    dataset = OptionalDataset(dataset={"type": "json.JSONDataset", "filepath": str(tmp_path / "a.json")})
+    dataset = OptionalDataset(
+        dataset={"type": "json.JSONDataset", "filepath": str(tmp_path / "a.json")}
+    )
     assert dataset.load() is None and not dataset.exists()
     dataset.save({"x": 1})
     assert dataset.load() == {"x": 1}
@@ -64,23 +66,36 @@ def _gaussian_stamp(size: int = 25, sigma: float = 1.6) -> np.ndarray:
 def _scene():
     """A noiseless 120x100 frame with a star and an exponential galaxy, and its catalog."""
     stamp = _gaussian_stamp()
-    catalog = pd.DataFrame({"ID": ["star1", "gal1"], "stype_fit": ["star", "exp"],
-                            "x_pix_white_fit": [40.3, 70.0], "y_pix_white_fit": [50.6, 62.2],
-                            "Re_fit": [np.nan, 3.0], "ELL_fit": [np.nan, 0.3],
-                            "THETA_fit": [np.nan, 40.0], "sersic_n_fit": [np.nan, np.nan],
-                            "FLUX_m500_fit": [5000.0, 3000.0], "FLUXERR_m500_fit": [50.0, 60.0],
-                            "excluded_any": [False, False]})
+    catalog = pd.DataFrame(
+        {
+            "ID": ["star1", "gal1"],
+            "stype_fit": ["star", "exp"],
+            "x_pix_white_fit": [40.3, 70.0],
+            "y_pix_white_fit": [50.6, 62.2],
+            "Re_fit": [np.nan, 3.0],
+            "ELL_fit": [np.nan, 0.3],
+            "THETA_fit": [np.nan, 40.0],
+            "sersic_n_fit": [np.nan, np.nan],
+            "FLUX_m500_fit": [5000.0, 3000.0],
+            "FLUXERR_m500_fit": [50.0, 60.0],
+            "excluded_any": [False, False],
+        }
+    )
     logre, e1, e2 = catalog_to_soft(3.0, 0.3, 40.0)
-    params = np.array([[40.3, 50.6, 0, 0, 0, 4.0], [70.0, 62.2, float(logre), float(e1), float(e2), 4.0]])
-    image = render_model((100, 120), [PixelizedPSF(stamp)], ["STAR", "EXP"], params,
-                         np.array([[5000.0], [3000.0]]))[0]
+    params = np.array(
+        [[40.3, 50.6, 0, 0, 0, 4.0], [70.0, 62.2, float(logre), float(e1), float(e2), 4.0]]
+    )
+    image = render_model(
+        (100, 120), [PixelizedPSF(stamp)], ["STAR", "EXP"], params, np.array([[5000.0], [3000.0]])
+    )[0]
 
     def cutout(box, bands):
-        return image[None, box.y0:box.y1, box.x0:box.x1], np.ones((1, *box.shape)), None
+        return image[None, box.y0 : box.y1, box.x0 : box.x1], np.ones((1, *box.shape)), None
 
     frames = SimpleNamespace(shape=image.shape, cutout=cutout)
-    grid = SimpleNamespace(cell_of=lambda x, y: (0, 0),
-                           choice=lambda band, r, c: SimpleNamespace(stamp=stamp))
+    grid = SimpleNamespace(
+        cell_of=lambda x, y: (0, 0), choice=lambda band, r, c: SimpleNamespace(stamp=stamp)
+    )
     return catalog, frames, grid
 
 
@@ -98,46 +113,80 @@ def test_residual_stamp_of_a_noiseless_scene_is_zero():
 
 
 def _summary_inputs():
-    catalog = pd.DataFrame({"ID": ["a", "b", "c"], "excluded_any": [False, False, True],
-                            "excluded_reason": ["", "", "saturation"],
-                            "x_pix_white_fit": [1.0, 2.0, np.nan], "opt_converged": [True, False, pd.NA],
-                            "FLUX_m500_fit": [100.0, 40.0, np.nan],
-                            "FLUXERR_m500_fit": [4.0, 4.0, np.nan]})
-    zp = pd.DataFrame({"band": ["m500"], "zp_median": [24.9612], "zp_err": [0.0021], "n_kept": [17]})
+    catalog = pd.DataFrame(
+        {
+            "ID": ["a", "b", "c"],
+            "excluded_any": [False, False, True],
+            "excluded_reason": ["", "", "saturation"],
+            "x_pix_white_fit": [1.0, 2.0, np.nan],
+            "opt_converged": [True, False, pd.NA],
+            "FLUX_m500_fit": [100.0, 40.0, np.nan],
+            "FLUXERR_m500_fit": [4.0, 4.0, np.nan],
+        }
+    )
+    zp = pd.DataFrame(
+        {"band": ["m500"], "zp_median": [24.9612], "zp_err": [0.0021], "n_kept": [17]}
+    )
     fit_report = {"n_patches": 4, "n_fitted": 4, "n_failed": 0, "seconds": 3.0}
-    validation = {"truth_available": True, "headline": {
-        "star_pull_std": 1.0432, "star_pull_robust_std": 0.9876,
-        "star_median_abs_bias_snr_gt": 0.0031, "headline_snr_min": 20.0,
-        "max_abs_zp_error_mag": 0.0123, "fraction_converged": 0.5}}
+    validation = {
+        "truth_available": True,
+        "headline": {
+            "star_pull_std": 1.0432,
+            "star_pull_robust_std": 0.9876,
+            "star_median_abs_bias_snr_gt": 0.0031,
+            "headline_snr_min": 20.0,
+            "max_abs_zp_error_mag": 0.0123,
+            "fraction_converged": 0.5,
+        },
+    }
     return catalog, zp, fit_report, validation
 
 
 def test_summary_numbers():
     summary = summarise_run(*_summary_inputs())
-    assert summary["catalog"] == {"n_rows": 3, "n_fitted": 2, "n_excluded": 1, "fraction_converged": 0.5}
+    assert summary["catalog"] == {
+        "n_rows": 3,
+        "n_fitted": 2,
+        "n_excluded": 1,
+        "fraction_converged": 0.5,
+    }
     assert summary["excluded_reasons"] == {"saturation": 1}
     assert summary["bands"][0]["median_snr"] == pytest.approx(17.5)
     assert summary["validation"]["star_pull_std"] == pytest.approx(1.0432)
 
 
 def test_select_figures_by_pattern():
-    figures = {"zp/zp_vs_mag/zp_vs_mag__m400": lambda: b"1", "zp/zp_offset_vs_wavelength": lambda: b"2",
-               "psf/plots/stamps_m400": lambda: b"3"}
+    figures = {
+        "zp/zp_vs_mag/zp_vs_mag__m400": lambda: b"1",
+        "zp/zp_offset_vs_wavelength": lambda: b"2",
+        "psf/plots/stamps_m400": lambda: b"3",
+    }
     chosen = select_figures(figures, {"ZP": ["zp/zp_offset_*", "zp/zp_vs_mag/*"], "none": ["x/*"]})
-    assert [n for n, _ in chosen["ZP"]] == ["zp/zp_offset_vs_wavelength", "zp/zp_vs_mag/zp_vs_mag__m400"]
+    assert [n for n, _ in chosen["ZP"]] == [
+        "zp/zp_offset_vs_wavelength",
+        "zp/zp_vs_mag/zp_vs_mag__m400",
+    ]
     assert chosen["none"] == []
 
 
 def test_report_html_is_self_contained_with_headline_numbers():
     catalog, zp, fit_report, validation = _summary_inputs()
-    figures = {"ingest/white_overlay": lambda: _png(), "validate/pulls/pull_histograms": lambda: _png()}
-    data = DataCatalog({
-        "output_catalog": MemoryDataset(catalog), "zp_summary": MemoryDataset(zp),
-        "fit_run_report": MemoryDataset(fit_report), "validation_metrics": MemoryDataset(validation),
-        "reporting_figures": MemoryDataset(figures, copy_mode="assign"),
-        "patch_overview_plot": MemoryDataset(_png()), "residual_montage_plot": MemoryDataset(_png()),
-        "params:report": MemoryDataset({"title": "test report"}),
-    })
+    figures = {
+        "ingest/white_overlay": lambda: _png(),
+        "validate/pulls/pull_histograms": lambda: _png(),
+    }
+    data = DataCatalog(
+        {
+            "output_catalog": MemoryDataset(catalog),
+            "zp_summary": MemoryDataset(zp),
+            "fit_run_report": MemoryDataset(fit_report),
+            "validation_metrics": MemoryDataset(validation),
+            "reporting_figures": MemoryDataset(figures, copy_mode="assign"),
+            "patch_overview_plot": MemoryDataset(_png()),
+            "residual_montage_plot": MemoryDataset(_png()),
+            "params:report": MemoryDataset({"title": "test report"}),
+        }
+    )
     pipe = create_pipeline().only_nodes("summarise_run", "build_report")
     page = SequentialRunner().run(pipe, data)["report_html"].load()
     assert "<title>test report</title>" in page

@@ -49,18 +49,32 @@ def _field(n_star: int = 3000, n_gal: int = 1000, seed: int = 3):
     rng = np.random.default_rng(seed)
     n = n_star + n_gal
     ids = [f"s{i:05d}" for i in range(n)]
-    truth = pd.DataFrame({"ID": ids, "in_catalog": True, "role": "field",
-                          "TYPE": ["STAR"] * n_star + ["EXP"] * n_gal,
-                          "x_pix": rng.uniform(50, 350, n), "y_pix": rng.uniform(50, 350, n),
-                          "re_pix": np.r_[np.full(n_star, np.nan), np.full(n_gal, 3.0)],
-                          "ell": np.r_[np.full(n_star, np.nan), np.full(n_gal, 0.4)],
-                          "theta_deg": np.r_[np.full(n_star, np.nan), np.full(n_gal, 30.0)],
-                          "saturated_bands": ""})
-    out = pd.DataFrame({"ID": ids, "excluded_any": False, "opt_converged": rng.random(n) < 0.9,
-                        "x_pix_white_fit": truth["x_pix"] - CROP.x0 + 0.1,
-                        "y_pix_white_fit": truth["y_pix"] - CROP.y0 - 0.2,
-                        "Re_fit": truth["re_pix"] * 1.1, "ELL_fit": truth["ell"] - 0.05,
-                        "THETA_fit": truth["theta_deg"] + 175.0})
+    truth = pd.DataFrame(
+        {
+            "ID": ids,
+            "in_catalog": True,
+            "role": "field",
+            "TYPE": ["STAR"] * n_star + ["EXP"] * n_gal,
+            "x_pix": rng.uniform(50, 350, n),
+            "y_pix": rng.uniform(50, 350, n),
+            "re_pix": np.r_[np.full(n_star, np.nan), np.full(n_gal, 3.0)],
+            "ell": np.r_[np.full(n_star, np.nan), np.full(n_gal, 0.4)],
+            "theta_deg": np.r_[np.full(n_star, np.nan), np.full(n_gal, 30.0)],
+            "saturated_bands": "",
+        }
+    )
+    out = pd.DataFrame(
+        {
+            "ID": ids,
+            "excluded_any": False,
+            "opt_converged": rng.random(n) < 0.9,
+            "x_pix_white_fit": truth["x_pix"] - CROP.x0 + 0.1,
+            "y_pix_white_fit": truth["y_pix"] - CROP.y0 - 0.2,
+            "Re_fit": truth["re_pix"] * 1.1,
+            "ELL_fit": truth["ell"] - 0.05,
+            "THETA_fit": truth["theta_deg"] + 175.0,
+        }
+    )
     for band in BANDS:
         flux = rng.uniform(200.0, 5000.0, n)
         truth[f"FLUX_{band}"], truth[f"mag_{band}"] = flux, 25.0 - 2.5 * np.log10(flux)
@@ -78,16 +92,28 @@ def _truth_bands():
 
 
 def _zp_summary():
-    return pd.DataFrame({"band": list(BANDS), "wavelength_nm": [400.0, 500.0],
-                         "zp_median": [25.05 + 0.003, 24.96 - 0.010], "zp_ref": [25.0, 25.0],
-                         "zp_err": [0.002, 0.002], "n_kept": [50, 60]})
+    return pd.DataFrame(
+        {
+            "band": list(BANDS),
+            "wavelength_nm": [400.0, 500.0],
+            "zp_median": [25.05 + 0.003, 24.96 - 0.010],
+            "zp_ref": [25.0, 25.0],
+            "zp_err": [0.002, 0.002],
+            "n_kept": [50, 60],
+        }
+    )
 
 
 def _metrics(truth, out, params=None):
     frames = SimpleNamespace(crop=CROP)
     sources, fluxes = match_truth(out, truth, frames, params or {})
-    return sources, fluxes, compute_validation_metrics(sources, fluxes, out, _zp_summary(),
-                                                       _truth_bands(), params or {})
+    return (
+        sources,
+        fluxes,
+        compute_validation_metrics(
+            sources, fluxes, out, _zp_summary(), _truth_bands(), params or {}
+        ),
+    )
 
 
 def test_metrics_recover_known_bias_scatter_and_pulls():
@@ -131,17 +157,24 @@ def test_positions_shapes_and_missing_sources():
 
 def test_missing_truth_writes_a_no_truth_json(tmp_path, caplog):
     _, out = _field(n_star=20, n_gal=5)
-    absent = OptionalDataset(dataset={"type": "pandas.CSVDataset",
-                                      "filepath": str(tmp_path / "truth.csv")})
+    absent = OptionalDataset(
+        dataset={"type": "pandas.CSVDataset", "filepath": str(tmp_path / "truth.csv")}
+    )
     assert absent.load() is None
-    metrics_file = OptionalDataset(dataset={"type": "json.JSONDataset",
-                                            "filepath": str(tmp_path / "validation.json")})
-    catalog = DataCatalog({
-        "output_catalog": MemoryDataset(out), "validation_truth": absent,
-        "validation_truth_bands": MemoryDataset(None), "frames": MemoryDataset(None),
-        "zp_summary": MemoryDataset(None), "params:validate": MemoryDataset({}),
-        "validation_metrics": metrics_file,
-    })
+    metrics_file = OptionalDataset(
+        dataset={"type": "json.JSONDataset", "filepath": str(tmp_path / "validation.json")}
+    )
+    catalog = DataCatalog(
+        {
+            "output_catalog": MemoryDataset(out),
+            "validation_truth": absent,
+            "validation_truth_bands": MemoryDataset(None),
+            "frames": MemoryDataset(None),
+            "zp_summary": MemoryDataset(None),
+            "params:validate": MemoryDataset({}),
+            "validation_metrics": metrics_file,
+        }
+    )
     caplog.set_level(logging.INFO)
     SequentialRunner().run(create_pipeline(), catalog)
     saved = json.loads((tmp_path / "validation.json").read_text())
@@ -152,18 +185,25 @@ def test_missing_truth_writes_a_no_truth_json(tmp_path, caplog):
 
 def test_pipeline_in_memory_with_truth():
     truth, out = _field(n_star=60, n_gal=30)
-    catalog = DataCatalog({
-        "output_catalog": MemoryDataset(out), "validation_truth": MemoryDataset(truth),
-        "validation_truth_bands": MemoryDataset(_truth_bands()),
-        "frames": MemoryDataset(SimpleNamespace(crop=CROP), copy_mode="assign"),
-        "zp_summary": MemoryDataset(_zp_summary()), "params:validate": MemoryDataset({}),
-    })
+    catalog = DataCatalog(
+        {
+            "output_catalog": MemoryDataset(out),
+            "validation_truth": MemoryDataset(truth),
+            "validation_truth_bands": MemoryDataset(_truth_bands()),
+            "frames": MemoryDataset(SimpleNamespace(crop=CROP), copy_mode="assign"),
+            "zp_summary": MemoryDataset(_zp_summary()),
+            "params:validate": MemoryDataset({}),
+        }
+    )
     result = SequentialRunner().run(create_pipeline(), catalog)
     plots = {name: ds.load() for name, ds in result.items() if name.endswith("_plots")}
     assert set(plots["validation_flux_plots"]) == {"flux_ratio_m400.png", "flux_ratio_m500.png"}
     assert set(plots["validation_pull_plots"]) == {"pull_histograms.png"}
     assert set(plots["validation_recovery_plots"]) == {
-        "position_recovery.png", "shape_recovery.png", "zp_recovery.png"}
+        "position_recovery.png",
+        "shape_recovery.png",
+        "zp_recovery.png",
+    }
 
 
 def test_truth_without_required_columns_is_named():

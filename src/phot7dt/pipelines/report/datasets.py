@@ -42,8 +42,9 @@ class OptionalDataset(AbstractDataset[Any, Any]):
         Free metadata, ignored by Kedro.
     """
 
-    def __init__(self, *, dataset: dict[str, Any] | AbstractDataset,
-                 metadata: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, *, dataset: dict[str, Any] | AbstractDataset, metadata: dict[str, Any] | None = None
+    ) -> None:
         if isinstance(dataset, AbstractDataset):
             self._dataset = dataset
         else:
@@ -80,10 +81,18 @@ class PNGDataset(AbstractDataset[Figure | bytes, bytes]):
         As in kedro-datasets.
     """
 
-    def __init__(self, *, filepath: str, save_args: dict[str, Any] | None = None,
-                 credentials: dict[str, Any] | None = None, fs_args: dict[str, Any] | None = None,
-                 metadata: dict[str, Any] | None = None) -> None:
-        self._protocol, self._filepath, self._fs, _, _ = make_filesystem(filepath, credentials, fs_args)
+    def __init__(
+        self,
+        *,
+        filepath: str,
+        save_args: dict[str, Any] | None = None,
+        credentials: dict[str, Any] | None = None,
+        fs_args: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self._protocol, self._filepath, self._fs, _, _ = make_filesystem(
+            filepath, credentials, fs_args
+        )
         self._save_args = {**deepcopy(save_args or {}), "format": "png"}
         self.metadata = metadata
 

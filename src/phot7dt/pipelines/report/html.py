@@ -33,8 +33,9 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], digits: int = 3) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{_fmt(v, digits)}</td>" for v in row) + "</tr>"
-                   for row in rows)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_fmt(v, digits)}</td>" for v in row) + "</tr>" for row in rows
+    )
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
@@ -42,30 +43,45 @@ def _headline(summary: Mapping[str, Any]) -> str:
     cat, patches = summary.get("catalog", {}), summary.get("patches", {})
     conv = cat.get("fraction_converged")
     rows = [
-        ("catalog rows", cat.get("n_rows")), ("sources fitted", cat.get("n_fitted")),
+        ("catalog rows", cat.get("n_rows")),
+        ("sources fitted", cat.get("n_fitted")),
         ("sources excluded", cat.get("n_excluded")),
         ("converged fraction", None if conv is None else f"{100 * conv:.1f} %"),
         ("patches fitted / failed", f"{patches.get('n_fitted')} / {patches.get('n_failed')}"),
     ]
-    rows += [(f"excluded: {reason}", n) for reason, n in summary.get("excluded_reasons", {}).items()]
+    rows += [
+        (f"excluded: {reason}", n) for reason, n in summary.get("excluded_reasons", {}).items()
+    ]
     return "<h2>Headline</h2>" + _table(("quantity", "value"), rows)
 
 
 def _bands(summary: Mapping[str, Any]) -> str:
-    rows = [(b["band"], b["n_measured"], b["median_snr"], b["zp_median"], b["zp_err"], b["n_zp_stars"])
-            for b in summary.get("bands", [])]
-    header = ("band", "sources measured", "median flux S/N", "ZP (mag)", "ZP error (mag)", "ZP stars")
+    rows = [
+        (b["band"], b["n_measured"], b["median_snr"], b["zp_median"], b["zp_err"], b["n_zp_stars"])
+        for b in summary.get("bands", [])
+    ]
+    header = (
+        "band",
+        "sources measured",
+        "median flux S/N",
+        "ZP (mag)",
+        "ZP error (mag)",
+        "ZP stars",
+    )
     return "<h2>Bands</h2>" + _table(header, rows, digits=4)
 
 
 def _validation(summary: Mapping[str, Any]) -> str:
     val = dict(summary.get("validation", {}))
     if not val.pop("truth_available", False):
-        return "<h2>Validation</h2><p class='note'>No truth for this field (validation skipped).</p>"
+        return (
+            "<h2>Validation</h2><p class='note'>No truth for this field (validation skipped).</p>"
+        )
+    snr_min = val.get("headline_snr_min")
     labels = {
         "star_pull_std": "star pull std, all bands",
         "star_pull_robust_std": "star pull robust std (1.4826 MAD)",
-        "star_median_abs_bias_snr_gt": f"star median |flux bias|, S/N > {val.get('headline_snr_min')}",
+        "star_median_abs_bias_snr_gt": f"star median |flux bias|, S/N > {snr_min}",
         "max_abs_zp_error_mag": "max |ZP error| (mag)",
         "fraction_converged": "converged fraction",
     }
@@ -87,12 +103,15 @@ def shrink_png(png: bytes, max_width: int) -> bytes:
 
 def _figures(title: str, figures: Sequence[tuple[str, bytes]], max_width: int) -> str:
     if not figures:
-        return f"<h2>{html.escape(title)}</h2><p class='note'>No figure produced for this section.</p>"
+        return (
+            f"<h2>{html.escape(title)}</h2><p class='note'>No figure produced for this section.</p>"
+        )
     items = "".join(
         f"<figure><img alt='{html.escape(name)}' src='data:image/png;base64,"
         f"{base64.b64encode(shrink_png(png, max_width)).decode('ascii')}'>"
         f"<figcaption>{html.escape(name)}</figcaption></figure>"
-        for name, png in figures)
+        for name, png in figures
+    )
     return f"<h2>{html.escape(title)}</h2>{items}"
 
 
@@ -106,6 +125,8 @@ def render_report(
     ``max_width`` pixels wide)."""
     parts = [_headline(summary), _bands(summary), _validation(summary)]
     parts += [_figures(name, figs, max_width) for name, figs in sections.items()]
-    return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-            f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>"
-            f"<h1>{html.escape(title)}</h1>{''.join(parts)}</body></html>\n")
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>"
+        f"<h1>{html.escape(title)}</h1>{''.join(parts)}</body></html>\n"
+    )

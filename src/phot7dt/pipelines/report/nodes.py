@@ -42,10 +42,13 @@ def plot_residual_montage(
     stamps = []
     if band:
         fitted = fitted_sources(output_catalog, band)
-        chosen = choose_sources(fitted, params.residual_n_stars, params.residual_n_galaxies,
-                                params.residual_min_snr)
-        stamps = [residual_stamp(row, fitted, frames, epsf_grid, band, params.residual_stamp_pix)
-                  for _, row in chosen.iterrows()]
+        chosen = choose_sources(
+            fitted, params.residual_n_stars, params.residual_n_galaxies, params.residual_min_snr
+        )
+        stamps = [
+            residual_stamp(row, fitted, frames, epsf_grid, band, params.residual_stamp_pix)
+            for _, row in chosen.iterrows()
+        ]
     logger.info("report: residual montage of %d source(s) in %s", len(stamps), band or "no band")
     return residual_montage_figure(stamps, band)
 
@@ -71,14 +74,21 @@ def _band_rows(catalog: pd.DataFrame, zp_summary: pd.DataFrame | None) -> list[d
     rows = []
     for band in fitted_bands(catalog):
         with np.errstate(divide="ignore", invalid="ignore"):
-            snr = numeric_column(catalog, f"FLUX_{band}_fit") / numeric_column(catalog, f"FLUXERR_{band}_fit")
+            snr = numeric_column(catalog, f"FLUX_{band}_fit") / numeric_column(
+                catalog, f"FLUXERR_{band}_fit"
+            )
         snr = snr[np.isfinite(snr)]
         zp = zps.get(band, {})
-        rows.append({"band": band, "n_measured": int(snr.size),
-                     "median_snr": float(np.median(snr)) if snr.size else math.nan,
-                     "zp_median": float(zp.get("zp_median", math.nan)),
-                     "zp_err": float(zp.get("zp_err", math.nan)),
-                     "n_zp_stars": int(zp.get("n_kept", 0) or 0)})
+        rows.append(
+            {
+                "band": band,
+                "n_measured": int(snr.size),
+                "median_snr": float(np.median(snr)) if snr.size else math.nan,
+                "zp_median": float(zp.get("zp_median", math.nan)),
+                "zp_err": float(zp.get("zp_err", math.nan)),
+                "n_zp_stars": int(zp.get("n_kept", 0) or 0),
+            }
+        )
     return rows
 
 
@@ -89,15 +99,19 @@ def summarise_run(
     validation_metrics: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
     """Headline numbers of a run: sources, patches, per-band S/N and ZP, validation."""
-    patches = {k: (fit_run_report or {}).get(k) for k in ("n_patches", "n_fitted", "n_failed", "seconds")}
+    patches = {
+        k: (fit_run_report or {}).get(k) for k in ("n_patches", "n_fitted", "n_failed", "seconds")
+    }
     validation = dict(validation_metrics or {"truth_available": False})
     summary = {
         "catalog": catalog_summary(output_catalog),
         "excluded_reasons": _excluded_reasons(output_catalog),
         "patches": patches,
         "bands": _band_rows(output_catalog, zp_summary),
-        "validation": {"truth_available": bool(validation.get("truth_available")),
-                       **validation.get("headline", {})},
+        "validation": {
+            "truth_available": bool(validation.get("truth_available")),
+            **validation.get("headline", {}),
+        },
     }
     return json_safe(summary)
 
@@ -123,9 +137,13 @@ def build_report(
     """One self-contained HTML page (figures embedded as base64 PNG, no external URL)."""
     params = section(ReportParams, report, "report")
     figures = {k: v for k, v in (reporting_figures or {}).items() if not k.startswith("report/")}
-    figures.update({OWN_FIGURES[0]: lambda: patch_overview_plot,
-                    OWN_FIGURES[1]: lambda: residual_montage_plot})
+    figures.update(
+        {OWN_FIGURES[0]: lambda: patch_overview_plot, OWN_FIGURES[1]: lambda: residual_montage_plot}
+    )
     sections = select_figures(figures, params.figure_sections)
-    logger.info("report: %d figure(s) in %d section(s)",
-                sum(len(v) for v in sections.values()), len(sections))
+    logger.info(
+        "report: %d figure(s) in %d section(s)",
+        sum(len(v) for v in sections.values()),
+        len(sections),
+    )
     return render_report(params.title, run_summary, sections, params.max_figure_width_px)

@@ -47,7 +47,9 @@ class ReportParams(Section):
         default_factory=lambda: {k: list(v) for k, v in DEFAULT_FIGURE_SECTIONS.items()},
         description="section title -> fnmatch patterns over PNG paths under 08_reporting",
     )
-    residual_band: str | None = Field(None, description="band of the residual montage (null: middle)")
+    residual_band: str | None = Field(
+        None, description="band of the residual montage (null: middle)"
+    )
     residual_n_stars: int = Field(4, ge=0, description="stars in the residual montage")
     residual_n_galaxies: int = Field(4, ge=0, description="galaxies in the residual montage")
     residual_stamp_pix: int = Field(41, ge=9, description="montage stamp side, pixels")

@@ -36,8 +36,13 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 build_report,
-                ["run_summary", "reporting_figures", "patch_overview_plot",
-                 "residual_montage_plot", "params:report"],
+                [
+                    "run_summary",
+                    "reporting_figures",
+                    "patch_overview_plot",
+                    "residual_montage_plot",
+                    "params:report",
+                ],
                 "report_html",
                 name="build_report",
             ),

@@ -17,20 +17,27 @@ def residual_montage_figure(stamps: list[ResidualStamp], band: str) -> Figure:
     """One row per source: data, fitted model (same asinh stretch), residual in sigma units."""
     if not stamps:
         fig = Figure(figsize=(6, 1.5), layout="constrained")
-        fig.text(0.5, 0.5, f"no fitted source bright enough in {band} for a residual montage",
-                 ha="center", va="center")
+        fig.text(
+            0.5,
+            0.5,
+            f"no fitted source bright enough in {band} for a residual montage",
+            ha="center",
+            va="center",
+        )
         return fig
     fig = Figure(figsize=(7.5, 2.3 * len(stamps)), layout="constrained")
     axes = fig.subplots(len(stamps), 3, squeeze=False)
     for row, stamp in zip(axes, stamps, strict=True):
-        norm = ImageNormalize(stamp.data, interval=ZScaleInterval(contrast=0.05),
-                              stretch=AsinhStretch(0.05))
+        norm = ImageNormalize(
+            stamp.data, interval=ZScaleInterval(contrast=0.05), stretch=AsinhStretch(0.05)
+        )
         sigma = np.where(stamp.invvar > 0, stamp.invvar, np.nan) ** -0.5
         chi = (stamp.data - stamp.model) / sigma
         row[0].imshow(stamp.data, origin="lower", cmap="gray", norm=norm)
         row[1].imshow(stamp.model, origin="lower", cmap="gray", norm=norm)
-        image = row[2].imshow(chi, origin="lower", cmap="RdBu_r", vmin=-_RESIDUAL_SIGMA,
-                              vmax=_RESIDUAL_SIGMA)
+        image = row[2].imshow(
+            chi, origin="lower", cmap="RdBu_r", vmin=-_RESIDUAL_SIGMA, vmax=_RESIDUAL_SIGMA
+        )
         row[0].set_ylabel(f"{stamp.source_id}\n{stamp.kind}, S/N {stamp.snr:.0f}", fontsize=8)
         for ax in row:
             ax.set_xticks([])
@@ -44,7 +51,9 @@ def residual_montage_figure(stamps: list[ResidualStamp], band: str) -> Figure:
 def _block_mean(image: np.ndarray, max_pix: int) -> tuple[np.ndarray, int]:
     step = max(1, int(np.ceil(max(image.shape) / max_pix)))
     ny, nx = (image.shape[0] // step) * step, (image.shape[1] // step) * step
-    blocks = np.asarray(image[:ny, :nx], dtype=np.float32).reshape(ny // step, step, nx // step, step)
+    blocks = np.asarray(image[:ny, :nx], dtype=np.float32).reshape(
+        ny // step, step, nx // step, step
+    )
     with np.errstate(invalid="ignore"):
         return np.nanmean(blocks, axis=(1, 3)), step
 
@@ -53,17 +62,38 @@ def patch_overview_figure(white: np.ndarray, patches: pd.DataFrame, max_pix: int
     """White stack (downsampled, z-scale) with each patch's base box (solid) and fitted
     region with its halo (dashed), working-frame pixels."""
     small, step = _block_mean(white, max_pix)
-    fig = Figure(figsize=(8, 8 * small.shape[0] / max(small.shape[1], 1) + 0.6), layout="constrained")
+    fig = Figure(
+        figsize=(8, 8 * small.shape[0] / max(small.shape[1], 1) + 0.6), layout="constrained"
+    )
     ax = fig.add_subplot()
     norm = ImageNormalize(small, interval=ZScaleInterval(), stretch=AsinhStretch(0.1))
     extent = (-0.5, small.shape[1] * step - 0.5, -0.5, small.shape[0] * step - 0.5)
     ax.imshow(small, origin="lower", cmap="gray", norm=norm, extent=extent)
     for row in patches.itertuples():
-        ax.add_patch(Rectangle((row.x0_base - 0.5, row.y0_base - 0.5), row.x1_base - row.x0_base,
-                               row.y1_base - row.y0_base, fill=False, color="tab:cyan", lw=0.8))
-        ax.add_patch(Rectangle((row.x0_roi - 0.5, row.y0_roi - 0.5), row.x1_roi - row.x0_roi,
-                               row.y1_roi - row.y0_roi, fill=False, color="tab:orange", lw=0.5,
-                               ls="--"))
-    ax.set(xlabel="x (working-frame px)", ylabel="y (working-frame px)",
-           title=f"{len(patches)} patches: base boxes (cyan), fitted regions with halo (orange)")
+        ax.add_patch(
+            Rectangle(
+                (row.x0_base - 0.5, row.y0_base - 0.5),
+                row.x1_base - row.x0_base,
+                row.y1_base - row.y0_base,
+                fill=False,
+                color="tab:cyan",
+                lw=0.8,
+            )
+        )
+        ax.add_patch(
+            Rectangle(
+                (row.x0_roi - 0.5, row.y0_roi - 0.5),
+                row.x1_roi - row.x0_roi,
+                row.y1_roi - row.y0_roi,
+                fill=False,
+                color="tab:orange",
+                lw=0.5,
+                ls="--",
+            )
+        )
+    ax.set(
+        xlabel="x (working-frame px)",
+        ylabel="y (working-frame px)",
+        title=f"{len(patches)} patches: base boxes (cyan), fitted regions with halo (orange)",
+    )
     return fig

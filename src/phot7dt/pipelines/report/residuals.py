@@ -48,7 +48,9 @@ def fitted_sources(catalog: pd.DataFrame, band: str) -> pd.DataFrame:
     return rows
 
 
-def choose_sources(fitted: pd.DataFrame, n_stars: int, n_galaxies: int, min_snr: float) -> pd.DataFrame:
+def choose_sources(
+    fitted: pd.DataFrame, n_stars: int, n_galaxies: int, min_snr: float
+) -> pd.DataFrame:
     """``n`` stars and ``n`` galaxies spread evenly in S/N rank above ``min_snr``."""
     bright = fitted[fitted["snr"] >= min_snr]
     is_star = bright["stype_fit"].astype(str).str.lower() == "star"
@@ -76,8 +78,9 @@ def _engine_params(rows: pd.DataFrame, origin: tuple[int, int]) -> tuple[list[st
     return kinds, params
 
 
-def residual_stamp(source: pd.Series, fitted: pd.DataFrame, frames: FrameSet, grid: PSFGrid,
-                   band: str, size: int) -> ResidualStamp:
+def residual_stamp(
+    source: pd.Series, fitted: pd.DataFrame, frames: FrameSet, grid: PSFGrid, band: str, size: int
+) -> ResidualStamp:
     """Render the fitted scene in a ``size`` x ``size`` box centred on ``source``."""
     ny, nx = frames.shape
     half = size // 2
@@ -90,9 +93,16 @@ def residual_stamp(source: pd.Series, fitted: pd.DataFrame, frames: FrameSet, gr
     near = (x > box.x0 - m) & (x < box.x1 + m) & (y > box.y0 - m) & (y < box.y1 + m)
     scene = fitted.loc[near]
     kinds, params = _engine_params(scene, (box.x0, box.y0))
-    stamp = grid.choice(band, *grid.cell_of(float(source["x_pix_white_fit"]),
-                                             float(source["y_pix_white_fit"]))).stamp
+    stamp = grid.choice(
+        band, *grid.cell_of(float(source["x_pix_white_fit"]), float(source["y_pix_white_fit"]))
+    ).stamp
     fluxes = numeric_column(scene, f"FLUX_{band}_fit").reshape(-1, 1)
     model = render_model(box.shape, [PixelizedPSF(stamp)], kinds, params, np.nan_to_num(fluxes))[0]
-    return ResidualStamp(str(source["ID"]), str(source["stype_fit"]), float(source["snr"]),
-                         images[0].astype(float), model, invvar[0].astype(float))
+    return ResidualStamp(
+        str(source["ID"]),
+        str(source["stype_fit"]),
+        float(source["snr"]),
+        images[0].astype(float),
+        model,
+        invvar[0].astype(float),
+    )

@@ -1,4 +1,4 @@
-"""validate: the final catalog against the simulator's truth (flux, pulls, positions, shapes, ZP)."""
+"""validate: the final catalog against the simulator's truth (fluxes, pulls, positions, ZP)."""
 
 from .pipeline import create_pipeline
 

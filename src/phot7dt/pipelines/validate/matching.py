@@ -13,20 +13,51 @@ import pandas as pd
 from phot7dt.pipelines.validate.metrics import wrap_angle_deg
 
 SOURCE_COLUMNS = [
-    "ID", "TYPE", "source_class", "role", "in_catalog", "in_output", "excluded", "fit_status",
-    "converged", "x_true", "y_true", "x_fit", "y_fit", "dx", "dy", "snr_best",
-    "re_true", "ell_true", "theta_true", "re_fit", "ell_fit", "theta_fit", "dtheta",
+    "ID",
+    "TYPE",
+    "source_class",
+    "role",
+    "in_catalog",
+    "in_output",
+    "excluded",
+    "fit_status",
+    "converged",
+    "x_true",
+    "y_true",
+    "x_fit",
+    "y_fit",
+    "dx",
+    "dy",
+    "snr_best",
+    "re_true",
+    "ell_true",
+    "theta_true",
+    "re_fit",
+    "ell_fit",
+    "theta_fit",
+    "dtheta",
 ]
 FLUX_COLUMNS = [
-    "ID", "band", "source_class", "role", "mag_true", "flux_true", "flux_fit", "fluxerr_fit",
-    "snr_true", "converged",
+    "ID",
+    "band",
+    "source_class",
+    "role",
+    "mag_true",
+    "flux_true",
+    "flux_fit",
+    "fluxerr_fit",
+    "snr_true",
+    "converged",
 ]
 
 
 def fitted_bands(catalog: pd.DataFrame) -> list[str]:
     """Bands of the ``FLUX_<band>_fit`` columns, in column order."""
-    return [c[len("FLUX_"):-len("_fit")] for c in catalog.columns
-            if c.startswith("FLUX_") and c.endswith("_fit")]
+    return [
+        c[len("FLUX_") : -len("_fit")]
+        for c in catalog.columns
+        if c.startswith("FLUX_") and c.endswith("_fit")
+    ]
 
 
 def as_bool(values: pd.Series) -> np.ndarray:
@@ -45,7 +76,7 @@ def numeric_column(frame: pd.DataFrame, column: str) -> np.ndarray:
 
 
 def truth_keys(catalog: pd.DataFrame, truth: pd.DataFrame) -> pd.Series:
-    """The truth ``ID`` of every catalog row (by ``ID``; injected Gaia stars by ``gaia_source_id``)."""
+    """The truth ``ID`` of every catalog row (``ID``; injected Gaia stars by ``gaia_source_id``)."""
     keys = catalog["ID"].astype(str)
     known = set(truth["ID"].astype(str))
     if "gaia_source_id" in catalog.columns and "gaia_source_id" in truth.columns:
@@ -59,16 +90,22 @@ def truth_keys(catalog: pd.DataFrame, truth: pd.DataFrame) -> pd.Series:
 def _fit_part(catalog: pd.DataFrame, truth: pd.DataFrame, bands: list[str]) -> pd.DataFrame:
     keyed = catalog.assign(_truth_id=truth_keys(catalog, truth).to_numpy())
     keyed = keyed.dropna(subset=["_truth_id"]).drop_duplicates("_truth_id")
-    part = pd.DataFrame({
-        "ID": keyed["_truth_id"].to_numpy(str),
-        "in_output": True,
-        "excluded": as_bool(keyed["excluded_any"]) if "excluded_any" in keyed else False,
-        "fit_status": keyed.get("fit_status", pd.Series("", index=keyed.index)).astype(str).to_numpy(),
-        "converged": as_bool(keyed["opt_converged"]) if "opt_converged" in keyed else False,
-        "x_fit": numeric_column(keyed, "x_pix_white_fit"), "y_fit": numeric_column(keyed, "y_pix_white_fit"),
-        "re_fit": numeric_column(keyed, "Re_fit"), "ell_fit": numeric_column(keyed, "ELL_fit"),
-        "theta_fit": numeric_column(keyed, "THETA_fit"),
-    })
+    part = pd.DataFrame(
+        {
+            "ID": keyed["_truth_id"].to_numpy(str),
+            "in_output": True,
+            "excluded": as_bool(keyed["excluded_any"]) if "excluded_any" in keyed else False,
+            "fit_status": keyed.get("fit_status", pd.Series("", index=keyed.index))
+            .astype(str)
+            .to_numpy(),
+            "converged": as_bool(keyed["opt_converged"]) if "opt_converged" in keyed else False,
+            "x_fit": numeric_column(keyed, "x_pix_white_fit"),
+            "y_fit": numeric_column(keyed, "y_pix_white_fit"),
+            "re_fit": numeric_column(keyed, "Re_fit"),
+            "ell_fit": numeric_column(keyed, "ELL_fit"),
+            "theta_fit": numeric_column(keyed, "THETA_fit"),
+        }
+    )
     for band in bands:
         part[f"flux_fit_{band}"] = numeric_column(keyed, f"FLUX_{band}_fit")
         part[f"fluxerr_fit_{band}"] = numeric_column(keyed, f"FLUXERR_{band}_fit")
@@ -94,11 +131,15 @@ def source_table(
     out["y_true"] = numeric_column(truth, "y_pix") - crop_origin[1]
     for name, column in (("re_true", "re_pix"), ("ell_true", "ell"), ("theta_true", "theta_deg")):
         out[name] = numeric_column(truth, column)
-    saturated = truth.get("saturated_bands", pd.Series("", index=truth.index)).fillna("").astype(str)
+    saturated = (
+        truth.get("saturated_bands", pd.Series("", index=truth.index)).fillna("").astype(str)
+    )
     for band in bands:
         out[f"flux_true_{band}"] = numeric_column(truth, f"FLUX_{band}")
         out[f"mag_true_{band}"] = numeric_column(truth, f"mag_{band}")
-        out[f"saturated_{band}"] = saturated.str.split(",").apply(lambda s, b=band: b in s).to_numpy()
+        out[f"saturated_{band}"] = (
+            saturated.str.split(",").apply(lambda s, b=band: b in s).to_numpy()
+        )
     out = out.merge(_fit_part(catalog, truth, bands), on="ID", how="left")
     out["in_output"] = out["in_output"].astype("boolean").fillna(False).astype(bool)
     out["excluded"] = out["excluded"].astype("boolean").fillna(False).astype(bool)

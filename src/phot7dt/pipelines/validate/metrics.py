@@ -45,8 +45,14 @@ def flux_statistics(fit: np.ndarray, err: np.ndarray, true: np.ndarray, min_n: i
     rel = (fit[ok] - true[ok]) / true[ok]
     pull = (fit[ok] - true[ok]) / err[ok]
     n = int(ok.sum())
-    stats = {"n": n, "bias": math.nan, "scatter": math.nan, "pull_median": math.nan,
-             "pull_std": math.nan, "pull_robust_std": math.nan}
+    stats = {
+        "n": n,
+        "bias": math.nan,
+        "scatter": math.nan,
+        "pull_median": math.nan,
+        "pull_std": math.nan,
+        "pull_robust_std": math.nan,
+    }
     if n < max(min_n, 1):
         return stats
     stats.update(
@@ -79,8 +85,10 @@ def flux_recovery(fluxes: pd.DataFrame, edges: Sequence[float], min_n: int) -> d
     result: dict[str, Any] = {}
     for band, per_band in fluxes.groupby("band", sort=False):
         result[str(band)] = {
-            cls: {"all": _stats_of(rows, min_n),
-                  "snr_bins": binned_flux_statistics(rows, edges, min_n)}
+            cls: {
+                "all": _stats_of(rows, min_n),
+                "snr_bins": binned_flux_statistics(rows, edges, min_n),
+            }
             for cls in CLASSES
             for rows in [per_band[per_band["source_class"] == cls]]
         }
@@ -97,12 +105,20 @@ def offset_statistics(dx: np.ndarray, dy: np.ndarray) -> dict[str, float]:
     dx, dy = np.asarray(dx, float), np.asarray(dy, float)
     ok = np.isfinite(dx) & np.isfinite(dy)
     if not ok.any():
-        return {"n": 0, "dx_median": math.nan, "dy_median": math.nan,
-                "dx_robust_std": math.nan, "dy_robust_std": math.nan, "r_median": math.nan}
+        return {
+            "n": 0,
+            "dx_median": math.nan,
+            "dy_median": math.nan,
+            "dx_robust_std": math.nan,
+            "dy_robust_std": math.nan,
+            "r_median": math.nan,
+        }
     return {
         "n": int(ok.sum()),
-        "dx_median": float(np.median(dx[ok])), "dy_median": float(np.median(dy[ok])),
-        "dx_robust_std": robust_sigma(dx[ok]), "dy_robust_std": robust_sigma(dy[ok]),
+        "dx_median": float(np.median(dx[ok])),
+        "dy_median": float(np.median(dy[ok])),
+        "dx_robust_std": robust_sigma(dx[ok]),
+        "dy_robust_std": robust_sigma(dy[ok]),
         "r_median": float(np.median(np.hypot(dx[ok], dy[ok]))),
     }
 

@@ -72,21 +72,32 @@ def match_truth(
     sources = source_table(output_catalog, validation_truth, (frames.crop.x0, frames.crop.y0))
     fluxes = flux_table(sources, fitted_bands(output_catalog), params.require_converged)
     listed = sources["in_catalog"]
-    logger.info("validate: %d of %d listed truth sources found in the catalog",
-                int((listed & sources["in_output"]).sum()), int(listed.sum()))
+    logger.info(
+        "validate: %d of %d listed truth sources found in the catalog",
+        int((listed & sources["in_output"]).sum()),
+        int(listed.sum()),
+    )
     return sources, fluxes
 
 
 def catalog_summary(output_catalog: pd.DataFrame) -> dict[str, Any]:
     """Rows, fitted and excluded sources, converged fraction of the fitted ones."""
-    excluded = as_bool(output_catalog["excluded_any"]) if "excluded_any" in output_catalog else (
-        np.zeros(len(output_catalog), bool))
+    excluded = (
+        as_bool(output_catalog["excluded_any"])
+        if "excluded_any" in output_catalog
+        else (np.zeros(len(output_catalog), bool))
+    )
     fitted = ~excluded & np.isfinite(numeric_column(output_catalog, "x_pix_white_fit"))
-    converged = as_bool(output_catalog["opt_converged"]) if "opt_converged" in output_catalog else (
-        np.zeros(len(output_catalog), bool))
+    converged = (
+        as_bool(output_catalog["opt_converged"])
+        if "opt_converged" in output_catalog
+        else (np.zeros(len(output_catalog), bool))
+    )
     n_fitted = int(fitted.sum())
     return {
-        "n_rows": len(output_catalog), "n_fitted": n_fitted, "n_excluded": int(excluded.sum()),
+        "n_rows": len(output_catalog),
+        "n_fitted": n_fitted,
+        "n_excluded": int(excluded.sum()),
         "fraction_converged": float(converged[fitted].mean()) if n_fitted else math.nan,
     }
 
@@ -95,20 +106,27 @@ def _matching(sources: pd.DataFrame, max_listed: int) -> dict[str, Any]:
     listed = sources["in_catalog"].astype(bool)
     missing = sources.loc[listed & ~sources["in_output"], "ID"].astype(str).tolist()
     return {
-        "n_truth": len(sources), "n_truth_listed": int(listed.sum()),
-        "n_matched": int(sources["in_output"].sum()), "n_missing": len(missing),
+        "n_truth": len(sources),
+        "n_truth_listed": int(listed.sum()),
+        "n_matched": int(sources["in_output"].sum()),
+        "n_missing": len(missing),
         "missing_ids": missing[:max_listed],
     }
 
 
 def _positions(sources: pd.DataFrame) -> dict[str, Any]:
     used = sources[sources["in_output"] & ~sources["excluded"]]
-    return {cls: offset_statistics(rows["dx"], rows["dy"])
-            for cls in CLASSES for rows in [used[used["source_class"] == cls]]}
+    return {
+        cls: offset_statistics(rows["dx"], rows["dy"])
+        for cls in CLASSES
+        for rows in [used[used["source_class"] == cls]]
+    }
 
 
 def _shapes(sources: pd.DataFrame, theta_min_ell: float) -> dict[str, Any]:
-    gal = sources[sources["in_output"] & ~sources["excluded"] & (sources["source_class"] == "galaxy")]
+    gal = sources[
+        sources["in_output"] & ~sources["excluded"] & (sources["source_class"] == "galaxy")
+    ]
     elongated = gal[gal["ell_true"] >= theta_min_ell]
     return {
         "re_ratio_minus_1": difference_statistics(gal["re_fit"] / gal["re_true"] - 1.0),
@@ -124,16 +142,24 @@ def zero_point_recovery(
     if zp_summary is None or truth_bands is None or zp_summary.empty:
         return []
     truth = truth_bands[["band", "zp_true", "zp_auto"]].rename(
-        columns={"zp_true": "zp_true_truth", "zp_auto": "zp_auto_truth"})
+        columns={"zp_true": "zp_true_truth", "zp_auto": "zp_auto_truth"}
+    )
     merged = zp_summary.merge(truth.astype({"band": str}), on="band")
     rows = []
     for row in merged.itertuples():
         measured = float(row.zp_median) - float(row.zp_ref)
         true = float(row.zp_true_truth) - float(row.zp_auto_truth)
-        rows.append({"band": row.band, "wavelength_nm": float(row.wavelength_nm),
-                     "zp_offset_measured": measured, "zp_offset_true": true,
-                     "zp_error": measured - true, "zp_err": float(row.zp_err),
-                     "n_stars": int(row.n_kept)})
+        rows.append(
+            {
+                "band": row.band,
+                "wavelength_nm": float(row.wavelength_nm),
+                "zp_offset_measured": measured,
+                "zp_offset_true": true,
+                "zp_error": measured - true,
+                "zp_err": float(row.zp_err),
+                "n_stars": int(row.n_kept),
+            }
+        )
     return rows
 
 
@@ -141,12 +167,15 @@ def _headline(fluxes: pd.DataFrame, zps: list[dict], catalog: dict, params: Vali
     stars = fluxes[fluxes["source_class"] == "star"]
     pulls = flux_statistics(stars["flux_fit"], stars["fluxerr_fit"], stars["flux_true"])
     bright = stars[stars["snr_true"] > params.headline_snr_min]
-    biases = [flux_statistics(r["flux_fit"], r["fluxerr_fit"], r["flux_true"],
-                              params.min_per_bin)["bias"] for _, r in bright.groupby("band")]
+    biases = [
+        flux_statistics(r["flux_fit"], r["fluxerr_fit"], r["flux_true"], params.min_per_bin)["bias"]
+        for _, r in bright.groupby("band")
+    ]
     biases = np.abs([b for b in biases if math.isfinite(b)])
     errors = np.abs([z["zp_error"] for z in zps if math.isfinite(z["zp_error"])])
     return {
-        "star_pull_std": pulls["pull_std"], "star_pull_robust_std": pulls["pull_robust_std"],
+        "star_pull_std": pulls["pull_std"],
+        "star_pull_robust_std": pulls["pull_robust_std"],
         "star_median_abs_bias_snr_gt": float(np.median(biases)) if biases.size else math.nan,
         "headline_snr_min": params.headline_snr_min,
         "max_abs_zp_error_mag": float(errors.max()) if errors.size else math.nan,
@@ -171,26 +200,41 @@ def compute_validation_metrics(
     catalog = catalog_summary(output_catalog)
     if validation_sources.empty:
         logger.info("validate: no truth; validation.json holds the catalog summary only")
-        return json_safe({"truth_available": False, "headline": {
-            "fraction_converged": catalog["fraction_converged"]}, "catalog": catalog})
-    fluxes = validation_fluxes.astype({"snr_true": float, "flux_fit": float,
-                                       "fluxerr_fit": float, "flux_true": float})
+        return json_safe(
+            {
+                "truth_available": False,
+                "headline": {"fraction_converged": catalog["fraction_converged"]},
+                "catalog": catalog,
+            }
+        )
+    fluxes = validation_fluxes.astype(
+        {"snr_true": float, "flux_fit": float, "fluxerr_fit": float, "flux_true": float}
+    )
     zps = zero_point_recovery(zp_summary, validation_truth_bands)
     result = {
         "truth_available": True,
         "headline": _headline(fluxes, zps, catalog, params),
         "catalog": catalog,
         "matching": _matching(validation_sources, params.max_listed_missing),
-        "pulls_all_bands": {cls: flux_statistics(r["flux_fit"], r["fluxerr_fit"], r["flux_true"])
-                            for cls in CLASSES for r in [fluxes[fluxes["source_class"] == cls]]},
+        "pulls_all_bands": {
+            cls: flux_statistics(r["flux_fit"], r["fluxerr_fit"], r["flux_true"])
+            for cls in CLASSES
+            for r in [fluxes[fluxes["source_class"] == cls]]
+        },
         "flux": flux_recovery(fluxes, params.snr_bin_edges, params.min_per_bin),
         "positions_pix": _positions(validation_sources),
         "shapes": _shapes(validation_sources, params.theta_min_ell),
         "zero_points": zps,
     }
     head = result["headline"]
-    logger.info("validate: star pull std %.2f (robust %.2f), median |bias| %.4f at S/N > %g, "
-                "max |ZP error| %.4f mag, converged %.3f", head["star_pull_std"],
-                head["star_pull_robust_std"], head["star_median_abs_bias_snr_gt"],
-                params.headline_snr_min, head["max_abs_zp_error_mag"], head["fraction_converged"])
+    logger.info(
+        "validate: star pull std %.2f (robust %.2f), median |bias| %.4f at S/N > %g, "
+        "max |ZP error| %.4f mag, converged %.3f",
+        head["star_pull_std"],
+        head["star_pull_robust_std"],
+        head["star_median_abs_bias_snr_gt"],
+        params.headline_snr_min,
+        head["max_abs_zp_error_mag"],
+        head["fraction_converged"],
+    )
     return json_safe(result)

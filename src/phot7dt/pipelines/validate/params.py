@@ -27,7 +27,8 @@ class ValidateParams(Section):
     """
 
     snr_bin_edges: list[float] = Field(
-        [3.0, 10.0, 20.0, 50.0, 100.0, 1.0e6], min_length=2,
+        [3.0, 10.0, 20.0, 50.0, 100.0, 1.0e6],
+        min_length=2,
         description="edges of the S/N bins, S/N = true flux / FLUXERR_fit",
     )
     headline_snr_min: float = Field(20.0, ge=0, description="S/N cut of the headline star bias")
