@@ -145,6 +145,7 @@ def test_positions_shapes_and_missing_sources():
     truth, out = _field(n_star=200, n_gal=100)
     sources, _, metrics = _metrics(truth, out, {"max_listed_missing": 5})
     assert metrics["matching"]["n_missing"] == 1 and metrics["matching"]["missing_ids"] == ["lost"]
+    assert metrics["matching"]["truth_matches_field"] is True
     assert not sources.loc[sources["ID"] == "lost", "in_output"].item()
     star = metrics["positions_pix"]["star"]
     assert star["dx_median"] == pytest.approx(0.1) and star["dy_median"] == pytest.approx(-0.2)
@@ -210,3 +211,11 @@ def test_truth_without_required_columns_is_named():
     truth, out = _field(n_star=5, n_gal=1)
     with pytest.raises(ValueError, match=r"truth.csv: missing column\(s\) \['x_pix'\]"):
         match_truth(out, truth.drop(columns="x_pix"), SimpleNamespace(crop=CROP), {})
+
+
+def test_truth_of_another_field_is_flagged(caplog):
+    truth, out = _field(n_star=50, n_gal=10)
+    out["x_pix_white_fit"] += 40.0
+    _, _, metrics = _metrics(truth, out)
+    assert metrics["matching"]["truth_matches_field"] is False
+    assert "seems to describe another field" in caplog.text

@@ -38,6 +38,9 @@ from phot7dt.pipelines.validate.params import ValidateParams
 logger = logging.getLogger(__name__)
 
 TRUTH_REQUIRED = ("ID", "TYPE", "role", "in_catalog", "x_pix", "y_pix")
+#: A truth whose matched sources lie further than this from their fits (median, px) is
+#: not the truth of this field (e.g. a stale sample tile beside a real run).
+SAME_FIELD_MAX_OFFSET_PIX = 2.0
 
 
 def _require(table: pd.DataFrame, columns: tuple[str, ...], what: str) -> None:
@@ -105,12 +108,20 @@ def catalog_summary(output_catalog: pd.DataFrame) -> dict[str, Any]:
 def _matching(sources: pd.DataFrame, max_listed: int) -> dict[str, Any]:
     listed = sources["in_catalog"].astype(bool)
     missing = sources.loc[listed & ~sources["in_output"], "ID"].astype(str).tolist()
+    offset = np.hypot(sources["dx"].astype(float), sources["dy"].astype(float))
+    median_offset = float(np.nanmedian(offset)) if np.isfinite(offset).any() else math.nan
+    same_field = bool(median_offset <= SAME_FIELD_MAX_OFFSET_PIX)
+    if not same_field:
+        logger.warning("validate: matched sources lie a median %.1f px from their truth position; "
+                       "truth.csv seems to describe another field (stale sample_dir?)", median_offset)
     return {
         "n_truth": len(sources),
         "n_truth_listed": int(listed.sum()),
         "n_matched": int(sources["in_output"].sum()),
         "n_missing": len(missing),
         "missing_ids": missing[:max_listed],
+        "median_offset_pix": median_offset,
+        "truth_matches_field": same_field,
     }
 
 
