@@ -112,8 +112,11 @@ def _matching(sources: pd.DataFrame, max_listed: int) -> dict[str, Any]:
     median_offset = float(np.nanmedian(offset)) if np.isfinite(offset).any() else math.nan
     same_field = bool(median_offset <= SAME_FIELD_MAX_OFFSET_PIX)
     if not same_field:
-        logger.warning("validate: matched sources lie a median %.1f px from their truth position; "
-                       "truth.csv seems to describe another field (stale sample_dir?)", median_offset)
+        logger.warning(
+            "validate: matched sources lie a median %.1f px from their truth position; "
+            "truth.csv seems to describe another field (stale sample_dir?)",
+            median_offset,
+        )
     return {
         "n_truth": len(sources),
         "n_truth_listed": int(listed.sum()),
