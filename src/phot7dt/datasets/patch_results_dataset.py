@@ -155,7 +155,9 @@ class PatchResultsDataset(AbstractDataset[Mapping[str, tuple], PatchResultStore]
         try:
             self._root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise DatasetError(f"patch results {self._root}: cannot create the folder ({exc})") from exc
+            raise DatasetError(
+                f"patch results {self._root}: cannot create the folder ({exc})"
+            ) from exc
         return PatchResultStore(self._root)
 
     def save(self, data: Mapping[str, tuple]) -> None:

@@ -58,16 +58,21 @@ def truth_psf_grid(frames: FrameSet, truth_bands: pd.DataFrame, ngrid: int) -> P
             yc = (box.y0 + box.y1 - 1) / 2 + frames.crop.y0
             fwhm = float(moffat_fwhm_at(band, xc, yc))
             stamp = moffat_stamp(fwhm, float(band["moffat_beta"]), 25)
-            choices[(band["band"], r, c)] = PSFChoice("epsf", stamp, fwhm, band["moffat_beta"], 30,
-                                                      "simulated PSF")
+            choices[(band["band"], r, c)] = PSFChoice(
+                "epsf", stamp, fwhm, band["moffat_beta"], 30, "simulated PSF"
+            )
     return PSFGrid(frames.shape, ngrid, tuple(frames.bands), choices)
 
 
 def _run_project_pipeline(pipeline: Pipeline, runtime_params: dict[str, Any]) -> None:
     """Run ``pipeline`` with the project's ``sample`` configuration (catalog and parameters)."""
-    loader = OmegaConfigLoader(conf_source=str(PROJECT / "conf"), base_env="base",
-                               default_run_env="sample", runtime_params=runtime_params,
-                               merge_strategy={"parameters": "soft"})
+    loader = OmegaConfigLoader(
+        conf_source=str(PROJECT / "conf"),
+        base_env="base",
+        default_run_env="sample",
+        runtime_params=runtime_params,
+        merge_strategy={"parameters": "soft"},
+    )
     catalog = DataCatalog.from_config(loader["catalog"])
     for name, value in loader["parameters"].items():
         catalog[f"params:{name}"] = MemoryDataset(value)
@@ -77,18 +82,30 @@ def _run_project_pipeline(pipeline: Pipeline, runtime_params: dict[str, Any]) ->
 def build_upstream(root: Path) -> UpstreamField:
     """Simulate the small preset under ``root`` and run ingest, gaia_augment and masking on it."""
     raw, work = root / "raw", root / "work"
-    params = {"sample_dir": str(raw), "work_dir": str(work), "simulate": {"preset": "small"},
-              "input_catalog": str(raw / "catalog.csv"), "image_list": str(raw / "image_list.txt"),
-              "gaiaxp_synphot": str(raw / "gaiaxp_synphot.csv")}
-    _run_project_pipeline(simulate_pipeline().to_nodes("simulate_field", "build_sim_truth",
-                                                       "build_sim_catalog", "build_sim_gaiaxp"),
-                          params)
+    params = {
+        "sample_dir": str(raw),
+        "work_dir": str(work),
+        "simulate": {"preset": "small"},
+        "input_catalog": str(raw / "catalog.csv"),
+        "image_list": str(raw / "image_list.txt"),
+        "gaiaxp_synphot": str(raw / "gaiaxp_synphot.csv"),
+    }
+    _run_project_pipeline(
+        simulate_pipeline().to_nodes(
+            "simulate_field", "build_sim_truth", "build_sim_catalog", "build_sim_gaiaxp"
+        ),
+        params,
+    )
     upstream = ingest_pipeline() + gaia_augment_pipeline() + masking_pipeline()
-    _run_project_pipeline(upstream.to_nodes("flag_bright_mask_sources", "write_wcs_snapshot"), params)
+    _run_project_pipeline(
+        upstream.to_nodes("flag_bright_mask_sources", "write_wcs_snapshot"), params
+    )
     frames = FrameSetDataset(str(work / "02_intermediate/frames.json")).load()
     truth_bands = pd.read_csv(raw / "truth_bands.csv")
     return UpstreamField(
-        raw=raw, work=work, frames=frames,
+        raw=raw,
+        work=work,
+        frames=frames,
         active_catalog=pd.read_parquet(work / "03_primary/active_catalog.parquet"),
         bright_mask=FITSImageDataset(str(work / "03_primary/bright_mask.fits")).load(),
         wcs_snapshot=FITSImageDataset(str(work / "02_intermediate/wcs.fits")).load(),
@@ -107,18 +124,30 @@ class KeptDataset(MemoryDataset):
 KEPT = ("patches", "patch_payloads", "fit_run_report", "merged_catalog", "merged_catalog_fits")
 
 
-def run_stages(field: UpstreamField, results_dir: Path, *, patch_run: dict | None = None,
-               inputs: dict[str, Any] | None = None) -> dict[str, Any]:
+def run_stages(
+    field: UpstreamField,
+    results_dir: Path,
+    *,
+    patch_run: dict | None = None,
+    inputs: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Run patching + fitting in memory with the SequentialRunner; returns the kept products.
 
     ``inputs`` may give ``patches`` and ``patch_payloads``; the run then starts at ``fit_patches``.
     """
     values = {
-        "active_catalog": field.active_catalog, "frames": field.frames,
-        "bright_mask": field.bright_mask, "wcs_snapshot": field.wcs_snapshot,
-        "epsf_grid": field.epsf_grid, "params:epsf": EPSF_PARAMS, "params:patches": {},
-        "params:patch_inputs": {}, "params:patch_run": {"max_workers": 2, **(patch_run or {})},
-        "params:scene": {}, "params:merge": {}, **(inputs or {}),
+        "active_catalog": field.active_catalog,
+        "frames": field.frames,
+        "bright_mask": field.bright_mask,
+        "wcs_snapshot": field.wcs_snapshot,
+        "epsf_grid": field.epsf_grid,
+        "params:epsf": EPSF_PARAMS,
+        "params:patches": {},
+        "params:patch_inputs": {},
+        "params:patch_run": {"max_workers": 2, **(patch_run or {})},
+        "params:scene": {},
+        "params:merge": {},
+        **(inputs or {}),
     }
     pipeline = patching_pipeline() + fitting_pipeline()
     if inputs:

@@ -14,19 +14,34 @@ from phot7dt.pipelines.patching.source_init import merge_key
 
 
 def _catalog() -> pd.DataFrame:
-    return pd.DataFrame({
-        "ID": ["1", "2", "3", "4"], "RA": [10.0, 10.1, 10.2, 10.3], "DEC": [0.0, 0.1, 0.2, 0.3],
-        "excluded_crop": [False, False, True, False], "excluded_saturation": [False] * 4,
-        "excluded_any": [False, False, True, False], "affected_by_bright_mask": [False, True, False, False],
-    })
+    return pd.DataFrame(
+        {
+            "ID": ["1", "2", "3", "4"],
+            "RA": [10.0, 10.1, 10.2, 10.3],
+            "DEC": [0.0, 0.1, 0.2, 0.3],
+            "excluded_crop": [False, False, True, False],
+            "excluded_saturation": [False] * 4,
+            "excluded_any": [False, False, True, False],
+            "affected_by_bright_mask": [False, True, False, False],
+        }
+    )
 
 
 def _fits(ids, flux, converged) -> pd.DataFrame:
     n = len(ids)
-    return pd.DataFrame({"ID": ids, "x_pix_white_fit": np.arange(n, dtype=float),
-                         "y_pix_white_fit": np.arange(n, dtype=float), "FLUX_g_fit": flux,
-                         "opt_converged": converged, "opt_hit_max_iters": [False] * n,
-                         "opt_niters": [3] * n, "flag_bound_stalled": [False] * n, "fit_flags": [0] * n})
+    return pd.DataFrame(
+        {
+            "ID": ids,
+            "x_pix_white_fit": np.arange(n, dtype=float),
+            "y_pix_white_fit": np.arange(n, dtype=float),
+            "FLUX_g_fit": flux,
+            "opt_converged": converged,
+            "opt_hit_max_iters": [False] * n,
+            "opt_niters": [3] * n,
+            "flag_bound_stalled": [False] * n,
+            "fit_flags": [0] * n,
+        }
+    )
 
 
 def test_duplicate_keys_warn_and_keep_the_first(caplog):
@@ -41,8 +56,9 @@ def test_left_join_keeps_every_row_and_leaves_unmeasured_values_missing():
     merged = merge.join_fits(_catalog(), _fits(["1", "2"], [1.0, 2.0], [True, False]), ["ID"])
     assert merged["ID"].tolist() == ["1", "2", "3", "4"]
     assert np.isnan(merged["FLUX_g_fit"].iloc[2:]).all()
-    assert merged["opt_converged"].dtype == "boolean" and merged["opt_converged"].isna().tolist() == [
-        False, False, True, True]
+    assert merged["opt_converged"].dtype == "boolean" and merged[
+        "opt_converged"
+    ].isna().tolist() == [False, False, True, True]
     assert merged["opt_niters"].dtype == "Int64"
 
 

@@ -10,8 +10,10 @@ from fitting_field import run_stages
 def _subset(baseline, n: int) -> dict:
     tags = sorted(baseline["patch_payloads"]["patch_tag"].unique())[:n]
     payloads = baseline["patch_payloads"]
-    return {"patches": baseline["patches"],
-            "patch_payloads": payloads[payloads["patch_tag"].isin(tags)].reset_index(drop=True)}
+    return {
+        "patches": baseline["patches"],
+        "patch_payloads": payloads[payloads["patch_tag"].isin(tags)].reset_index(drop=True),
+    }
 
 
 def _fitted(merged: pd.DataFrame) -> pd.DataFrame:
@@ -21,8 +23,9 @@ def _fitted(merged: pd.DataFrame) -> pd.DataFrame:
 
 def test_dask_local_cluster_gives_the_joblib_catalog(upstream, baseline, tmp_path):
     inputs = _subset(baseline, 3)
-    out = run_stages(upstream, tmp_path / "patches", patch_run={"dask_scheduler": "local"},
-                     inputs=inputs)
+    out = run_stages(
+        upstream, tmp_path / "patches", patch_run={"dask_scheduler": "local"}, inputs=inputs
+    )
     assert out["fit_run_report"]["n_fitted"] == 3
     dask_rows = _fitted(out["merged_catalog"])
     joblib_rows = baseline["merged_catalog"]
@@ -33,13 +36,23 @@ def test_dask_local_cluster_gives_the_joblib_catalog(upstream, baseline, tmp_pat
 
 def test_single_band_mode_writes_per_band_columns(upstream, baseline, tmp_path):
     inputs = _subset(baseline, 2)
-    out = run_stages(upstream, tmp_path / "patches",
-                     patch_run={"enable_multi_band_simultaneous_fitting": False}, inputs=inputs)
+    out = run_stages(
+        upstream,
+        tmp_path / "patches",
+        patch_run={"enable_multi_band_simultaneous_fitting": False},
+        inputs=inputs,
+    )
     merged = _fitted(out["merged_catalog"])
     multi = baseline["merged_catalog"].set_index("ID").loc[merged["ID"]]
     for band in upstream.frames.bands:
-        for col in (f"x_pix_white_{band}_fit", f"RA_{band}_fit", f"DEC_{band}_fit",
-                    f"opt_converged_{band}", f"opt_niters_{band}", f"flag_bound_stalled_{band}"):
+        for col in (
+            f"x_pix_white_{band}_fit",
+            f"RA_{band}_fit",
+            f"DEC_{band}_fit",
+            f"opt_converged_{band}",
+            f"opt_niters_{band}",
+            f"flag_bound_stalled_{band}",
+        ):
             assert col in merged.columns, col
         flux, ref = merged[f"FLUX_{band}_fit"].to_numpy(), multi[f"FLUX_{band}_fit"].to_numpy()
         bright = ref / multi[f"FLUXERR_{band}_fit"].to_numpy() > 20

@@ -11,17 +11,27 @@ from phot7dt.pipelines.patching.geometry import roi_box
 
 
 def _args(upstream, baseline, patch_run):
-    return (baseline["patches"], baseline["merged_catalog"], upstream.frames, upstream.bright_mask,
-            upstream.epsf_grid, patch_run)
+    return (
+        baseline["patches"],
+        baseline["merged_catalog"],
+        upstream.frames,
+        upstream.bright_mask,
+        upstream.epsf_grid,
+        patch_run,
+    )
 
 
 def test_switched_off_by_default_keys(upstream, baseline):
-    assert plot_patch_fits(*_args(upstream, baseline, {"no_cutouts": True,
-                                                       "no_patch_overview": True})) == {}
+    assert (
+        plot_patch_fits(*_args(upstream, baseline, {"no_cutouts": True, "no_patch_overview": True}))
+        == {}
+    )
 
 
 def test_figures_are_drawn_lazily(upstream, baseline):
-    figures = plot_patch_fits(*_args(upstream, baseline, {"cutout_max_sources": 1, "cutout_size": 31}))
+    figures = plot_patch_fits(
+        *_args(upstream, baseline, {"cutout_max_sources": 1, "cutout_size": 31})
+    )
     tags = sorted(baseline["merged_catalog"]["patch_tag"].dropna().unique())
     assert sum(k.endswith("/patch_overview") for k in figures) == len(tags)
     assert sum("/cutouts/src_" in k for k in figures) == len(tags)
@@ -32,9 +42,14 @@ def test_figures_are_drawn_lazily(upstream, baseline):
 def test_rendered_model_explains_the_data(upstream, baseline):
     first_tag = sorted(baseline["patch_payloads"]["patch_tag"])[0]
     patch = baseline["patches"].set_index("patch_tag").loc[first_tag]
-    view = patch_view(roi_box(patch), (int(patch["epsf_r"]), int(patch["epsf_c"])),
-                      baseline["merged_catalog"], upstream.frames, upstream.bright_mask[0],
-                      upstream.epsf_grid)
+    view = patch_view(
+        roi_box(patch),
+        (int(patch["epsf_r"]), int(patch["epsf_c"])),
+        baseline["merged_catalog"],
+        upstream.frames,
+        upstream.bright_mask[0],
+        upstream.epsf_grid,
+    )
     good = view.invvar > 0
     chi = view.residual[good] * np.sqrt(view.invvar[good])
     assert np.abs(view.model).sum() > 0

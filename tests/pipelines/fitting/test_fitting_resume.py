@@ -1,4 +1,4 @@
-"""A failing patch does not stop the run; resume refits only what is missing and gives the same catalog."""
+"""A failing patch does not stop the run; resume fits only what is missing: the same catalog."""
 
 from __future__ import annotations
 
@@ -34,8 +34,9 @@ def test_resume_after_an_interruption_gives_the_same_catalog(upstream, baseline,
     pd.testing.assert_frame_equal(out["merged_catalog"], baseline["merged_catalog"])
 
 
-def test_a_failing_patch_is_reported_and_resume_finishes_the_job(upstream, baseline, tmp_path,
-                                                                   monkeypatch):
+def test_a_failing_patch_is_reported_and_resume_finishes_the_job(
+    upstream, baseline, tmp_path, monkeypatch
+):
     tags = sorted(baseline["patch_payloads"]["patch_tag"].unique())
     bad = tags[1]
     store = _copy_results(baseline, tmp_path, drop=tags[:3])
@@ -48,16 +49,32 @@ def test_a_failing_patch_is_reported_and_resume_finishes_the_job(upstream, basel
 
     monkeypatch.setattr(patch_task, "_fit", fit_or_fail)
     run = {"resume": True, "max_workers": 1}  # in-process, so the patched function is used
-    args = (baseline["patches"], baseline["patch_payloads"], upstream.frames, upstream.bright_mask,
-            upstream.epsf_grid, store, run, {})
+    args = (
+        baseline["patches"],
+        baseline["patch_payloads"],
+        upstream.frames,
+        upstream.bright_mask,
+        upstream.epsf_grid,
+        store,
+        run,
+        {},
+    )
     report = nodes.fit_patches(*args)
     assert report["failed_patches"] == [bad]
     failed = next(r for r in report["patches"] if r["status"] == "failed")
     assert "FloatingPointError: simulated solver failure" in failed["error"]
     assert "Traceback" in failed["traceback"]
     assert not store.has(bad) and all(store.has(t) for t in tags if t != bad)
-    merged, _, _ = nodes.merge_fits(upstream.active_catalog, baseline["patch_payloads"], store, report,
-                                    upstream.wcs_snapshot, upstream.frames, {}, {})
+    merged, _, _ = nodes.merge_fits(
+        upstream.active_catalog,
+        baseline["patch_payloads"],
+        store,
+        report,
+        upstream.wcs_snapshot,
+        upstream.frames,
+        {},
+        {},
+    )
     in_bad = merged["patch_tag"] == bad
     assert in_bad.any() and (merged.loc[in_bad, "fit_status"] == "patch_failed").all()
     assert merged.loc[in_bad, "FLUX_m400_fit"].isna().all()

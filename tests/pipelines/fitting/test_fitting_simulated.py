@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from fitting_field import EPSF_PARAMS
 
 from phot7dt.datasets.patch_results_dataset import PatchResultStore
@@ -37,15 +36,19 @@ def test_every_input_row_is_in_the_merged_catalog(upstream, baseline):
 
 
 def test_star_fluxes_and_errors_match_truth(upstream, baseline):
-    n, bias, pull_std = _star_flux_stats(baseline["merged_catalog"], upstream.truth,
-                                         upstream.frames.bands)
+    n, bias, pull_std = _star_flux_stats(
+        baseline["merged_catalog"], upstream.truth, upstream.frames.bands
+    )
     assert n >= 40
     assert abs(bias) < 0.01
     assert 0.8 <= pull_std <= 1.25
 
 
-@pytest.mark.xfail(strict=False, reason="engine: the blended Sersic pair 57/000185 of the small "
-                   "field needs more than n_opt_iters=20 iterations (36 of 38 converge)")
+@pytest.mark.xfail(
+    strict=False,
+    reason="engine: the blended Sersic pair 57/000185 of the small "
+    "field needs more than n_opt_iters=20 iterations (36 of 38 converge)",
+)
 def test_converged_fraction(baseline):
     merged = baseline["merged_catalog"]
     fitted = merged[~merged["excluded_any"].to_numpy(bool)]
@@ -55,10 +58,14 @@ def test_converged_fraction(baseline):
 def test_fitted_positions_and_sky_coordinates(upstream, baseline):
     merged = baseline["merged_catalog"]
     fitted = merged[merged["x_pix_white_fit"].notna()]
-    shift = np.hypot(fitted["x_pix_white_fit"] - fitted["x_pix_white"],
-                     fitted["y_pix_white_fit"] - fitted["y_pix_white"])
+    shift = np.hypot(
+        fitted["x_pix_white_fit"] - fitted["x_pix_white"],
+        fitted["y_pix_white_fit"] - fitted["y_pix_white"],
+    )
     assert np.median(shift) < 1.0
-    ra, dec = upstream.frames.wcs.all_pix2world(fitted["x_pix_white_fit"], fitted["y_pix_white_fit"], 0)
+    ra, dec = upstream.frames.wcs.all_pix2world(
+        fitted["x_pix_white_fit"], fitted["y_pix_white_fit"], 0
+    )
     assert fitted["RA_fit"].to_numpy() == pytest.approx(ra, abs=1e-9)
     assert fitted["DEC_fit"].to_numpy() == pytest.approx(dec, abs=1e-9)
 
@@ -66,7 +73,11 @@ def test_fitted_positions_and_sky_coordinates(upstream, baseline):
 def test_run_report_patch_tags_and_psf_audit(baseline):
     report, merged = baseline["fit_run_report"], baseline["merged_catalog"]
     assert report["n_failed"] == 0
-    assert report["n_fitted"] == report["n_patches"] == baseline["patch_payloads"]["patch_tag"].nunique()
+    assert (
+        report["n_fitted"]
+        == report["n_patches"]
+        == baseline["patch_payloads"]["patch_tag"].nunique()
+    )
     fitted = merged[merged["x_pix_white_fit"].notna()]
     assert (fitted["epsf_tag"] == fitted["patch_tag"].str.slice(0, 7)).all()
     assert (fitted["psf_used_epsf_band_count"] == 4).all()
@@ -79,10 +90,12 @@ def test_nothing_to_fit_still_gives_every_row_and_the_fit_columns(upstream, tmp_
     patches = define_patches(catalog, upstream.frames, EPSF_PARAMS, {})
     payloads = build_patch_payloads(patches, catalog, upstream.frames, {}, {})
     store = PatchResultStore(tmp_path)
-    report = nodes.fit_patches(patches, payloads, upstream.frames, upstream.bright_mask,
-                               upstream.epsf_grid, store, {}, {})
-    merged, _, _ = nodes.merge_fits(catalog, payloads, store, report, upstream.wcs_snapshot,
-                                    upstream.frames, {}, {})
+    report = nodes.fit_patches(
+        patches, payloads, upstream.frames, upstream.bright_mask, upstream.epsf_grid, store, {}, {}
+    )
+    merged, _, _ = nodes.merge_fits(
+        catalog, payloads, store, report, upstream.wcs_snapshot, upstream.frames, {}, {}
+    )
     nodes.check_patch_failures(report, merged)
     assert report["n_patches"] == 0 and len(merged) == len(catalog)
     for band in upstream.frames.bands:

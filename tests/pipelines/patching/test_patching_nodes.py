@@ -16,24 +16,28 @@ EPSF = {"epsf_ngrid": 2, "ngrid": 3, "final_psf_size": 21}
 
 
 def _frames(shape=(100, 120)) -> FrameSet:
-    frames = tuple(Frame(b, f"/nonexistent/{b}.fits", 0, 25.0, 1.0, 1.0, np.inf, np.inf, 3.0, 1.0)
-                   for b in BANDS)
+    frames = tuple(
+        Frame(b, f"/nonexistent/{b}.fits", 0, 25.0, 1.0, 1.0, np.inf, np.inf, 3.0, 1.0)
+        for b in BANDS
+    )
     return FrameSet(frames, Box(0, 0, shape[1], shape[0]), shape, 25.0, "")
 
 
 def _catalog() -> pd.DataFrame:
-    return pd.DataFrame({
-        "ID": ["a", "b", "c", "d", "e"],
-        "x_pix_white": [5.0, 19.6, 25.0, 100.0, 110.0],
-        "y_pix_white": [5.0, 5.0, 10.0, 80.0, 90.0],
-        "excluded_any": [False, False, False, False, True],
-        "TYPE": ["STAR", "gal", "", "SERSIC", "EXP"],
-        "FLUX_m400": [10.0, np.nan, -1.0, 5.0, 1.0],
-        "flux_m425_err": [1.0, 1.0, 1.0, np.nan, 1.0],
-        "FLUX_M425": [20.0, 3.0, np.nan, 6.0, 1.0],
-        "Re": [np.nan, 4.0, np.nan, 2.0, 1.0],
-        "Re_ERR": [0.5, 0.5, 0.5, 0.5, 0.5],
-    })
+    return pd.DataFrame(
+        {
+            "ID": ["a", "b", "c", "d", "e"],
+            "x_pix_white": [5.0, 19.6, 25.0, 100.0, 110.0],
+            "y_pix_white": [5.0, 5.0, 10.0, 80.0, 90.0],
+            "excluded_any": [False, False, False, False, True],
+            "TYPE": ["STAR", "gal", "", "SERSIC", "EXP"],
+            "FLUX_m400": [10.0, np.nan, -1.0, 5.0, 1.0],
+            "flux_m425_err": [1.0, 1.0, 1.0, np.nan, 1.0],
+            "FLUX_M425": [20.0, 3.0, np.nan, 6.0, 1.0],
+            "Re": [np.nan, 4.0, np.nan, 2.0, 1.0],
+            "Re_ERR": [0.5, 0.5, 0.5, 0.5, 0.5],
+        }
+    )
 
 
 def test_halo_split_and_tags():
@@ -75,7 +79,9 @@ def test_payloads_assign_each_source_to_one_base_patch():
 
 
 def test_initial_columns_follow_tract7dt_rules():
-    init = initial_columns(_catalog(), BANDS, gal_model="exp", re_fallback_pix=3.0, sersic_n_init=3.0)
+    init = initial_columns(
+        _catalog(), BANDS, gal_model="exp", re_fallback_pix=3.0, sersic_n_init=3.0
+    )
     assert init["model_type"].tolist() == ["STAR", "EXP", "EXP", "SERSIC", "EXP"]
     assert np.isnan(init["flux_cat_m400"].iloc[1]) and np.isnan(init["flux_cat_m400"].iloc[2])
     assert init["flux_cat_m425"].tolist()[:2] == [20.0, 3.0]  # case-insensitive FLUX_ column

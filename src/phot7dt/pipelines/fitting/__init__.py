@@ -1,4 +1,4 @@
-"""Fitting: parallel multi-band patch fits (joblib or dask), the merged catalog, the failure check."""
+"""Fitting: parallel multi-band patch fits (joblib or dask), merged catalog, failure check."""
 
 from phot7dt.pipelines.fitting.pipeline import create_pipeline
 

@@ -21,41 +21,67 @@ without a fit are missing values (nullable booleans/integers).
 from __future__ import annotations
 
 import logging
+import warnings
 
 import numpy as np
 import pandas as pd
-from astropy.wcs import WCS
+from astropy.io import fits
+from astropy.wcs import WCS, FITSFixedWarning
 
 from phot7dt.scene import flag_bit
 
 __all__ = [
-    "FIT_STATUSES", "collect_fits", "expected_columns", "fit_status", "fitted", "for_fits_table",
-    "join_fits", "ordered", "reliable", "sky_positions",
+    "FIT_STATUSES",
+    "assigned_patches",
+    "collect_fits",
+    "expected_columns",
+    "fit_status",
+    "fitted",
+    "for_fits_table",
+    "join_fits",
+    "log_summary",
+    "ordered",
+    "reliable",
+    "sky_positions",
+    "working_wcs",
 ]
 
 logger = logging.getLogger(__name__)
 
-FIT_STATUSES = ("ok", "not_converged", "hit_bound", "masked", "not_fitted", "patch_failed",
-                "excluded", "excluded_saturation", "excluded_crop")
+FIT_STATUSES = (
+    "ok",
+    "not_converged",
+    "hit_bound",
+    "masked",
+    "not_fitted",
+    "patch_failed",
+    "excluded",
+    "excluded_saturation",
+    "excluded_crop",
+)
 _BOOL_COLUMNS = ("opt_converged", "opt_hit_max_iters", "flag_bound_stalled")
 _INT_COLUMNS = ("opt_niters", "fit_flags")
 
 
 def collect_fits(tables: list[pd.DataFrame], key: list[str]) -> pd.DataFrame:
-    """Concatenate patch tables (in patch-tag order); duplicate keys keep the first, with a warning."""
+    """Concatenate patch tables (patch-tag order); duplicate keys keep the first, with a warning."""
     if not tables:
         return pd.DataFrame(columns=key)
     fits = pd.concat(tables, ignore_index=True)
     dup = fits.duplicated(key, keep="first")
     if dup.any():
-        logger.warning("merge: %d duplicate key(s) %s in the patch results (e.g. %s); keeping the first",
-                       int(dup.sum()), key, fits.loc[dup, key].head(3).to_dict("records"))
+        logger.warning(
+            "merge: %d duplicate key(s) %s in the patch results (e.g. %s); keeping the first",
+            int(dup.sum()),
+            key,
+            fits.loc[dup, key].head(3).to_dict("records"),
+        )
         fits = fits[~dup]
     return fits
 
 
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:
-    """Optimiser flags as nullable booleans/integers: missing (not False/0) where nothing was fitted."""
+    """Optimiser flags as nullable booleans/integers: missing (not False/0) where not fitted."""
     for col in frame.columns:
         if col.startswith(_BOOL_COLUMNS) and "which" not in col:
             frame[col] = frame[col].astype("boolean")
@@ -66,8 +92,13 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
 
 def expected_columns(bands: list[str], multi_band: bool) -> dict[str, str]:
     """Fit columns every merged catalog has, even when nothing was fitted: name -> dtype."""
-    cols = {"stype_fit": "str", "opt_converged": "boolean", "opt_hit_max_iters": "boolean",
-            "flag_bound_stalled": "boolean", "fit_flags": "Int64"}
+    cols = {
+        "stype_fit": "str",
+        "opt_converged": "boolean",
+        "opt_hit_max_iters": "boolean",
+        "flag_bound_stalled": "boolean",
+        "fit_flags": "Int64",
+    }
     for band in bands:
         cols[f"FLUX_{band}_fit"] = cols[f"FLUXERR_{band}_fit"] = "float64"
     suffixes = ["_fit"] if multi_band else [f"_{b}_fit" for b in bands]
@@ -76,8 +107,12 @@ def expected_columns(bands: list[str], multi_band: bool) -> dict[str, str]:
     return cols
 
 
-def join_fits(catalog: pd.DataFrame, fits: pd.DataFrame, key: list[str],
-              expected: dict[str, str] | None = None) -> pd.DataFrame:
+def join_fits(
+    catalog: pd.DataFrame,
+    fits: pd.DataFrame,
+    key: list[str],
+    expected: dict[str, str] | None = None,
+) -> pd.DataFrame:
     """Left join of the fit columns (those not already in ``catalog``) onto every catalog row.
 
     Columns of ``expected`` missing from ``fits`` (no patch fitted) are added, all missing.
@@ -94,9 +129,9 @@ def join_fits(catalog: pd.DataFrame, fits: pd.DataFrame, key: list[str],
 
 
 def sky_positions(merged: pd.DataFrame, wcs: WCS) -> pd.DataFrame:
-    """Add ``RA_fit``/``DEC_fit`` (and per-band ``RA_{b}_fit``) from the fitted white-frame pixels."""
+    """Add ``RA_fit``/``DEC_fit`` (per band: ``RA_{b}_fit``) from the fitted white-frame pixels."""
     for xcol in [c for c in merged.columns if c.startswith("x_pix_white") and c.endswith("_fit")]:
-        suffix = xcol[len("x_pix_white"):]
+        suffix = xcol[len("x_pix_white") :]
         x = merged[xcol].to_numpy(float)
         y = merged[xcol.replace("x_pix_white", "y_pix_white")].to_numpy(float)
         ra, dec = np.full(x.shape, np.nan), np.full(x.shape, np.nan)
@@ -154,17 +189,42 @@ def fit_status(merged: pd.DataFrame, failed_tags: set[str], patch_of: pd.Series)
 
 #: Order of the fit columns after the catalog's own (prefix match, first wins).
 _COLUMN_ORDER = (
-    "patch_tag", "epsf_tag", "x_pix_patch", "y_pix_patch", "x_pix_white_", "y_pix_white_", "RA_",
-    "DEC_", "stype_fit", "re_pix_", "ab_", "phi_deg_", "ELL_", "Re_", "THETA_", "sersic_n_",
-    ("FLUX_", "FLUXERR_"), "opt_converged", "opt_niters", "opt_last_dlnp", "opt_hit_max_iters",
-    "flag_bound_stalled", "fit_flag", "psf_", "fit_is_reliable", "fit_status",
+    "patch_tag",
+    "epsf_tag",
+    "x_pix_patch",
+    "y_pix_patch",
+    "x_pix_white_",
+    "y_pix_white_",
+    "RA_",
+    "DEC_",
+    "stype_fit",
+    "re_pix_",
+    "ab_",
+    "phi_deg_",
+    "ELL_",
+    "Re_",
+    "THETA_",
+    "sersic_n_",
+    ("FLUX_", "FLUXERR_"),
+    "opt_converged",
+    "opt_niters",
+    "opt_last_dlnp",
+    "opt_hit_max_iters",
+    "flag_bound_stalled",
+    "fit_flag",
+    "psf_",
+    "fit_is_reliable",
+    "fit_status",
 )
 
 
 def ordered(merged: pd.DataFrame, catalog_columns: list[str]) -> pd.DataFrame:
     """Catalog columns first, then the fit columns grouped as in :data:`_COLUMN_ORDER`."""
+
     def rank(col: str) -> int:
-        return next((i for i, p in enumerate(_COLUMN_ORDER) if col.startswith(p)), len(_COLUMN_ORDER))
+        return next(
+            (i for i, p in enumerate(_COLUMN_ORDER) if col.startswith(p)), len(_COLUMN_ORDER)
+        )
 
     extra = sorted((c for c in merged.columns if c not in catalog_columns), key=rank)
     return merged[[*catalog_columns, *extra]]
@@ -178,3 +238,39 @@ def for_fits_table(merged: pd.DataFrame) -> pd.DataFrame:
         if isinstance(out[col].dtype, pd.BooleanDtype):
             out[col] = out[col].fillna(False).astype(bool)
     return out
+
+
+def working_wcs(snapshot_header: fits.Header, wcs_fits: str | None) -> WCS:
+    """Celestial WCS of the working frame: the snapshot, or ``merge.wcs_fits`` when given."""
+    if wcs_fits is None:
+        header = snapshot_header
+    else:
+        try:
+            header = fits.getheader(wcs_fits)
+        except OSError as exc:
+            raise ValueError(f"merge.wcs_fits: cannot read {wcs_fits} ({exc})") from exc
+    try:
+        with warnings.catch_warnings():  # a header-only WCS file has NAXIS = 0
+            warnings.simplefilter("ignore", FITSFixedWarning)
+            return WCS(header).celestial
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{wcs_fits or 'wcs_snapshot'}: no celestial WCS ({exc})") from exc
+
+
+def assigned_patches(merged: pd.DataFrame, payloads: pd.DataFrame, key: list[str]) -> pd.Series:
+    """Patch of each catalog row (its base patch in the payloads; missing when none)."""
+    base = payloads.loc[~payloads["is_halo"].astype(bool), [*key, "patch_tag"]].drop_duplicates(key)
+    tags = merged[key].merge(base, how="left", on=key)["patch_tag"]
+    return pd.Series(tags.to_numpy(dtype=object), index=merged.index).astype("str")
+
+
+def log_summary(merged: pd.DataFrame) -> None:
+    """One log line: rows, columns, counts per fit status, reliable rows."""
+    counts = merged["fit_status"].value_counts()
+    logger.info(
+        "merged catalog: %d rows, %d columns; fit_status %s; %d reliable",
+        len(merged),
+        merged.shape[1],
+        ", ".join(f"{k}={v}" for k, v in counts.items()),
+        int(merged["fit_is_reliable"].sum()),
+    )

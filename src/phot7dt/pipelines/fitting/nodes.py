@@ -6,14 +6,12 @@ import functools
 import logging
 import re
 import time
-import warnings
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from astropy.io import fits
-from astropy.wcs import WCS, FITSFixedWarning
 from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
@@ -36,9 +34,15 @@ logger = logging.getLogger(__name__)
 
 
 def _record(tag: str, status: str, meta: dict[str, Any], error: str = "", trace: str = "") -> dict:
-    return {"patch_tag": tag, "status": status, "n_sources": meta.get("n_sources"),
-            "n_halo_sources": meta.get("n_halo_sources"), "seconds": meta.get("seconds"),
-            "error": error, "traceback": trace}
+    return {
+        "patch_tag": tag,
+        "status": status,
+        "n_sources": meta.get("n_sources"),
+        "n_halo_sources": meta.get("n_halo_sources"),
+        "seconds": meta.get("seconds"),
+        "error": error,
+        "traceback": trace,
+    }
 
 
 def _store_outcome(outcome: PatchOutcome, store: PatchResultStore) -> dict:
@@ -85,8 +89,16 @@ def fit_patches(  # noqa: PLR0913 - one input per upstream product
     """
     run = section(PatchRunParams, patch_run, "patch_run")
     engine = section(SceneParams, scene, "scene")
-    tasks = build_tasks(patches, patch_payloads, frames, bright_mask[0], epsf_grid, run, engine,
-                        merge_key(patch_payloads))
+    tasks = build_tasks(
+        patches,
+        patch_payloads,
+        frames,
+        bright_mask[0],
+        epsf_grid,
+        run,
+        engine,
+        merge_key(patch_payloads),
+    )
     records = []
     if run.resume:
         done = [t for t in tasks if patch_results.has(t.tag)]
@@ -97,10 +109,16 @@ def fit_patches(  # noqa: PLR0913 - one input per upstream product
         for task in tasks:
             patch_results.discard(task.tag)
     start = time.perf_counter()
-    outcomes = map_unordered(run_patch_task, tasks, max_workers=run.max_workers,
-                             threads_per_process=run.threads_per_process,
-                             dask_scheduler=run.dask_scheduler)
-    for outcome in tqdm(outcomes, total=len(tasks), desc="fit_patches", unit="patch", mininterval=1.0):
+    outcomes = map_unordered(
+        run_patch_task,
+        tasks,
+        max_workers=run.max_workers,
+        threads_per_process=run.threads_per_process,
+        dask_scheduler=run.dask_scheduler,
+    )
+    for outcome in tqdm(
+        outcomes, total=len(tasks), desc="fit_patches", unit="patch", mininterval=1.0
+    ):
         records.append(_store_outcome(outcome, patch_results))
     return _report(records, time.perf_counter() - start)
 
@@ -108,30 +126,27 @@ def fit_patches(  # noqa: PLR0913 - one input per upstream product
 def _report(records: list[dict], seconds: float) -> dict[str, Any]:
     records = sorted(records, key=lambda r: r["patch_tag"])
     counts = {s: sum(r["status"] == s for r in records) for s in ("fitted", "resumed", "failed")}
-    logger.info("fit_patches: %d fitted, %d resumed, %d failed in %.1f s", counts["fitted"],
-                counts["resumed"], counts["failed"], seconds)
+    logger.info(
+        "fit_patches: %d fitted, %d resumed, %d failed in %.1f s",
+        counts["fitted"],
+        counts["resumed"],
+        counts["failed"],
+        seconds,
+    )
     failed = [r["patch_tag"] for r in records if r["status"] == "failed"]
     if failed:
-        logger.error("fit_patches: %d patch(es) failed: %s (tracebacks in the fit run report)",
-                     len(failed), ", ".join(failed))
-    return {"n_patches": len(records), **{f"n_{k}": v for k, v in counts.items()},
-            "seconds": round(seconds, 3), "failed_patches": failed, "patches": records}
-
-
-def _working_wcs(wcs_snapshot: tuple[Any, fits.Header], params: MergeParams) -> WCS:
-    if params.wcs_fits is None:
-        header = wcs_snapshot[1]
-    else:
-        try:
-            header = fits.getheader(params.wcs_fits)
-        except OSError as exc:
-            raise ValueError(f"merge.wcs_fits: cannot read {params.wcs_fits} ({exc})") from exc
-    try:
-        with warnings.catch_warnings():  # a header-only WCS file has NAXIS = 0
-            warnings.simplefilter("ignore", FITSFixedWarning)
-            return WCS(header).celestial
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{params.wcs_fits or 'wcs_snapshot'}: no celestial WCS ({exc})") from exc
+        logger.error(
+            "fit_patches: %d patch(es) failed: %s (tracebacks in the fit run report)",
+            len(failed),
+            ", ".join(failed),
+        )
+    return {
+        "n_patches": len(records),
+        **{f"n_{k}": v for k, v in counts.items()},
+        "seconds": round(seconds, 3),
+        "failed_patches": failed,
+        "patches": records,
+    }
 
 
 def merge_fits(
@@ -180,28 +195,15 @@ def merge_fits(
     ok = [r["patch_tag"] for r in fit_run_report["patches"] if r["status"] in ("fitted", "resumed")]
     fits_table = merge.collect_fits([patch_results.read_table(t) for t in sorted(ok)], key)
     merged = merge.join_fits(active_catalog, fits_table, key, expected)
-    merged = merge.sky_positions(merged, _working_wcs(wcs_snapshot, params))
-    patch_of = _assigned_patches(merged, patch_payloads, key)
+    merged = merge.sky_positions(merged, merge.working_wcs(wcs_snapshot[1], params.wcs_fits))
+    patch_of = merge.assigned_patches(merged, patch_payloads, key)
     merged["patch_tag"] = patch_of
     merged["epsf_tag"] = patch_of.str.slice(0, 7)
     merged["fit_is_reliable"] = merge.reliable(merged)
     merged["fit_status"] = merge.fit_status(merged, set(fit_run_report["failed_patches"]), patch_of)
     merged = merge.ordered(merged, list(active_catalog.columns))
-    _log_merge(merged)
+    merge.log_summary(merged)
     return merged, merged, merge.for_fits_table(merged)
-
-
-def _assigned_patches(merged: pd.DataFrame, payloads: pd.DataFrame, key: list[str]) -> pd.Series:
-    base = payloads.loc[~payloads["is_halo"].astype(bool), [*key, "patch_tag"]].drop_duplicates(key)
-    tags = merged[key].merge(base, how="left", on=key)["patch_tag"]
-    return pd.Series(tags.to_numpy(dtype=object), index=merged.index).astype("str")
-
-
-def _log_merge(merged: pd.DataFrame) -> None:
-    counts = merged["fit_status"].value_counts()
-    logger.info("merged catalog: %d rows, %d columns; fit_status %s; %d reliable", len(merged),
-                merged.shape[1], ", ".join(f"{k}={v}" for k, v in counts.items()),
-                int(merged["fit_is_reliable"].sum()))
 
 
 def check_patch_failures(fit_run_report: dict[str, Any], merged_catalog: pd.DataFrame) -> None:
@@ -220,7 +222,8 @@ def check_patch_failures(fit_run_report: dict[str, Any], merged_catalog: pd.Data
         f"{len(failed)} of {fit_run_report['n_patches']} patches failed ({', '.join(failed[:10])}"
         f"{', ...' if len(failed) > 10 else ''}); {n_rows} catalog rows have fit_status "
         f"'patch_failed'. First error ({first['patch_tag']}): {first['error']}. The merged catalog "
-        "and the fit run report were written; rerun with patch_run.resume=true after fixing.")
+        "and the fit run report were written; rerun with patch_run.resume=true after fixing."
+    )
 
 
 def _safe(name: str) -> str:
@@ -228,8 +231,12 @@ def _safe(name: str) -> str:
 
 
 def plot_patch_fits(
-    patches: pd.DataFrame, merged_catalog: pd.DataFrame, frames: FrameSet,
-    bright_mask: tuple[np.ndarray | None, Any], epsf_grid: PSFGrid, patch_run: dict,
+    patches: pd.DataFrame,
+    merged_catalog: pd.DataFrame,
+    frames: FrameSet,
+    bright_mask: tuple[np.ndarray | None, Any],
+    epsf_grid: PSFGrid,
+    patch_run: dict,
 ) -> dict[str, Callable[[], Figure]]:
     """Patch overviews and per-source montages as lazily drawn partitions.
 
@@ -247,8 +254,14 @@ def plot_patch_fits(
     @functools.lru_cache(maxsize=1)
     def view(tag: str):
         row = by_tag.loc[tag]
-        return patch_view(roi_box(row), (int(row["epsf_r"]), int(row["epsf_c"])), merged_catalog,
-                          frames, bright_mask[0], epsf_grid)
+        return patch_view(
+            roi_box(row),
+            (int(row["epsf_r"]), int(row["epsf_c"])),
+            merged_catalog,
+            frames,
+            bright_mask[0],
+            epsf_grid,
+        )
 
     fitted = merge.fitted(merged_catalog)
     figures: dict[str, Callable[[], Figure]] = {}
@@ -257,11 +270,16 @@ def plot_patch_fits(
             figures[f"{tag}/patch_overview"] = functools.partial(_overview, view, tag, run)
         if run.no_cutouts:
             continue
-        ids = merged_catalog.loc[fitted & (merged_catalog["patch_tag"] == tag), "ID"].astype(str).tolist()
+        ids = (
+            merged_catalog.loc[fitted & (merged_catalog["patch_tag"] == tag), "ID"]
+            .astype(str)
+            .tolist()
+        )
         stop = None if run.cutout_max_sources is None else run.cutout_start + run.cutout_max_sources
-        for source_id in ids[run.cutout_start:stop]:
-            figures[f"{tag}/cutouts/src_{_safe(source_id)}"] = functools.partial(_montage, view, tag,
-                                                                                 source_id, run)
+        for source_id in ids[run.cutout_start : stop]:
+            figures[f"{tag}/cutouts/src_{_safe(source_id)}"] = functools.partial(
+                _montage, view, tag, source_id, run
+            )
     logger.info("patch figures: %d to draw", len(figures))
     return figures
 

@@ -22,14 +22,20 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 #: Environment variables that cap BLAS/OpenMP threads in a worker process.
-THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                   "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "NUMBA_NUM_THREADS")
+THREAD_ENV_VARS = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "NUMBA_NUM_THREADS",
+)
 #: Workers of the ``dask_scheduler: local`` cluster.
 LOCAL_CLUSTER_WORKERS = 2
 
 
 def n_workers(max_workers: int | Literal["auto"], n_tasks: int) -> int:
-    """Worker processes: ``max_workers`` ("auto" = CPU count) capped at the CPU count and task count."""
+    """Worker processes: ``max_workers`` ("auto" = CPU count), at most the CPU and task counts."""
     cpus = os.cpu_count() or 1
     wanted = cpus if max_workers == "auto" else int(max_workers)
     return max(1, min(wanted, cpus, n_tasks))
@@ -41,9 +47,17 @@ def _dask_client(scheduler: str, threads_per_process: int) -> Iterator[Any]:
 
     if scheduler == "local":
         env = dict.fromkeys(THREAD_ENV_VARS, str(threads_per_process))
-        with LocalCluster(n_workers=LOCAL_CLUSTER_WORKERS, threads_per_worker=1, processes=True,
-                          host="127.0.0.1", dashboard_address=None, env=env) as cluster, \
-                Client(cluster) as client:
+        with (
+            LocalCluster(
+                n_workers=LOCAL_CLUSTER_WORKERS,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+                env=env,
+            ) as cluster,
+            Client(cluster) as client,
+        ):
             logger.info("dask: local cluster of %d worker processes", LOCAL_CLUSTER_WORKERS)
             yield client
         return
@@ -80,15 +94,21 @@ def map_unordered(
     if dask_scheduler:
         with _dask_client(dask_scheduler, threads_per_process), parallel_config(backend="dask"):
             yield from Parallel(n_jobs=-1, return_as="generator_unordered")(
-                delayed(function)(t) for t in tasks)
+                delayed(function)(t) for t in tasks
+            )
         return
     workers = n_workers(max_workers, len(tasks))
     if workers == 1:
         logger.info("fitting %d patch(es) in this process", len(tasks))
         yield from (function(t) for t in tasks)
         return
-    logger.info("fitting %d patches on %d worker processes (%d BLAS thread(s) each)", len(tasks),
-                workers, threads_per_process)
+    logger.info(
+        "fitting %d patches on %d worker processes (%d BLAS thread(s) each)",
+        len(tasks),
+        workers,
+        threads_per_process,
+    )
     with parallel_config(backend="loky", inner_max_num_threads=threads_per_process):
         yield from Parallel(n_jobs=workers, return_as="generator_unordered")(
-            delayed(function)(t) for t in tasks)
+            delayed(function)(t) for t in tasks
+        )

@@ -89,8 +89,9 @@ class PatchOutcome:
         return self.table is None
 
 
-def initial_fluxes(images: np.ndarray, invvar: np.ndarray, sources: pd.DataFrame,
-                   config: FitConfig) -> np.ndarray:
+def initial_fluxes(
+    images: np.ndarray, invvar: np.ndarray, sources: pd.DataFrame, config: FitConfig
+) -> np.ndarray:
     """Initial flux (n, B): catalog ``FLUX_{band}`` or the aperture sum, floored at ``eps_flux``.
 
     The aperture sum (radius ``r_ap`` px, masked pixels left out, no background
@@ -111,13 +112,26 @@ def initial_fluxes(images: np.ndarray, invvar: np.ndarray, sources: pd.DataFrame
 
 def source_columns(sources: pd.DataFrame, flux: np.ndarray, bands: tuple[str, ...]) -> dict:
     """The engine's source mapping (see :mod:`phot7dt.scene.sources`)."""
-    cols = {name: sources[name].to_numpy(float) for name in
-            ("re_pix", "ell", "theta_deg", "sersic_n", "pos_err", "re_err", "ell_err", "theta_err")}
+    cols = {
+        name: sources[name].to_numpy(float)
+        for name in (
+            "re_pix",
+            "ell",
+            "theta_deg",
+            "sersic_n",
+            "pos_err",
+            "re_err",
+            "ell_err",
+            "theta_err",
+        )
+    }
     cols["x"] = sources["x_pix_patch"].to_numpy(float)
     cols["y"] = sources["y_pix_patch"].to_numpy(float)
     cols["type"] = sources["model_type"].to_numpy(str)
     cols["flux"] = flux
-    cols["flux_err"] = np.column_stack([sources[f"flux_cat_err_{b}"].to_numpy(float) for b in bands])
+    cols["flux_err"] = np.column_stack(
+        [sources[f"flux_cat_err_{b}"].to_numpy(float) for b in bands]
+    )
     return cols
 
 
@@ -132,22 +146,35 @@ def _fit(task: PatchTask, meta: dict[str, Any]) -> pd.DataFrame:
     sources = source_columns(task.sources, flux0, cfg.bands)
     gain = None
     if cfg.source_poisson_noise:
-        gain = np.array([task.frames.frame(b).egain / task.frames.frame(b).scale for b in cfg.bands])
+        gain = np.array(
+            [task.frames.frame(b).egain / task.frames.frame(b).scale for b in cfg.bands]
+        )
     if cfg.settings.enable_multi_band_simultaneous_fitting:
         results = [fit_patch(images, invvar, psfs, sources, cfg.settings, gain=gain)]
     else:
         single = cfg.settings.replace(enable_multi_band_simultaneous_fitting=True)
-        results = [fit_patch(images[b:b + 1], invvar[b:b + 1], [psfs[b]], _band(sources, b), single,
-                             gain=None if gain is None else gain[b:b + 1])
-                   for b in range(len(cfg.bands))]
-    meta["optimizer"] = [_optimizer_summary(band, r) for band, r in
-                         zip(_fit_names(cfg), results, strict=True)]
+        results = [
+            fit_patch(
+                images[b : b + 1],
+                invvar[b : b + 1],
+                [psfs[b]],
+                _band(sources, b),
+                single,
+                gain=None if gain is None else gain[b : b + 1],
+            )
+            for b in range(len(cfg.bands))
+        ]
+    meta["optimizer"] = [
+        _optimizer_summary(band, r) for band, r in zip(_fit_names(cfg), results, strict=True)
+    ]
     return result_table(task, results, meta)
 
 
 def _band(sources: dict, b: int) -> dict:
-    return {k: (v[:, b:b + 1] if isinstance(v, np.ndarray) and v.ndim == 2 else v)
-            for k, v in sources.items()}
+    return {
+        k: (v[:, b : b + 1] if isinstance(v, np.ndarray) and v.ndim == 2 else v)
+        for k, v in sources.items()
+    }
 
 
 def _fit_names(cfg: FitConfig) -> list[str]:
@@ -161,27 +188,38 @@ def _optimizer_summary(name: str, result) -> dict[str, Any]:
         "lnp": float(result.lnp[0]),
         "n_bad_pixels": int(result.n_bad_pixels),
         "n_converged": int(result.converged.sum()),
-        "stages": [{"stage": s.name, "niters": int(s.niters), "converged": bool(s.converged),
-                    "last_dlnp": float(s.last_dlnp), "hit_max_iters": bool(s.hit_max_iters),
-                    "stalled": bool(s.stalled)} for s in stages],
+        "stages": [
+            {
+                "stage": s.name,
+                "niters": int(s.niters),
+                "converged": bool(s.converged),
+                "last_dlnp": float(s.last_dlnp),
+                "hit_max_iters": bool(s.hit_max_iters),
+                "stalled": bool(s.stalled),
+            }
+            for s in stages
+        ],
     }
 
 
 def run_patch_task(task: PatchTask) -> PatchOutcome:
     """Fit one patch; errors are returned in the outcome, never raised."""
     start = time.perf_counter()
+    settings = task.config.settings
     meta: dict[str, Any] = {
-        "patch_tag": task.tag, "epsf_tag": task.epsf_tag,
+        "patch_tag": task.tag,
+        "epsf_tag": task.epsf_tag,
         "roi_bbox": [task.roi.x0, task.roi.x1, task.roi.y0, task.roi.y1],
         "n_sources": int((~task.sources["is_halo"]).sum()),
         "n_halo_sources": int(task.sources["is_halo"].sum()),
-        "enable_multi_band_simultaneous_fitting":
-            task.config.settings.enable_multi_band_simultaneous_fitting,
+        "enable_multi_band_simultaneous_fitting": settings.enable_multi_band_simultaneous_fitting,
     }
     try:
         table = _fit(task, meta)
     except Exception as exc:  # noqa: BLE001 - a failing patch must not stop the others
         meta["seconds"] = round(time.perf_counter() - start, 3)
-        return PatchOutcome(task.tag, None, meta, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        return PatchOutcome(
+            task.tag, None, meta, f"{type(exc).__name__}: {exc}", traceback.format_exc()
+        )
     meta["seconds"] = round(time.perf_counter() - start, 3)
     return PatchOutcome(task.tag, table, meta)

@@ -57,7 +57,9 @@ def _sources_in(merged: pd.DataFrame, box: Box, band0: str) -> pd.DataFrame:
     x = _column(merged, "x_pix_white_fit", band0).to_numpy(float) - box.x0
     y = _column(merged, "y_pix_white_fit", band0).to_numpy(float) - box.y0
     ny, nx = box.shape
-    inside = np.isfinite(x) & np.isfinite(y) & (x > -0.5) & (x < nx - 0.5) & (y > -0.5) & (y < ny - 0.5)
+    inside = (
+        np.isfinite(x) & np.isfinite(y) & (x > -0.5) & (x < nx - 0.5) & (y > -0.5) & (y < ny - 0.5)
+    )
     rows = merged[inside]
     return rows.assign(_x=x[inside], _y=y[inside])
 
@@ -68,14 +70,21 @@ def _params(rows: pd.DataFrame, band0: str) -> tuple[list[str], np.ndarray]:
     ell = _column(rows, "ELL_fit", band0).to_numpy(float)
     theta = _column(rows, "THETA_fit", band0).to_numpy(float)
     galaxy = np.isfinite(re)
-    logre, ee1, ee2 = catalog_to_soft(np.where(galaxy, re, 1.0), np.where(galaxy, ell, 0.0),
-                                      np.where(galaxy, theta, 0.0))
+    logre, ee1, ee2 = catalog_to_soft(
+        np.where(galaxy, re, 1.0), np.where(galaxy, ell, 0.0), np.where(galaxy, theta, 0.0)
+    )
     n = _column(rows, "sersic_n_fit", band0).fillna(1.0).to_numpy(float)
     return kinds, np.stack([rows["_x"], rows["_y"], logre, ee1, ee2, n], axis=1)
 
 
-def patch_view(box: Box, cell: tuple[int, int], merged: pd.DataFrame, frames: FrameSet,
-               bright_mask: np.ndarray | None, grid: PSFGrid) -> PatchView:
+def patch_view(
+    box: Box,
+    cell: tuple[int, int],
+    merged: pd.DataFrame,
+    frames: FrameSet,
+    bright_mask: np.ndarray | None,
+    grid: PSFGrid,
+) -> PatchView:
     """Cut ``box`` from the frames and render the merged catalog's model of it."""
     bands = tuple(frames.bands)
     mask = None if bright_mask is None else np.asarray(bright_mask[box.slices] > 0)
@@ -84,10 +93,18 @@ def patch_view(box: Box, cell: tuple[int, int], merged: pd.DataFrame, frames: Fr
     psfs = [PixelizedPSF(grid.choice(b, *cell).stamp) for b in bands]
     kinds, params = _params(rows, bands[0])
     fluxes = np.nan_to_num(np.column_stack([rows[f"FLUX_{b}_fit"].to_numpy(float) for b in bands]))
-    model = (render_model(box.shape, psfs, kinds, params, fluxes) if len(rows)
-             else np.zeros(data.shape))
-    sources = pd.DataFrame({"ID": rows["ID"].astype(str) if "ID" in rows else rows.index.astype(str),
-                            "x": rows["_x"], "y": rows["_y"],
-                            "x0": rows["x_pix_white"] - box.x0, "y0": rows["y_pix_white"] - box.y0})
-    return PatchView(bands, box, data.astype(float), model, invvar.astype(float),
-                     sources.reset_index(drop=True))
+    model = (
+        render_model(box.shape, psfs, kinds, params, fluxes) if len(rows) else np.zeros(data.shape)
+    )
+    sources = pd.DataFrame(
+        {
+            "ID": rows["ID"].astype(str) if "ID" in rows else rows.index.astype(str),
+            "x": rows["_x"],
+            "y": rows["_y"],
+            "x0": rows["x_pix_white"] - box.x0,
+            "y0": rows["y_pix_white"] - box.y0,
+        }
+    )
+    return PatchView(
+        bands, box, data.astype(float), model, invvar.astype(float), sources.reset_index(drop=True)
+    )

@@ -7,7 +7,7 @@ Built with ``matplotlib.figure.Figure`` (no pyplot state), saved by the catalog
 from __future__ import annotations
 
 import numpy as np
-from astropy.visualization import AsinhStretch, ImageNormalize, PercentileInterval
+from astropy.visualization import AsinhStretch, ImageNormalize
 from matplotlib.figure import Figure
 
 from phot7dt.frames import Box
@@ -70,7 +70,9 @@ def source_montage(view: PatchView, index: int, run: PatchRunParams) -> Figure:
     box = _crop(view, src["x"], src["y"], run.cutout_size)
     rows = (("data", view.data), ("model", view.model), ("residual", view.residual))
     nb = len(view.bands)
-    fig = Figure(figsize=(CUTOUT_PANEL_INCH * nb + 0.4, CUTOUT_PANEL_INCH * 3 + 0.6), layout="constrained")
+    fig = Figure(
+        figsize=(CUTOUT_PANEL_INCH * nb + 0.4, CUTOUT_PANEL_INCH * 3 + 0.6), layout="constrained"
+    )
     axes = np.asarray(fig.subplots(3, nb, squeeze=False))
     extent = (box.x0 - 0.5, box.x1 - 0.5, box.y0 - 0.5, box.y1 - 0.5)
     for b, band in enumerate(view.bands):
@@ -81,9 +83,14 @@ def source_montage(view: PatchView, index: int, run: PatchRunParams) -> Figure:
                 vmin, vmax = _resid_limits(image, run.cutout_resid_p_abs)
                 ax.imshow(image, origin="lower", extent=extent, vmin=vmin, vmax=vmax, cmap="RdBu_r")
             else:
-                lo, hi = ((run.cutout_data_p_lo, run.cutout_data_p_hi) if name == "data"
-                          else (run.cutout_model_p_lo, run.cutout_model_p_hi))
-                ax.imshow(image, origin="lower", extent=extent, norm=_norm(image, lo, hi), cmap="gray")
+                lo, hi = (
+                    (run.cutout_data_p_lo, run.cutout_data_p_hi)
+                    if name == "data"
+                    else (run.cutout_model_p_lo, run.cutout_model_p_hi)
+                )
+                ax.imshow(
+                    image, origin="lower", extent=extent, norm=_norm(image, lo, hi), cmap="gray"
+                )
             ax.axvline(src["x0"], color="lime", ls="--", lw=0.7)
             ax.axhline(src["y0"], color="lime", ls="--", lw=0.7)
             ax.axvline(src["x"], color="magenta", lw=0.7)
@@ -94,5 +101,7 @@ def source_montage(view: PatchView, index: int, run: PatchRunParams) -> Figure:
                 ax.set_title(band, fontsize=9)
             if b == 0:
                 ax.set_ylabel(name)
-    fig.suptitle(f"source {src['ID']}: catalog (lime, dashed) and fitted (magenta) position", fontsize=9)
+    fig.suptitle(
+        f"source {src['ID']}: catalog (lime, dashed) and fitted (magenta) position", fontsize=9
+    )
     return fig

@@ -21,9 +21,14 @@ __all__ = ["AUDIT_COLUMNS", "audit_columns", "build_psfs", "psf_audit"]
 
 #: Per-patch PSF audit columns copied onto every source row (tract7dt names).
 AUDIT_COLUMNS = (
-    "psf_min_epsf_nstars_for_use", "psf_used_epsf_band_count", "psf_fallback_band_count",
-    "psf_low_star_band_count", "psf_fallback_bands", "psf_low_star_bands",
-    "psf_frozen_bands_for_optimizer", "psf_fallback_reasons_json",
+    "psf_min_epsf_nstars_for_use",
+    "psf_used_epsf_band_count",
+    "psf_fallback_band_count",
+    "psf_low_star_band_count",
+    "psf_fallback_bands",
+    "psf_low_star_bands",
+    "psf_frozen_bands_for_optimizer",
+    "psf_fallback_reasons_json",
 )
 
 
@@ -50,9 +55,17 @@ def psf_audit(choices: Sequence[PSFChoice], psfs: Sequence, config) -> dict[str,
     fallback = [b for b, c in zip(bands, choices, strict=True) if c.is_fallback]
     low = [b for b, c in zip(bands, choices, strict=True) if _is_low_star(c)]
     return {
-        "psf_audit": {b: {"psf_model": c.model, "psf_class": type(p).__name__, "used_epsf": not c.is_fallback,
-                          "epsf_nstars_used": c.nstars, "fwhm_pix": c.fwhm_pix, "reason": c.reason}
-                      for b, c, p in zip(bands, choices, psfs, strict=True)},
+        "psf_audit": {
+            b: {
+                "psf_model": c.model,
+                "psf_class": type(p).__name__,
+                "used_epsf": not c.is_fallback,
+                "epsf_nstars_used": c.nstars,
+                "fwhm_pix": c.fwhm_pix,
+                "reason": c.reason,
+            }
+            for b, c, p in zip(bands, choices, psfs, strict=True)
+        },
         "psf_min_epsf_nstars_for_use": int(config.min_epsf_nstars_for_use),
         "psf_used_epsf_band_count": len(bands) - len(fallback),
         "psf_fallback_band_count": len(fallback),
@@ -61,7 +74,9 @@ def psf_audit(choices: Sequence[PSFChoice], psfs: Sequence, config) -> dict[str,
         "psf_low_star_bands": ",".join(low),
         "psf_frozen_bands_for_optimizer": "",
         "psf_fallback_reasons_json": json.dumps(
-            {b: c.reason for b, c in zip(bands, choices, strict=True) if c.is_fallback}, sort_keys=True),
+            {b: c.reason for b, c in zip(bands, choices, strict=True) if c.is_fallback},
+            sort_keys=True,
+        ),
     }
 
 

@@ -21,8 +21,12 @@ from phot7dt.scene import decode_flags, flag_bit
 __all__ = ["BOUND_FLAGS", "result_table"]
 
 #: Engine flags meaning a parameter ended on its bound (tract7dt's ``flag_bound_stalled``).
-BOUND_FLAGS = {"pos_at_bound": "pos", "re_at_bound": "shape.logre", "ell_at_bound": "shape.ee",
-               "sersic_n_at_bound": "sersic_n"}
+BOUND_FLAGS = {
+    "pos_at_bound": "pos",
+    "re_at_bound": "shape.logre",
+    "ell_at_bound": "shape.ee",
+    "sersic_n_at_bound": "sersic_n",
+}
 _BOUND_MASK = sum(flag_bit(name) for name in BOUND_FLAGS)
 _SHARED = ("stype_fit",)
 
@@ -35,14 +39,18 @@ def _names(value: int, wanted: dict[str, str] | None = None) -> str:
 
 
 def _fit_columns(result, bands: list[str], config, base: np.ndarray) -> dict[str, np.ndarray]:
-    cols = {k: np.asarray(v)[base] for k, v in result.columns(bands, flux_err=config.flux_err).items()}
+    cols = {
+        k: np.asarray(v)[base] for k, v in result.columns(bands, flux_err=config.flux_err).items()
+    }
     flags = cols["fit_flags"].astype(np.int64)
     niters = int(np.max(result.opt_niters))
     near_limit = niters >= config.settings.n_opt_iters - config.flag_maxiter_margin
     cols["opt_hit_max_iters"] = cols["opt_hit_max_iters"] | (~cols["opt_converged"] & near_limit)
     cols["opt_niters"] = np.full(base.sum(), niters, dtype=np.int64)
     cols["flag_bound_stalled"] = (flags & _BOUND_MASK) != 0
-    cols["flag_bound_stalled_which_parameter"] = np.array([_names(f, BOUND_FLAGS) for f in flags], dtype=object)
+    cols["flag_bound_stalled_which_parameter"] = np.array(
+        [_names(f, BOUND_FLAGS) for f in flags], dtype=object
+    )
     cols["fit_flag_names"] = np.array([_names(f) for f in flags], dtype=object)
     return cols
 
@@ -62,7 +70,9 @@ def _single_band_columns(results, config, base: np.ndarray) -> dict[str, np.ndar
     bands = config.bands
     out["opt_converged"] = np.logical_and.reduce([out[f"opt_converged_{b}"] for b in bands])
     out["opt_hit_max_iters"] = np.logical_or.reduce([out[f"opt_hit_max_iters_{b}"] for b in bands])
-    out["flag_bound_stalled"] = np.logical_or.reduce([out[f"flag_bound_stalled_{b}"] for b in bands])
+    out["flag_bound_stalled"] = np.logical_or.reduce(
+        [out[f"flag_bound_stalled_{b}"] for b in bands]
+    )
     out["fit_flags"] = np.bitwise_or.reduce([out[f"fit_flags_{b}"] for b in bands])
     return out
 

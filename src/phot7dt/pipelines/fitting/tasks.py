@@ -15,28 +15,46 @@ from phot7dt.scene import FitSettings
 __all__ = ["build_tasks", "fit_config"]
 
 
-def fit_config(bands: list[str], key: list[str], run: PatchRunParams, engine: SceneParams) -> FitConfig:
+def fit_config(
+    bands: list[str], key: list[str], run: PatchRunParams, engine: SceneParams
+) -> FitConfig:
     """Settings shared by the patches of a run."""
     settings = FitSettings(
-        n_opt_iters=run.n_opt_iters, dlnp_stop=run.dlnp_stop, pos_max_shift_pix=run.pos_max_shift_pix,
+        n_opt_iters=run.n_opt_iters,
+        dlnp_stop=run.dlnp_stop,
+        pos_max_shift_pix=run.pos_max_shift_pix,
         enable_staged_fit=run.enable_staged_fit,
         enable_multi_band_simultaneous_fitting=run.enable_multi_band_simultaneous_fitting,
-        step_tol_sigma=engine.step_tol_sigma, re_min_pix=engine.re_min_pix,
-        re_max_pix=engine.re_max_pix, q_min=engine.q_min)
+        step_tol_sigma=engine.step_tol_sigma,
+        re_min_pix=engine.re_min_pix,
+        re_max_pix=engine.re_max_pix,
+        q_min=engine.q_min,
+    )
     return FitConfig(
-        bands=tuple(bands), key=tuple(key), settings=settings, r_ap=run.r_ap, eps_flux=run.eps_flux,
-        psf_model=run.psf_model, gaussian_mixture_n=run.gaussian_mixture_n,
+        bands=tuple(bands),
+        key=tuple(key),
+        settings=settings,
+        r_ap=run.r_ap,
+        eps_flux=run.eps_flux,
+        psf_model=run.psf_model,
+        gaussian_mixture_n=run.gaussian_mixture_n,
         min_epsf_nstars_for_use=run.min_epsf_nstars_for_use,
         flag_maxiter_margin=run.flag_maxiter_margin,
-        source_poisson_noise=engine.source_poisson_noise, flux_err=engine.flux_err)
+        source_poisson_noise=engine.source_poisson_noise,
+        flux_err=engine.flux_err,
+    )
 
 
 def _check_grid(frames: FrameSet, grid: PSFGrid) -> None:
     if tuple(grid.shape) != tuple(frames.shape):
-        raise ValueError(f"epsf_grid: PSF grid is for a {grid.shape} frame, the frames are {frames.shape}")
+        raise ValueError(
+            f"epsf_grid: PSF grid is for a {grid.shape} frame, the frames are {frames.shape}"
+        )
     missing = sorted(set(frames.bands) - set(grid.bands))
     if missing:
-        raise ValueError(f"epsf_grid: no PSF for band(s) {missing}; grid bands are {list(grid.bands)}")
+        raise ValueError(
+            f"epsf_grid: no PSF for band(s) {missing}; grid bands are {list(grid.bands)}"
+        )
 
 
 def build_tasks(  # noqa: PLR0913
@@ -52,8 +70,9 @@ def build_tasks(  # noqa: PLR0913
     """One :class:`PatchTask` per patch holding payload rows, in patch-tag order."""
     _check_grid(frames, grid)
     if bright_mask is not None and tuple(bright_mask.shape) != tuple(frames.shape):
-        raise ValueError(f"bright_mask: shape {bright_mask.shape} differs from the working frame "
-                         f"{frames.shape}")
+        raise ValueError(
+            f"bright_mask: shape {bright_mask.shape} differs from the working frame {frames.shape}"
+        )
     config = fit_config(frames.bands, key, run, engine)
     by_tag = patches.set_index("patch_tag")
     tasks = []
@@ -63,7 +82,19 @@ def build_tasks(  # noqa: PLR0913
         patch = by_tag.loc[tag]
         roi = roi_box(patch)
         mask = None if bright_mask is None else np.array(bright_mask[roi.slices] > 0)
-        psfs = tuple(grid.choice(b, int(patch["epsf_r"]), int(patch["epsf_c"])) for b in frames.bands)
-        tasks.append(PatchTask(str(tag), str(patch["epsf_tag"]), roi, rows.reset_index(drop=True),
-                               mask, psfs, frames, config))
+        psfs = tuple(
+            grid.choice(b, int(patch["epsf_r"]), int(patch["epsf_c"])) for b in frames.bands
+        )
+        tasks.append(
+            PatchTask(
+                str(tag),
+                str(patch["epsf_tag"]),
+                roi,
+                rows.reset_index(drop=True),
+                mask,
+                psfs,
+                frames,
+                config,
+            )
+        )
     return tasks

@@ -15,14 +15,33 @@ from phot7dt.frames import Box
 from phot7dt.psf_grid import cell_tag
 
 __all__ = [
-    "PATCH_COLUMNS", "base_box", "grow", "halo_pix", "nearest_pixel", "patch_tag", "roi_box",
+    "PATCH_COLUMNS",
+    "base_box",
+    "grow",
+    "halo_pix",
+    "nearest_pixel",
+    "patch_tag",
+    "roi_box",
     "split_cell",
 ]
 
 #: Columns of the patches table (tract7dt's ``patches.csv``).
 PATCH_COLUMNS = (
-    "epsf_r", "epsf_c", "patch_r", "patch_c", "epsf_tag", "patch_tag",
-    "x0_base", "x1_base", "y0_base", "y1_base", "x0_roi", "x1_roi", "y0_roi", "y1_roi", "halo_pix",
+    "epsf_r",
+    "epsf_c",
+    "patch_r",
+    "patch_c",
+    "epsf_tag",
+    "patch_tag",
+    "x0_base",
+    "x1_base",
+    "y0_base",
+    "y1_base",
+    "x0_roi",
+    "x1_roi",
+    "y0_roi",
+    "y1_roi",
+    "halo_pix",
 )
 
 
@@ -51,10 +70,14 @@ def split_cell(cell: Box, ngrid: int) -> dict[tuple[int, int], Box]:
     """
     ny, nx = cell.shape
     if ny < ngrid or nx < ngrid:
-        raise ValueError(f"epsf.ngrid={ngrid}: cannot split a {ny}x{nx} px ePSF cell into "
-                         f"{ngrid}x{ngrid} patches (expected ngrid <= {min(ny, nx)})")
+        raise ValueError(
+            f"epsf.ngrid={ngrid}: cannot split a {ny}x{nx} px ePSF cell into "
+            f"{ngrid}x{ngrid} patches (expected ngrid <= {min(ny, nx)})"
+        )
     ye, xe = _edges(cell.y0, cell.y1, ngrid), _edges(cell.x0, cell.x1, ngrid)
-    return {(r, c): Box(xe[c], ye[r], xe[c + 1], ye[r + 1]) for r in range(ngrid) for c in range(ngrid)}
+    return {
+        (r, c): Box(xe[c], ye[r], xe[c + 1], ye[r + 1]) for r in range(ngrid) for c in range(ngrid)
+    }
 
 
 def nearest_pixel(values: pd.Series | np.ndarray) -> np.ndarray:
@@ -67,10 +90,11 @@ def nearest_pixel(values: pd.Series | np.ndarray) -> np.ndarray:
 
 
 def grow(box: Box, halo: int, shape: tuple[int, int]) -> Box:
-    """``box`` grown by ``halo`` pixels on every side, clipped to a frame of ``shape = (ny, nx)``."""
+    """``box`` grown by ``halo`` px on every side, clipped to a frame of ``shape = (ny, nx)``."""
     ny, nx = shape
-    return Box(max(box.x0 - halo, 0), max(box.y0 - halo, 0), min(box.x1 + halo, nx),
-               min(box.y1 + halo, ny))
+    return Box(
+        max(box.x0 - halo, 0), max(box.y0 - halo, 0), min(box.x1 + halo, nx), min(box.y1 + halo, ny)
+    )
 
 
 def base_box(row: pd.Series) -> Box:

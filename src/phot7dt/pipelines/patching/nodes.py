@@ -33,7 +33,9 @@ _REQUIRED = ("x_pix_white", "y_pix_white", "excluded_any")
 def _check_columns(catalog: pd.DataFrame) -> None:
     for col in (*_REQUIRED, *merge_key(catalog)):
         if col not in catalog.columns:
-            raise ValueError(f"active_catalog: missing column {col!r} (expected from ingest/masking)")
+            raise ValueError(
+                f"active_catalog: missing column {col!r} (expected from ingest/masking)"
+            )
 
 
 def _active(catalog: pd.DataFrame) -> pd.DataFrame:
@@ -53,7 +55,9 @@ def _active_cells(active: pd.DataFrame, shape: tuple[int, int], ngrid: int) -> s
     return set(zip(row.tolist(), col.tolist(), strict=True))
 
 
-def define_patches(active_catalog: pd.DataFrame, frames: FrameSet, epsf: dict, patches: dict) -> pd.DataFrame:
+def define_patches(
+    active_catalog: pd.DataFrame, frames: FrameSet, epsf: dict, patches: dict
+) -> pd.DataFrame:
     """Split every active ePSF cell into ``epsf.ngrid x epsf.ngrid`` patches with a halo.
 
     Parameters
@@ -76,18 +80,45 @@ def define_patches(active_catalog: pd.DataFrame, frames: FrameSet, epsf: dict, p
     geometry = section(PatchesParams, patches, "patches")
     _check_columns(active_catalog)
     cells = cell_boxes(frames.shape, grid.epsf_ngrid)
-    active = (_active_cells(_active(active_catalog), frames.shape, grid.epsf_ngrid)
-              if grid.skip_empty_epsf_patches else set(cells))
+    active = (
+        _active_cells(_active(active_catalog), frames.shape, grid.epsf_ngrid)
+        if grid.skip_empty_epsf_patches
+        else set(cells)
+    )
     halo = halo_pix(grid.final_psf_size, geometry.halo_pix_min)
     rows = []
-    for (er, ec) in sorted(active):
+    for er, ec in sorted(active):
         for (pr, pc), base in split_cell(cells[(er, ec)], grid.ngrid).items():
             roi = grow(base, halo, frames.shape)
-            rows.append((er, ec, pr, pc, cell_tag(er, ec), patch_tag(er, ec, pr, pc),
-                         base.x0, base.x1, base.y0, base.y1, roi.x0, roi.x1, roi.y0, roi.y1, halo))
+            rows.append(
+                (
+                    er,
+                    ec,
+                    pr,
+                    pc,
+                    cell_tag(er, ec),
+                    patch_tag(er, ec, pr, pc),
+                    base.x0,
+                    base.x1,
+                    base.y0,
+                    base.y1,
+                    roi.x0,
+                    roi.x1,
+                    roi.y0,
+                    roi.y1,
+                    halo,
+                )
+            )
     table = pd.DataFrame(rows, columns=list(PATCH_COLUMNS))
-    logger.info("patches: %d ePSF cell(s) of %d active, %d patches of %dx%d per cell, halo %d px",
-                len(active), len(cells), len(table), grid.ngrid, grid.ngrid, halo)
+    logger.info(
+        "patches: %d ePSF cell(s) of %d active, %d patches of %dx%d per cell, halo %d px",
+        len(active),
+        len(cells),
+        len(table),
+        grid.ngrid,
+        grid.ngrid,
+        halo,
+    )
     return table
 
 
@@ -109,7 +140,10 @@ def _patch_rows(active: pd.DataFrame, patch: pd.Series, key: list[str]) -> pd.Da
 
 
 def build_patch_payloads(
-    patches: pd.DataFrame, active_catalog: pd.DataFrame, frames: FrameSet, patch_run: dict,
+    patches: pd.DataFrame,
+    active_catalog: pd.DataFrame,
+    frames: FrameSet,
+    patch_run: dict,
     patch_inputs: dict,
 ) -> pd.DataFrame:
     """Sources of every patch with patch-local positions and initial values.
@@ -144,10 +178,18 @@ def build_patch_payloads(
     _check_columns(active_catalog)
     key = merge_key(active_catalog)
     active = _active(active_catalog)
-    init = initial_columns(active, frames.bands, gal_model=run.gal_model,
-                           re_fallback_pix=run.re_fallback_pix, sersic_n_init=run.sersic_n_init)
+    init = initial_columns(
+        active,
+        frames.bands,
+        gal_model=run.gal_model,
+        re_fallback_pix=run.re_fallback_pix,
+        sersic_n_init=run.sersic_n_init,
+    )
     table = pd.concat([active[[*key, "x_pix_white", "y_pix_white"]], init], axis=1)
-    table["_px"], table["_py"] = nearest_pixel(table["x_pix_white"]), nearest_pixel(table["y_pix_white"])
+    table["_px"], table["_py"] = (
+        nearest_pixel(table["x_pix_white"]),
+        nearest_pixel(table["y_pix_white"]),
+    )
     parts, n_empty = [], 0
     for patch in patches.itertuples(index=False):
         rows = _patch_rows(table, patch, key)
@@ -159,11 +201,18 @@ def build_patch_payloads(
     payloads = pd.concat(parts, ignore_index=True) if parts else _empty_payloads(table)
     n_base = int((~payloads["is_halo"]).sum())
     if n_base < len(active):
-        logger.warning("patch payloads: %d active source(s) lie in no patch (outside the frame)",
-                       len(active) - n_base)
-    logger.info("patch payloads: %d patches with sources (%d without, %s), %d base and %d halo rows",
-                payloads["patch_tag"].nunique(), n_empty,
-                "skipped" if inputs.skip_empty_patch else "kept", n_base, len(payloads) - n_base)
+        logger.warning(
+            "patch payloads: %d active source(s) lie in no patch (outside the frame)",
+            len(active) - n_base,
+        )
+    logger.info(
+        "patch payloads: %d patches with sources (%d without, %s), %d base and %d halo rows",
+        payloads["patch_tag"].nunique(),
+        n_empty,
+        "skipped" if inputs.skip_empty_patch else "kept",
+        n_base,
+        len(payloads) - n_base,
+    )
     return payloads
 
 

@@ -8,7 +8,7 @@ from phot7dt.pipelines.patching.nodes import build_patch_payloads, define_patche
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """``define_patches`` (patch grid with halos) then ``build_patch_payloads`` (sources per patch)."""
+    """``define_patches`` (patch grid with halos), then ``build_patch_payloads`` (their sources)."""
     return Pipeline(
         [
             Node(
@@ -20,8 +20,13 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 build_patch_payloads,
-                inputs=["patches", "active_catalog", "frames", "params:patch_run",
-                        "params:patch_inputs"],
+                inputs=[
+                    "patches",
+                    "active_catalog",
+                    "frames",
+                    "params:patch_run",
+                    "params:patch_inputs",
+                ],
                 outputs="patch_payloads",
                 name="build_patch_payloads",
                 tags=["patching"],

@@ -81,9 +81,12 @@ def initial_columns(
     """
     out = {"model_type": model_types(catalog, gal_model)}
     for band in bands:
-        flux = _positive(_numeric(catalog, find_column(catalog, f"FLUX_{band}", case_insensitive=True)))
-        err = _positive(_numeric(catalog, find_column(catalog, f"FLUX_{band}_ERR",
-                                                      case_insensitive=True)))
+        flux = _positive(
+            _numeric(catalog, find_column(catalog, f"FLUX_{band}", case_insensitive=True))
+        )
+        err = _positive(
+            _numeric(catalog, find_column(catalog, f"FLUX_{band}_ERR", case_insensitive=True))
+        )
         out[f"flux_cat_{band}"] = flux
         out[f"flux_cat_err_{band}"] = np.where(np.isfinite(flux), err, np.nan)
     re = _numeric(catalog, find_column(catalog, "Re"))
@@ -96,11 +99,16 @@ def initial_columns(
     out["theta_deg"] = theta
     out["sersic_n"] = np.where(np.isfinite(n) & (n > 0), n, sersic_n_init)
     out["pos_err"] = _positive(_numeric(catalog, find_column(catalog, "POS_ERR")))
-    out["re_err"] = np.where(np.isfinite(re), _positive(_numeric(catalog, find_column(catalog, "Re_ERR"))),
-                             np.nan)
-    shape_known = (ell_col is not None) & (theta_col is not None) & np.isfinite(ell) & np.isfinite(theta)
-    out["ell_err"] = np.where(shape_known, _positive(_numeric(catalog, find_column(catalog, "ELL_ERR"))),
-                              np.nan)
-    out["theta_err"] = np.where(shape_known,
-                                _positive(_numeric(catalog, find_column(catalog, "THETA_ERR"))), np.nan)
+    out["re_err"] = np.where(
+        np.isfinite(re), _positive(_numeric(catalog, find_column(catalog, "Re_ERR"))), np.nan
+    )
+    shape_known = (
+        (ell_col is not None) & (theta_col is not None) & np.isfinite(ell) & np.isfinite(theta)
+    )
+    out["ell_err"] = np.where(
+        shape_known, _positive(_numeric(catalog, find_column(catalog, "ELL_ERR"))), np.nan
+    )
+    out["theta_err"] = np.where(
+        shape_known, _positive(_numeric(catalog, find_column(catalog, "THETA_ERR"))), np.nan
+    )
     return pd.DataFrame(out, index=catalog.index)
