@@ -46,27 +46,25 @@ def gram_pairs(buf, offsets, sizes, ncols, ox, oy, pair_s, pair_t, w, cmax, bx, 
                     acc += w[yy, xx] * buf[rs + xx] * buf[rt + xx]
             blocks[p, 0, 0] = acc
             continue
-        same = s == t
+        if x1 <= x0:
+            continue
+        # row-wise: tmp_j = w * b_j over the row, then contiguous dot products (SIMD)
+        width = x1 - x0
+        tmp = np.empty((nt, width))
         for yy in range(y0, y1):
-            rs = offsets[s] + (yy - oy[s]) * ss - ox[s]
-            rt = offsets[t] + (yy - oy[t]) * st - ox[t]
-            for xx in range(x0, x1):
-                ww = w[yy, xx]
-                if ww == 0.0:
-                    continue
-                for i in range(ns):
-                    a[i] = buf[rs + i * ss * ss + xx]
-                for j in range(nt):
-                    b[j] = ww * buf[rt + j * st * st + xx]
-                for i in range(ns):
-                    ai = a[i]
-                    j0 = i if same else 0
-                    for j in range(j0, nt):
-                        blocks[p, i, j] += ai * b[j]
-        if same:
+            rs = offsets[s] + (yy - oy[s]) * ss - ox[s] + x0
+            rt = offsets[t] + (yy - oy[t]) * st - ox[t] + x0
+            for j in range(nt):
+                bj = rt + j * st * st
+                for k in range(width):
+                    tmp[j, k] = w[yy, x0 + k] * buf[bj + k]
             for i in range(ns):
-                for j in range(i):
-                    blocks[p, i, j] = blocks[p, j, i]
+                ai = rs + i * ss * ss
+                for j in range(nt):
+                    acc = 0.0
+                    for k in range(width):
+                        acc += buf[ai + k] * tmp[j, k]
+                    blocks[p, i, j] += acc
     return blocks
 
 
