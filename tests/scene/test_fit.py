@@ -131,3 +131,13 @@ def test_core_box_cross_terms_reach_the_same_optimum(galaxy_scene, epsf):
     err = np.nan_to_num(exact.params_err, nan=1.0)
     assert np.all(np.abs(cut.params - exact.params) < 0.1 * err)
     assert np.all(np.abs(cut.flux - exact.flux) < 0.05 * exact.flux_err)
+
+
+def test_single_band_columns_use_per_band_names(galaxy_scene, epsf):
+    *_, imgs, src = galaxy_scene
+    res = scene.fit_patch(imgs[:2], np.ones(imgs[:2].shape), [epsf] * 2, src,
+                          {"enable_multi_band_simultaneous_fitting": False})
+    cols = res.columns(["m400", "m425"])
+    assert {"x_pix_patch_m400_fit", "THETA_m425_fit", "re_pix_m400_fit", "sersic_n_m425_fit",
+            "FLUX_m425_fit"} <= set(cols)
+    assert all(np.shape(v) == (2,) for v in cols.values())

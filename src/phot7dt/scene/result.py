@@ -128,7 +128,10 @@ class FitResult:
         return {k: self._per_fit(np.where(star, np.nan, v)) for k, v in cols.items()}
 
     def columns(self, band_names=None, flux_err="marginal"):
-        """Output columns with tract7dt names (multi-band layout).
+        """Output columns with tract7dt names.
+
+        In single-band mode positions and shapes get tract7dt's per-band names
+        (``x_pix_patch_{b}_fit``, ``re_pix_{b}_fit``, ``THETA_{b}_fit`` ...).
 
         Parameters
         ----------
@@ -147,10 +150,15 @@ class FitResult:
             msg = f"flux_err must be 'marginal' or 'conditional', got {flux_err!r}"
             raise ValueError(msg)
         err = self.flux_err_marginal if flux_err == "marginal" else self.flux_err
-        names = band_names or [str(b) for b in range(self.flux.shape[1])]
-        out = {"x_pix_patch_fit": self.x, "y_pix_patch_fit": self.y,
-               "stype_fit": np.array([_STYPE[k] for k in self.kinds])}
-        out.update(self.shape_columns())
+        names = list(band_names or [str(b) for b in range(self.flux.shape[1])])
+        out = {"stype_fit": np.array([_STYPE[k] for k in self.kinds])}
+        geometry = {"x_pix_patch_fit": self.x, "y_pix_patch_fit": self.y, **self.shape_columns()}
+        for key, val in geometry.items():
+            if self.multi_band:
+                out[key] = val
+            else:
+                for b, name in enumerate(names):
+                    out[key.replace("_fit", f"_{name}_fit")] = val[:, b]
         for b, name in enumerate(names):
             out[f"FLUX_{name}_fit"] = self.flux[:, b]
             out[f"FLUXERR_{name}_fit"] = err[:, b]
