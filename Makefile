@@ -10,7 +10,7 @@ export DO_NOT_TRACK := 1
 export KEDRO_LOGGING_CONFIG := conf/logging.yml
 export MPLBACKEND := Agg
 
-.PHONY: demo test install benchmarks viz clean-data
+.PHONY: demo test install benchmarks viz docs clean-data
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (phot7dt needs Python 3.11)"; exit 1; }
@@ -29,11 +29,16 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/kedro run --pipeline simulate -e sample
 	$(BIN)/kedro run --pipeline full -e sample
+	$(BIN)/kedro run --pipeline validate -e sample
+	$(BIN)/kedro run --pipeline report -e sample
 	$(BIN)/python -m phot7dt.demo_summary --work-dir data
 
 benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/white_stack.py
 	$(BIN)/python benchmarks/engine.py
+
+docs: $(STAMP)
+	$(BIN)/python -m phot7dt.docs_parameters > docs/parameters.md
 
 viz: $(STAMP)
 	$(BIN)/kedro viz build

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -48,12 +49,30 @@ def summarise(work_dir: Path) -> str:
     if catalog.exists():
         lines.append(f"final catalog: {catalog}")
         lines += _catalog_lines(catalog)
-    zp = work_dir / "07_model_output" / "zp_summary.csv"
+    zp = work_dir / "07_model_output" / "zp" / "zp_summary.csv"
     if zp.exists():
-        table = pd.read_csv(zp)
-        for row in table.itertuples():
-            lines.append(f"  ZP {row.band}: {row.zp_median:.4f} ± {row.zp_err:.4f}")
+        for row in pd.read_csv(zp).itertuples():
+            lines.append(f"  ZP {row.band}: {row.zp_median:.4f} ± {row.zp_err:.4f} mag")
+    validation = work_dir / "08_reporting" / "validate" / "validation.json"
+    if validation.exists():
+        lines += _validation_lines(json.loads(validation.read_text()))
+    report = work_dir / "08_reporting" / "report.html"
+    if report.exists():
+        lines.append(f"QA report (open in a browser): {report.resolve()}")
     return "\n".join(lines)
+
+
+def _validation_lines(metrics: dict) -> list[str]:
+    if not metrics.get("truth_available", True):
+        return []
+    head = metrics.get("headline", {})
+    return [
+        "validation against the simulated truth:",
+        f"  star flux pull std {head.get('star_pull_std', float('nan')):.2f}"
+        f" (robust {head.get('star_pull_robust_std', float('nan')):.2f}; 1 is ideal)",
+        f"  median |flux bias| of S/N>20 stars {100 * head.get('star_median_abs_bias_snr_gt', float('nan')):.2f}%",
+        f"  max |zero-point error| {1000 * head.get('max_abs_zp_error_mag', float('nan')):.1f} mmag",
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

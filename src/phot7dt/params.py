@@ -25,7 +25,6 @@ PIPELINES_WITH_PARAMS = (
     "psf",
     "patching",
     "fitting",
-    "calibration",
     "validate",
     "report",
 )
@@ -77,13 +76,8 @@ def registered_sections() -> dict[str, type[Section]]:
     """Every parameter section any pipeline declares, by section name."""
     sections: dict[str, type[Section]] = {}
     for pipeline in PIPELINES_WITH_PARAMS:
-        try:
-            module = importlib.import_module(f"phot7dt.pipelines.{pipeline}.params")
-        except ModuleNotFoundError as exc:
-            if exc.name and exc.name.startswith(f"phot7dt.pipelines.{pipeline}"):
-                continue
-            raise
-        sections.update(getattr(module, "SECTIONS", {}))
+        module = importlib.import_module(f"phot7dt.pipelines.{pipeline}.params")
+        sections.update(module.SECTIONS)
     return sections
 
 
