@@ -141,3 +141,16 @@ def test_single_band_columns_use_per_band_names(galaxy_scene, epsf):
     assert {"x_pix_patch_m400_fit", "THETA_m425_fit", "re_pix_m400_fit", "sersic_n_m425_fit",
             "FLUX_m425_fit"} <= set(cols)
     assert all(np.shape(v) == (2,) for v in cols.values())
+
+
+def test_sources_centred_outside_the_patch_are_fitted():
+    psf = scene.MoffatPSF(4.0)
+    truth = np.array([[-6.0, 20.0, 0, 0, 0, 1], [20.3, 41.5, np.log(3.0), 0.1, 0.0, 1.0]])
+    flux = np.array([[1e4], [5e3]])
+    model = scene.render_model((40, 40), [psf], ["STAR", "EXP"], truth, flux)
+    img = model + np.random.default_rng(0).normal(0, 1, model.shape)
+    res = scene.fit_patch(img.astype(np.float32), np.ones(img.shape, np.float32), [psf],
+                          {"x": [-6.0, 20.0], "y": [20.0, 41.0], "type": ["STAR", "EXP"]})
+    assert res.converged.all()
+    assert np.sum(res.residuals(img) ** 2) <= np.sum((img - model) ** 2)  # at least as good as truth
+    assert np.all(np.abs(res.flux - flux) < 4 * res.flux_err_marginal)

@@ -65,20 +65,21 @@ class _Problem:
         shift = settings.pos_max_shift_pix
         lo = np.empty_like(params0)
         hi = np.empty_like(params0)
-        for axis, size in ((0, nx), (1, ny)):
-            lo[:, axis] = np.maximum(params0[:, axis] - (shift or np.inf), -8.0)
-            hi[:, axis] = np.minimum(params0[:, axis] + (shift or np.inf), size + 7.0)
+        for axis, size in ((0, nx), (1, ny)):  # box around the catalog value, kept near the patch
+            p0 = params0[:, axis]
+            lo[:, axis] = np.minimum(p0, np.maximum(p0 - (shift or np.inf), -8.0))
+            hi[:, axis] = np.maximum(p0, np.minimum(p0 + (shift or np.inf), size + 7.0))
         lo[:, 2], hi[:, 2] = np.log(settings.re_min_pix), np.log(settings.re_max_pix)
         lo[:, 3:5], hi[:, 3:5] = -settings.ee_max, settings.ee_max
         lo[:, 5], hi[:, 5] = SERSIC_N_MIN, SERSIC_N_MAX
         self.lo, self.hi = lo, hi
         self.maxstep = np.array([settings.max_step_pos] * 2 + [settings.max_step_logre]
                                 + [settings.max_step_ee] * 2 + [settings.max_step_n])
-        gal = np.array([k != "STAR" for k in kinds])
+        gal = np.array([k != "STAR" for k in kinds], dtype=bool)
         free = np.zeros(params0.shape, bool)
         free[:, :2] = settings.fit_positions
         free[:, 2:5] = gal[:, None] & settings.fit_shapes
-        free[:, 5] = np.array([k == "SERSIC" for k in kinds]) & settings.fit_shapes
+        free[:, 5] = np.array([k == "SERSIC" for k in kinds], dtype=bool) & settings.fit_shapes
         self.free_all = free
 
     def lnprior(self, params):
@@ -190,7 +191,7 @@ def _run_stage(name, model, prob, params, sizes, free, lam):
             if ratio.max() <= s.step_tol_sigma or predicted <= tol_lnp:
                 converged = True  # the quadratic model promises nothing measurable
                 break
-            lam *= 10.0
+            lam = max(lam * 10.0, 1e-2)  # a rejected Gauss-Newton step: damp for real
         else:
             stalled = True
             break
