@@ -111,8 +111,11 @@ def main():
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "engine.json"))
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    load_before = os.getloadavg()
     rows = run(args.repeat)
     out = {"benchmark": "phot7dt.scene engine", "cores": 1, "machine": platform.machine(),
+           "cpu_count": os.cpu_count(), "load_average_before_after": [load_before[0], os.getloadavg()[0]],
+           "note": "best of --repeat runs; timings on a shared machine scale with its load",
            "python": platform.python_version(), "numpy": np.__version__, "results": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2))
