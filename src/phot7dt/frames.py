@@ -24,6 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS
+from scipy import ndimage
 
 __all__ = ["Box", "Frame", "FrameSet", "RawImage", "open_pixels", "release_pages"]
 
@@ -225,6 +226,7 @@ class FrameSet:
         bands: Sequence[str] | None = None,
         extra_mask: np.ndarray | None = None,
         mask_saturated: bool = True,
+        saturation_pad_pix: int = 0,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Scaled images, inverse variance and saturation masks of one region.
 
@@ -238,6 +240,11 @@ class FrameSet:
             Pixels to mask in every band (e.g. the bright-source mask cut to ``box``).
         mask_saturated : bool
             Give saturated pixels zero inverse variance.
+        saturation_pad_pix : int
+            With ``mask_saturated``, also mask every pixel within this distance
+            (disk radius, px) of a saturated pixel of the same band, including
+            saturated pixels just outside ``box``; a saturated core and its bleed
+            trail are masked with the same ring.
 
         Returns
         -------
@@ -261,8 +268,26 @@ class FrameSet:
             bad = ~good
             if mask_saturated:
                 bad |= saturated[i]
+                if saturation_pad_pix > 0 and math.isfinite(frame.saturation_level):
+                    bad |= self._padded_saturation(frame, box, saturation_pad_pix)
             if extra_mask is not None:
                 bad |= extra_mask
             images[i] = np.where(good, raw * np.float32(frame.scale), 0.0)
             invvar[i] = np.where(bad, 0.0, np.float32(1.0 / frame.sky_sigma**2))
         return images, invvar, saturated
+
+    def _padded_saturation(self, frame: Frame, box: Box, pad: int) -> np.ndarray:
+        """Pixels of ``box`` within ``pad`` px of a saturated pixel of ``frame`` (read with a
+        ``pad`` margin so saturated pixels just outside the box count)."""
+        ny, nx = self.shape
+        grown = Box(max(box.x0 - pad, 0), max(box.y0 - pad, 0),
+                    min(box.x1 + pad, nx), min(box.y1 + pad, ny))
+        raw = np.asarray(self.raw(frame.band, grown), dtype=np.float32)
+        with np.errstate(invalid="ignore"):
+            saturated = raw >= frame.saturation_level
+        if saturated.any():
+            offsets = np.arange(-pad, pad + 1)
+            disk = (offsets[:, None] ** 2 + offsets[None, :] ** 2) <= pad**2
+            saturated = ndimage.binary_dilation(saturated, structure=disk)
+        dy, dx = box.y0 - grown.y0, box.x0 - grown.x0
+        return saturated[dy : dy + box.shape[0], dx : dx + box.shape[1]]

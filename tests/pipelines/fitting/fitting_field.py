@@ -121,7 +121,14 @@ class KeptDataset(MemoryDataset):
         pass
 
 
-KEPT = ("patches", "patch_payloads", "fit_run_report", "merged_catalog", "merged_catalog_fits")
+KEPT = (
+    "patches",
+    "patch_payloads",
+    "fit_run_report",
+    "merged_catalog",
+    "merged_catalog_fits",
+    "fit_status_counts",
+)
 
 
 def run_stages(
@@ -146,6 +153,7 @@ def run_stages(
         "params:patch_inputs": {},
         "params:patch_run": {"max_workers": 2, **(patch_run or {})},
         "params:scene": {},
+        "params:source_saturation_cut": {},
         "params:merge": {},
         **(inputs or {}),
     }

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from astropy.wcs import WCS
 
-from phot7dt.pipelines.fitting import merge
+from phot7dt.pipelines.fitting import merge, status
 from phot7dt.pipelines.patching.source_init import merge_key
 
 
@@ -65,8 +65,9 @@ def test_left_join_keeps_every_row_and_leaves_unmeasured_values_missing():
 def test_status_and_reliability():
     merged = merge.join_fits(_catalog(), _fits(["1", "2"], [1.0, 2.0], [True, False]), ["ID"])
     patch_of = pd.Series(["p0", "p0", np.nan, "p1"], dtype=object)
-    status = merge.fit_status(merged, {"p1"}, patch_of)
-    assert status.tolist() == ["ok", "not_converged", "excluded_crop", "patch_failed"]
+    merged["patch_tag"] = patch_of
+    statuses = status.row_statuses(merged, ["g"], 0.0, multi_band=True)
+    assert statuses.tolist() == ["ok", "not_converged", "excluded_crop", "patch_failed"]
     # 2 is not converged (a soft flag) but lies on the bright mask; 3 excluded; 4 not fitted
     assert merge.reliable(merged).tolist() == [True, False, False, False]
 

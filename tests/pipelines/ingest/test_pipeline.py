@@ -47,7 +47,7 @@ def test_in_memory_run(tiny_field, tmp_path, caplog):
             "params:image_scaling": MemoryDataset({"zp_ref": 25.0}),
             "params:crop": MemoryDataset(crop),
             "params:checks": MemoryDataset({}),
-            "params:source_saturation_cut": MemoryDataset({"radius_pix": 5.0}),
+            "params:source_saturation_cut": MemoryDataset({"mode": "exclude", "radius_pix": 5.0}),
             "params:performance": MemoryDataset({"white_stack_workers": 1}),
             "params:plotting": MemoryDataset({"dpi": 50}),
         }
@@ -96,6 +96,10 @@ def test_kedro_run_ingest_with_inputs_outside_the_repo(tiny_field, tmp_path, mon
         "08_reporting/ingest/white_overlay.png",
     ]
     flagged = pd.read_parquet(work_dir / "02_intermediate/flagged_catalog.parquet")
-    assert flagged["excluded_saturation"].tolist() == [False] * 5 + [True]
+    # fit_wings (the default): the saturated star 006 is kept and flagged, not excluded
+    assert not flagged["excluded_saturation"].any()
+    assert flagged["saturated_bands"].tolist() == [""] * 5 + [",".join(tiny_field.bands)]
+    assert (flagged["n_sat_pix_m400"].iloc[5] > 0) and (flagged["n_sat_pix_m400"].iloc[:4] == 0).all()
+    assert pd.isna(flagged["n_sat_pix_m400"].iloc[4])  # 005 lies in the crop margin: not measured
     assert fits.getheader(work_dir / "02_intermediate/wcs.fits")["CROPX0"] == 4
     assert fits.getdata(work_dir / "03_primary/white_stack.fits").shape == (56, 72)

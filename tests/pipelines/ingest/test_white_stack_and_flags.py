@@ -97,7 +97,7 @@ def test_flags_crop_outside_invalid_and_saturation(tmp_path):
     positions = [(12.0, 17.0), (7.4, 20.0), (7.0, 22.0), (-2.0, 5.0), (-10.0, 5.0), (0, 0)]
     catalog = _catalog(frames, positions)
     catalog.loc[5, ["RA", "DEC"]] = np.nan
-    flagged = flag_sources(catalog, frames, {"radius_pix": 3.0})
+    flagged = flag_sources(catalog, frames, {"mode": "exclude", "radius_pix": 3.0})
     assert flagged["x_pix_white"][0] == pytest.approx(12.0, abs=1e-6)
     assert flagged["excluded_saturation"].tolist() == [False, True, False, False, False, False]
     assert flagged["excluded_crop"].tolist() == [False, False, False, True, True, True]
@@ -121,12 +121,14 @@ def test_saturation_any_or_all_bands_and_disabled(tmp_path):
     b[20, 12] = 100.0
     frames = _frame_set(tmp_path, {"a": (a, 1.0, 1.0, 50.0), "b": (b, 1.0, 1.0, 50.0)})
     catalog = _catalog(frames, [(10.0, 20.0), (12.0, 21.4), (20.0, 5.0)])
-    any_band = flag_sources(catalog, frames, {"radius_pix": 2.0})["excluded_saturation"].tolist()
-    all_bands = flag_sources(catalog, frames, {"radius_pix": 2.0, "require_all_bands": True})
-    disabled = flag_sources(catalog, frames, {"enabled": False})["excluded_saturation"].tolist()
+    exclude = {"mode": "exclude", "radius_pix": 2.0}
+    any_band = flag_sources(catalog, frames, exclude)["excluded_saturation"].tolist()
+    all_bands = flag_sources(catalog, frames, {**exclude, "require_all_bands": True})
+    disabled = flag_sources(catalog, frames, {**exclude, "enabled": False})
+    assert disabled["excluded_saturation"].tolist() == [False, False, False]
+    assert disabled["n_sat_pix_a"].isna().all() and (disabled["saturated_bands"] == "").all()
     assert any_band == [True, True, False]
     assert all_bands["excluded_saturation"].tolist() == [True, False, False]
-    assert disabled == [False, False, False]
 
 
 def test_band_without_saturate_never_saturates(tmp_path):
@@ -148,3 +150,22 @@ def test_block_mean_ignores_nan_and_drops_partial_blocks():
     assert means.shape == (2, 3)
     assert means[0, 0] == pytest.approx((1 + 6 + 7) / 3)
     assert means[1, 2] == pytest.approx((16 + 17 + 22 + 23) / 4)
+
+
+def test_fit_wings_keeps_saturated_sources_and_counts_their_core_and_bleed(tmp_path):
+    a = np.zeros(SHAPE)
+    a[19:22, 9:12] = 100.0  # saturated 3x3 core centred on (x=10, y=20)
+    a[22:30, 10] = 100.0  # its bleed trail down the column: 8 more pixels
+    a[5, 25] = 100.0  # an unrelated saturated pixel
+    frames = _frame_set(tmp_path, {"a": (a, 1.0, 1.0, 50.0), "b": (np.zeros(SHAPE), 1.0, 1.0, 50.0)})
+    # on the core; 2 px beside the bleed trail (inside the pad ring); 3 px from the core (outside)
+    catalog = _catalog(frames, [(10.0, 20.0), (12.0, 28.0), (14.0, 20.0)])
+    flagged = flag_sources(catalog, frames, {"saturation_core_pad_pix": 2})
+    assert not flagged["excluded_saturation"].any() and not flagged["excluded_any"].any()
+    assert flagged["saturated_bands"].tolist() == ["a", "a", ""]
+    assert flagged["n_sat_pix_a"].tolist() == [17, 17, 0]
+    assert flagged["n_sat_pix_b"].tolist() == [0, 0, 0]
+    excluded = flag_sources(catalog, frames, {"mode": "exclude", "radius_pix": 5.0})
+    assert excluded["excluded_saturation"].tolist() == [True, True, True]
+    assert excluded["excluded_reason"].tolist() == ["saturation"] * 3
+    assert excluded["saturated_bands"].tolist() == ["a", "a", ""]

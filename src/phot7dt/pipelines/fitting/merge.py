@@ -1,19 +1,6 @@
-"""Joining per-patch results onto the active catalog; reliability and fit status per row.
+"""Joining per-patch results onto the active catalog; reliability of every row.
 
-``fit_status`` values (one per row, first matching rule wins):
-
-=====================  ==========================================================
-``excluded_crop``      outside the crop box (not fitted)
-``excluded_saturation`` near saturated pixels (not fitted)
-``excluded``           excluded for another reason (``excluded_reason``)
-``patch_failed``       its patch raised (see the run report)
-``not_fitted``         active but in no patch (position outside the frame)
-``masked``             no usable pixel under the source in any band
-``not_converged``      the optimiser did not converge for this source
-``hit_bound``          a position or shape parameter ended on its bound
-``ok``                 fitted and converged
-=====================  ==========================================================
-
+The ``fit_status`` of each row comes from the registry in :mod:`.status`.
 Quantities that were not measured are NaN (never 0); optimiser flags of rows
 without a fit are missing values (nullable booleans/integers).
 """
@@ -31,11 +18,10 @@ from astropy.wcs import WCS, FITSFixedWarning
 from phot7dt.scene import flag_bit
 
 __all__ = [
-    "FIT_STATUSES",
     "assigned_patches",
+    "check_unfitted",
     "collect_fits",
     "expected_columns",
-    "fit_status",
     "fitted",
     "for_fits_table",
     "join_fits",
@@ -48,19 +34,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-FIT_STATUSES = (
-    "ok",
-    "not_converged",
-    "hit_bound",
-    "masked",
-    "not_fitted",
-    "patch_failed",
-    "excluded",
-    "excluded_saturation",
-    "excluded_crop",
-)
 _BOOL_COLUMNS = ("opt_converged", "opt_hit_max_iters", "flag_bound_stalled")
-_INT_COLUMNS = ("opt_niters", "fit_flags")
+_INT_COLUMNS = ("opt_niters", "fit_flags", "psf_min_epsf_nstars_for_use")
 
 
 def collect_fits(tables: list[pd.DataFrame], key: list[str]) -> pd.DataFrame:
@@ -85,7 +60,7 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     for col in frame.columns:
         if col.startswith(_BOOL_COLUMNS) and "which" not in col:
             frame[col] = frame[col].astype("boolean")
-        elif col.startswith(_INT_COLUMNS):
+        elif col.startswith(_INT_COLUMNS) or (col.startswith("psf_") and col.endswith("_count")):
             frame[col] = frame[col].astype("Int64")
     return frame
 
@@ -170,21 +145,19 @@ def reliable(merged: pd.DataFrame) -> np.ndarray:
     return ~(bad | _fully_masked(merged))
 
 
-def fit_status(merged: pd.DataFrame, failed_tags: set[str], patch_of: pd.Series) -> np.ndarray:
-    """One :data:`FIT_STATUSES` value per row (see the module docstring)."""
-    has_fit = fitted(merged)
-    failed = patch_of.isin(sorted(failed_tags)).to_numpy(bool) & ~has_fit
-    rules = [
-        (_flag(merged, "excluded_crop"), "excluded_crop"),
-        (_flag(merged, "excluded_saturation"), "excluded_saturation"),
-        (_flag(merged, "excluded_any"), "excluded"),
-        (failed, "patch_failed"),
-        (~has_fit, "not_fitted"),
-        (_fully_masked(merged), "masked"),
-        (_flag(merged, "opt_hit_max_iters") | ~_flag(merged, "opt_converged"), "not_converged"),
-        (_flag(merged, "flag_bound_stalled"), "hit_bound"),
-    ]
-    return np.select([r[0] for r in rules], [r[1] for r in rules], default="ok").astype(object)
+def check_unfitted(merged: pd.DataFrame, failed_tags: set[str]) -> None:
+    """Log an ERROR naming active rows left without a result by a patch that did not fail
+    (e.g. a results folder changed between fitting and merging); they are ``patch_failed``."""
+    lost = (merged["fit_status"] == "patch_failed").to_numpy(bool) & ~merged["patch_tag"].isin(
+        sorted(failed_tags)
+    ).to_numpy(bool)
+    if lost.any():
+        logger.error(
+            "merge: %d active row(s) have no result although their patch did not fail "
+            "(patches %s); they are marked patch_failed",
+            int(lost.sum()),
+            ", ".join(sorted(set(merged.loc[lost, "patch_tag"].fillna("none").astype(str)))[:10]),
+        )
 
 
 #: Order of the fit columns after the catalog's own (prefix match, first wins).
@@ -215,6 +188,7 @@ _COLUMN_ORDER = (
     "psf_",
     "fit_is_reliable",
     "fit_status",
+    "catalog_is_partial",
 )
 
 

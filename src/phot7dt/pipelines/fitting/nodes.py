@@ -1,4 +1,9 @@
-"""Nodes of the fitting stage: parallel patch fits, the merged catalog, the failure check."""
+"""Nodes of the fitting stage: parallel patch fits, the merged catalog, the fit status counts.
+
+A failed patch never stops the run: its rows get ``fit_status`` ``patch_failed``,
+the catalogs are marked partial and the run ends with a non-zero exit status
+(``phot7dt.hooks.FitFailureHooks``) after every later stage has written its outputs.
+"""
 
 from __future__ import annotations
 
@@ -18,17 +23,18 @@ from tqdm.auto import tqdm
 from phot7dt.datasets.patch_results_dataset import PatchResultStore
 from phot7dt.frames import FrameSet
 from phot7dt.params import section
-from phot7dt.pipelines.fitting import merge, plots
+from phot7dt.pipelines.fitting import merge, plots, status
 from phot7dt.pipelines.fitting.parallel import map_unordered
 from phot7dt.pipelines.fitting.params import MergeParams, PatchRunParams, SceneParams
 from phot7dt.pipelines.fitting.patch_task import PatchOutcome, run_patch_task
 from phot7dt.pipelines.fitting.patch_views import patch_view
 from phot7dt.pipelines.fitting.tasks import build_tasks
+from phot7dt.pipelines.ingest.params import SourceSaturationCutParams
 from phot7dt.pipelines.patching.geometry import roi_box
 from phot7dt.pipelines.patching.source_init import merge_key
 from phot7dt.psf_grid import PSFGrid
 
-__all__ = ["check_patch_failures", "fit_patches", "merge_fits", "plot_patch_fits"]
+__all__ = ["count_fit_statuses", "fit_patches", "merge_fits", "plot_patch_fits"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +69,7 @@ def fit_patches(  # noqa: PLR0913 - one input per upstream product
     patch_results: PatchResultStore,
     patch_run: dict,
     scene: dict,
+    source_saturation_cut: dict,
 ) -> dict[str, Any]:
     """Fit every patch in worker processes; store each result as soon as it is done.
 
@@ -78,8 +85,8 @@ def fit_patches(  # noqa: PLR0913 - one input per upstream product
         PSF of every band and ePSF cell.
     patch_results : PatchResultStore
         Where each patch's table and meta are written (atomically) as it finishes.
-    patch_run, scene : dict
-        Parameter sections.
+    patch_run, scene, source_saturation_cut : dict
+        Parameter sections (``source_saturation_cut``: how saturated pixels are masked).
 
     Returns
     -------
@@ -89,6 +96,9 @@ def fit_patches(  # noqa: PLR0913 - one input per upstream product
     """
     run = section(PatchRunParams, patch_run, "patch_run")
     engine = section(SceneParams, scene, "scene")
+    saturation = section(
+        SourceSaturationCutParams, source_saturation_cut, "source_saturation_cut"
+    )
     tasks = build_tasks(
         patches,
         patch_payloads,
@@ -97,6 +107,7 @@ def fit_patches(  # noqa: PLR0913 - one input per upstream product
         epsf_grid,
         run,
         engine,
+        saturation,
         merge_key(patch_payloads),
     )
     records = []
@@ -182,7 +193,9 @@ def merge_fits(
     -------
     merged_catalog : DataFrame
         Catalog columns, then the fit columns with ``RA_fit``/``DEC_fit`` (deg),
-        ``fit_is_reliable`` and ``fit_status``.
+        ``fit_is_reliable``, ``fit_status`` (:mod:`.status`; ``fit_status_{band}``
+        in single-band mode) and ``catalog_is_partial`` (true on every row when a
+        patch failed or left rows without a result).
     merged_catalog_csv : DataFrame
         The same table, for the CSV copy.
     merged_catalog_fits : DataFrame
@@ -190,8 +203,9 @@ def merge_fits(
     """
     params = section(MergeParams, merge_params, "merge")
     run = section(PatchRunParams, patch_run, "patch_run")
+    multi_band = run.enable_multi_band_simultaneous_fitting
     key = merge_key(active_catalog)
-    expected = merge.expected_columns(frames.bands, run.enable_multi_band_simultaneous_fitting)
+    expected = merge.expected_columns(frames.bands, multi_band)
     ok = [r["patch_tag"] for r in fit_run_report["patches"] if r["status"] in ("fitted", "resumed")]
     fits_table = merge.collect_fits([patch_results.read_table(t) for t in sorted(ok)], key)
     merged = merge.join_fits(active_catalog, fits_table, key, expected)
@@ -200,30 +214,33 @@ def merge_fits(
     merged["patch_tag"] = patch_of
     merged["epsf_tag"] = patch_of.str.slice(0, 7)
     merged["fit_is_reliable"] = merge.reliable(merged)
-    merged["fit_status"] = merge.fit_status(merged, set(fit_run_report["failed_patches"]), patch_of)
+    if not multi_band:
+        for name, values in status.band_statuses(
+            merged, frames.bands, params.low_snr_threshold
+        ).items():
+            merged[name] = values
+    merged["fit_status"] = status.row_statuses(
+        merged, frames.bands, params.low_snr_threshold, multi_band
+    )
+    merge.check_unfitted(merged, set(fit_run_report["failed_patches"]))
+    merged["catalog_is_partial"] = bool((merged["fit_status"] == "patch_failed").any())
     merged = merge.ordered(merged, list(active_catalog.columns))
     merge.log_summary(merged)
     return merged, merged, merge.for_fits_table(merged)
 
 
-def check_patch_failures(fit_run_report: dict[str, Any], merged_catalog: pd.DataFrame) -> None:
-    """Stop the run (non-zero exit) after the merge when any patch failed.
+def count_fit_statuses(merged_catalog: pd.DataFrame) -> pd.DataFrame:
+    """Rows per ``fit_status`` (and per ``fit_status_{band}``), every status listed.
 
-    Runs after the merged catalog and the run report are written; the error
-    names the failed patches. Rerun with ``patch_run.resume: true`` to fit only
-    the patches without a stored result.
+    Returns
+    -------
+    DataFrame
+        :func:`phot7dt.pipelines.fitting.status.status_counts`: ``fit_status``,
+        ``n_sources`` (``n_{band}`` in single-band mode) and ``meaning``.
     """
-    failed = fit_run_report["failed_patches"]
-    if not failed:
-        return
-    first = next(r for r in fit_run_report["patches"] if r["status"] == "failed")
-    n_rows = int((merged_catalog["fit_status"] == "patch_failed").sum())
-    raise RuntimeError(
-        f"{len(failed)} of {fit_run_report['n_patches']} patches failed ({', '.join(failed[:10])}"
-        f"{', ...' if len(failed) > 10 else ''}); {n_rows} catalog rows have fit_status "
-        f"'patch_failed'. First error ({first['patch_tag']}): {first['error']}. The merged catalog "
-        "and the fit run report were written; rerun with patch_run.resume=true after fixing."
-    )
+    counts = status.status_counts(merged_catalog)
+    logger.info("fit status counts:\n%s", status.format_counts(counts))
+    return counts
 
 
 def _safe(name: str) -> str:

@@ -30,10 +30,15 @@ class MergeParams(Section):
     pattern : str
         tract7dt's glob of per-patch CSV files; accepted, no effect (the patch
         results are a dataset of this project).
+    low_snr_threshold : float
+        A fitted source whose combined S/N, ``sqrt(sum_b (max(FLUX_b, 0) /
+        FLUXERR_b)**2)`` (one band in single-band ``fit_status_{band}``), is
+        below this gets ``fit_status`` ``low_snr``.
     """
 
     pattern: str = "*_cat_fit.csv"
     wcs_fits: str | None = None
+    low_snr_threshold: float = Field(3.0, ge=0)
 
 
 class SceneParams(Section):

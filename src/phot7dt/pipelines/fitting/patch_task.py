@@ -18,7 +18,7 @@ import sep
 
 from phot7dt.frames import Box, FrameSet
 from phot7dt.pipelines.fitting.psf_audit import build_psfs, psf_audit
-from phot7dt.pipelines.fitting.result_table import result_table
+from phot7dt.pipelines.fitting.result_table import no_fit_table, result_table
 from phot7dt.psf_grid import PSFChoice
 from phot7dt.scene import FitSettings, fit_patch
 
@@ -40,6 +40,7 @@ class FitConfig:
     flag_maxiter_margin: int
     source_poisson_noise: bool
     flux_err: str
+    saturation_pad_pix: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,13 +136,27 @@ def source_columns(sources: pd.DataFrame, flux: np.ndarray, bands: tuple[str, ..
     return cols
 
 
+def _usable_psfs(psfs: list, invvar: np.ndarray) -> list:
+    """Bands without a PSF get zero weight and, as a placeholder, another band's PSF."""
+    stand_in = next(p for p in psfs if p is not None)
+    for b, psf in enumerate(psfs):
+        if psf is None:
+            invvar[b] = 0.0
+    return [stand_in if p is None else p for p in psfs]
+
+
 def _fit(task: PatchTask, meta: dict[str, Any]) -> pd.DataFrame:
     cfg = task.config
     mask = None if task.bright_mask is None else task.bright_mask.astype(bool)
-    images, invvar, saturated = task.frames.cutout(task.roi, bands=cfg.bands, extra_mask=mask)
-    psfs = build_psfs(task.psfs, cfg)
-    meta.update(psf_audit(task.psfs, psfs, cfg))
+    images, invvar, saturated = task.frames.cutout(
+        task.roi, bands=cfg.bands, extra_mask=mask, saturation_pad_pix=cfg.saturation_pad_pix
+    )
+    psfs, missing = build_psfs(task.psfs, cfg)
+    meta.update(psf_audit(task.psfs, psfs, cfg, missing))
     meta["n_saturated_pixels"] = int(saturated.sum())
+    if len(missing) == len(cfg.bands):
+        return no_fit_table(task, meta)
+    psfs = _usable_psfs(psfs, invvar)
     flux0 = initial_fluxes(images, invvar, task.sources, cfg)
     sources = source_columns(task.sources, flux0, cfg.bands)
     gain = None

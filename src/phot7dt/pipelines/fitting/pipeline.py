@@ -5,7 +5,7 @@ from __future__ import annotations
 from kedro.pipeline import Node, Pipeline
 
 from phot7dt.pipelines.fitting.nodes import (
-    check_patch_failures,
+    count_fit_statuses,
     fit_patches,
     merge_fits,
     plot_patch_fits,
@@ -13,9 +13,10 @@ from phot7dt.pipelines.fitting.nodes import (
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """``fit_patches`` -> ``merge_fits`` -> ``plot_patch_fits``, ``check_patch_failures``.
+    """``fit_patches`` -> ``merge_fits`` -> ``plot_patch_fits``, ``count_fit_statuses``.
 
-    ``check_patch_failures`` raises (non-zero exit) after the merge when a patch failed.
+    A failed patch does not stop the run here: ``phot7dt.hooks.FitFailureHooks``
+    ends it with a non-zero exit status after every node has run.
     """
     return Pipeline(
         [
@@ -30,6 +31,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "patch_results",
                     "params:patch_run",
                     "params:scene",
+                    "params:source_saturation_cut",
                 ],
                 outputs="fit_run_report",
                 name="fit_patches",
@@ -66,10 +68,10 @@ def create_pipeline(**kwargs) -> Pipeline:
                 tags=["fitting", "plots"],
             ),
             Node(
-                check_patch_failures,
-                inputs=["fit_run_report", "merged_catalog"],
-                outputs=None,
-                name="check_patch_failures",
+                count_fit_statuses,
+                inputs="merged_catalog",
+                outputs="fit_status_counts",
+                name="count_fit_statuses",
                 tags=["fitting"],
             ),
         ]

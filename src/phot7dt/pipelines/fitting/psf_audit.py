@@ -5,7 +5,9 @@ too, since this engine renders galaxies through the pixelized PSF in Fourier
 space, which is what the Tractor's hybrid PSF approximates) or as a Gaussian
 mixture fitted to it (``gaussian_mixture_from_stamp``). A fallback is the stamp
 the psf stage drew from the configured analytic model. PSFs are never fitted,
-so no band needs freezing (``psf_frozen_bands_for_optimizer`` stays empty).
+so no band needs freezing (``psf_frozen_bands_for_optimizer`` stays empty). A
+band whose choice has no usable stamp is left out of the fit (its pixels get
+zero weight, its fluxes are NaN) and listed in ``psf_missing_bands``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from typing import Any
+
+import numpy as np
 
 from phot7dt.psf_grid import PSFChoice
 from phot7dt.scene import GaussianMixturePSF, PixelizedPSF
@@ -29,27 +33,48 @@ AUDIT_COLUMNS = (
     "psf_low_star_bands",
     "psf_frozen_bands_for_optimizer",
     "psf_fallback_reasons_json",
+    "psf_missing_band_count",
+    "psf_missing_bands",
 )
 
 
-def build_psfs(choices: Sequence[PSFChoice], config) -> list:
-    """One engine PSF per band."""
-    psfs = []
-    for choice in choices:
-        if choice.stamp is None:
-            raise ValueError(f"PSF choice {choice.model!r} has no stamp ({choice.reason})")
-        if not choice.is_fallback and config.psf_model == "gaussian_mixture_from_stamp":
-            psfs.append(GaussianMixturePSF.from_stamp(choice.stamp, config.gaussian_mixture_n))
-        else:
-            psfs.append(PixelizedPSF(choice.stamp))
-    return psfs
+def _engine_psf(choice: PSFChoice, config):
+    if choice.stamp is None:
+        raise ValueError(f"PSF choice {choice.model!r} has no stamp ({choice.reason})")
+    if not np.all(np.isfinite(choice.stamp)):
+        raise ValueError(f"PSF choice {choice.model!r} has non-finite stamp pixels")
+    if not choice.is_fallback and config.psf_model == "gaussian_mixture_from_stamp":
+        return GaussianMixturePSF.from_stamp(choice.stamp, config.gaussian_mixture_n)
+    return PixelizedPSF(choice.stamp)
+
+
+def build_psfs(choices: Sequence[PSFChoice], config) -> tuple[list, dict[str, str]]:
+    """One engine PSF per band, None where the band has no usable PSF.
+
+    Returns
+    -------
+    psfs : list
+        Engine PSF (or None) per band of ``config.bands``.
+    missing : dict
+        ``{band: why}`` of the bands without a PSF.
+    """
+    psfs, missing = [], {}
+    for band, choice in zip(config.bands, choices, strict=True):
+        try:
+            psfs.append(_engine_psf(choice, config))
+        except ValueError as exc:
+            psfs.append(None)
+            missing[band] = str(exc)
+    return psfs, missing
 
 
 def _is_low_star(choice: PSFChoice) -> bool:
     return choice.is_fallback and choice.reason.startswith("low-star")
 
 
-def psf_audit(choices: Sequence[PSFChoice], psfs: Sequence, config) -> dict[str, Any]:
+def psf_audit(
+    choices: Sequence[PSFChoice], psfs: Sequence, config, missing: dict[str, str]
+) -> dict[str, Any]:
     """Audit of one patch: per band (model, stars, FWHM, reason) and tract7dt's summary fields."""
     bands = config.bands
     fallback = [b for b, c in zip(bands, choices, strict=True) if c.is_fallback]
@@ -58,11 +83,11 @@ def psf_audit(choices: Sequence[PSFChoice], psfs: Sequence, config) -> dict[str,
         "psf_audit": {
             b: {
                 "psf_model": c.model,
-                "psf_class": type(p).__name__,
+                "psf_class": "none" if p is None else type(p).__name__,
                 "used_epsf": not c.is_fallback,
                 "epsf_nstars_used": c.nstars,
                 "fwhm_pix": c.fwhm_pix,
-                "reason": c.reason,
+                "reason": missing.get(b, c.reason),
             }
             for b, c, p in zip(bands, choices, psfs, strict=True)
         },
@@ -77,6 +102,8 @@ def psf_audit(choices: Sequence[PSFChoice], psfs: Sequence, config) -> dict[str,
             {b: c.reason for b, c in zip(bands, choices, strict=True) if c.is_fallback},
             sort_keys=True,
         ),
+        "psf_missing_band_count": len(missing),
+        "psf_missing_bands": ",".join(missing),
     }
 
 

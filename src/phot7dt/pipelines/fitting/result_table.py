@@ -18,7 +18,7 @@ import pandas as pd
 from phot7dt.pipelines.fitting.psf_audit import audit_columns
 from phot7dt.scene import decode_flags, flag_bit
 
-__all__ = ["BOUND_FLAGS", "result_table"]
+__all__ = ["BOUND_FLAGS", "no_fit_table", "result_table"]
 
 #: Engine flags meaning a parameter ended on its bound (tract7dt's ``flag_bound_stalled``).
 BOUND_FLAGS = {
@@ -29,6 +29,18 @@ BOUND_FLAGS = {
 }
 _BOUND_MASK = sum(flag_bit(name) for name in BOUND_FLAGS)
 _SHARED = ("stype_fit",)
+#: Position and shape columns of the engine (multi-band names), NaN where not measured.
+_GEOMETRY = (
+    "x_pix_patch_fit",
+    "y_pix_patch_fit",
+    "re_pix_fit",
+    "ab_fit",
+    "phi_deg_fit",
+    "ELL_fit",
+    "Re_fit",
+    "THETA_fit",
+    "sersic_n_fit",
+)
 
 
 def _names(value: int, wanted: dict[str, str] | None = None) -> str:
@@ -43,6 +55,9 @@ def _fit_columns(result, bands: list[str], config, base: np.ndarray) -> dict[str
         k: np.asarray(v)[base] for k, v in result.columns(bands, flux_err=config.flux_err).items()
     }
     flags = cols["fit_flags"].astype(np.int64)
+    unmeasured = (flags & flag_bit("fully_masked")) != 0  # no pixel: position/shape not measured
+    for name in _GEOMETRY:
+        cols[name] = np.where(unmeasured, np.nan, cols[name].astype(float))
     niters = int(np.max(result.opt_niters))
     near_limit = niters >= config.settings.n_opt_iters - config.flag_maxiter_margin
     cols["opt_hit_max_iters"] = cols["opt_hit_max_iters"] | (~cols["opt_converged"] & near_limit)
@@ -108,3 +123,16 @@ def result_table(task, results: list, meta: dict[str, Any]) -> pd.DataFrame:
     head = pd.DataFrame({"patch_tag": task.tag, "epsf_tag": task.epsf_tag}, index=fit.index)
     audit = pd.DataFrame(audit_columns(meta), index=fit.index)
     return pd.concat([rows, head, fit, audit], axis=1)
+
+
+def no_fit_table(task, meta: dict[str, Any]) -> pd.DataFrame:
+    """Rows of the patch's base sources when nothing could be fitted (no band has a PSF):
+    key, patch tags, ``fit_flags`` = 0 and the PSF audit; every fit value is missing."""
+    base = ~task.sources["is_halo"].to_numpy(bool)
+    rows = task.sources.loc[base, [*task.config.key, "x_pix_patch", "y_pix_patch"]]
+    rows = rows.reset_index(drop=True)
+    head = pd.DataFrame(
+        {"patch_tag": task.tag, "epsf_tag": task.epsf_tag, "fit_flags": 0}, index=rows.index
+    )
+    audit = pd.DataFrame(audit_columns(meta), index=rows.index)
+    return pd.concat([rows, head, audit], axis=1)

@@ -8,6 +8,7 @@ import pandas as pd
 from phot7dt.frames import FrameSet
 from phot7dt.pipelines.fitting.params import PatchRunParams, SceneParams
 from phot7dt.pipelines.fitting.patch_task import FitConfig, PatchTask
+from phot7dt.pipelines.ingest.params import SourceSaturationCutParams
 from phot7dt.pipelines.patching.geometry import roi_box
 from phot7dt.psf_grid import PSFGrid
 from phot7dt.scene import FitSettings
@@ -16,9 +17,17 @@ __all__ = ["build_tasks", "fit_config"]
 
 
 def fit_config(
-    bands: list[str], key: list[str], run: PatchRunParams, engine: SceneParams
+    bands: list[str],
+    key: list[str],
+    run: PatchRunParams,
+    engine: SceneParams,
+    saturation: SourceSaturationCutParams,
 ) -> FitConfig:
-    """Settings shared by the patches of a run."""
+    """Settings shared by the patches of a run.
+
+    In ``source_saturation_cut.mode: fit_wings`` saturated pixels are masked with
+    a ring of ``saturation_core_pad_pix``; in ``exclude`` mode without one.
+    """
     settings = FitSettings(
         n_opt_iters=run.n_opt_iters,
         dlnp_stop=run.dlnp_stop,
@@ -42,6 +51,9 @@ def fit_config(
         flag_maxiter_margin=run.flag_maxiter_margin,
         source_poisson_noise=engine.source_poisson_noise,
         flux_err=engine.flux_err,
+        saturation_pad_pix=(
+            saturation.saturation_core_pad_pix if saturation.mode == "fit_wings" else 0
+        ),
     )
 
 
@@ -65,6 +77,7 @@ def build_tasks(  # noqa: PLR0913
     grid: PSFGrid,
     run: PatchRunParams,
     engine: SceneParams,
+    saturation: SourceSaturationCutParams,
     key: list[str],
 ) -> list[PatchTask]:
     """One :class:`PatchTask` per patch holding payload rows, in patch-tag order."""
@@ -73,7 +86,7 @@ def build_tasks(  # noqa: PLR0913
         raise ValueError(
             f"bright_mask: shape {bright_mask.shape} differs from the working frame {frames.shape}"
         )
-    config = fit_config(frames.bands, key, run, engine)
+    config = fit_config(frames.bands, key, run, engine, saturation)
     by_tag = patches.set_index("patch_tag")
     tasks = []
     for tag, rows in payloads.groupby("patch_tag", sort=True):

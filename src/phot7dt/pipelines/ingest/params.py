@@ -96,24 +96,45 @@ class ChecksParams(Section):
 
 
 class SourceSaturationCutParams(Section):
-    """``source_saturation_cut``: flag sources near saturated pixels.
+    """``source_saturation_cut``: sources near or on saturated pixels.
+
+    A raw pixel is saturated at or above ``SATURATE / saturation_divisor`` ADU.
+    Every source gets ``saturated_bands`` (bands where a saturated pixel lies
+    within ``saturation_core_pad_pix`` of its rounded position, i.e. its core
+    falls in the masked region) and ``n_sat_pix_{band}`` (pixels of the
+    8-connected saturated regions touching that core, bleed trails included).
 
     Attributes
     ----------
     enabled : bool
-        Flag sources (``excluded_saturation``); they stay in the catalog.
+        Look for saturated pixels around sources; false flags nothing and leaves
+        ``n_sat_pix_{band}`` missing.
+    mode : {"fit_wings", "exclude"}
+        ``exclude`` (tract7dt): a source with a saturated pixel within
+        ``radius_pix`` is flagged ``excluded_saturation`` and not fitted.
+        ``fit_wings``: no source is excluded for saturation; in each band the
+        saturated pixels, grown by ``saturation_core_pad_pix``, get zero inverse
+        variance and sources are fitted from the remaining pixels and bands
+        (``fit_status`` ``saturated_core`` when their own core is masked).
     radius_pix : float
-        Radius of the disk around the rounded source position, pixels.
+        ``exclude`` mode: radius of the disk around the rounded source position, pixels.
     require_all_bands : bool
-        False: saturated in any band flags the source; true: only in all bands.
+        ``exclude`` mode: false excludes a source saturated in any band; true only
+        when it is saturated in all bands.
+    saturation_core_pad_pix : int
+        ``fit_wings`` mode: ring (disk radius, pixels) added around every
+        saturated region before it is masked; the pixels next to a saturated
+        core or bleed trail are non-linear too.
     saturation_divisor : float
         A raw pixel is saturated at or above ``SATURATE / saturation_divisor`` ADU
         (tract7dt's pipeline value 1.3).
     """
 
     enabled: bool = True
+    mode: Literal["fit_wings", "exclude"] = "fit_wings"
     radius_pix: float = Field(20.0, ge=0)
     require_all_bands: bool = False
+    saturation_core_pad_pix: int = Field(2, ge=0)
     saturation_divisor: float = Field(1.3, gt=0)
 
 

@@ -7,12 +7,16 @@ import math
 
 import numpy as np
 import pandas as pd
+from scipy import ndimage
 from tqdm.auto import tqdm
 
 from phot7dt.frames import FrameSet, release_pages
 from phot7dt.pipelines.ingest.params import SourceSaturationCutParams
 
 logger = logging.getLogger(__name__)
+
+#: Half size (px) of the window in which a saturated region touching a core is counted.
+COUNT_HALF_PIX = 64
 
 
 def working_positions(
@@ -50,50 +54,102 @@ def _disk(radius: float) -> tuple[int, np.ndarray]:
     return half, (offsets[:, None] ** 2 + offsets[None, :] ** 2) <= radius**2
 
 
-def saturated_near(
-    frames: FrameSet, band: str, x: np.ndarray, y: np.ndarray, radius: float
-) -> np.ndarray:
-    """Whether a raw pixel of ``band`` at or above its saturation level lies within
-    ``radius`` pixels of each rounded working-frame position.
+def _any_in_disk(raw: np.ndarray, xc: int, yc: int, disk: np.ndarray, level: float) -> bool:
+    """Whether a pixel at or above ``level`` lies in ``disk`` centred on ``(xc, yc)``."""
+    half = disk.shape[0] // 2
+    ny, nx = raw.shape
+    xa, xb = max(xc - half, 0), min(xc + half + 1, nx)
+    ya, yb = max(yc - half, 0), min(yc + half + 1, ny)
+    window = raw[ya:yb, xa:xb]
+    mask = disk[ya - yc + half : yb - yc + half, xa - xc + half : xb - xc + half]
+    return bool(np.any((window >= level) & mask))
 
-    Reads only a ``(2r+1)^2`` window of the memory-mapped band per source.
+
+def _core_region_size(raw: np.ndarray, xc: int, yc: int, core: np.ndarray, level: float) -> int:
+    """Pixels of the 8-connected saturated regions reaching into ``core`` around ``(xc, yc)``,
+    counted within :data:`COUNT_HALF_PIX` of the position (bleed trails included)."""
+    ny, nx = raw.shape
+    half = max(COUNT_HALF_PIX, core.shape[0] // 2)
+    xa, xb = max(xc - half, 0), min(xc + half + 1, nx)
+    ya, yb = max(yc - half, 0), min(yc + half + 1, ny)
+    labels, _ = ndimage.label(raw[ya:yb, xa:xb] >= level, structure=np.ones((3, 3), bool))
+    r = core.shape[0] // 2
+    cx0, cy0 = max(xc - r, xa), max(yc - r, ya)
+    cx1, cy1 = min(xc + r + 1, xb), min(yc + r + 1, yb)
+    in_core = core[cy0 - yc + r : cy1 - yc + r, cx0 - xc + r : cx1 - xc + r]
+    touched = np.unique(labels[cy0 - ya : cy1 - ya, cx0 - xa : cx1 - xa][in_core])
+    touched = touched[touched > 0]
+    return int(np.isin(labels, touched).sum()) if touched.size else 0
+
+
+def band_saturation(
+    frames: FrameSet, band: str, x: np.ndarray, y: np.ndarray, radius: float, pad: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Saturation around each rounded working-frame position in one band.
+
+    A raw pixel is saturated at or above the band's saturation level. Reads only
+    small windows of the memory-mapped band per source.
+
+    Returns
+    -------
+    near : (n,) bool ndarray
+        A saturated pixel lies within ``radius`` pixels (tract7dt's exclusion test).
+    n_sat_pix : (n,) int ndarray
+        Size of the saturated regions whose ``pad``-pixel masking ring covers the
+        position (the source's core is masked); 0 when the core is clean.
     """
     level = frames.frame(band).saturation_level
-    hits = np.zeros(len(x), bool)
+    near = np.zeros(len(x), bool)
+    n_sat = np.zeros(len(x), np.int64)
     if not math.isfinite(level) or len(x) == 0:
-        return hits
+        return near, n_sat
     raw = frames.raw(band)
-    ny, nx = raw.shape
-    half, disk = _disk(radius)
+    _, disk = _disk(radius)
+    _, core = _disk(pad)
     centres = zip(np.floor(x + 0.5).astype(int), np.floor(y + 0.5).astype(int), strict=True)
     for i, (xc, yc) in enumerate(centres):
-        xa, xb = max(xc - half, 0), min(xc + half + 1, nx)
-        ya, yb = max(yc - half, 0), min(yc + half + 1, ny)
-        window = raw[ya:yb, xa:xb]
-        mask = disk[ya - yc + half : yb - yc + half, xa - xc + half : xb - xc + half]
-        hits[i] = bool(np.any((window >= level) & mask))
+        near[i] = _any_in_disk(raw, xc, yc, disk, level)
+        if _any_in_disk(raw, xc, yc, core, level):
+            n_sat[i] = _core_region_size(raw, xc, yc, core, level)
     release_pages(raw)
-    return hits
+    return near, n_sat
 
 
-def _saturation_flags(
+def _saturation(
     frames: FrameSet,
     x: np.ndarray,
     y: np.ndarray,
     active: np.ndarray,
     params: SourceSaturationCutParams,
-) -> np.ndarray:
-    flags = np.zeros(len(x), bool)
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """``excluded_saturation`` (exclude mode) and the ``n_sat_pix_{band}`` columns."""
+    counts = pd.DataFrame(
+        {f"n_sat_pix_{b}": pd.array([pd.NA] * len(x), dtype="Int64") for b in frames.bands}
+    )
+    excluded = np.zeros(len(x), bool)
     if not params.enabled:
         logger.info("source_saturation_cut.enabled is false: no source flagged for saturation")
-        return flags
+        return excluded, counts
     per_band = [
-        saturated_near(frames, band, x[active], y[active], params.radius_pix)
-        for band in tqdm(frames.bands, desc="saturation cut", unit="band")
+        band_saturation(
+            frames, b, x[active], y[active], params.radius_pix, params.saturation_core_pad_pix
+        )
+        for b in tqdm(frames.bands, desc="saturation cut", unit="band")
     ]
-    combine = np.all if params.require_all_bands else np.any
-    flags[active] = combine(np.vstack(per_band), axis=0)
-    return flags
+    for band, (_, n_sat) in zip(frames.bands, per_band, strict=True):
+        counts.loc[active, f"n_sat_pix_{band}"] = n_sat
+    if params.mode == "exclude":
+        combine = np.all if params.require_all_bands else np.any
+        excluded[active] = combine(np.vstack([near for near, _ in per_band]), axis=0)
+    return excluded, counts
+
+
+def saturated_bands(counts: pd.DataFrame, bands: list[str]) -> list[str]:
+    """Comma list of the bands with ``n_sat_pix_{band} > 0`` per row ("" when none)."""
+    table = np.column_stack(
+        [counts[f"n_sat_pix_{b}"].fillna(0).to_numpy(np.int64) > 0 for b in bands]
+    ) if bands else np.zeros((len(counts), 0), bool)
+    return [",".join(b for b, on in zip(bands, row, strict=True) if on) for row in table]
 
 
 def _reasons(
@@ -111,13 +167,22 @@ def _reasons(
 def flag_catalog(
     catalog: pd.DataFrame, frames: FrameSet, params: SourceSaturationCutParams
 ) -> pd.DataFrame:
-    """``catalog`` plus positions and ``excluded_*`` columns (see ``nodes.flag_sources``)."""
+    """``catalog`` plus positions, ``excluded_*`` and saturation columns.
+
+    Added columns: ``x_pix_white``, ``y_pix_white``, ``excluded_crop``,
+    ``excluded_saturation`` (``exclude`` mode only), ``excluded_any``,
+    ``excluded_reason``, ``saturated_bands`` (comma list of the bands whose
+    saturation mask covers the source's core, "" when none) and
+    ``n_sat_pix_{band}`` (Int64, saturated pixels of the regions covering the
+    core; missing where not measured: outside the working frame, or the cut
+    disabled). See :class:`SourceSaturationCutParams`.
+    """
     x, y, valid = working_positions(catalog, frames)
     ny, nx = frames.shape
     full_ny, full_nx = frames.full_shape
     in_image = _inside(x, y, -frames.crop.x0, -frames.crop.y0, full_nx, full_ny)
     in_work = _inside(x, y, 0, 0, nx, ny)
-    saturation = _saturation_flags(frames, x, y, in_work, params)
+    saturation, counts = _saturation(frames, x, y, in_work, params)
     flagged = catalog.copy()
     flagged["x_pix_white"] = x
     flagged["y_pix_white"] = y
@@ -127,14 +192,21 @@ def flag_catalog(
     flagged["excluded_reason"] = _reasons(
         ~valid, valid & ~in_image, in_image & ~in_work, saturation
     )
+    flagged["saturated_bands"] = saturated_bands(counts, frames.bands)
+    for column in counts.columns:
+        flagged[column] = counts[column].to_numpy()
+    n_core = int((flagged["saturated_bands"] != "").sum())
     logger.info(
         "%d sources: %d active, %d invalid coordinates, %d outside the image, "
-        "%d in the crop margin, %d near saturation",
+        "%d in the crop margin, %d excluded near saturation; %d with a saturated core "
+        "(source_saturation_cut.mode = %s)",
         len(flagged),
         int((~flagged["excluded_any"]).sum()),
         int((~valid).sum()),
         int((valid & ~in_image).sum()),
         int((in_image & ~in_work).sum()),
         int(saturation.sum()),
+        n_core,
+        params.mode,
     )
     return flagged
