@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 #: Columns of ``zp_summary``, in order.
 SUMMARY_COLUMNS = [
     "band", "wavelength_nm", "n_raw", "n_kept", "n_clipped", "n_nonconverged", "n_ambiguous",
+    "n_saturated",
     "clip_sigma", "zp_median", "zp_err", "zp_err_method", "zp_err_mad", "zp_err_std",
     "n_zp_err_src", "zp_err_snr_used", "zp_scatter", "zp_scatter_intrinsic", "zp_ref",
     "zp_offset", "zp_auto", "reason",
@@ -43,7 +44,8 @@ def _band_summary(band: str, frames: FrameSet, params: ZpParams) -> dict[str, An
     row.update(band=band, wavelength_nm=band_wavelength_nm(band), clip_sigma=params.clip_sigma,
                zp_err_method=params.zp_err_method, zp_ref=frames.zp_ref,
                zp_auto=frames.frame(band).zp_auto, reason="")
-    for count in ("n_raw", "n_kept", "n_clipped", "n_nonconverged", "n_ambiguous", "n_zp_err_src"):
+    for count in ("n_raw", "n_kept", "n_clipped", "n_nonconverged", "n_ambiguous", "n_saturated",
+                  "n_zp_err_src"):
         row[count] = 0
     return row
 
@@ -53,6 +55,7 @@ def _calibrate_band(stars: pd.DataFrame, row: dict[str, Any], params: ZpParams) 
     usable = (stars["status"] == "candidate").to_numpy()
     row["n_nonconverged"] = int((stars["status"] == "nonconverged").sum())
     row["n_ambiguous"] = int((stars["status"] == "ambiguous").sum())
+    row["n_saturated"] = int(stars["saturated_core"].sum())
     row["n_raw"] = int(usable.sum())
     estimate = estimate_zero_point(
         stars["zp_i"].to_numpy()[usable], stars["zp_i_err"].to_numpy()[usable],
@@ -100,7 +103,9 @@ def compute_zero_points(
         zero point has NaN statistics and says why in ``reason``.
         ``zp_per_object``: one row per Gaia star and band (``ID``, ``gaia_source_id``,
         ``band``, ``mag_gaia``, ``flux``, ``fluxerr``, ``snr``, ``zp_i``, ``zp_i_err``,
-        ``status`` in kept | clipped | nonconverged | ambiguous, ``is_kept``, ``is_clipped``).
+        ``status`` in kept | clipped | nonconverged | ambiguous | saturated,
+        ``saturated_core`` (core saturated in the band: fitted from the wings; used
+        only with ``zp.use_saturated``), ``is_kept``, ``is_clipped``).
     """
     params = section(ZpParams, zp, "zp")
     rows = [_band_summary(band, frames, params) for band in frames.bands]
@@ -114,7 +119,7 @@ def compute_zero_points(
     per_object = []
     for row in rows:
         band = row["band"]
-        stars = calibration_stars(merged_catalog, gaiaxp_synphot, band)
+        stars = calibration_stars(merged_catalog, gaiaxp_synphot, band, params.use_saturated)
         if stars is None:
             row["reason"] = f"gaiaxp_synphot has no column mag_{band}"
         else:
@@ -125,7 +130,7 @@ def compute_zero_points(
 
 def _per_object_frame(parts: list[pd.DataFrame]) -> pd.DataFrame:
     columns = ["ID", "gaia_source_id", "band", "mag_gaia", "flux", "fluxerr", "snr", "zp_i",
-               "zp_i_err", "status"]
+               "zp_i_err", "status", "saturated_core"]
     table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
     return table.assign(is_kept=table["status"] == "kept", is_clipped=table["status"] == "clipped")
 
@@ -135,10 +140,10 @@ def _log_band(row: dict[str, Any]) -> None:
         logger.warning("[%s] no zero point: %s", row["band"], row["reason"])
         return
     logger.info("[%s] ZP = %.4f +/- %.4f (offset from zp_ref %+.4f) | kept %d, clipped %d, "
-                "non-converged %d, ambiguous %d | scatter %.4f (intrinsic %.4f)", row["band"],
-                row["zp_median"], row["zp_err"], row["zp_offset"], row["n_kept"],
-                row["n_clipped"], row["n_nonconverged"], row["n_ambiguous"], row["zp_scatter"],
-                row["zp_scatter_intrinsic"])
+                "non-converged %d, ambiguous %d, saturated core %d | scatter %.4f (intrinsic "
+                "%.4f)", row["band"], row["zp_median"], row["zp_err"], row["zp_offset"],
+                row["n_kept"], row["n_clipped"], row["n_nonconverged"], row["n_ambiguous"],
+                row["n_saturated"], row["zp_scatter"], row["zp_scatter_intrinsic"])
 
 
 def apply_zero_points(merged_catalog: pd.DataFrame, zp_summary: pd.DataFrame) -> pd.DataFrame:

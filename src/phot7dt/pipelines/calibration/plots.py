@@ -16,6 +16,8 @@ _STATUS_STYLE = {
     "ambiguous": dict(marker="^", s=22, color="tab:orange", alpha=0.8,
                       label="ambiguous Gaia match"),
     "clipped": dict(marker="x", s=30, color="tab:red", alpha=0.9, label="clipped"),
+    "saturated": dict(marker="*", s=60, color="tab:purple", alpha=0.8,
+                      label="saturated core, not used (zp.use_saturated: false)"),
 }
 
 
@@ -57,6 +59,7 @@ def zero_point_band_figure(
         ax.errorbar(kept["mag_gaia"], kept["zp_i"], yerr=kept["zp_i_err"], fmt="o", ms=4,
                     mfc="none", mec="k", ecolor="0.5", elinewidth=0.7, capsize=0,
                     label=f"kept ({len(kept)})")
+    _ring_saturated_used(ax, stars)
     outside = 0
     if mag_range is not None:
         ax.set_xlim(*mag_range)
@@ -78,6 +81,17 @@ def zero_point_band_figure(
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="best", fontsize=8, framealpha=0.8)
     return fig
+
+
+def _ring_saturated_used(ax, stars: pd.DataFrame) -> None:
+    """Ring the saturated-core stars that entered the fit (``zp.use_saturated: true``)."""
+    if "saturated_core" not in stars:
+        return
+    used = stars[stars["saturated_core"].astype(bool) & stars["status"].isin(["kept", "clipped"])]
+    if len(used):
+        ax.scatter(used["mag_gaia"], used["zp_i"], marker="o", s=110, facecolors="none",
+                   edgecolors="tab:purple", linewidths=1.4,
+                   label=f"saturated core, fitted from the wings ({len(used)})")
 
 
 def _outside(values: pd.Series, lo: float, hi: float) -> np.ndarray:

@@ -40,23 +40,32 @@ def reliable_fits(merged: pd.DataFrame) -> np.ndarray:
     return reliable
 
 
+def saturated_in(merged: pd.DataFrame, band: str) -> np.ndarray:
+    """Rows whose core is saturated in ``band`` (``band`` listed in ``saturated_bands``)."""
+    if "saturated_bands" not in merged:
+        return np.zeros(len(merged), dtype=bool)
+    text = merged["saturated_bands"].astype("string").fillna("")
+    return np.array([band in value.split(",") for value in text], dtype=bool)
+
+
 def calibration_stars(
-    merged: pd.DataFrame, gaiaxp_synphot: pd.DataFrame, band: str
+    merged: pd.DataFrame, gaiaxp_synphot: pd.DataFrame, band: str, use_saturated: bool = False
 ) -> pd.DataFrame | None:
     """Per-star zero points of ``band`` for every Gaia-matched row with a usable flux.
 
     A row is usable when its ``FLUX_{band}_fit`` and ``FLUXERR_{band}_fit`` are
     positive and finite and its Gaia ``mag_{band}`` is finite. ``status`` is
     ``candidate`` (goes to the zero-point fit), ``nonconverged`` (fit not
-    reliable) or ``ambiguous`` (its Gaia star is matched by more than one row,
-    e.g. a split blend, so neither flux is the star's).
+    reliable), ``ambiguous`` (its Gaia star is matched by more than one row,
+    e.g. a split blend, so neither flux is the star's) or ``saturated`` (its
+    core is saturated in ``band`` and ``use_saturated`` is false).
 
     Returns
     -------
     DataFrame or None
         Columns ``ID``, ``gaia_source_id``, ``band``, ``mag_gaia`` (AB mag), ``flux``,
-        ``fluxerr`` (``zp_ref`` scale), ``snr``, ``zp_i``, ``zp_i_err`` (mag), ``status``;
-        None when ``gaiaxp_synphot`` has no ``mag_{band}`` column.
+        ``fluxerr`` (``zp_ref`` scale), ``snr``, ``zp_i``, ``zp_i_err`` (mag), ``status``,
+        ``saturated_core`` (bool); None when ``gaiaxp_synphot`` has no ``mag_{band}`` column.
     """
     mag_column = f"mag_{band}"
     if mag_column not in gaiaxp_synphot:
@@ -85,8 +94,10 @@ def calibration_stars(
         usable = matched & np.isfinite(mag_gaia) & (flux > 0) & (fluxerr > 0)
     usable &= np.isfinite(flux) & np.isfinite(fluxerr)
     rows = np.flatnonzero(usable)
+    saturated = saturated_in(merged, band)[rows]
     status = np.where(ambiguous[rows], "ambiguous",
                       np.where(reliable[rows], "candidate", "nonconverged"))
+    status = np.where(saturated & ~use_saturated & (status == "candidate"), "saturated", status)
     return pd.DataFrame({
         "ID": merged["ID"].to_numpy()[rows].astype(str),
         "gaia_source_id": gaia_ids.to_numpy()[rows].astype(str),
@@ -98,4 +109,5 @@ def calibration_stars(
         "zp_i": mag_gaia[rows] + 2.5 * np.log10(flux[rows]),
         "zp_i_err": K_MAG * fluxerr[rows] / flux[rows],
         "status": status.astype(object),
+        "saturated_core": saturated,
     })

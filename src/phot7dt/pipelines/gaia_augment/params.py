@@ -43,6 +43,10 @@ class ZpParams(Section):
         Magnitude axis range of the zero-point plots.
     plot_zp_offset : float
         Half range (mag) of the zero-point axis around the median.
+    use_saturated : bool
+        Let stars whose core is saturated in a band (the band is in their
+        ``saturated_bands``; fitted from the wings) calibrate that band. False
+        leaves them out (status ``saturated``); either way the plots mark them.
     """
 
     enabled: bool = True
@@ -59,6 +63,7 @@ class ZpParams(Section):
     plot_mag_lo: float = 10.0
     plot_mag_hi: float = 20.0
     plot_zp_offset: float = Field(0.25, gt=0)
+    use_saturated: bool = False
 
     @model_validator(mode="after")
     def _ranges_are_ordered(self) -> ZpParams:
