@@ -10,7 +10,7 @@ shapes) is fitted by :func:`fit_scene`:
   each source's step is scaled to its max-step limits, then clipped to bounds
   (position box, r_e range, |ee| <= ee_max(q_min), n in [0.29, 6.3]);
 * a trial is accepted if ln P does not decrease (lambda /= 10), else
-  lambda *= 10 and retried up to ``lm_max_tries`` times;
+  lambda = max(10 lambda, 1e-2) and retried up to ``lm_max_tries`` times;
 * **convergence** (documented test): an accepted step with
   dlnp <= dlnp_stop * max(1, |ln P|) AND every free parameter's step
   <= step_tol_sigma * its current Fisher error.  A rejected step that is
