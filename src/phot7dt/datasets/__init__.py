@@ -5,6 +5,8 @@ from phot7dt.datasets.fits_image import FITSImageDataset
 from phot7dt.datasets.fits_table import FITSTableDataset
 from phot7dt.datasets.frame_set import FrameSetDataset
 from phot7dt.datasets.image_list import ImageListDataset, read_image_list
+from phot7dt.datasets.optional import OptionalDataset
+from phot7dt.datasets.png import PNGDataset
 from phot7dt.datasets.psf_grid_dataset import PSFGridDataset
 from phot7dt.frames import RawImage
 
@@ -14,6 +16,8 @@ __all__ = [
     "FITSTableDataset",
     "FrameSetDataset",
     "ImageListDataset",
+    "OptionalDataset",
+    "PNGDataset",
     "PSFGridDataset",
     "RawImage",
     "read_image_list",

@@ -1,10 +1,4 @@
-"""Datasets of the validate and report pipelines: optional inputs and PNG figures as bytes.
-
-``OptionalDataset`` wraps any dataset and loads ``None`` when its data does not
-exist (the truth of a real tile, the plots of a stage that did not run), so the
-QA pipelines run on whatever a run produced. ``PNGDataset`` saves a matplotlib
-Figure (or PNG bytes) and loads the PNG bytes, for embedding in the HTML report.
-"""
+"""``PNGDataset``: saves a matplotlib Figure (or PNG bytes), loads the PNG bytes."""
 
 from __future__ import annotations
 
@@ -18,54 +12,9 @@ from matplotlib.figure import Figure
 
 from phot7dt.datasets._files import make_filesystem, write_atomically
 
-__all__ = ["OptionalDataset", "PNGDataset"]
+__all__ = ["PNGDataset"]
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-class OptionalDataset(AbstractDataset[Any, Any]):
-    """Any dataset whose absence is not an error: ``load`` gives None when it does not exist.
-
-    Example (catalog YAML)::
-
-        validation_truth:
-          type: phot7dt.pipelines.report.datasets.OptionalDataset
-          dataset:
-            type: pandas.CSVDataset
-            filepath: data/01_raw/sample/truth.csv
-
-    Parameters
-    ----------
-    dataset : dict or AbstractDataset
-        The wrapped dataset (catalog configuration or instance); saves go to it.
-    metadata : dict, optional
-        Free metadata, ignored by Kedro.
-    """
-
-    def __init__(
-        self, *, dataset: dict[str, Any] | AbstractDataset, metadata: dict[str, Any] | None = None
-    ) -> None:
-        if isinstance(dataset, AbstractDataset):
-            self._dataset = dataset
-        else:
-            self._dataset = AbstractDataset.from_config("optional_inner", deepcopy(dataset))
-        self.metadata = metadata
-
-    def load(self) -> Any:
-        """The wrapped dataset's data, or None when it does not exist."""
-        if not self._dataset.exists():
-            return None
-        return self._dataset.load()
-
-    def save(self, data: Any) -> None:
-        """Save through the wrapped dataset."""
-        self._dataset.save(data)
-
-    def _exists(self) -> bool:
-        return self._dataset.exists()
-
-    def _describe(self) -> dict[str, Any]:
-        return {"dataset": type(self._dataset).__name__, **self._dataset._describe()}
 
 
 class PNGDataset(AbstractDataset[Figure | bytes, bytes]):
