@@ -1,11 +1,13 @@
-"""Session fixtures of the fitting tests: the small simulated field and one baseline run."""
+"""Session fixtures of the fitting tests: the small simulated field, the saturated-star field,
+one baseline run of each."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from fitting_field import UpstreamField, build_upstream, run_stages
+from fitting_field import EPSF_PARAMS, UpstreamField, build_upstream, run_stages
+from saturated_field import build_saturated_upstream
 
 
 @pytest.fixture(scope="session")
@@ -21,3 +23,18 @@ def baseline(upstream, tmp_path_factory) -> dict[str, Any]:
     out = run_stages(upstream, results)
     out["results_dir"] = results
     return out
+
+
+@pytest.fixture(scope="session")
+def saturated_upstream(tmp_path_factory):
+    """The hand-made saturated-star field through masking, ``fit_wings`` mode."""
+    return build_saturated_upstream(
+        tmp_path_factory.mktemp("saturated_field"), "fit_wings", EPSF_PARAMS["epsf_ngrid"]
+    )
+
+
+@pytest.fixture(scope="session")
+def saturated_run(saturated_upstream, tmp_path_factory) -> dict[str, Any]:
+    """Patching + fitting of the saturated field (in-process worker)."""
+    results = tmp_path_factory.mktemp("saturated_patches")
+    return run_stages(saturated_upstream, results, patch_run={"max_workers": 1})

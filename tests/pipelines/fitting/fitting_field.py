@@ -8,6 +8,7 @@ has its own recovery tests.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,7 @@ def truth_psf_grid(frames: FrameSet, truth_bands: pd.DataFrame, ngrid: int) -> P
     return PSFGrid(frames.shape, ngrid, tuple(frames.bands), choices)
 
 
-def _run_project_pipeline(pipeline: Pipeline, runtime_params: dict[str, Any]) -> None:
+def run_project_pipeline(pipeline: Pipeline, runtime_params: dict[str, Any]) -> None:
     """Run ``pipeline`` with the project's ``sample`` configuration (catalog and parameters)."""
     loader = OmegaConfigLoader(
         conf_source=str(PROJECT / "conf"),
@@ -90,18 +91,30 @@ def build_upstream(root: Path) -> UpstreamField:
         "image_list": str(raw / "image_list.txt"),
         "gaiaxp_synphot": str(raw / "gaiaxp_synphot.csv"),
     }
-    _run_project_pipeline(
+    run_project_pipeline(
         simulate_pipeline().to_nodes(
             "simulate_field", "build_sim_truth", "build_sim_catalog", "build_sim_gaiaxp"
         ),
         params,
     )
     upstream = ingest_pipeline() + gaia_augment_pipeline() + masking_pipeline()
-    _run_project_pipeline(
+    run_project_pipeline(
         upstream.to_nodes("flag_bright_mask_sources", "write_wcs_snapshot"), params
     )
-    frames = FrameSetDataset(str(work / "02_intermediate/frames.json")).load()
     truth_bands = pd.read_csv(raw / "truth_bands.csv")
+    return load_upstream(
+        raw,
+        work,
+        pd.read_csv(raw / "truth.csv", dtype={"ID": str}),
+        lambda frames: truth_psf_grid(frames, truth_bands, EPSF_PARAMS["epsf_ngrid"]),
+    )
+
+
+def load_upstream(
+    raw: Path, work: Path, truth: pd.DataFrame, psf_grid: Callable[[FrameSet], PSFGrid]
+) -> UpstreamField:
+    """The products of ingest, gaia_augment and masking under ``work``, and a PSF grid."""
+    frames = FrameSetDataset(str(work / "02_intermediate/frames.json")).load()
     return UpstreamField(
         raw=raw,
         work=work,
@@ -109,8 +122,8 @@ def build_upstream(root: Path) -> UpstreamField:
         active_catalog=pd.read_parquet(work / "03_primary/active_catalog.parquet"),
         bright_mask=FITSImageDataset(str(work / "03_primary/bright_mask.fits")).load(),
         wcs_snapshot=FITSImageDataset(str(work / "02_intermediate/wcs.fits")).load(),
-        epsf_grid=truth_psf_grid(frames, truth_bands, EPSF_PARAMS["epsf_ngrid"]),
-        truth=pd.read_csv(raw / "truth.csv", dtype={"ID": str}),
+        epsf_grid=psf_grid(frames),
+        truth=truth,
     )
 
 
