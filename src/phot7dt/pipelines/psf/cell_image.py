@@ -40,6 +40,8 @@ class CellImage:
         Raw pixels at or above ``SATURATE / gaia_seed_sat_div``.
     sky_sigma : float
         Sky noise per pixel on the common scale.
+    gain : float
+        Electrons per common-scale count (``EGAIN / scale``).
     background : dict
         Background statistics (median, rms, masked fraction, status).
     """
@@ -52,6 +54,7 @@ class CellImage:
     saturated: np.ndarray
     seed_saturated: np.ndarray
     sky_sigma: float
+    gain: float
     background: dict
 
     def to_region(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -130,4 +133,4 @@ def load_cell_image(frames: FrameSet, band: str, cell: Box, p: EpsfParams) -> Ce
     background = _subtract_background(image, bad, frame.sky_sigma, p)
     image[bad] = 0.0
     return CellImage(cell, region, frames.shape, image, bad, saturated, seed_saturated,
-                     frame.sky_sigma, background)
+                     frame.sky_sigma, frame.egain / frame.scale, background)

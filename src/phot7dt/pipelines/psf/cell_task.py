@@ -68,10 +68,10 @@ def _thumbnail(ci: CellImage) -> tuple[np.ndarray, int]:
 
 def _build(ci: CellImage, accepted: pd.DataFrame, p: EpsfParams, max_cutouts: int, fwhm: float):
     stars, star_bkg = star_cutouts(ci, accepted["x"].to_numpy(), accepted["y"].to_numpy(), p)
-    if not stars:
+    if not len(stars):
         return None, None, "no star cutout with positive flux"
     guess = fwhm if math.isfinite(fwhm) and fwhm > 0 else DEFAULT_FWHM_PIX
-    build = build_cell_epsf(stars, star_bkg, p, guess, max_cutouts)
+    build = build_cell_epsf(stars, star_bkg, p, guess, max_cutouts, ci.sky_sigma, ci.gain)
     return build, measure_stamp(build.stamp, guess), ""
 
 

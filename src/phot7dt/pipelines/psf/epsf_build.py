@@ -1,11 +1,14 @@
-"""Build one cell's ePSF from its accepted stars with photutils' EPSFBuilder.
+"""Build one cell's ePSF from its accepted stars.
 
-Bad pixels get zero weight (tract7dt gave them the median weight), each star's
-flux starts as the sum of its valid pixels, so photutils never has to
-interpolate missing star data, and the count of stars *used* excludes the stars
-the builder dropped after repeated fit failures. With ``model_wings`` the
-noise-dominated outskirts of the stamp are replaced by the Moffat fitted to its
-core (see :func:`~phot7dt.pipelines.psf.stamp_models.model_wings`).
+Two builders (``epsf.builder``): ``stack``, the S/N-weighted Fourier-aligned
+stack of :mod:`~phot7dt.pipelines.psf.epsf_stack`, and ``photutils``,
+tract7dt's ``EPSFBuilder`` median stack. For the latter, bad pixels get zero
+weight (tract7dt gave them the median weight) and each star's flux starts as
+the sum of its valid pixels, so photutils never has to interpolate missing
+star data. Either way the count of stars *used* excludes the stars the
+builder dropped after failed fits. With ``model_wings`` the noise-dominated
+outskirts of the stamp are replaced by the Moffat fitted to its core (see
+:func:`~phot7dt.pipelines.psf.stamp_models.model_wings`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from astropy.stats import SigmaClip, sigma_clipped_stats
 from photutils.psf import EPSFBuilder, EPSFStar, EPSFStars
 
 from phot7dt.pipelines.psf.cell_image import CellImage
+from phot7dt.pipelines.psf.epsf_stack import StarCutouts, fourier_shift, stack_epsf
 from phot7dt.pipelines.psf.params import EpsfParams
 from phot7dt.pipelines.psf.stamp_models import model_wings
 
@@ -85,50 +89,64 @@ def _annulus_background(cutout: np.ndarray, bad: np.ndarray, cx: float, cy: floa
     return float(median)
 
 
-def star_cutouts(ci: CellImage, xs, ys, p: EpsfParams) -> tuple[list[EPSFStar], dict]:
-    """EPSFStar cutouts of accepted stars (working-frame positions)."""
+def star_cutouts(ci: CellImage, xs, ys, p: EpsfParams) -> tuple[StarCutouts, dict]:
+    """Background-subtracted cutouts of accepted stars (working-frame positions).
+
+    Stars whose valid pixels do not sum to a positive flux are left out.
+    """
     half = p.half_size
-    stars, backgrounds = [], []
+    data, bad, centres, fluxes, origins, backgrounds = [], [], [], [], [], []
     for x, y in zip(*ci.to_region(xs, ys), strict=True):
         ix, iy = int(math.floor(x + 0.5)), int(math.floor(y + 0.5))
         sl = np.s_[iy - half : iy + half + 1, ix - half : ix + half + 1]
-        data = ci.image[sl].astype(np.float64)
-        bad = ci.bad[sl]
+        cut, cut_bad = ci.image[sl].astype(np.float64), ci.bad[sl]
         cx, cy = x - (ix - half), y - (iy - half)
         if p.star_local_bkg_subtract:
-            level = _annulus_background(data, bad, cx, cy, p)
+            level = _annulus_background(cut, cut_bad, cx, cy, p)
             backgrounds.append(level)
-            data = data - (level or 0.0)
-        data[bad] = 0.0
-        flux = float(data[~bad].sum())
+            cut = cut - (level or 0.0)
+        cut[cut_bad] = 0.0
+        flux = float(cut.sum())
         if not flux > 0:
             continue
-        stars.append(EPSFStar(data, weights=(~bad).astype(float), cutout_center=(cx, cy),
-                              flux=flux, origin=(ix - half + ci.region.x0,
-                                                 iy - half + ci.region.y0)))
+        data.append(cut), bad.append(cut_bad), centres.append((cx, cy)), fluxes.append(flux)
+        origins.append((ix - half + ci.region.x0, iy - half + ci.region.y0))
+    n = p.cutout_size
+    cx, cy = np.asarray(centres, float).reshape(-1, 2).T
+    stars = StarCutouts(np.asarray(data, float).reshape(-1, n, n),
+                        np.asarray(bad, bool).reshape(-1, n, n), cx, cy,
+                        np.asarray(fluxes, float), np.asarray(origins, int).reshape(-1, 2))
     ok = [b for b in backgrounds if b is not None]
     summary = {"n": len(backgrounds), "n_ok": len(ok),
                "median": float(np.median(ok)) if ok else float("nan")}
     return stars, summary
 
 
-def _native_stamp(epsf, size: int) -> tuple[np.ndarray, float]:
-    """The ePSF sampled at native pixels, ``size`` wide, unit sum; and the flux outside."""
+def _centre_crop(image: np.ndarray, size: int) -> np.ndarray:
+    lo = (image.shape[0] - size) // 2
+    return image[lo : lo + size, lo : lo + size]
+
+
+def _crop_unit_sum(full: np.ndarray, size: int) -> tuple[np.ndarray, float]:
+    """Centre crop to ``size``, unit sum; and the fraction of the flux outside the crop."""
+    full = np.nan_to_num(full, nan=0.0, posinf=0.0, neginf=0.0)
+    crop = _centre_crop(full, size)
+    total = full.sum()
+    return crop / crop.sum(), float(1.0 - crop.sum() / total) if total else float("nan")
+
+
+def _photutils_native(epsf) -> np.ndarray:
+    """A photutils ePSF sampled at native pixels on its largest odd native grid."""
     oversampling = np.atleast_1d(epsf.oversampling)
     ny, nx = epsf.data.shape
     full = min(ny // int(oversampling[0]), nx // int(oversampling[-1]))
     full -= 1 - full % 2
     c = (full - 1) / 2
     yy, xx = np.mgrid[0:full, 0:full].astype(float)
-    native = epsf.evaluate(xx, yy, flux=1.0, x_0=c, y_0=c)
-    native = np.nan_to_num(native, nan=0.0, posinf=0.0, neginf=0.0)
-    lo = (full - size) // 2
-    crop = native[lo : lo + size, lo : lo + size]
-    total = native.sum()
-    return crop / crop.sum(), float(1.0 - crop.sum() / total) if total else float("nan")
+    return epsf.evaluate(xx, yy, flux=1.0, x_0=c, y_0=c)
 
 
-def _median_residual(epsf, stars: EPSFStars, size: int, max_stars: int) -> np.ndarray:
+def _photutils_median_residual(epsf, stars: EPSFStars, size: int, max_stars: int) -> np.ndarray:
     resid = []
     for star in stars.all_good_stars[:max_stars]:
         r = star.compute_residual_image(epsf) / star.flux
@@ -136,19 +154,26 @@ def _median_residual(epsf, stars: EPSFStars, size: int, max_stars: int) -> np.nd
         resid.append(r)
     if not resid:
         return np.zeros((size, size))
-    med = np.nanmedian(np.stack(resid), axis=0)
-    lo = (med.shape[0] - size) // 2
-    return np.nan_to_num(med[lo : lo + size, lo : lo + size])
+    return np.nan_to_num(_centre_crop(np.nanmedian(np.stack(resid), axis=0), size))
 
 
-def build_cell_epsf(
-    stars: list[EPSFStar], star_background: dict, p: EpsfParams, fwhm_guess: float,
-    max_cutouts: int,
-) -> EPSFBuild:
-    """Run EPSFBuilder on ``stars`` and post-process the ePSF (see module doc).
+@dataclasses.dataclass(frozen=True)
+class _Raw:
+    """A builder's stamp before cropping, with its bookkeeping."""
 
-    ``fwhm_guess`` (pixels) starts the Moffat fit that models the wings.
-    """
+    full: np.ndarray
+    used: np.ndarray
+    iterations: int
+    converged: bool
+    residual: np.ndarray
+
+
+def _run_photutils(stars: StarCutouts, p: EpsfParams) -> _Raw:
+    """tract7dt's EPSFBuilder median stack."""
+    epsf_stars = [EPSFStar(d, weights=(~b).astype(float), cutout_center=(x, y), flux=f,
+                           origin=tuple(o))
+                  for d, b, x, y, f, o in zip(stars.data, stars.bad, stars.cx, stars.cy,
+                                              stars.flux, stars.origin, strict=True)]
     builder = EPSFBuilder(
         oversampling=p.oversamp,
         smoothing_kernel=p.smoothing_kernel,
@@ -160,24 +185,59 @@ def build_cell_epsf(
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = builder(EPSFStars(stars))
+        result = builder(EPSFStars(epsf_stars))
     fitted = result.fitted_stars
-    stamp, edge = _native_stamp(result.epsf, p.final_psf_size)
+    good = {tuple(int(v) for v in star.origin) for star in fitted.all_good_stars}
+    used = np.array([tuple(int(v) for v in o) in good for o in stars.origin], bool)
+    residual = _photutils_median_residual(result.epsf, fitted, p.final_psf_size,
+                                          p.residual_diag_max_stars)
+    return _Raw(_photutils_native(result.epsf), used, int(result.iterations),
+                bool(result.converged), residual)
+
+
+def _run_stack(stars: StarCutouts, p: EpsfParams, fwhm: float, sky_sigma: float,
+               gain: float) -> _Raw:
+    """The S/N-weighted Fourier-aligned stack, and the median residual of its used stars."""
+    res = stack_epsf(stars, sky_sigma, gain, fwhm, p.maxiters, CLIP_SIGMA if p.do_clip else np.inf)
+    c = (res.stamp.shape[0] - 1) / 2
+    resid = [stars.data[s] / res.flux[s] - fourier_shift(res.stamp, res.cx[s] - c, res.cy[s] - c)
+             for s in np.nonzero(res.used)[0][: p.residual_diag_max_stars]]
+    for r, s in zip(resid, np.nonzero(res.used)[0], strict=False):
+        r[stars.bad[s]] = np.nan
+    median = (_centre_crop(np.nanmedian(np.stack(resid), axis=0), p.final_psf_size) if resid
+              else np.zeros((p.final_psf_size, p.final_psf_size)))
+    return _Raw(res.stamp, res.used, res.iterations, res.converged, np.nan_to_num(median))
+
+
+def build_cell_epsf(
+    stars: StarCutouts, star_background: dict, p: EpsfParams, fwhm_guess: float,
+    max_cutouts: int, sky_sigma: float, gain: float,
+) -> EPSFBuild:
+    """Build the ePSF of ``stars`` with ``p.builder`` and post-process it (see module doc).
+
+    ``fwhm_guess`` (pixels) sets the stack's star-fit radius and starts the
+    Moffat fit that models the wings; ``sky_sigma`` (per pixel) and ``gain``
+    (electrons per count) weight the stack.
+    """
+    if p.builder == "photutils":
+        raw = _run_photutils(stars, p)
+    else:
+        raw = _run_stack(stars, p, fwhm_guess, sky_sigma, gain)
+    stamp, edge = _crop_unit_sum(raw.full, p.final_psf_size)
     wing_radius, wing_fraction = (p.final_psf_size - 1) / 2, 0.0
     if p.model_wings:
         stamp, wing_radius, wing_fraction = model_wings(stamp, fwhm_guess)
-    used = list(fitted.all_good_stars)
+    used = np.nonzero(raw.used)[0]
     return EPSFBuild(
         stamp=stamp,
         nstars_extract=len(stars),
         nstars_used=len(used),
-        iterations=int(result.iterations),
-        converged=bool(result.converged),
+        iterations=raw.iterations,
+        converged=raw.converged,
         edge_flux_fraction=edge,
         wing_radius_pix=wing_radius,
         wing_flux_fraction=wing_fraction,
         star_background=star_background,
-        residual=_median_residual(result.epsf, fitted, p.final_psf_size,
-                                  p.residual_diag_max_stars),
-        cutouts=[np.asarray(s.data, np.float32) for s in used[:max_cutouts]],
+        residual=raw.residual,
+        cutouts=[np.asarray(stars.data[s], np.float32) for s in used[:max_cutouts]],
     )

@@ -1,0 +1,225 @@
+"""S/N-weighted ePSF stack aligned with the fitter's Fourier shift (``epsf.builder: stack``).
+
+Each star cutout is moved to the stamp centre by the same Fourier phase ramp
+that :mod:`phot7dt.scene` uses to place a point source at a sub-pixel
+position, divided by its flux, and the cutouts are combined per pixel by an
+inverse-variance weighted mean (sky noise plus the star's own photon noise,
+so bright stars dominate as they should) with ``clip_sigma`` clipping. Star
+centres and fluxes are then re-fitted against the new stamp (flux linear,
+position by Gauss-Newton with Fourier derivatives, within ``2 FWHM``) and
+the stack is repeated until no star moves by more than ``1e-3`` pixels
+relative to the others. Finally the stamp is shifted so that its fitted
+Moffat centre is the central pixel.
+
+Why not photutils' median stack with spline interpolation: on the simulated
+medium field it made the ePSF 0.3-1.6 % too narrow per band and PSF-fit
+fluxes 0.5-1.4 % low. A plain median of 15 stars whose S/N spans 20-300 is a
+noisy estimate, and a model noisier than the data lowers linear PSF fluxes
+by about ``sum(var(stamp)) / sum(stamp**2)``. Stacking with the fitter's own
+interpolator also makes the stamp exactly the model the fitter evaluates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from phot7dt.pipelines.psf.stamp_models import fit_moffat
+
+__all__ = ["StackResult", "StarCutouts", "fourier_shift", "stack_epsf"]
+
+#: Gauss-Newton steps per star and stack iteration.
+STAR_FIT_STEPS = 3
+#: Convergence: largest relative star-centre change, pixels.
+CENTRE_TOLERANCE_PIX = 1e-3
+#: A star whose fitted centre leaves its initial position by more than this is dropped, pixels.
+MAX_SHIFT_PIX = 2.0
+#: A shifted bad pixel spoils a stamp pixel when its interpolated weight exceeds this.
+BAD_SPILL = 0.02
+
+
+@dataclasses.dataclass(frozen=True)
+class StarCutouts:
+    """Background-subtracted star cutouts of one cell, all ``n x n`` (``n`` odd).
+
+    Attributes
+    ----------
+    data : (S, n, n) float64 ndarray
+        Pixels on the common flux scale, 0 on bad pixels.
+    bad : (S, n, n) bool ndarray
+        Pixels without data.
+    cx, cy : (S,) float64 ndarray
+        Star centres in cutout pixel coordinates.
+    flux : (S,) float64 ndarray
+        Initial flux estimates (sum of valid pixels).
+    origin : (S, 2) int ndarray
+        Working-frame ``(x, y)`` of each cutout's pixel ``[0, 0]``.
+    """
+
+    data: np.ndarray
+    bad: np.ndarray
+    cx: np.ndarray
+    cy: np.ndarray
+    flux: np.ndarray
+    origin: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+@dataclasses.dataclass(frozen=True)
+class StackResult:
+    """Outcome of :func:`stack_epsf` (stamp at cutout size, unit sum)."""
+
+    stamp: np.ndarray
+    variance: np.ndarray
+    used: np.ndarray
+    cx: np.ndarray
+    cy: np.ndarray
+    flux: np.ndarray
+    iterations: int
+    converged: bool
+
+
+def _phase_ramp(n: int, dx: float, dy: float):
+    ky = np.fft.fftfreq(n)[:, None]
+    kx = np.fft.rfftfreq(n)[None, :]
+    return np.exp(-2j * np.pi * (kx * dx + ky * dy)), kx, ky
+
+
+def fourier_shift(image: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    """``image`` (square, odd side) moved by ``(dx, dy)`` pixels with a Fourier phase ramp."""
+    ramp, _, _ = _phase_ramp(image.shape[0], dx, dy)
+    return np.fft.irfft2(np.fft.rfft2(image) * ramp, s=image.shape)
+
+
+def _shift_with_gradient(stamp: np.ndarray, dx: float, dy: float):
+    """Shifted stamp and its derivatives with respect to ``dx`` and ``dy``."""
+    ramp, kx, ky = _phase_ramp(stamp.shape[0], dx, dy)
+    moved = np.fft.rfft2(stamp) * ramp
+    inverse = [moved, moved * (-2j * np.pi * kx), moved * (-2j * np.pi * ky)]
+    return [np.fft.irfft2(f, s=stamp.shape) for f in inverse]
+
+
+def _weighted_stack(aligned, weight, clip_sigma: float):
+    """Per-pixel weighted mean of ``aligned`` (S, n, n) with iterative sigma clipping."""
+    inv_sigma = np.sqrt(weight)
+    w = weight
+    for _ in range(5):
+        mean = (w * aligned).sum(0) / np.maximum(w.sum(0), 1e-300)
+        keep = np.abs(aligned - mean) * inv_sigma <= clip_sigma
+        w_next = np.where(keep, weight, 0.0)
+        if np.array_equal(w_next, w):
+            break
+        w = w_next
+    total = w.sum(0)
+    mean = (w * aligned).sum(0) / np.maximum(total, 1e-300)
+    return mean, np.where(total > 0, 1.0 / np.maximum(total, 1e-300), np.inf)
+
+
+def _stack(stars: StarCutouts, used, cx, cy, flux, profile, noise, clip_sigma):
+    """One weighted stack of the used stars; ``profile`` (unit sum) sets the photon noise."""
+    sky_var, gain = noise
+    c = (stars.data.shape[1] - 1) / 2
+    idx = np.nonzero(used)[0]
+    aligned = np.empty((len(idx), *stars.data.shape[1:]))
+    weight = np.empty_like(aligned)
+    for k, s in enumerate(idx):
+        dx, dy = c - cx[s], c - cy[s]
+        aligned[k] = fourier_shift(stars.data[s], dx, dy) / flux[s]
+        var = (sky_var + np.clip(flux[s] * profile, 0.0, None) / gain) / flux[s] ** 2
+        weight[k] = 1.0 / var
+        if stars.bad[s].any():
+            spoiled = fourier_shift(stars.bad[s].astype(float), dx, dy) > BAD_SPILL
+            weight[k][spoiled] = 0.0
+    return _weighted_stack(aligned, weight, clip_sigma)
+
+
+def _fit_star(data, bad, stamp, start, noise, fit_radius):
+    """Least-squares ``(cx, cy, flux)`` of one star against ``stamp``; None if it fails."""
+    sky_var, gain = noise
+    cx, cy, flux = start
+    c = (data.shape[0] - 1) / 2
+    yy, xx = np.indices(data.shape)
+    region = (np.hypot(xx - cx, yy - cy) <= fit_radius) & ~bad
+    for _ in range(STAR_FIT_STEPS):
+        model, gx, gy = _shift_with_gradient(stamp, cx - c, cy - c)
+        w = (1.0 / (sky_var + np.clip(flux * model, 0.0, None) / gain))[region]
+        design = np.stack([model[region], flux * gx[region], flux * gy[region]])
+        resid = data[region] - flux * model[region]
+        try:
+            step = np.linalg.solve((design * w) @ design.T, (design * w) @ resid)
+        except np.linalg.LinAlgError:
+            return None
+        flux += step[0]
+        cx += float(np.clip(step[1], -0.5, 0.5))
+        cy += float(np.clip(step[2], -0.5, 0.5))
+    return (cx, cy, flux) if np.isfinite(flux) and flux > 0 else None
+
+
+def _initial_profile(stars: StarCutouts) -> np.ndarray:
+    """Median of the flux-normalised cutouts (unit sum, non-negative): first photon-noise model."""
+    norm = np.median(stars.data / stars.flux[:, None, None], axis=0).clip(0.0, None)
+    return norm / norm.sum() if norm.sum() > 0 else norm
+
+
+def _refit_stars(stars, used, cx, cy, flux, stamp, noise, fit_radius) -> float:
+    """Re-fit used stars in place; drop failures; return the largest relative centre move."""
+    moves = []
+    for s in np.nonzero(used)[0]:
+        fit = _fit_star(stars.data[s], stars.bad[s], stamp, (cx[s], cy[s], flux[s]), noise,
+                        fit_radius)
+        if fit is None or np.hypot(fit[0] - stars.cx[s], fit[1] - stars.cy[s]) > MAX_SHIFT_PIX:
+            used[s] = False
+            continue
+        moves.append((fit[0] - cx[s], fit[1] - cy[s]))
+        cx[s], cy[s], flux[s] = fit
+    if not moves:
+        return 0.0
+    moves = np.asarray(moves)
+    return float(np.abs(moves - moves.mean(axis=0)).max())
+
+
+def stack_epsf(
+    stars: StarCutouts, sky_sigma: float, gain: float, fwhm: float, maxiters: int,
+    clip_sigma: float,
+) -> StackResult:
+    """Iterate stack and star fits (see module doc).
+
+    Parameters
+    ----------
+    stars : StarCutouts
+        Cutouts of the accepted stars.
+    sky_sigma : float
+        Sky noise per pixel (common flux scale).
+    gain : float
+        Electrons per common-scale count (``EGAIN / scale``); ``inf`` for sky noise only.
+    fwhm : float
+        Approximate FWHM, pixels (sets the star-fit radius ``max(2 FWHM, 4)``).
+    maxiters : int
+        Stack iterations at most.
+    clip_sigma : float
+        Per-pixel clipping threshold in units of each star's noise (``inf``: no clipping).
+    """
+    noise = (sky_sigma**2, gain)
+    used = np.ones(len(stars), bool)
+    cx, cy, flux = stars.cx.astype(float), stars.cy.astype(float), stars.flux.astype(float)
+    profile, variance = _initial_profile(stars), None
+    converged, iteration = False, 0
+    for iteration in range(1, maxiters + 1):
+        mean, variance = _stack(stars, used, cx, cy, flux, profile, noise, clip_sigma)
+        total = mean.sum()
+        profile, variance = mean / total, variance / total**2
+        moved = _refit_stars(stars, used, cx, cy, flux, profile, noise, max(2.0 * fwhm, 4.0))
+        if not used.any():
+            break
+        if moved < CENTRE_TOLERANCE_PIX:
+            converged = True
+            break
+    half = (profile.shape[0] - 1) / 2
+    centre = fit_moffat(profile, min(half, max(3.0 * fwhm, 6.0)))
+    ox, oy = centre.x0 - half, centre.y0 - half
+    stamp = fourier_shift(profile, -ox, -oy)
+    return StackResult(stamp / stamp.sum(), fourier_shift(variance, -ox, -oy).clip(0.0, None),
+                       used, cx - ox, cy - oy, flux, iteration, converged)
