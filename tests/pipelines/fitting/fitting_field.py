@@ -21,6 +21,7 @@ from kedro.runner import SequentialRunner
 from phot7dt.datasets import FITSImageDataset, FrameSetDataset
 from phot7dt.datasets.patch_results_dataset import PatchResultsDataset
 from phot7dt.frames import FrameSet
+from phot7dt.pipelines.calibration import create_pipeline as calibration_pipeline
 from phot7dt.pipelines.fitting import create_pipeline as fitting_pipeline
 from phot7dt.pipelines.gaia_augment import create_pipeline as gaia_augment_pipeline
 from phot7dt.pipelines.ingest import create_pipeline as ingest_pipeline
@@ -150,10 +151,14 @@ def run_stages(
     *,
     patch_run: dict | None = None,
     inputs: dict[str, Any] | None = None,
+    calibration: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run patching + fitting in memory with the SequentialRunner; returns the kept products.
 
     ``inputs`` may give ``patches`` and ``patch_payloads``; the run then starts at ``fit_patches``.
+    ``calibration`` (``gaiaxp_synphot`` and ``params:zp``) adds the calibration stage; the
+    result then also holds ``output_catalog``, ``zp_summary``, the ``pipeline`` run and the
+    ``catalog`` (for the end-of-run hook).
     """
     values = {
         "active_catalog": field.active_catalog,
@@ -169,14 +174,20 @@ def run_stages(
         "params:source_saturation_cut": {},
         "params:merge": {},
         **(inputs or {}),
+        **(calibration or {}),
     }
     pipeline = patching_pipeline() + fitting_pipeline()
+    kept = list(KEPT)
+    if calibration:
+        pipeline += calibration_pipeline()
+        kept += ["output_catalog", "zp_summary"]
     if inputs:
         pipeline = pipeline.from_nodes("fit_patches")
     catalog = DataCatalog({k: MemoryDataset(v, copy_mode="assign") for k, v in values.items()})
     catalog["patch_results"] = PatchResultsDataset(str(results_dir))
-    for name in KEPT:
+    for name in kept:
         if name not in values:
             catalog[name] = KeptDataset(copy_mode="assign")
     SequentialRunner().run(pipeline, catalog)
-    return {name: catalog.load(name) for name in KEPT}
+    out = {name: catalog.load(name) for name in kept}
+    return {**out, "pipeline": pipeline, "catalog": catalog} if calibration else out
