@@ -28,6 +28,10 @@ from scipy import ndimage
 
 __all__ = ["Box", "Frame", "FrameSet", "RawImage", "open_pixels", "release_pages"]
 
+#: Bytes the kernel may map around a faulting page of a file (fault-around, and whole
+#: large page-cache folios of up to 2 MiB): :func:`release_pages` releases this margin too.
+FAULT_AROUND_BYTES = 2 << 20
+
 
 @dataclasses.dataclass(frozen=True)
 class Box:
@@ -76,19 +80,28 @@ def _open_pixels(path: str, hdu: int, inode: int, mtime_ns: int) -> np.ndarray:
 
 
 def release_pages(array: np.ndarray) -> None:
-    """Drop the resident pages of the file mapping behind ``array`` from this process.
+    """Drop the resident pages of the file mapping under ``array`` from this process.
 
     Pages of a memory-mapped file that have been read count towards the process's
     resident set until the kernel reclaims them; a stage that streams over many
     bands calls this after each band or chunk so its resident memory stays at the
-    size of the chunk. The pages stay in the page cache (no re-read from disk is
-    forced). Arrays not backed by a file mapping are left alone.
+    size of the chunk. Only the page-aligned byte span that ``array`` covers is
+    released, so other threads reading other parts of the same file keep theirs.
+    The pages stay in the page cache (no re-read from disk is forced). Arrays not
+    backed by a file mapping are left alone.
     """
     base = array
     while base is not None and not isinstance(base, mmap.mmap):
         base = getattr(base, "base", None)
-    if isinstance(base, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
-        base.madvise(mmap.MADV_DONTNEED)
+    if not isinstance(base, mmap.mmap) or not hasattr(mmap, "MADV_DONTNEED") or array.size == 0:
+        return
+    start = array.__array_interface__["data"][0] - np.frombuffer(base, np.uint8).ctypes.data
+    low = start + sum((n - 1) * s for n, s in zip(array.shape, array.strides, strict=True) if s < 0)
+    high = start + sum((n - 1) * s for n, s in zip(array.shape, array.strides, strict=True) if s > 0)
+    first = max((low - FAULT_AROUND_BYTES) // mmap.PAGESIZE * mmap.PAGESIZE, 0)
+    end = min(high + array.itemsize + FAULT_AROUND_BYTES, len(base))
+    if end > first:
+        base.madvise(mmap.MADV_DONTNEED, first, end - first)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -215,9 +228,22 @@ class FrameSet:
         raise KeyError(f"no frame for band {band!r}; bands are {self.bands}")
 
     def raw(self, band: str, box: Box | None = None) -> np.ndarray:
-        """Raw ADU pixels of ``box`` (working frame; whole frame when None), a view."""
-        box = box or Box(0, 0, self.shape[1], self.shape[0])
-        return self.frame(band).raw()[box.shifted(self.crop.x0, self.crop.y0).slices]
+        """Raw ADU pixels of the working frame, read-only.
+
+        With ``box``, the pixels of that region are read into memory (a copy) and
+        the file pages they came from are released from this process, so a worker
+        cutting many regions of many bands keeps only what it holds. Without
+        ``box``, the whole working frame is returned as a memory-mapped view
+        (call :func:`release_pages` on what has been read).
+        """
+        whole = self.frame(band).raw()
+        if box is None:
+            return whole[self.crop.slices]
+        view = whole[box.shifted(self.crop.x0, self.crop.y0).slices]
+        pixels = np.array(view)
+        release_pages(view)
+        pixels.flags.writeable = False
+        return pixels
 
     def cutout(
         self,
