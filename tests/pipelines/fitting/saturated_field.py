@@ -63,7 +63,8 @@ def _moffat(shape, x0: float, y0: float) -> np.ndarray:
     alpha = moffat_alpha(FWHM, BETA)
     out = np.zeros(shape)
     ix, iy = round(x0), round(y0)
-    ya, yb, xa, xb = max(iy - 40, 0), min(iy + 41, shape[0]), max(ix - 40, 0), min(ix + 41, shape[1])
+    ya, yb = max(iy - 40, 0), min(iy + 41, shape[0])
+    xa, xb = max(ix - 40, 0), min(ix + 41, shape[1])
     sub = (np.arange(5) + 0.5) / 5 - 0.5
     yy = np.arange(ya, yb)[:, None, None, None] + sub[None, None, :, None] - y0
     xx = np.arange(xa, xb)[None, :, None, None] + sub[None, None, None, :] - x0

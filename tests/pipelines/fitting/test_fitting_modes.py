@@ -34,7 +34,9 @@ def test_dask_local_cluster_gives_the_joblib_catalog(upstream, baseline, tmp_pat
     # only 3 patches were fitted: the other rows have no result, so this catalog is partial
     assert out["merged_catalog"]["catalog_is_partial"].all()
     partial = ["catalog_is_partial"]
-    pd.testing.assert_frame_equal(dask_rows.drop(columns=partial), joblib_rows.drop(columns=partial))
+    pd.testing.assert_frame_equal(
+        dask_rows.drop(columns=partial), joblib_rows.drop(columns=partial)
+    )
 
 
 def test_single_band_mode_writes_per_band_columns(upstream, baseline, tmp_path):

@@ -157,7 +157,8 @@ def test_fit_wings_keeps_saturated_sources_and_counts_their_core_and_bleed(tmp_p
     a[19:22, 9:12] = 100.0  # saturated 3x3 core centred on (x=10, y=20)
     a[22:30, 10] = 100.0  # its bleed trail down the column: 8 more pixels
     a[5, 25] = 100.0  # an unrelated saturated pixel
-    frames = _frame_set(tmp_path, {"a": (a, 1.0, 1.0, 50.0), "b": (np.zeros(SHAPE), 1.0, 1.0, 50.0)})
+    clean = np.zeros(SHAPE)
+    frames = _frame_set(tmp_path, {"a": (a, 1.0, 1.0, 50.0), "b": (clean, 1.0, 1.0, 50.0)})
     # on the core; 2 px beside the bleed trail (inside the pad ring); 3 px from the core (outside)
     catalog = _catalog(frames, [(10.0, 20.0), (12.0, 28.0), (14.0, 20.0)])
     flagged = flag_sources(catalog, frames, {"saturation_core_pad_pix": 2})

@@ -214,16 +214,8 @@ def merge_fits(
     merged["patch_tag"] = patch_of
     merged["epsf_tag"] = patch_of.str.slice(0, 7)
     merged["fit_is_reliable"] = merge.reliable(merged)
-    if not multi_band:
-        for name, values in status.band_statuses(
-            merged, frames.bands, params.low_snr_threshold
-        ).items():
-            merged[name] = values
-    merged["fit_status"] = status.row_statuses(
-        merged, frames.bands, params.low_snr_threshold, multi_band
-    )
+    merged = status.with_statuses(merged, frames.bands, params.low_snr_threshold, multi_band)
     merge.check_unfitted(merged, set(fit_run_report["failed_patches"]))
-    merged["catalog_is_partial"] = bool((merged["fit_status"] == "patch_failed").any())
     merged = merge.ordered(merged, list(active_catalog.columns))
     merge.log_summary(merged)
     return merged, merged, merge.for_fits_table(merged)

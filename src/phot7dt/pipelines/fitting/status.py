@@ -25,6 +25,7 @@ __all__ = [
     "format_counts",
     "row_statuses",
     "status_counts",
+    "with_statuses",
 ]
 
 
@@ -91,7 +92,8 @@ def _has_result(merged: pd.DataFrame) -> np.ndarray:
 def _not_fitted_rules(merged: pd.DataFrame) -> dict[str, np.ndarray]:
     saturation = _bool(merged, "excluded_saturation")
     return {
-        "excluded_crop": _bool(merged, "excluded_crop") | (_bool(merged, "excluded_any") & ~saturation),
+        "excluded_crop": _bool(merged, "excluded_crop")
+        | (_bool(merged, "excluded_any") & ~saturation),
         "excluded_saturation": saturation,
         "patch_failed": ~_has_result(merged),
     }
@@ -154,6 +156,18 @@ def band_statuses(merged: pd.DataFrame, bands: list[str],
         }
         out[f"fit_status_{band}"] = _select(rules)
     return out
+
+
+def with_statuses(merged: pd.DataFrame, bands: list[str], low_snr_threshold: float,
+                  multi_band: bool) -> pd.DataFrame:
+    """``merged`` plus ``fit_status_{band}`` (single-band mode), ``fit_status`` and
+    ``catalog_is_partial`` (true on every row when any row is ``patch_failed``)."""
+    if not multi_band:
+        for name, values in band_statuses(merged, bands, low_snr_threshold).items():
+            merged[name] = values
+    merged["fit_status"] = row_statuses(merged, bands, low_snr_threshold, multi_band)
+    merged["catalog_is_partial"] = bool((merged["fit_status"] == "patch_failed").any())
+    return merged
 
 
 def status_counts(merged: pd.DataFrame) -> pd.DataFrame:
