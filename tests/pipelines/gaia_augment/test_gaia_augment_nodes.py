@@ -13,7 +13,7 @@ from phot7dt.pipelines.gaia_augment.selection import gaia_selection_box
 
 from gaia_field import WORK_WCS
 
-SAT = {"enabled": True, "radius_pix": 20.0, "require_all_bands": False}
+SAT = {"enabled": True, "mode": "exclude", "radius_pix": 20.0, "require_all_bands": False}
 
 
 def flux(mag: float) -> float:

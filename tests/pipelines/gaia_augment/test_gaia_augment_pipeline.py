@@ -47,7 +47,7 @@ def test_gaia_augment_then_masking(flagged_catalog, gaiaxp, frames, caplog):
             "white_stack": MemoryDataset((white, header), copy_mode="assign"),
             "white_sigma": MemoryDataset((sigma.astype(np.float32), header), copy_mode="assign"),
             "params:zp": MemoryDataset({}),
-            "params:source_saturation_cut": MemoryDataset({}),
+            "params:source_saturation_cut": MemoryDataset({"mode": "exclude"}),
             "params:bright_mask": MemoryDataset({}),
             **{name: KeptDataset(copy_mode="assign") for name in OUTPUTS},
         }

@@ -292,10 +292,13 @@ def flag_sources(
 
     Adds ``x_pix_white``, ``y_pix_white`` (working-frame pixels, NaN without valid
     coordinates), ``excluded_crop`` (no position inside the working frame),
-    ``excluded_saturation`` (a raw pixel at or above the band's saturation level
-    within ``radius_pix`` of the rounded position, in any or all bands),
-    ``excluded_any`` and ``excluded_reason`` (comma-separated among
-    ``invalid_coordinates``, ``outside_image``, ``crop``, ``saturation``; "" when active).
+    ``excluded_saturation`` (``mode: exclude`` only: a raw pixel at or above the
+    band's saturation level within ``radius_pix`` of the rounded position, in any
+    or all bands), ``excluded_any``, ``excluded_reason`` (comma-separated among
+    ``invalid_coordinates``, ``outside_image``, ``crop``, ``saturation``; "" when
+    active), ``saturated_bands`` (comma list of bands with a saturated pixel within
+    ``saturation_core_pad_pix`` of the source's core) and ``n_sat_pix_{band}``
+    (pixels of the saturated regions touching that core).
     """
     params = section(SourceSaturationCutParams, source_saturation_cut, "source_saturation_cut")
     return flag_catalog(input_catalog, frames, params)
