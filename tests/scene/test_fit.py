@@ -62,7 +62,7 @@ def test_unstaged_fit_agrees_with_staged(galaxy_scene, epsf):
     iv = np.full(imgs.shape, SIGMA**-2)
     a = scene.fit_patch(imgs, iv, [epsf] * 3, src)
     b = scene.fit_patch(imgs, iv, [epsf] * 3, src, {"enable_staged_fit": False})
-    assert [s.name for s in a.stages[0]] == ["shapes", "positions", "all"]
+    assert [s.name for s in a.stages[0]] == ["positions", "shapes", "all"]
     assert [s.name for s in b.stages[0]] == ["all"]
     assert np.allclose(a.params, b.params, atol=0.05 * np.nan_to_num(a.params_err, nan=1.0))
 
@@ -154,3 +154,22 @@ def test_sources_centred_outside_the_patch_are_fitted():
     assert res.converged.all()
     assert np.sum(res.residuals(img) ** 2) <= np.sum((img - model) ** 2)  # at least as good as truth
     assert np.all(np.abs(res.flux - flux) < 4 * res.flux_err_marginal)
+
+
+def test_groups_iterate_independently_and_faint_shapes_are_frozen(epsf, galsim_psf):
+    """A bright galaxy and a faint one far apart: own iteration counts; the faint shape stays."""
+    rng = np.random.default_rng(4)
+    bright = galsim_mixture("EXP", *scene.catalog_to_soft(3.0, 0.3, 20.0), 1.0, flux=2e4)
+    faint = galsim_mixture("EXP", *scene.catalog_to_soft(3.0, 0.3, 20.0), 1.0, flux=60.0)
+    img = draw(galsim.Convolve(bright, galsim_psf), (64, 96), 20.3, 30.6)
+    img += draw(galsim.Convolve(faint, galsim_psf), (64, 96), 75.2, 33.1)
+    img = img[None] + rng.normal(0, 1.0, (1, 64, 96))
+    src = {"x": [20.0, 75.0], "y": [31.0, 33.0], "type": ["EXP", "EXP"], "re_pix": [2.5, 2.5],
+           "ell": [0.1, 0.1], "theta_deg": [0.0, 0.0]}
+    res = scene.fit_patch(img, np.ones_like(img), [epsf], src)
+    assert res.converged.all()
+    assert "shape_unconstrained" in res.flag_names(1) and "shape_unconstrained" not in res.flag_names(0)
+    assert res.shape_columns()["re_pix_fit"][1] == pytest.approx(2.5)
+    assert np.isnan(res.params_err[0, 1, 2]) and np.isfinite(res.params_err[0, 1, 0])
+    cols = res.columns()
+    assert cols["opt_niters"].shape == (2,) and cols["opt_niters"][0] > cols["opt_niters"][1]

@@ -90,3 +90,17 @@ def test_fourier_derivatives_match_finite_differences(kind, epsf):
         h[0, k] = 1e-5
         fd = (render(p + h).reshape(-1, 64, 64)[0] - render(p - h).reshape(-1, 64, 64)[0]) / 2e-5
         assert np.abs(fd - cols[col]).max() < 1e-6 * np.abs(cols[col]).max() + 1e-10
+
+
+def test_star_render_is_continuous_across_a_half_pixel():
+    """A stamp re-centres when a source crosses a half pixel; the Nyquist terms must not jump."""
+    moffat = galsim.Moffat(beta=3.5, fwhm=1.8).shear(g1=0.2, g2=0.15).shift(0.2, -0.1)
+    psf = scene.PixelizedPSF(moffat.drawImage(nx=31, ny=31, scale=1.0).array)
+
+    def star(x, y):
+        return scene.render_model((48, 48), [psf], ["STAR"], np.array([[x, y, 0, 0, 0, 1]]), [[1.0]],
+                                  settings=scene.FitSettings(min_stamp_size=64, max_stamp_size=64))[0]
+
+    for a, b in [(star(24.3, 23.5 - 1e-9), star(24.3, 23.5 + 1e-9)),
+                 (star(23.5 - 1e-9, 24.3), star(23.5 + 1e-9, 24.3))]:
+        assert np.abs(a - b).max() < 1e-7 * a.max()

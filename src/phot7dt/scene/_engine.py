@@ -18,6 +18,7 @@ from the current model by :meth:`PatchModel.set_model_weights`).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import numpy as np
@@ -78,6 +79,14 @@ class PatchModel:
         self.prior_mean = np.where(self.prior_prec > 0, np.asarray(mu).T, 0.0)
         self._psf_ft = {}
         self.set_weights(self.ivar)
+
+    def subset(self, idx):
+        """A view of the same data and weights for the sources ``idx`` only (shared arrays)."""
+        sub = copy.copy(self)
+        sub.kinds = [self.kinds[i] for i in idx]
+        sub.prior_prec = self.prior_prec[:, idx]
+        sub.prior_mean = self.prior_mean[:, idx]
+        return sub
 
     def set_weights(self, w):
         """Use weights ``w`` (n_band, ny_pad, nx_pad) for the following evaluations."""

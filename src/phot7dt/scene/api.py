@@ -8,7 +8,8 @@ import numpy as np
 
 from ._engine import PatchModel, noise_sigma
 from .extent import stamp_sizes
-from .fit import fit_scene, make_problem
+from ._schedule import fit_scene
+from .fit import covariance, make_problem
 from .flags import flag_bit
 from .render import FFT_SIZES, Layout, base_factors, render_band
 from .result import FitResult
@@ -79,29 +80,21 @@ def _fit_one(images, invvar, psfs, table, settings, gain):
     return raw
 
 
-def _flags_and_errors(raw, settings):
-    ev, prob, free, params = raw["ev"], raw["prob"], raw["free"], raw["params"]
-    A = ev.fisher + np.diag(prob.prec[free])
-    try:
-        cov = np.linalg.inv(A)
-    except np.linalg.LinAlgError:
-        cov = np.linalg.pinv(A, hermitian=True)
+def _flags_and_errors(raw):
+    ev, prob, free, params, rec = raw["ev"], raw["prob"], raw["free"], raw["params"], raw["record"]
+    cov = covariance(ev.fisher + np.diag(prob.prec[free]))
     perr = np.full(params.shape, np.nan)
     perr[free] = np.sqrt(np.where(np.diag(cov) > 0, np.diag(cov), np.nan))
     marg = ev.flux_var.copy()
     for b, Z in enumerate(ev.z_blocks):
         marg[b] += np.einsum("ij,jk,ik->i", Z, cov, Z)
     flags = np.zeros(params.shape[0], np.int64)
-    stages = raw["stages"]
-    conv = raw["src_ratio"] <= settings.step_tol_sigma
-    if stages:
-        last = stages[-1]
-        conv |= last.converged
-        flags |= np.where(~conv, flag_bit("not_converged"), 0)
-        flags |= np.where(~conv & last.hit_max_iters, flag_bit("hit_max_iters"), 0)
-        flags |= np.where(~conv & last.stalled, flag_bit("stalled"), 0)
-        if not all(s.converged for s in stages[:-1]):
-            flags |= flag_bit("early_stage_not_converged")
+    conv = rec.converged
+    bits = {"not_converged": ~conv, "hit_max_iters": ~conv & rec.hit_max, "stalled": ~conv & rec.stalled,
+            "early_stage_not_converged": rec.early_bad, "shape_unconstrained": rec.shape_frozen,
+            "sersic_n_unconstrained": rec.n_frozen}
+    for name, on in bits.items():
+        flags |= np.where(on, flag_bit(name), 0)
     for name, on in zip(("pos_at_bound", "re_at_bound", "ell_at_bound", "sersic_n_at_bound"),
                         prob.at_bounds(params, free), strict=True):
         flags |= np.where(on, flag_bit(name), 0)
@@ -145,7 +138,7 @@ def fit_patch(images, invvar, psfs, sources, settings=None, *, gain=None):
     else:
         runs = [_fit_one(images[b:b + 1], invvar[b:b + 1], [psfs[b]], table.band(b), settings,
                          None if gain is None else gain[b:b + 1]) for b in range(images.shape[0])]
-    parts = [_flags_and_errors(r, settings) for r in runs]
+    parts = [_flags_and_errors(r) for r in runs]
     flux = np.concatenate([r["ev"].fluxes.T for r in runs], axis=1)
     ferr = np.concatenate([p[1] for p in parts], axis=1)
     flux = np.where(np.isfinite(ferr), flux, np.nan)
@@ -159,6 +152,8 @@ def fit_patch(images, invvar, psfs, sources, settings=None, *, gain=None):
         converged=np.logical_and.reduce([p[3] for p in parts]),
         flags=np.bitwise_or.reduce([p[4] for p in parts]),
         stages=tuple(tuple(r["stages"]) for r in runs),
+        src_niters=np.stack([r["record"].niters for r in runs]),
+        src_last_dlnp=np.stack([r["record"].last_dlnp for r in runs]),
         lnp=np.array([r["ev"].lnlike + r["prob"].lnprior(r["params"]) for r in runs]),
         psfs=tuple(psfs), image_shape=tuple(images.shape[1:]), n_bad_pixels=n_bad)
 

@@ -1,55 +1,67 @@
-"""Levenberg-Marquardt on positions/shapes with exactly solved fluxes, in stages.
+"""Levenberg-Marquardt on positions/shapes of one group of sources, fluxes solved exactly.
 
-One *scene* (all sources of a patch, all bands that share their positions and
-shapes) is fitted by :func:`fit_scene`:
+:func:`run_stage` fits one *group* (sources whose stamps overlap; see
+:mod:`._schedule`) for one stage:
 
 * fluxes are never iterated: every evaluation solves them exactly (variable
-  projection), so stage 2 re-solves fluxes where the Tractor freezes them;
+  projection), so the position stage re-solves fluxes where the Tractor freezes them;
 * the nonlinear step solves (S + lambda diag S) delta = g, with S the Fisher
   matrix of theta with the fluxes profiled out, plus Gaussian prior terms;
   each source's step is scaled to its max-step limits, then clipped to bounds
   (position box, r_e range, |ee| <= ee_max(q_min), n in [0.29, 6.3]);
 * a trial is accepted if ln P does not decrease (lambda /= 10), else
   lambda = max(10 lambda, 1e-2) and retried up to ``lm_max_tries`` times;
-* **convergence** (documented test): an accepted step with
+  every group has its own damping;
+* **convergence** of a group in a stage: an accepted step with
   dlnp <= dlnp_stop * max(1, |ln P|) AND every free parameter's step
-  <= step_tol_sigma * its current Fisher error.  A rejected step that is
+  <= tol * its current Fisher error (tol = step_tol_sigma in the last stage,
+  ``WARMUP_STEP_TOL`` in the warm-up stages).  A rejected step that is
   already below the step tolerance, or whose predicted gain
-  (delta.g - delta.A.delta/2) is below the dlnp tolerance, also counts as
-  converged (nothing measurable is left); otherwise the stage is "stalled".  Per source,
-  "converged" means its own last step passed the step test;
+  (delta.g - delta.A.delta/2) is below the dlnp tolerance, also counts (nothing
+  measurable is left); otherwise the group "stalls";
 * active set: once the damping is small (lambda <= 1e-2), a source whose
-  step passed the step test is frozen for the rest of the stage, so slow
-  sources do not make every source pay for extra iterations (the final
-  stage and the error evaluation free everything again);
-* stages (tract7dt): 1 = shapes + n (positions frozen), 2 = positions,
-  3 = all; or one stage with everything free.
+  step passed the step test is frozen for the rest of the stage.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 
 import numpy as np
 
 from .mixtures import SERSIC_N_MAX, SERSIC_N_MIN
-from .render import FFT_SIZES, Layout
+from .render import Layout
 
-__all__ = ["StageInfo", "fit_scene", "make_problem"]
+__all__ = ["WARMUP_STEP_TOL", "GroupRun", "StageInfo", "make_problem", "newton_test", "run_stage"]
 
 logger = logging.getLogger(__name__)
+
+#: Step tolerance (in Fisher sigmas) of the warm-up stages (positions, shapes).
+WARMUP_STEP_TOL = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
 class StageInfo:
-    """Outcome of one optimisation stage (per-patch numbers, as tract7dt's)."""
+    """Outcome of one optimisation stage over the whole patch (worst group)."""
 
     name: str
     niters: int
     converged: bool
     last_dlnp: float
     hit_max_iters: bool
+    stalled: bool
+
+
+@dataclasses.dataclass
+class GroupRun:
+    """Outcome of one group in one stage (internal)."""
+
+    params: np.ndarray
+    niters: int
+    converged: bool
+    last_dlnp: float
     stalled: bool
 
 
@@ -82,6 +94,13 @@ class _Problem:
         free[:, 5] = np.array([k == "SERSIC" for k in kinds], dtype=bool) & settings.fit_shapes
         self.free_all = free
 
+    def subset(self, idx):
+        """The same problem restricted to sources ``idx``."""
+        sub = copy.copy(self)
+        for name in ("mu", "prec", "lo", "hi", "free_all"):
+            setattr(sub, name, getattr(self, name)[idx])
+        return sub
+
     def lnprior(self, params):
         return -0.5 * float(np.sum(self.prec * (params - self.mu) ** 2))
 
@@ -99,6 +118,17 @@ class _Problem:
         delta /= np.maximum(ratio, 1.0)[:, None]
         return self.constrain(params + delta)
 
+    def outward(self, params, delta_flat, free):
+        """Mask of step components that push a parameter already on a bound further out."""
+        delta = np.zeros_like(params)
+        delta[free] = delta_flat
+        tol = 1e-6
+        out = ((params - self.lo <= tol) & (delta < 0)) | ((self.hi - params <= tol) & (delta > 0))
+        ee = np.hypot(params[:, 3], params[:, 4])
+        radial = (params[:, 3] * delta[:, 3] + params[:, 4] * delta[:, 4]) > 0
+        out[:, 3:5] |= ((ee >= self.s.ee_max - tol) & radial)[:, None]
+        return out[free]
+
     def at_bounds(self, params, free):
         """Per-source booleans (pos, re, ell, n) for parameters sitting on a bound."""
         tol = np.array([1e-2, 1e-2, 1e-2, 1e-3, 1e-3, 1e-3])
@@ -108,7 +138,8 @@ class _Problem:
         return on[:, 0] | on[:, 1], on[:, 2], ee_on, on[:, 5]
 
 
-def _solve_damped(A, g, lam):
+def solve_damped(A, g, lam):
+    """(A + lam diag A) delta = g, robust to a singular A."""
     d = np.diag(A).copy()
     d = np.maximum(d, 1e-12 * max(d.max(initial=0.0), 1e-300))
     M = A + lam * np.diag(d)
@@ -118,28 +149,31 @@ def _solve_damped(A, g, lam):
         return np.linalg.lstsq(M, g, rcond=None)[0]
 
 
-def _sigmas(A):
-    with np.errstate(invalid="ignore", divide="ignore"):
-        try:
-            cov = np.linalg.inv(A)
-        except np.linalg.LinAlgError:
-            cov = np.linalg.pinv(A, hermitian=True)
-        return np.sqrt(np.where(np.diag(cov) > 0, np.diag(cov), np.nan))
+def covariance(A):
+    """Inverse of a Fisher matrix (pseudo-inverse if singular)."""
+    try:
+        return np.linalg.inv(A)
+    except np.linalg.LinAlgError:
+        return np.linalg.pinv(A, hermitian=True)
 
 
 class _Stage:
-    """Mutable state of one stage's LM loop (internal)."""
+    """Mutable state of one group's LM loop (internal)."""
 
-    def __init__(self, model, prob, params, sizes, free):
-        self.model, self.prob, self.free = model, prob, free
-        self.layout = Layout(sizes[0], free, model.pad, core=sizes[1])
+    def __init__(self, model, prob, params, layout):
+        self.model, self.prob, self.free = model, prob, layout.free
+        self.layout = layout
         self.params = params
         self.ev = self.evaluate(params)
         self.lnp = self.ev.lnlike + prob.lnprior(params)
-        self.src_ratio = np.zeros(params.shape[0])
 
     def evaluate(self, params):
-        return self.model.evaluate(params, self.layout, derivs=True, want_model=self.model.gain is not None)
+        return self.model.evaluate(params, self.layout, derivs=True)
+
+    def restore(self, layout):
+        """Free every source of the group again (one evaluation)."""
+        self.layout, self.free = layout, layout.free
+        self.ev = self.evaluate(self.params)
 
     def system(self):
         prec = self.prob.prec[self.free]
@@ -159,130 +193,95 @@ class _Stage:
         ev.grad = ev.grad[keep]
         ev.z_blocks = [z[:, keep] for z in ev.z_blocks]
         self.free = new_free
-        self.layout = Layout(self.layout.sizes, new_free, self.model.pad, core=self.layout.core)
-
-    def step_ratio(self, new_params, sig):
-        ratio = np.abs((new_params - self.params)[self.free]) / sig
-        ratio = np.where(np.isfinite(ratio), ratio, 0.0)
-        per_src = np.zeros(self.params.shape[0])
-        np.maximum.at(per_src, np.nonzero(self.free)[0], ratio)
-        return per_src
+        lay = self.layout
+        self.layout = Layout(lay.sizes, new_free, lay.pad, core=lay.core, anchors=lay.anchors)
 
 
-def _run_stage(name, model, prob, params, sizes, free, lam):
+def newton_test(prob, params, free, A, g, tol):
+    """The convergence test at one point: per-source pass, ratio and predicted gain.
+
+    The undamped Gauss-Newton step delta = A^-1 g (components pushing a
+    parameter further out of its bound removed) must be <= ``tol`` Fisher
+    sigmas for every free parameter of a source, and its predicted ln P gain
+    for that source, delta_s.g_s / 2, <= dlnp_stop * max(1, |ln P|) (the
+    caller compares; this returns the gain).
+    """
+    n = params.shape[0]
+    keep = np.ones(g.size, bool)
+    delta = solve_damped(A, g, 0.0)
+    blocked = prob.outward(params, delta, free)
+    if blocked.any():
+        keep = ~blocked
+        delta = np.zeros_like(g)
+        delta[keep] = solve_damped(A[np.ix_(keep, keep)], g[keep], 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = np.diag(covariance(A[np.ix_(keep, keep)]))
+    sig = np.full(g.size, np.inf)
+    sig[keep] = np.where(var > 0, np.sqrt(np.abs(var)), np.inf)
+    owner = np.nonzero(free)[0]
+    ratio = np.zeros(n)
+    np.maximum.at(ratio, owner, np.abs(delta) / sig)
+    gain = np.zeros(n)
+    np.add.at(gain, owner, 0.5 * delta * g)
+    return ratio <= tol, ratio, gain
+
+
+def _try_step(st, A, g, lam, tol_lnp):
+    """Damped trials until one does not lower ln P; returns (trial, ev, lnp, lam, outcome)."""
+    for _try in range(st.prob.s.lm_max_tries):
+        trial = st.prob.step(st.params, solve_damped(A, g, lam), st.free)
+        delta = (trial - st.params)[st.free]
+        predicted = float(delta @ g - 0.5 * delta @ A @ delta)
+        ev_t = st.evaluate(trial)
+        lnp_t = ev_t.lnlike + st.prob.lnprior(trial)
+        if lnp_t >= st.lnp:
+            return trial, ev_t, lnp_t, max(lam / 10.0, 1e-9), "accepted"
+        if predicted <= 0.1 * tol_lnp:
+            return None, None, None, lam, "converged"  # the quadratic model promises nothing measurable
+        lam = max(lam * 10.0, 1e-2)  # a rejected Gauss-Newton step: damp for real
+    return None, None, None, lam, "stalled"
+
+
+def run_stage(model, prob, params, layout, step_tol, lam):
+    """LM iterations of one group in one stage; returns (GroupRun, lam).
+
+    Converged: the :func:`newton_test` passes for every source of the group
+    (checked before every iteration, so an already converged group costs one
+    evaluation).  Sources that pass it while the damping is small are frozen.
+    """
     s = prob.s
-    st = _Stage(model, prob, params, sizes, free)
-    niters, dlnp, converged, stalled = 0, 0.0, False, False
-    for _ in range(s.n_opt_iters):
-        niters += 1
+    st = _Stage(model, prob, params, layout)
+    niters, dlnp, converged, stalled, may_freeze = 0, 0.0, False, False, True
+    while True:
         A, g = st.system()
-        sig = _sigmas(A)
         tol_lnp = s.dlnp_stop * max(1.0, abs(st.lnp))
-        for _try in range(s.lm_max_tries):
-            trial = prob.step(st.params, _solve_damped(A, g, lam), st.free)
-            ratio = st.step_ratio(trial, sig)
-            delta = (trial - st.params)[st.free]
-            predicted = float(delta @ g - 0.5 * delta @ A @ delta)
-            ev_t = st.evaluate(trial)
-            lnp_t = ev_t.lnlike + prob.lnprior(trial)
-            if lnp_t >= st.lnp:
-                lam = max(lam / 10.0, 1e-9)
+        ok, ratio, gain = newton_test(prob, st.params, st.free, A, g, step_tol)
+        ok &= gain <= tol_lnp
+        active = st.free.any(axis=1)
+        if np.all(ok | ~active) and np.sum(gain) <= tol_lnp:
+            if st.free.sum() == layout.free.sum():
+                converged = True
                 break
-            if ratio.max() <= s.step_tol_sigma or predicted <= tol_lnp:
-                converged = True  # the quadratic model promises nothing measurable
-                break
-            lam = max(lam * 10.0, 1e-2)  # a rejected Gauss-Newton step: damp for real
-        else:
-            stalled = True
+            st.restore(layout)  # frozen sources may have moved their optimum: test the whole group
+            may_freeze = False
+            continue
+        if niters >= s.n_opt_iters:
             break
-        if converged:
-            st.src_ratio = ratio
-            dlnp = 0.0
+        deep = (ratio <= 0.5 * step_tol) & (gain <= 0.25 * tol_lnp) & active
+        if may_freeze and lam <= 1e-2 and deep.any() and not deep[active].all():
+            st.restrict(st.free & ~deep[:, None])
+            continue
+        niters += 1
+        trial, ev_t, lnp_t, lam, outcome = _try_step(st, A, g, lam, tol_lnp)
+        if outcome != "accepted":
+            converged, stalled = outcome == "converged", outcome == "stalled"
             break
         dlnp = lnp_t - st.lnp
-        active = st.free.any(axis=1)
         st.params, st.ev, st.lnp = trial, ev_t, lnp_t
-        st.src_ratio = np.where(active, ratio, st.src_ratio)
-        if dlnp <= s.dlnp_stop * max(1.0, abs(st.lnp)) and ratio.max() <= s.step_tol_sigma:
-            converged = True
-            break
-        if model.gain is not None:
-            model.set_model_weights(ev_t.models)
-            st.ev = st.evaluate(st.params)
-            st.lnp = st.ev.lnlike + prob.lnprior(st.params)
-        elif lam <= 1e-2:
-            new_free = st.free & (ratio > s.step_tol_sigma)[:, None]
-            if new_free.any() and new_free.sum() < st.free.sum():
-                st.restrict(new_free)
-    info = StageInfo(name, niters, converged, float(dlnp), (not converged) and niters >= s.n_opt_iters,
-                     stalled)
-    logger.debug("stage %s: niters=%d converged=%s dlnp=%.3g", name, niters, converged, dlnp)
-    return st, info, lam
-
-
-def _stage_plan(prob, settings):
-    free = prob.free_all
-    if not settings.enable_staged_fit:
-        return [("all", free)]
-    shapes = free.copy()
-    shapes[:, :2] = False
-    pos = np.zeros_like(free)
-    pos[:, :2] = free[:, :2]
-    plan = [("shapes", shapes), ("positions", pos), ("all", free)]
-    return [(n, f) for n, f in plan if f.any()] or [("all", free)]
-
-
-def _grows(new, old):
-    """True if some stamp must grow by more than one step of the FFT-size ladder."""
-    ladder = np.asarray(FFT_SIZES)
-    return bool(np.any(np.searchsorted(ladder, new) > np.searchsorted(ladder, old) + 1))
+    logger.debug("group of %d: niters=%d converged=%s dlnp=%.3g", params.shape[0], niters, converged, dlnp)
+    return GroupRun(st.params, niters, converged, float(dlnp), stalled), lam
 
 
 def make_problem(table, shape, settings):
     """Bounds, priors and free-parameter mask of a scene (internal)."""
     return _Problem(table.initial_params(), table.prior_sigmas(), table.type.tolist(), shape, settings)
-
-
-def fit_scene(model, table, settings, prob, size_fn):
-    """Fit one scene; return a dict of raw results (see :mod:`.api`).
-
-    Parameters
-    ----------
-    model : PatchModel
-    table : SourceTable
-    settings : FitSettings
-    prob : _Problem
-        From :func:`make_problem`.
-    size_fn : callable
-        ``size_fn(params, fluxes)`` -> stamp sizes (n_src,), fluxes (n_src, n_band).
-    """
-    params = prob.mu.copy()
-    zero = np.zeros_like(prob.free_all)
-    forced = not prob.free_all.any()
-    poisson = model.gain is not None
-
-    def flux_only(sz):
-        return model.evaluate(params, Layout(sz[0], zero, model.pad, core=sz[1]), derivs=forced,
-                              want_model=poisson)
-
-    sizes = size_fn(params, table.flux)
-    ev = flux_only(sizes)
-    new_sizes = size_fn(params, ev.fluxes.T)
-    if not forced or _grows(new_sizes[0], sizes[0]) or _grows(new_sizes[1], sizes[1]):
-        sizes = new_sizes
-        ev = flux_only(sizes) if (forced and not poisson) else ev
-    for _ in range(settings.poisson_refine_iters if poisson else 0):
-        model.set_model_weights(ev.models)
-        ev = flux_only(sizes)
-    stages, lam, src_ratio, st = [], settings.lm_lambda0, np.zeros(len(table)), None
-    if prob.free_all.any():
-        for name, free in _stage_plan(prob, settings):
-            st, info, lam = _run_stage(name, model, prob, params, sizes, free, lam)
-            params, src_ratio = st.params, st.src_ratio
-            stages.append(info)
-    if st is not None and np.array_equal(st.free, prob.free_all):
-        ev = st.ev
-    elif not forced:
-        ev = model.evaluate(params, Layout(sizes[0], prob.free_all, model.pad, core=sizes[1]), derivs=True)
-    return {"params": params, "ev": ev, "prob": prob, "stages": stages, "src_ratio": src_ratio,
-            "free": prob.free_all, "sizes": sizes[0]}

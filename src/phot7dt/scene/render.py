@@ -54,9 +54,15 @@ class Layout:
     core : ndarray of int, shape (n_src,), optional
         Side of the centred box used for cross-source inner products
         (default: the whole stamp).
+    anchors : ndarray of float, shape (n_src, 2), optional
+        Integer pixel (x, y) on which each stamp is centred.  Default: the
+        source position rounded.  A fit keeps them fixed within a stage so
+        the model is a smooth function of position (a stamp that jumps by a
+        pixel when a source crosses a half-pixel changes the truncated light).
     """
 
-    def __init__(self, sizes, free, pad, core=None):
+    def __init__(self, sizes, free, pad, core=None, anchors=None):
+        self.anchors = None if anchors is None else np.asarray(anchors, float)
         self.sizes = np.asarray(sizes, dtype=np.int64)
         self.core = self.sizes if core is None else np.minimum(np.asarray(core, np.int64), self.sizes)
         self.free = np.asarray(free, dtype=bool)
@@ -76,7 +82,10 @@ class Layout:
 
     def origins(self, x, y):
         """Integer stamp origins (ox, oy) in padded-image pixels, and sub-pixel offsets."""
-        ix, iy = np.floor(np.asarray(x) + 0.5), np.floor(np.asarray(y) + 0.5)
+        if self.anchors is None:
+            ix, iy = np.floor(np.asarray(x) + 0.5), np.floor(np.asarray(y) + 0.5)
+        else:
+            ix, iy = self.anchors[:, 0], self.anchors[:, 1]
         ox = (ix - self.sizes // 2 + self.pad).astype(np.int64)
         oy = (iy - self.sizes // 2 + self.pad).astype(np.int64)
         return ox, oy, np.asarray(x) - ix, np.asarray(y) - iy
@@ -84,6 +93,25 @@ class Layout:
 
 def _frequencies(size):
     return np.fft.rfftfreq(size)[None, :], np.fft.fftfreq(size)[:, None]
+
+
+def _shift_phase(k, shift):
+    """1-D shift factors exp(-2 pi i k t) and their t-derivatives, shape (g, len(k)).
+
+    The Nyquist frequency of an even grid cannot tell a shift of +t from -t:
+    there the factor is the real, even cos(pi t) (the mean of the +-1/2
+    frequencies), so renders are continuous when a source crosses a
+    half-pixel and its stamp origin moves by one pixel.
+    """
+    k = np.ravel(k)
+    t = np.asarray(shift, float)[:, None]
+    ph = np.exp(-2j * np.pi * k[None, :] * t)
+    d = -2j * np.pi * k[None, :] * ph
+    nyq = np.abs(k) == 0.5
+    if nyq.any():
+        ph[:, nyq] = np.cos(np.pi * t)
+        d[:, nyq] = -np.pi * np.sin(np.pi * t)
+    return ph, d
 
 
 def _galaxy_terms(kinds, logre, ee1, ee2, sersic_n, kx, ky, want):
@@ -133,9 +161,10 @@ def base_factors(layout, kinds, params, ox_oy_d, group_index):
     """
     size, free_idx, members = layout.groups[group_index]
     kx, ky = _frequencies(size)
-    dx, dy = ox_oy_d[2][members], ox_oy_d[3][members]
     c = size // 2
-    phase = np.exp(-2j * np.pi * (kx * (c + dx[:, None, None]) + ky * (c + dy[:, None, None])))
+    px, dpx = _shift_phase(kx, c + ox_oy_d[2][members])
+    py, dpy = _shift_phase(ky, c + ox_oy_d[3][members])
+    phase = px[:, None, :] * py[:, :, None]
     out = np.empty((members.size, 1 + free_idx.size) + phase.shape[1:], complex)
     gal = np.array([kinds[m] != "STAR" for m in members])
     G = np.ones(phase.shape)
@@ -153,9 +182,9 @@ def base_factors(layout, kinds, params, ox_oy_d, group_index):
     out[:, 0] = G * phase
     for col, p in enumerate(free_idx, start=1):
         if p == 0:
-            out[:, col] = -2j * np.pi * kx * out[:, 0]
+            out[:, col] = G * (dpx[:, None, :] * py[:, :, None])
         elif p == 1:
-            out[:, col] = -2j * np.pi * ky * out[:, 0]
+            out[:, col] = G * (px[:, None, :] * dpy[:, :, None])
         else:
             out[:, col] = terms[p] * phase
     return out

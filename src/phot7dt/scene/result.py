@@ -50,6 +50,11 @@ class FitResult:
         (ny, nx) of the patch.
     n_bad_pixels : int
         Non-finite pixels that were given zero weight.
+    src_niters : ndarray of int, shape (F, n), optional
+        LM iterations of each source's group in the last stage it took part in
+        (0 for forced fits).
+    src_last_dlnp : ndarray, shape (F, n), optional
+        Last accepted ln P gain of each source's group in that stage.
     """
 
     kinds: np.ndarray
@@ -65,6 +70,8 @@ class FitResult:
     psfs: tuple
     image_shape: tuple
     n_bad_pixels: int = 0
+    src_niters: np.ndarray | None = None
+    src_last_dlnp: np.ndarray | None = None
 
     @property
     def multi_band(self):
@@ -97,7 +104,7 @@ class FitResult:
 
     @property
     def opt_niters(self):
-        """Iterations of the last stage, per fit (tract7dt ``opt_niters``)."""
+        """Iterations of the last stage, per fit: the largest over groups (tract7dt ``opt_niters``)."""
         return self._last("niters", 0)
 
     @property
@@ -109,6 +116,20 @@ class FitResult:
     def opt_last_dlnp(self):
         """Last accepted ln P gain of the last stage, per fit."""
         return self._last("last_dlnp", 0.0)
+
+    @property
+    def source_niters(self):
+        """Per source: iterations of its group's last stage, max over fits; shape (n,)."""
+        if self.src_niters is None:
+            return np.broadcast_to(self.opt_niters.max(), self.kinds.shape)
+        return self.src_niters.max(axis=0)
+
+    @property
+    def source_last_dlnp(self):
+        """Per source: last accepted ln P gain of its group, max over fits; shape (n,)."""
+        if self.src_last_dlnp is None:
+            return np.broadcast_to(self.opt_last_dlnp.max(), self.kinds.shape)
+        return self.src_last_dlnp.max(axis=0)
 
     @property
     def opt_hit_max_iters(self):
@@ -164,8 +185,8 @@ class FitResult:
             out[f"FLUXERR_{name}_fit"] = err[:, b]
         n = self.kinds.size
         out["opt_converged"] = self.converged
-        out["opt_niters"] = np.broadcast_to(self.opt_niters.max(), n)
-        out["opt_last_dlnp"] = np.broadcast_to(self.opt_last_dlnp.max(), n)
+        out["opt_niters"] = self.source_niters
+        out["opt_last_dlnp"] = self.source_last_dlnp
         out["opt_hit_max_iters"] = self.opt_hit_max_iters
         out["fit_flags"] = self.flags
         return out

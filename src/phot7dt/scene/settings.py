@@ -58,6 +58,12 @@ class FitSettings:
         Damping increases tried per iteration before the stage stalls.
     poisson_refine_iters : int
         Reweighting passes of the flux solve when a gain is given.
+    freeze_shape_sigma : float
+        A galaxy whose Fisher error of log r_e, ee1 or ee2 at the catalog
+        values exceeds this keeps its catalog shape and n (flag
+        ``shape_unconstrained``); ``inf`` fits every shape.
+    freeze_sersic_n_sigma : float
+        Same for the Sersic index alone (flag ``sersic_n_unconstrained``).
     """
 
     n_opt_iters: int = 20
@@ -82,6 +88,8 @@ class FitSettings:
     lm_lambda0: float = 1e-3
     lm_max_tries: int = 5
     poisson_refine_iters: int = 3
+    freeze_shape_sigma: float = 0.3
+    freeze_sersic_n_sigma: float = 0.5
 
     def __post_init__(self):
         checks = {
@@ -95,6 +103,8 @@ class FitSettings:
             "cross_trunc_frac": self.cross_trunc_frac >= self.model_trunc_frac,
             "min_stamp_size": 8 <= self.min_stamp_size <= self.max_stamp_size,
             "lm_max_tries": self.lm_max_tries >= 1,
+            "freeze_shape_sigma": self.freeze_shape_sigma > 0,
+            "freeze_sersic_n_sigma": self.freeze_sersic_n_sigma > 0,
         }
         for key, ok in checks.items():
             if not ok:

@@ -1,0 +1,228 @@
+"""The schedule of one scene fit: groups, stages, low-S/N freezing and the final check.
+
+* **Groups.**  Sources whose stamps (plus a 2 px margin) overlap, directly or
+  through a chain of neighbours, form a group.  Groups share no pixel, so
+  their likelihoods are independent; each group is fitted by its own LM loop
+  (own damping, own iteration count, :func:`.fit.run_stage`), and only its
+  own stamps are rendered.  Groups are recomputed at every stage.
+* **Unconstrained shapes.**  Before the stages, the Fisher errors of the
+  shape parameters are computed at the catalog values.  A galaxy whose
+  sigma(log r_e) or sigma(ee1/ee2) exceeds ``freeze_shape_sigma`` keeps its
+  catalog shape and n (flag ``shape_unconstrained``); one whose sigma(n)
+  exceeds ``freeze_sersic_n_sigma`` keeps its n (``sersic_n_unconstrained``).
+* **Stages** (``enable_staged_fit``): positions, then shapes + n, as warm-ups
+  (converged at ``WARMUP_STEP_TOL`` sigmas), then everything at
+  ``step_tol_sigma``.  With a gain the Poisson weights are refreshed from the
+  current model before every stage and before the final check.
+* **Final check (the per-source convergence test).**  At the final
+  parameters the full patch (all groups together) is evaluated once; the
+  undamped Gauss-Newton step (bound-blocked components removed) must be
+  <= ``step_tol_sigma`` Fisher sigmas for every free parameter of a source,
+  and its predicted ln P gain for that source <= dlnp_stop * max(1, |ln P|).
+  Groups with a failing source get one more "polish" stage.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from ._kernels import overlapping_pairs
+from .fit import WARMUP_STEP_TOL, StageInfo, covariance, newton_test, run_stage
+from .render import FFT_SIZES, Layout
+
+__all__ = ["fit_scene"]
+
+_GROUP_MARGIN = 2
+
+
+@dataclasses.dataclass
+class _Record:
+    """Per-source optimiser outcome (the last stage each source took part in)."""
+
+    niters: np.ndarray
+    last_dlnp: np.ndarray
+    converged: np.ndarray
+    hit_max: np.ndarray
+    stalled: np.ndarray
+    early_bad: np.ndarray
+    shape_frozen: np.ndarray
+    n_frozen: np.ndarray
+
+    @classmethod
+    def empty(cls, n):
+        z = np.zeros(n, bool)
+        return cls(np.zeros(n, np.int64), np.zeros(n), z.copy(), z.copy(), z.copy(), z.copy(), z.copy(),
+                   z.copy())
+
+
+def _layout(model, sizes, free, idx=None, anchors=None):
+    sl = slice(None) if idx is None else idx
+    return Layout(sizes[0][sl], free[sl], model.pad, core=sizes[1][sl],
+                  anchors=None if anchors is None else anchors[sl])
+
+
+def _anchors(params):
+    return np.floor(params[:, :2] + 0.5)
+
+
+def groups_of(model, params, sizes):
+    """Connected groups of sources whose stamps (+ margin) overlap; list of index arrays."""
+    n = params.shape[0]
+    lay = _layout(model, sizes, np.zeros((n, 6), bool))
+    ox, oy, _, _ = lay.origins(params[:, 0], params[:, 1])
+    s, t = overlapping_pairs(ox - _GROUP_MARGIN, oy - _GROUP_MARGIN, lay.sizes + 2 * _GROUP_MARGIN)
+    graph = coo_matrix((np.ones(s.size), (s, t)), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    order = np.argsort(labels, kind="stable")
+    return np.split(order, np.flatnonzero(np.diff(labels[order])) + 1)
+
+
+def _refresh_weights(model, params, sizes):
+    zero = np.zeros((params.shape[0], 6), bool)
+    ev = model.evaluate(params, _layout(model, sizes, zero), want_model=True)
+    model.set_model_weights(ev.models)
+
+
+def _run_groups(name, model, prob, params, sizes, free, tol, rec, anchors, only=None):
+    """One stage over every group with a free parameter (and a source in ``only``)."""
+    s = prob.s
+    new = params.copy()
+    runs = []
+    for idx in groups_of(model, params, sizes):
+        if not free[idx].any() or (only is not None and not only[idx].any()):
+            continue
+        run, _ = run_stage(model.subset(idx), prob.subset(idx), params[idx], _layout(model, sizes, free, idx, anchors),
+                           tol, s.lm_lambda0)
+        new[idx] = run.params
+        runs.append(run)
+        rec.niters[idx] = run.niters
+        rec.last_dlnp[idx] = run.last_dlnp
+        rec.stalled[idx] = run.stalled
+        rec.hit_max[idx] = not run.converged and not run.stalled and run.niters >= s.n_opt_iters
+        if tol > s.step_tol_sigma:
+            rec.early_bad[idx] |= not run.converged
+    info = StageInfo(name, max((r.niters for r in runs), default=0), all(r.converged for r in runs),
+                     max((r.last_dlnp for r in runs), default=0.0), any(
+                         not r.converged and not r.stalled and r.niters >= s.n_opt_iters for r in runs),
+                     any(r.stalled for r in runs))
+    return new, info
+
+
+def _freeze_unconstrained(model, prob, params, sizes, free, rec):
+    """Fix the shape (and n) of galaxies whose catalog-point Fisher errors say it is unconstrained."""
+    s = prob.s
+    shp = free.copy()
+    shp[:, :2] = False
+    if not shp.any():
+        return free
+    ev = model.evaluate(params, _layout(model, sizes, shp), derivs=True)
+    sig = np.full(free.shape, np.inf)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d = np.diag(covariance(ev.fisher + np.diag(prob.prec[shp])))
+    sig[shp] = np.where(d > 0, np.sqrt(np.abs(d)), np.inf)
+    shape_bad = shp[:, 2] & (np.max(np.where(shp[:, 2:5], sig[:, 2:5], 0.0), axis=1) > s.freeze_shape_sigma)
+    n_bad = shp[:, 5] & ~shape_bad & (sig[:, 5] > s.freeze_sersic_n_sigma)
+    out = free.copy()
+    out[shape_bad, 2:] = False
+    out[n_bad, 5] = False
+    rec.shape_frozen[:] = shape_bad
+    rec.n_frozen[:] = n_bad
+    return out
+
+
+def _stage_plan(free, settings):
+    if not settings.enable_staged_fit:
+        return [("all", free)]
+    pos = np.zeros_like(free)
+    pos[:, :2] = free[:, :2]
+    shapes = free.copy()
+    shapes[:, :2] = False
+    warm = [(n, f) for n, f in (("positions", pos), ("shapes", shapes)) if f.any() and not np.array_equal(f, free)]
+    return warm + [("all", free)]
+
+
+def final_check(model, prob, params, sizes, free, anchors):
+    """Joint evaluation and the per-source convergence test; returns (ev, converged (n,))."""
+    ev = model.evaluate(params, _layout(model, sizes, free, anchors=anchors), derivs=True)
+    if not free.any():
+        return ev, np.ones(params.shape[0], bool)
+    prec = prob.prec[free]
+    A = ev.fisher + np.diag(prec)
+    g = ev.grad - prec * (params - prob.mu)[free]
+    ok, _ratio, gain = newton_test(prob, params, free, A, g, prob.s.step_tol_sigma)
+    lnp = ev.lnlike + prob.lnprior(params)
+    return ev, ok & (gain <= prob.s.dlnp_stop * max(1.0, abs(lnp)))
+
+
+def _grows(new, old):
+    """True if some stamp must grow by more than one step of the FFT-size ladder."""
+    ladder = np.asarray(FFT_SIZES)
+    return bool(np.any(np.searchsorted(ladder, new) > np.searchsorted(ladder, old) + 1))
+
+
+def _initial_fluxes(model, table, settings, params, size_fn, forced):
+    """Flux-only solve at the catalog values; stamp sizes from the solved fluxes."""
+    zero = np.zeros((params.shape[0], 6), bool)
+    poisson = model.gain is not None
+
+    def flux_only(sz):
+        return model.evaluate(params, _layout(model, sz, zero), derivs=forced, want_model=poisson)
+
+    sizes = size_fn(params, table.flux)
+    ev = flux_only(sizes)
+    new_sizes = size_fn(params, ev.fluxes.T)
+    if not forced or _grows(new_sizes[0], sizes[0]) or _grows(new_sizes[1], sizes[1]):
+        sizes = new_sizes
+        ev = flux_only(sizes) if (forced and not poisson) else ev
+    for _ in range(settings.poisson_refine_iters if poisson else 0):
+        model.set_model_weights(ev.models)
+        ev = flux_only(sizes)
+    return sizes, ev
+
+
+def fit_scene(model, table, settings, prob, size_fn):
+    """Fit one scene; return a dict of raw results (see :mod:`.api`).
+
+    Parameters
+    ----------
+    model : PatchModel
+    table : SourceTable
+    settings : FitSettings
+    prob : fit._Problem
+        From :func:`.fit.make_problem`.
+    size_fn : callable
+        ``size_fn(params, fluxes)`` -> (stamp sizes, core sizes), each (n_src,).
+    """
+    params = prob.mu.copy()
+    n = len(table)
+    forced = not prob.free_all.any()
+    sizes, ev = _initial_fluxes(model, table, settings, params, size_fn, forced)
+    rec = _Record.empty(n)
+    stages = []
+    free = prob.free_all
+    if forced:
+        rec.converged[:] = True
+        return {"params": params, "ev": ev, "prob": prob, "stages": stages, "free": free, "record": rec}
+    free = _freeze_unconstrained(model, prob, params, sizes, free, rec)
+    poisson = model.gain is not None
+    for name, stage_free in _stage_plan(free, settings):
+        if poisson and stages:
+            _refresh_weights(model, params, sizes)
+        tol = settings.step_tol_sigma if name == "all" else max(WARMUP_STEP_TOL, settings.step_tol_sigma)
+        anchors = _anchors(params)
+        params, info = _run_groups(name, model, prob, params, sizes, stage_free, tol, rec, anchors)
+        stages.append(info)
+    if poisson:
+        _refresh_weights(model, params, sizes)
+    ev, ok = final_check(model, prob, params, sizes, free, anchors)
+    if not ok.all():
+        params, info = _run_groups("polish", model, prob, params, sizes, free, settings.step_tol_sigma, rec,
+                                   anchors, only=~ok)
+        stages.append(info)
+        ev, ok = final_check(model, prob, params, sizes, free, anchors)
+    rec.converged[:] = ok | ~free.any(axis=1)
+    return {"params": params, "ev": ev, "prob": prob, "stages": stages, "free": free, "record": rec}
