@@ -22,6 +22,7 @@ import copy
 import dataclasses
 
 import numpy as np
+import scipy.fft
 
 from . import _solve
 from ._kernels import add_model, gram_pairs, overlapping_pairs, project, self_terms
@@ -145,8 +146,8 @@ class PatchModel:
         buf = np.empty((bands.size, layout.total))
         start = 0
         for (size, _free, _members), base in zip(layout.groups, bases, strict=True):
-            stamps = np.fft.irfft2(base[None] * self.psf_fourier_stack(bands, size)[:, None, None],
-                                   s=(size, size))
+            stamps = scipy.fft.irfft2(base[None] * self.psf_fourier_stack(bands, size)[:, None, None],
+                                      s=(size, size), workers=1, overwrite_x=True)
             n = stamps[0].size
             buf[:, start:start + n] = stamps.reshape(bands.size, n)
             start += n
