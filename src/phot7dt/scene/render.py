@@ -95,23 +95,33 @@ def _frequencies(size):
     return np.fft.rfftfreq(size)[None, :], np.fft.fftfreq(size)[:, None]
 
 
-def _shift_phase(k, shift):
-    """1-D shift factors exp(-2 pi i k t) and their t-derivatives, shape (g, len(k)).
+#: Sub-pixel shifts are tapered to zero between these frequencies (cycles/px).
+SHIFT_TAPER = (0.375, 0.5)
 
-    The Nyquist frequency of an even grid cannot tell a shift of +t from -t:
-    there the factor is the real, even cos(pi t) (the mean of the +-1/2
-    frequencies), so renders are continuous when a source crosses a
-    half-pixel and its stamp origin moves by one pixel.
+
+def _shift_window(k):
+    lo, hi = SHIFT_TAPER
+    x = np.clip((np.abs(k) - lo) / (hi - lo), 0.0, 1.0)
+    return np.cos(0.5 * np.pi * x) ** 2
+
+
+def _shift_phase(k, centre, frac):
+    """1-D shift factors and their derivatives in ``frac``, shape (g, len(k)).
+
+    The integer part ``centre`` is an exact circular shift.  The sub-pixel part
+    exp(-2 pi i k d) is applied as 1 + W(k) (exp(-2 pi i k d) - 1) with a window
+    W that is 1 below 0.375 cycles/px and falls smoothly to 0 at Nyquist: a
+    pixelized PSF is not band-limited, and a sharp-edged (sinc) shift of its
+    content near Nyquist rings along the row and column through the source
+    across the whole stamp.  The factor is exact at d = 0, keeps the flux, is
+    real at Nyquist (so +-1/2 px shifts agree) and has an exact derivative.
     """
-    k = np.ravel(k)
-    t = np.asarray(shift, float)[:, None]
-    ph = np.exp(-2j * np.pi * k[None, :] * t)
-    d = -2j * np.pi * k[None, :] * ph
-    nyq = np.abs(k) == 0.5
-    if nyq.any():
-        ph[:, nyq] = np.cos(np.pi * t)
-        d[:, nyq] = -np.pi * np.sin(np.pi * t)
-    return ph, d
+    k = np.ravel(k)[None, :]
+    d = np.asarray(frac, float)[:, None]
+    win = _shift_window(k)
+    whole = np.exp(-2j * np.pi * k * centre)
+    sub = np.exp(-2j * np.pi * k * d)
+    return whole * (1.0 + win * (sub - 1.0)), whole * win * (-2j * np.pi * k) * sub
 
 
 def _galaxy_terms(kinds, logre, ee1, ee2, sersic_n, kx, ky, want):
@@ -162,8 +172,8 @@ def base_factors(layout, kinds, params, ox_oy_d, group_index):
     size, free_idx, members = layout.groups[group_index]
     kx, ky = _frequencies(size)
     c = size // 2
-    px, dpx = _shift_phase(kx, c + ox_oy_d[2][members])
-    py, dpy = _shift_phase(ky, c + ox_oy_d[3][members])
+    px, dpx = _shift_phase(kx, c, ox_oy_d[2][members])
+    py, dpy = _shift_phase(ky, c, ox_oy_d[3][members])
     phase = px[:, None, :] * py[:, :, None]
     out = np.empty((members.size, 1 + free_idx.size) + phase.shape[1:], complex)
     gal = np.array([kinds[m] != "STAR" for m in members])
