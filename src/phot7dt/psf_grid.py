@@ -25,10 +25,12 @@ import numpy as np
 
 from phot7dt.frames import Box
 
-__all__ = ["PSF_MODELS", "PSFChoice", "PSFGrid", "cell_boxes", "cell_index", "cell_tag"]
+__all__ = ["FALLBACK_LEVELS", "PSF_MODELS", "PSFChoice", "PSFGrid", "cell_boxes", "cell_index", "cell_tag"]
 
 #: Models a :class:`PSFChoice` may name: the ePSF or one of tract7dt's fallbacks.
 PSF_MODELS = ("epsf", "moffat", "gaussian_mixture", "ncircular_gaussian")
+#: Where a fallback's FWHM and beta come from, most local first.
+FALLBACK_LEVELS = ("cell_stars", "neighbour_stars", "band_stars", "header")
 
 
 def cell_tag(row: int, col: int) -> str:
@@ -91,6 +93,13 @@ class PSFChoice:
         Stars actually used by the ePSF build of this cell (0 if none was built).
     reason : str
         Why this model was chosen, for the audit columns of the catalog.
+    fallback_level : str
+        For a fallback, where its shape comes from: ``cell_stars``,
+        ``neighbour_stars``, ``band_stars`` (a Moffat fitted to those PSF stars)
+        or ``header`` (header FWHM and the configured beta), see
+        :data:`FALLBACK_LEVELS`; ``""`` for the ePSF.
+    fallback_nstars : int
+        Stars the fallback's fit used (0 for the ePSF and the header level).
     """
 
     model: str
@@ -99,10 +108,15 @@ class PSFChoice:
     beta: float | None
     nstars: int
     reason: str
+    fallback_level: str = ""
+    fallback_nstars: int = 0
 
     def __post_init__(self) -> None:
         if self.model not in PSF_MODELS:
             raise ValueError(f"PSFChoice.model must be one of {PSF_MODELS}, got {self.model!r}")
+        if self.fallback_level not in ("", *FALLBACK_LEVELS):
+            raise ValueError(f"PSFChoice.fallback_level must be one of {FALLBACK_LEVELS}, got "
+                             f"{self.fallback_level!r}")
         if self.stamp is not None:
             stamp = np.array(self.stamp, dtype=np.float64)
             if stamp.ndim != 2 or stamp.shape[0] != stamp.shape[1] or stamp.shape[0] % 2 == 0:
@@ -111,6 +125,7 @@ class PSFChoice:
             object.__setattr__(self, "stamp", stamp)
         object.__setattr__(self, "fwhm_pix", float(self.fwhm_pix))
         object.__setattr__(self, "nstars", int(self.nstars))
+        object.__setattr__(self, "fallback_nstars", int(self.fallback_nstars))
         if self.beta is not None:
             object.__setattr__(self, "beta", float(self.beta))
 
@@ -121,7 +136,8 @@ class PSFChoice:
 
     def _key(self) -> tuple:
         stamp = None if self.stamp is None else hashlib.sha1(self.stamp.tobytes()).hexdigest()
-        return (self.model, stamp, self.fwhm_pix, self.beta, self.nstars, self.reason)
+        return (self.model, stamp, self.fwhm_pix, self.beta, self.nstars, self.reason,
+                self.fallback_level, self.fallback_nstars)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, PSFChoice):
@@ -134,7 +150,7 @@ class PSFChoice:
     def __reduce__(self):
         # Rebuild through __init__ so the unpickled stamp is read-only again.
         return (PSFChoice, (self.model, self.stamp, self.fwhm_pix, self.beta, self.nstars,
-                            self.reason))
+                            self.reason, self.fallback_level, self.fallback_nstars))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -3,10 +3,11 @@
 Layout of ``filepath`` (a local folder)::
 
     meta.json                grid geometry, bands, and per band and cell: PSF model,
-                             FWHM, beta, stars used, reason, build QA, stamp file
+                             FWHM, beta, stars used, reason, fallback level and its
+                             star count, build QA, stamp file
     <band>/rRR_cCC.fits      the stamp the fitter uses (primary HDU, float64, native
                              scale, unit sum; header BAND, CELL, NSTARS, OVERSAMP=1,
-                             FWHM, MODEL, BETA, REASON)
+                             FWHM, MODEL, BETA, REASON; fallbacks also FBLEVEL, FBNSTARS)
 
 A save writes a sibling temporary folder and swaps it in, so a failed save
 leaves the previous grid intact and never a half-written one.
@@ -42,6 +43,9 @@ def _stamp_header(band: str, row: int, col: int, choice: PSFChoice) -> fits.Head
     header["MODEL"] = (choice.model, "epsf or fallback model")
     if choice.beta is not None:
         header["BETA"] = (choice.beta, "Moffat beta")
+    if choice.fallback_level:
+        header["FBLEVEL"] = (choice.fallback_level, "fallback shape from")
+        header["FBNSTARS"] = (choice.fallback_nstars, "stars of the fallback fit")
     header["REASON"] = choice.reason
     return header
 
@@ -51,7 +55,9 @@ def _entry(band: str, row: int, col: int, choice: PSFChoice, qa: dict | None) ->
     return {
         "band": band, "cell": cell_tag(row, col), "row": row, "col": col,
         "model": choice.model, "fwhm_pix": choice.fwhm_pix, "beta": choice.beta,
-        "nstars": choice.nstars, "reason": choice.reason, "stamp": stamp, "qa": qa,
+        "nstars": choice.nstars, "reason": choice.reason,
+        "fallback_level": choice.fallback_level, "fallback_nstars": choice.fallback_nstars,
+        "stamp": stamp, "qa": qa,
     }
 
 
@@ -127,7 +133,8 @@ class PSFGridDataset(AbstractDataset[PSFGrid, PSFGrid]):
             key = (e["band"], int(e["row"]), int(e["col"]))
             stamp = self._read_stamp(e["stamp"]) if e["stamp"] else None
             choices[key] = PSFChoice(e["model"], stamp, e["fwhm_pix"], e["beta"], e["nstars"],
-                                     e["reason"])
+                                     e["reason"], e.get("fallback_level", ""),
+                                     e.get("fallback_nstars", 0))
             if e.get("qa") is not None:
                 qa[key] = e["qa"]
         return PSFGrid(tuple(meta["shape"]), int(meta["ngrid"]), tuple(meta["bands"]), choices, qa)

@@ -18,6 +18,7 @@ from phot7dt.pipelines.psf.cell_image import CellImage, load_cell_image
 from phot7dt.pipelines.psf.epsf_build import EPSFBuild, build_cell_epsf, star_cutouts
 from phot7dt.pipelines.psf.params import EpsfParams
 from phot7dt.pipelines.psf.stamp_models import StampMetrics, measure_stamp
+from phot7dt.pipelines.psf.star_moffat import FitStars, fit_stars_from_cutouts
 from phot7dt.pipelines.psf.star_selection import DEFAULT_FWHM_PIX, select_stars
 
 __all__ = ["CellResult", "run_cell"]
@@ -33,7 +34,9 @@ class CellResult:
     """What one (band, cell) build produced.
 
     ``status`` is ``ok`` (an ePSF was built), ``no_stars`` (no usable star),
-    or ``failed`` (an error, in ``message``).
+    or ``failed`` (an error, in ``message``). ``fit_stars`` holds the pixels
+    near the accepted stars for the Moffat fallback fits (None without stars);
+    ``build_epsf`` drops them once the fallbacks are chosen.
     """
 
     band: str
@@ -49,6 +52,7 @@ class CellResult:
     thumbnail: np.ndarray | None = None
     thumbnail_step: int = 1
     seconds: float = 0.0
+    fit_stars: FitStars | None = None
 
     @property
     def nstars_used(self) -> int:
@@ -66,13 +70,17 @@ def _thumbnail(ci: CellImage) -> tuple[np.ndarray, int]:
     return blocks.mean(axis=(1, 3)).astype(np.float32), step
 
 
-def _build(ci: CellImage, accepted: pd.DataFrame, p: EpsfParams, max_cutouts: int, fwhm: float):
+def _build(result: CellResult, ci: CellImage, accepted: pd.DataFrame, p: EpsfParams,
+           max_cutouts: int, fwhm: float, fit_radius_fwhm: float) -> str:
+    """Cut out the accepted stars and build the ePSF into ``result``; why not, or ""."""
     stars, star_bkg = star_cutouts(ci, accepted["x"].to_numpy(), accepted["y"].to_numpy(), p)
     if not len(stars):
-        return None, None, "no star cutout with positive flux"
+        return "no star cutout with positive flux"
     guess = fwhm if math.isfinite(fwhm) and fwhm > 0 else DEFAULT_FWHM_PIX
-    build = build_cell_epsf(stars, star_bkg, p, guess, max_cutouts, ci.sky_sigma, ci.gain)
-    return build, measure_stamp(build.stamp, guess), ""
+    result.fit_stars = fit_stars_from_cutouts(stars, fit_radius_fwhm * guess)
+    result.build = build_cell_epsf(stars, star_bkg, p, guess, max_cutouts, ci.sky_sigma, ci.gain)
+    result.metrics = measure_stamp(result.build.stamp, guess)
+    return ""
 
 
 def run_cell(
@@ -82,6 +90,7 @@ def run_cell(
     seeds: pd.DataFrame | None,
     p: EpsfParams,
     max_cutouts: int,
+    fit_radius_fwhm: float,
 ) -> CellResult:
     """Background, star selection, ePSF build and measurements of one band and cell.
 
@@ -99,6 +108,8 @@ def run_cell(
         ``epsf`` parameters.
     max_cutouts : int
         Star cutouts to keep for the montage plot.
+    fit_radius_fwhm : float
+        Radius of the pixels kept around each star for the fallback fits, in header FWHMs.
     """
     start = time.perf_counter()
     row, col, box = cell
@@ -113,8 +124,8 @@ def run_cell(
         if accepted.empty:
             result.status, result.message = "no_stars", "no usable PSF star in the cell"
         else:
-            result.build, result.metrics, why = _build(ci, accepted, p, max_cutouts, fwhm)
-            if result.build is None:
+            why = _build(result, ci, accepted, p, max_cutouts, fwhm, fit_radius_fwhm)
+            if why:
                 result.status, result.message = "no_stars", why
     except Exception as exc:  # a failing cell falls back; the others continue
         logger.warning("ePSF %s r%02d_c%02d failed: %s", band, row, col, exc)

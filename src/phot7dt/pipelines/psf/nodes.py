@@ -16,6 +16,7 @@ from phot7dt.params import section
 from phot7dt.pipelines.psf.patch_run_params import PatchRunParams
 from phot7dt.pipelines.psf import plots
 from phot7dt.pipelines.psf.cell_task import CellResult
+from phot7dt.pipelines.psf.fallback_shape import BandStars, fallback_shape
 from phot7dt.pipelines.psf.parallel import run_cells
 from phot7dt.pipelines.psf.params import EpsfParams, MoffatPsfParams
 from phot7dt.pipelines.psf.psf_choice import choose_psf, fallback_psf
@@ -99,7 +100,10 @@ def _qa_record(res: CellResult, choice: PSFChoice) -> dict[str, Any]:
         "bkg_mask_fraction": res.background.get("mask_fraction"),
         "star_bkg_median": b.star_background.get("median", nan) if b else nan,
         "seconds": round(res.seconds, 3),
-        "psf_model": choice.model, "psf_fwhm_pix": choice.fwhm_pix, "psf_reason": choice.reason,
+        "psf_model": choice.model, "psf_fwhm_pix": choice.fwhm_pix,
+        "psf_beta": nan if choice.beta is None else choice.beta,
+        "psf_fallback_level": choice.fallback_level,
+        "psf_fallback_nstars": choice.fallback_nstars, "psf_reason": choice.reason,
     }
 
 
@@ -110,6 +114,18 @@ def _json_safe(record: dict[str, Any]) -> dict[str, Any]:
         value = value.item() if isinstance(value, np.generic) else value
         out[key] = None if isinstance(value, float) and not math.isfinite(value) else value
     return out
+
+
+def _band_stars(frames: FrameSet, band: str, cells: list[CellResult]) -> BandStars:
+    """The band's accepted PSF stars by cell, for the fallback fits."""
+    frame = frames.frame(band)
+    by_cell = {(r.row, r.col): r.fit_stars for r in cells
+               if r.fit_stars is not None and len(r.fit_stars)}
+    return BandStars(by_cell, frame.sky_sigma, frame.egain / frame.scale, frame.fwhm_pix)
+
+
+def _shape_of(stars: BandStars, cell, box: Box, moffat: MoffatPsfParams, default: float):
+    return lambda: fallback_shape(stars, cell, box, moffat, default)
 
 
 def _skipped(band: str, row: int, col: int, box: Box) -> CellResult:
@@ -163,23 +179,27 @@ def build_epsf(
         math.ceil(p.save_star_montage_max / max(len(active), 1))
         if p.save_star_local_background_diagnostics else 0
     )
-    built = run_cells(frames, tasks, _gaia_seeds(gaiaxp_synphot, frames, p), p, max_cutouts)
+    built = run_cells(frames, tasks, _gaia_seeds(gaiaxp_synphot, frames, p), p, max_cutouts,
+                      moffat.fit_radius_fwhm)
     by_key = {(r.band, r.row, r.col): r for r in built}
     choices, records, results = {}, {}, []
     for band in frames.bands:
-        header_fwhm = frames.frame(band).fwhm_pix
+        stars = _band_stars(frames, band, [r for r in built if r.band == band])
         for (r, c), box in boxes.items():
             res = by_key.get((band, r, c)) or _skipped(band, r, c, box)
+            shape = _shape_of(stars, (r, c), box, moffat, run.fallback_default_fwhm_pix)
             if res.status == "skipped":
-                choice = fallback_psf("cell has no active source, ePSF not built", header_fwhm, 0,
+                choice = fallback_psf("cell has no active source, ePSF not built", shape(), 0,
                                       run, moffat)
             else:
                 stamp = res.build.stamp if res.build else None
-                choice = choose_psf(stamp, res.metrics, res.nstars_used, res.message, header_fwhm,
+                choice = choose_psf(stamp, res.metrics, res.nstars_used, res.message, shape,
                                     run, moffat)
             choices[(band, r, c)] = choice
             records[(band, r, c)] = _qa_record(res, choice)
             results.append(res)
+    for res in built:
+        res.fit_stars = None
     summary = pd.DataFrame(list(records.values()))
     _log_summary(summary)
     qa = {key: _json_safe(rec) for key, rec in records.items()}
@@ -191,9 +211,12 @@ def _log_summary(summary: pd.DataFrame) -> None:
     built = summary[summary["status"] != "skipped"]
     for band, rows in built.groupby("band", sort=False):
         n_epsf = int((rows["psf_model"] == "epsf").sum())
+        levels = rows.loc[rows["psf_model"] != "epsf", "psf_fallback_level"].value_counts()
         logger.info("ePSF %s: %d/%d cells use the ePSF, stars used median %.0f, FWHM median "
-                    "%.2f px", band, n_epsf, len(rows), rows["nstars_used"].median(),
-                    rows["epsf_fwhm_pix"].median())
+                    "%.2f px%s", band, n_epsf, len(rows), rows["nstars_used"].median(),
+                    rows["epsf_fwhm_pix"].median(),
+                    "; fallbacks " + ", ".join(f"{k}: {v}" for k, v in levels.items())
+                    if len(levels) else "")
 
 
 def plot_epsf_qa(

@@ -46,6 +46,7 @@ def run_cells(
     seeds_by_band: dict[str, pd.DataFrame | None],
     p: EpsfParams,
     max_cutouts: int,
+    fit_radius_fwhm: float,
 ) -> list[CellResult]:
     """Build every (band, cell) task; results in task order.
 
@@ -55,7 +56,7 @@ def run_cells(
     workers = min(n_workers(p, len(seeds_by_band)), max(len(tasks), 1))
     args = [
         (frames, band, cell, _seeds_near(seeds_by_band.get(band), cell[2], p.half_size), p,
-         max_cutouts)
+         max_cutouts, fit_radius_fwhm)
         for band, cell in tasks
     ]
     bar = tqdm(total=len(tasks), desc="build_epsf", unit="cell", mininterval=1.0)

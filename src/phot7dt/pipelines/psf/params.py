@@ -121,17 +121,28 @@ class EpsfParams(Section):
 
 
 class MoffatPsfParams(Section):
-    """``moffat_psf``: the Moffat fallback PSF.
+    """``moffat_psf``: the shape of the fallback PSF.
 
     ``fwhm_default_pix`` and ``module_path`` are tract7dt legacy keys, accepted
     so tract7dt configurations validate; the fallback FWHM default is
-    ``patch_run.fallback_default_fwhm_pix``.
+    ``patch_run.fallback_default_fwhm_pix``. The ``fit_*`` keys are additions:
+    tract7dt's fallback always used the header FWHM and ``beta``; here FWHM and
+    beta are fitted to the PSF stars of the cell, its neighbours or the band
+    (see :mod:`phot7dt.pipelines.psf.fallback_shape`), and the header is the
+    last resort. The fitted FWHM feeds every ``patch_run.psf_fallback_model``.
     """
 
     fwhm_default_pix: float = Field(4.0, gt=0)
     beta: float = Field(3.5, gt=1.0)
     radius_pix: float = Field(25.0, gt=0)
     module_path: str | None = None
+    fit_to_stars: bool = True
+    fit_min_stars: int = Field(5, ge=1)
+    fit_neighbour_rings: int = Field(1, ge=0)
+    fit_max_stars: int = Field(50, ge=1)
+    fit_radius_fwhm: float = Field(3.0, gt=0)
+    fit_free_centres: bool = True
+    fit_free_beta: bool = True
 
 
 SECTIONS = {

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 
+from phot7dt.pipelines.psf.fallback_shape import FallbackShape
 from phot7dt.pipelines.psf.patch_run_params import PatchRunParams
 from phot7dt.pipelines.psf.params import MoffatPsfParams
 from phot7dt.pipelines.psf.stamp_models import (
@@ -31,34 +33,30 @@ def _fallback_stamp(model: str, fwhm: float, beta: float, n: int, radius: float)
 
 
 def fallback_psf(
-    why: str, header_fwhm_pix: float, nstars: int, run: PatchRunParams, moffat: MoffatPsfParams
+    why: str, shape: FallbackShape, nstars: int, run: PatchRunParams, moffat: MoffatPsfParams
 ) -> PSFChoice:
-    """The configured fallback PSF (``patch_run.psf_fallback_model``).
+    """The configured fallback PSF (``patch_run.psf_fallback_model``) with ``shape``'s FWHM.
 
     Parameters
     ----------
     why : str
         Why the ePSF is not used; starts the recorded reason.
-    header_fwhm_pix : float
-        FWHM from the frame header (``PEEING`` or ``SEEING``), pixels; NaN if absent.
+    shape : FallbackShape
+        FWHM (pixels), beta and the level they come from (fitted to stars or the header).
     nstars : int
         Stars used by the cell's ePSF build (0 if none).
     run, moffat : PatchRunParams, MoffatPsfParams
         ``patch_run`` and ``moffat_psf`` sections.
     """
-    if math.isfinite(header_fwhm_pix) and header_fwhm_pix > 0:
-        fwhm, source = header_fwhm_pix, "header PEEING/SEEING"
-    else:
-        fwhm, source = run.fallback_default_fwhm_pix, "patch_run.fallback_default_fwhm_pix"
-    fwhm = max(float(fwhm), MIN_FALLBACK_FWHM_PIX)
+    fwhm = max(float(shape.fwhm_pix), MIN_FALLBACK_FWHM_PIX)
     model = run.psf_fallback_model
     if model == "moffat":
-        radius, beta = moffat.radius_pix, moffat.beta
+        radius, beta = moffat.radius_pix, shape.beta
     else:
         radius, beta = run.fallback_stamp_radius_pix, None
     stamp = _fallback_stamp(model, fwhm, beta or 0.0, run.ncircular_gaussian_n, radius)
-    reason = f"{why}; {model} fallback, FWHM {fwhm:.2f} px from {source}"
-    return PSFChoice(model, stamp, fwhm, beta, nstars, reason)
+    reason = f"{why}; {model} fallback, {shape.source}"
+    return PSFChoice(model, stamp, fwhm, beta, nstars, reason, shape.level, shape.nstars)
 
 
 def choose_psf(
@@ -66,7 +64,7 @@ def choose_psf(
     metrics: StampMetrics | None,
     nstars: int,
     failure: str,
-    header_fwhm_pix: float,
+    shape: Callable[[], FallbackShape],
     run: PatchRunParams,
     moffat: MoffatPsfParams,
 ) -> PSFChoice:
@@ -82,19 +80,18 @@ def choose_psf(
         Stars the build actually used.
     failure : str
         Why no ePSF exists ("" when one was built).
-    header_fwhm_pix : float
-        Header FWHM for the fallback, pixels (NaN if unknown).
+    shape : callable
+        Returns the fallback's FWHM and beta (called only when a fallback is needed).
     run, moffat : PatchRunParams, MoffatPsfParams
         ``patch_run`` and ``moffat_psf`` sections.
     """
     if stamp is None:
-        return fallback_psf(failure, header_fwhm_pix, nstars, run, moffat)
+        return fallback_psf(failure, shape(), nstars, run, moffat)
     if nstars < run.min_epsf_nstars_for_use:
         why = (f"low-star ePSF: {nstars} stars used < "
                f"min_epsf_nstars_for_use={run.min_epsf_nstars_for_use}")
-        return fallback_psf(why, header_fwhm_pix, nstars, run, moffat)
+        return fallback_psf(why, shape(), nstars, run, moffat)
     if metrics is None or not math.isfinite(metrics.fwhm_pix) or metrics.fwhm_pix <= 0:
-        return fallback_psf("ePSF shape could not be measured", header_fwhm_pix, nstars, run,
-                            moffat)
+        return fallback_psf("ePSF shape could not be measured", shape(), nstars, run, moffat)
     return PSFChoice("epsf", stamp, metrics.fwhm_pix, metrics.moffat_beta, nstars,
                      f"ePSF from {nstars} stars")

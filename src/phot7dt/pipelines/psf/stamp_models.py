@@ -24,6 +24,7 @@ __all__ = [
     "measure_stamp",
     "model_wings",
     "moffat_alpha",
+    "moffat_pixels",
     "moffat_stamp",
     "ncircular_gaussian_stamp",
 ]
@@ -53,7 +54,8 @@ def _subpixel_grid(size: int, x0: float, y0: float) -> tuple[np.ndarray, np.ndar
     return dx, dy
 
 
-def _moffat_pixels(size: int, x0: float, y0: float, alpha: float, beta: float) -> np.ndarray:
+def moffat_pixels(size: int, x0: float, y0: float, alpha: float, beta: float) -> np.ndarray:
+    """Unit-flux Moffat integrated over the pixels of a ``size x size`` grid, centre ``(x0, y0)``."""
     dx, dy = _subpixel_grid(size, x0, y0)
     profile = (1.0 + (dx**2 + dy**2) / alpha**2) ** (-beta)
     return profile.mean(axis=(2, 3)) * (beta - 1.0) / (math.pi * alpha**2)
@@ -67,7 +69,7 @@ def moffat_stamp(fwhm: float, beta: float, radius: float) -> np.ndarray:
     """Unit-sum pixel-integrated Moffat stamp of side ``2 ceil(radius) + 1``."""
     size = _stamp_size(radius)
     c = (size - 1) / 2
-    stamp = _moffat_pixels(size, c, c, moffat_alpha(fwhm, beta), beta)
+    stamp = moffat_pixels(size, c, c, moffat_alpha(fwhm, beta), beta)
     return stamp / stamp.sum()
 
 
@@ -139,7 +141,7 @@ class MoffatFit:
 
     def render(self, size: int) -> np.ndarray:
         """The fitted model on a ``size x size`` stamp."""
-        return self.amplitude * _moffat_pixels(size, self.x0, self.y0, self.alpha, self.beta)
+        return self.amplitude * moffat_pixels(size, self.x0, self.y0, self.alpha, self.beta)
 
 
 def fit_moffat(stamp: np.ndarray, fit_radius: float) -> MoffatFit:
@@ -154,7 +156,7 @@ def fit_moffat(stamp: np.ndarray, fit_radius: float) -> MoffatFit:
 
     def residual(p: np.ndarray) -> np.ndarray:
         amp, x0, y0, log_alpha, log_beta_m1 = p
-        model = amp * _moffat_pixels(n, x0, y0, math.exp(log_alpha), 1.0 + math.exp(log_beta_m1))
+        model = amp * moffat_pixels(n, x0, y0, math.exp(log_alpha), 1.0 + math.exp(log_beta_m1))
         return (model - sub)[sub_inside]
 
     start = np.array([float(stamp.sum()), c - lo, c - lo, math.log(2.0), math.log(2.0)])
