@@ -96,6 +96,7 @@ def run(repeat):
                 row = {"patch": kind, "n_band": n_band, "n_src": n_src, "mode": mode,
                        "seconds": round(seconds, 4), "source_bands_per_s": round(rate, 1),
                        "converged_frac": float(res.converged.mean()),
+                       "median_source_niters": float(np.median(res.source_niters)),
                        "median_abs_flux_pull": float(np.median(np.abs(
                            (res.flux - truth["flux"]) / res.flux_err_marginal))),
                        "target": TARGETS[mode] if n_band == 40 else None}
