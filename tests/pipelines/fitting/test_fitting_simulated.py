@@ -44,11 +44,6 @@ def test_star_fluxes_and_errors_match_truth(upstream, baseline):
     assert 0.8 <= pull_std <= 1.25
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="engine: the blended Sersic pair 57/000185 of the small "
-    "field needs more than n_opt_iters=20 iterations (36 of 38 converge)",
-)
 def test_converged_fraction(baseline):
     merged = baseline["merged_catalog"]
     fitted = merged[~merged["excluded_any"].to_numpy(bool)]

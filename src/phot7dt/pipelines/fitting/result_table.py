@@ -3,9 +3,8 @@
 Multi-band mode gives one set of position/shape/optimiser columns; single-band
 mode suffixes them per band (``x_pix_white_{band}_fit``, ``opt_niters_{band}``,
 ...) and adds band-combined ``opt_converged`` (all bands), ``opt_hit_max_iters``,
-``flag_bound_stalled`` (any band) and ``fit_flags`` (OR). ``opt_converged`` and
-``opt_hit_max_iters`` are per source; ``opt_niters`` and ``opt_last_dlnp`` are
-those of the fit's last stage (the engine reports iterations per fit).
+``flag_bound_stalled`` (any band) and ``fit_flags`` (OR). Every ``opt_*`` value
+is per source (tract7dt gives one value for a whole patch).
 """
 
 from __future__ import annotations
@@ -58,10 +57,10 @@ def _fit_columns(result, bands: list[str], config, base: np.ndarray) -> dict[str
     unmeasured = (flags & flag_bit("fully_masked")) != 0  # no pixel: position/shape not measured
     for name in _GEOMETRY:
         cols[name] = np.where(unmeasured, np.nan, cols[name].astype(float))
-    niters = int(np.max(result.opt_niters))
+    niters = cols["opt_niters"].astype(np.int64)
     near_limit = niters >= config.settings.n_opt_iters - config.flag_maxiter_margin
     cols["opt_hit_max_iters"] = cols["opt_hit_max_iters"] | (~cols["opt_converged"] & near_limit)
-    cols["opt_niters"] = np.full(base.sum(), niters, dtype=np.int64)
+    cols["opt_niters"] = niters
     cols["flag_bound_stalled"] = (flags & _BOUND_MASK) != 0
     cols["flag_bound_stalled_which_parameter"] = np.array(
         [_names(f, BOUND_FLAGS) for f in flags], dtype=object
