@@ -57,8 +57,9 @@ def test_gaia_mode_without_gaiaxp_falls_back_everywhere(psf_field):
     grid, summary, _ = run(psf_field, pd.DataFrame(columns=["ra", "dec"]), psfstar_mode="gaia")
     assert set(summary["status"]) == {"no_stars"}
     for _, choice in grid.items():
-        assert choice.model == "moffat"
+        assert choice.model == "moffat" and choice.fallback_level == "header"
         assert choice.reason.startswith("no usable PSF star in the cell")
+        assert "no usable PSF star in the band" in choice.reason
 
 
 def test_band_without_gaiaxp_column_uses_sep(psf_field, caplog):

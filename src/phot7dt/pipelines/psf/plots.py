@@ -50,8 +50,10 @@ def stamp_sheet(grid: PSFGrid, band: str, cells: list[CellResult], p: EpsfParams
         ax = axes[r, c]
         ax.imshow(choice.stamp, origin="lower", cmap="magma", norm=_log_norm(choice.stamp))
         colour = "black" if choice.model == "epsf" else "tab:red"
-        ax.set_title(f"{cell_tag(r, c)} {choice.model}\nN={choice.nstars} "
-                     f"FWHM={choice.fwhm_pix:.2f}px", fontsize=8, color=colour)
+        stars = (f"N={choice.nstars}" if choice.model == "epsf"
+                 else f"{choice.fallback_level} N={choice.fallback_nstars}")
+        ax.set_title(f"{cell_tag(r, c)} {choice.model}\n{stars} FWHM={choice.fwhm_pix:.2f}px",
+                     fontsize=8, color=colour)
     return fig
 
 

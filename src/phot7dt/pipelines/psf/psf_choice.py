@@ -1,4 +1,12 @@
-"""Which PSF the fitter gets for a band and cell: the ePSF or a fallback."""
+"""Which PSF the fitter gets for a band and cell: the ePSF or a fallback.
+
+A fallback stamp is drawn from ``patch_run.psf_fallback_model`` with the FWHM
+(and, for the Moffat, beta) of a
+:class:`~phot7dt.pipelines.psf.fallback_shape.FallbackShape`: fitted to PSF
+stars of the cell, its neighbours or the band, or the header's as a last
+resort. The reason starts with why the ePSF is not used (``low-star ePSF``
+... for the audit columns) and names the level the shape comes from.
+"""
 
 from __future__ import annotations
 
