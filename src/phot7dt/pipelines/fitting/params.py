@@ -54,19 +54,28 @@ class SceneParams(Section):
         ``FLUXERR_{band}_fit``: marginalised over positions and shapes, or the
         flux block alone (at fixed positions and shapes).
     step_tol_sigma : float
-        Convergence also needs every parameter step below this many of its errors.
+        Convergence also needs every parameter's remaining Gauss-Newton step
+        below this many of its errors.
     re_min_pix, re_max_pix : float
         Bounds of the half-light radius, px (a source ending on one is flagged).
     q_min : float
         Smallest axis ratio b/a (a source ending on it is flagged).
+    freeze_shape_sigma : float
+        A galaxy whose shape errors at its catalog values exceed this (in log r_e,
+        ee1, ee2) keeps its catalog shape and Sersic n, flagged
+        ``shape_unconstrained``: the data cannot measure it.
+    freeze_sersic_n_sigma : float
+        The same for the Sersic index alone (flag ``sersic_n_unconstrained``).
     """
 
     source_poisson_noise: bool = True
     flux_err: Literal["marginal", "conditional"] = "marginal"
-    step_tol_sigma: float = Field(0.01, gt=0)
+    step_tol_sigma: float = Field(0.1, gt=0)
     re_min_pix: float = Field(0.1, gt=0)
     re_max_pix: float = Field(100.0, gt=0)
     q_min: float = Field(0.02, ge=1e-3, lt=1)
+    freeze_shape_sigma: float = Field(0.3, gt=0)
+    freeze_sersic_n_sigma: float = Field(0.5, gt=0)
 
 
 SECTIONS = {"patch_run": PatchRunParams, "merge": MergeParams, "scene": SceneParams}

@@ -38,6 +38,8 @@ def fit_config(
         re_min_pix=engine.re_min_pix,
         re_max_pix=engine.re_max_pix,
         q_min=engine.q_min,
+        freeze_shape_sigma=engine.freeze_shape_sigma,
+        freeze_sersic_n_sigma=engine.freeze_sersic_n_sigma,
     )
     return FitConfig(
         bands=tuple(bands),
