@@ -25,7 +25,7 @@ import numpy as np
 import scipy.fft
 
 from . import _solve
-from ._kernels import add_model, gram_pairs, overlapping_pairs, project, self_terms
+from ._kernels import add_model, gram_pairs, overlapping_pairs, padded_data, project, self_terms
 from .render import base_factors
 
 _CHUNK_BYTES = 48 * 2**20  # stamp memory per chunk of bands
@@ -63,15 +63,13 @@ class PatchModel:
     """
 
     def __init__(self, images, invvar, psfs, kinds, flux_prior, gain=None, pad=0):
-        images = np.asarray(images, dtype=np.float64)
-        ivar = np.asarray(invvar, dtype=np.float64)
-        good = np.isfinite(images) & np.isfinite(ivar) & (ivar > 0)
-        self.n_bad_pixels = int(np.count_nonzero(~(np.isfinite(images) & np.isfinite(ivar))))
-        self.n_band, self.ny, self.nx = images.shape
+        self.n_band = images.shape[0]
         self.pad = int(pad)
-        p = ((0, 0), (self.pad, self.pad), (self.pad, self.pad))
-        self.data = np.pad(np.where(good, images, 0.0), p)
-        self.ivar = np.pad(np.where(good, ivar, 0.0), p)
+        images, invvar = np.asarray(images), np.asarray(invvar)
+        exact32 = images.dtype == np.float32 and invvar.dtype == np.float32  # no rounding: keep float32
+        self.data, self.ivar, wdd, self.n_bad_pixels = padded_data(images, invvar, self.pad,
+                                                                   np.float32 if exact32 else np.float64)
+        self.ny, self.nx = images.shape[1], images.shape[2]
         self.psfs = list(psfs)
         self.kinds = list(kinds)
         self.gain = None if gain is None else np.asarray(gain, float)
@@ -79,7 +77,7 @@ class PatchModel:
         self.prior_prec = np.where(np.isfinite(sig) & (sig > 0), 1.0 / np.where(sig > 0, sig, 1.0) ** 2, 0.0).T
         self.prior_mean = np.where(self.prior_prec > 0, np.asarray(mu).T, 0.0)
         self._psf_ft = {}
-        self.set_weights(self.ivar)
+        self.w, self.wdd = self.ivar, wdd
 
     def subset(self, idx):
         """A view of the same data and weights for the sources ``idx`` only (shared arrays)."""
@@ -92,8 +90,7 @@ class PatchModel:
     def set_weights(self, w):
         """Use weights ``w`` (n_band, ny_pad, nx_pad) for the following evaluations."""
         self.w = w
-        self.wd = w * self.data
-        self.wdd = np.einsum("bij,bij->b", self.wd, self.data)
+        self.wdd = np.einsum("bij,bij,bij->b", w, self.data, self.data, dtype=np.float64)
 
     def set_model_weights(self, models):
         """Poisson-aware weights from model images (no-op without a gain)."""
@@ -160,7 +157,7 @@ class PatchModel:
         rhs = np.empty((bands.size, geo.ns, geo.cmax))
         for i, b in enumerate(bands):
             blocks[i], rhs[i] = self_terms(buf[i], lay.offsets, lay.sizes, lay.ncols, geo.ox, geo.oy,
-                                           self.w[b], self.wd[b], geo.cmax)
+                                           self.w[b], self.data[b], geo.cmax)
         return blocks, rhs
 
     def _finish_bands(self, bands, f, var, chi2, out):
@@ -223,12 +220,12 @@ class PatchModel:
             model = np.zeros(self.data.shape[1:])
             add_model(buf[i], lay.offsets, lay.sizes, geo.ox, geo.oy, f[i], model)
             if geo.approximate:
-                resid = self.wd[b] - self.w[b] * model
+                resid = self.w[b] * (self.data[b] - model)
                 g0 = project(buf[i], lay.offsets, lay.sizes, lay.ncols, geo.ox, geo.oy, resid, 1)[:, 0]
                 df = hinv[i] @ (g0 - self.prior_prec[b] * (f[i] - self.prior_mean[b]))
                 f[i] += df
                 add_model(buf[i], lay.offsets, lay.sizes, geo.ox, geo.oy, df, model)
-            resid = self.wd[b] - self.w[b] * model
+            resid = self.w[b] * (self.data[b] - model)
             chi2[i] = float(np.vdot(self.data[b] - model, resid))
             if derivs:
                 proj[i] = project(buf[i], lay.offsets, lay.sizes, lay.ncols, geo.ox, geo.oy, resid, C)

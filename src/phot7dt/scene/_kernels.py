@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["add_model", "gram_pairs", "overlapping_pairs", "project", "self_terms"]
+__all__ = ["add_model", "gram_pairs", "overlapping_pairs", "padded_data", "project", "self_terms"]
 
 
 @njit(cache=True, nogil=True, fastmath=True)
@@ -43,7 +43,7 @@ def gram_pairs(buf, offsets, sizes, ncols, ox, oy, pair_s, pair_t, w, cmax, bx, 
                 rs = offsets[s] + (yy - oy[s]) * ss - ox[s]
                 rt = offsets[t] + (yy - oy[t]) * st - ox[t]
                 for xx in range(x0, x1):
-                    acc += w[yy, xx] * buf[rs + xx] * buf[rt + xx]
+                    acc += np.float64(w[yy, xx]) * buf[rs + xx] * buf[rt + xx]
             blocks[p, 0, 0] = acc
             continue
         if x1 <= x0:
@@ -57,7 +57,7 @@ def gram_pairs(buf, offsets, sizes, ncols, ox, oy, pair_s, pair_t, w, cmax, bx, 
             for j in range(nt):
                 bj = rt + j * st * st
                 for k in range(width):
-                    tmp[j, k] = w[yy, x0 + k] * buf[bj + k]
+                    tmp[j, k] = np.float64(w[yy, x0 + k]) * buf[bj + k]
             for i in range(ns):
                 ai = rs + i * ss * ss
                 for j in range(nt):
@@ -69,7 +69,7 @@ def gram_pairs(buf, offsets, sizes, ncols, ox, oy, pair_s, pair_t, w, cmax, bx, 
 
 
 @njit(cache=True, nogil=True, fastmath=True)
-def self_terms(buf, offsets, sizes, ncols, ox, oy, w, wd, cmax):
+def self_terms(buf, offsets, sizes, ncols, ox, oy, w, d, cmax):
     """Per-source weighted Gram blocks and projections on w*d, over whole stamps.
 
     Row-wise: tmp_j = w * col_j over one stamp row, then contiguous dot
@@ -90,14 +90,14 @@ def self_terms(buf, offsets, sizes, ncols, ox, oy, w, wd, cmax):
         for yy in range(ss):
             base = offsets[s] + yy * ss
             wrow = w[oy[s] + yy, ox[s]:ox[s] + ss]
-            drow = wd[oy[s] + yy, ox[s]:ox[s] + ss]
+            drow = d[oy[s] + yy, ox[s]:ox[s] + ss]
             for j in range(nc):
                 bj = base + j * plane
                 acc = 0.0
                 for k in range(ss):
                     v = buf[bj + k]
-                    tmp[j, k] = wrow[k] * v
-                    acc += v * drow[k]
+                    tmp[j, k] = np.float64(wrow[k]) * v
+                    acc += tmp[j, k] * np.float64(drow[k])
                 rhs[s, j] += acc
             for i in range(nc):
                 ai = base + i * plane
@@ -145,6 +145,42 @@ def add_model(buf, offsets, sizes, ox, oy, flux, model):
         for yy in range(ss):
             for xx in range(ss):
                 model[oy[s] + yy, ox[s] + xx] += f * buf[base + yy * ss + xx]
+
+
+@njit(cache=True, nogil=True)
+def padded_data(images, invvar, pad, dtype):
+    """Zero-padded data and weights (dtype ``dtype``) in one pass.
+
+    Pixels whose image or invvar is non-finite (or invvar <= 0) get zero data
+    and weight.
+
+    Returns
+    -------
+    data, ivar : ndarray, shape (B, ny + 2 pad, nx + 2 pad)
+    wdd : ndarray, float64, shape (B,)
+        sum of w * d^2 per band.
+    n_bad : int
+        Number of pixels whose image or invvar is non-finite.
+    """
+    nb, ny, nx = images.shape
+    shape = (nb, ny + 2 * pad, nx + 2 * pad)
+    data, ivar = np.zeros(shape, dtype), np.zeros(shape, dtype)
+    wdd = np.zeros(nb)
+    n_bad = 0
+    for b in range(nb):
+        acc = 0.0
+        for y in range(ny):
+            for x in range(nx):
+                d = np.float64(images[b, y, x])
+                v = np.float64(invvar[b, y, x])
+                if not (np.isfinite(d) and np.isfinite(v)):
+                    n_bad += 1
+                elif v > 0.0:
+                    data[b, y + pad, x + pad] = images[b, y, x]
+                    ivar[b, y + pad, x + pad] = invvar[b, y, x]
+                    acc += v * d * d
+        wdd[b] = acc
+    return data, ivar, wdd, n_bad
 
 
 def overlapping_pairs(ox, oy, sizes):
