@@ -170,7 +170,7 @@ def _initial_fluxes(model, table, settings, params, size_fn, forced):
     poisson = model.gain is not None
 
     def flux_only(sz):
-        return model.evaluate(params, _layout(model, sz, zero), derivs=forced, want_model=poisson)
+        return model.evaluate(params, _layout(model, sz, zero), derivs=forced, want_model=poisson, single=forced)
 
     sizes = size_fn(params, table.flux)
     ev = flux_only(sizes)

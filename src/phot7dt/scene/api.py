@@ -57,6 +57,8 @@ def _capped_size_fn(model, table, psfs, settings, prob, sigma):
             while sizes[s] > allowed[0] and _needed_pad(_Row(prob, s), sizes[s:s + 1],
                                                           (model.ny, model.nx)) > model.pad:
                 sizes[s] = max(a for a in allowed if a < sizes[s])
+        if settings.cross_trunc_frac <= settings.model_trunc_frac:  # core boxes are the whole stamps
+            return sizes, sizes.copy()
         core = stamp_sizes(kinds, params, fluxes, sigma, psfs, settings, frac=settings.cross_trunc_frac)
         return sizes, np.minimum(core, sizes)
     return size_fn
