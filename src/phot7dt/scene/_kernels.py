@@ -61,11 +61,12 @@ def gram_pairs(buf, offsets, sizes, ncols, ox, oy, pair_s, pair_t, w, cmax, bx, 
                 for k in range(width):
                     tmp[j, k] = np.float64(w_row[k]) * b_row[k]
             for i in range(ns):
-                ai = rs + i * ss * ss
+                a_row = buf[rs + i * ss * ss:rs + i * ss * ss + width]
                 for j in range(nt):
+                    t_row = tmp[j]
                     acc = 0.0
                     for k in range(width):
-                        acc += buf[ai + k] * tmp[j, k]
+                        acc += a_row[k] * t_row[k]
                     blocks[p, i, j] += acc
     return blocks
 
@@ -94,19 +95,20 @@ def self_terms(buf, offsets, sizes, ncols, ox, oy, w, d, cmax):
             wrow = w[oy[s] + yy, ox[s]:ox[s] + ss]
             drow = d[oy[s] + yy, ox[s]:ox[s] + ss]
             for j in range(nc):
-                bj = base + j * plane
+                col = buf[base + j * plane:base + j * plane + ss]
+                t_row = tmp[j]
                 acc = 0.0
                 for k in range(ss):
-                    v = buf[bj + k]
-                    tmp[j, k] = np.float64(wrow[k]) * v
-                    acc += tmp[j, k] * np.float64(drow[k])
+                    t_row[k] = np.float64(wrow[k]) * col[k]
+                    acc += t_row[k] * np.float64(drow[k])
                 rhs[s, j] += acc
             for i in range(nc):
-                ai = base + i * plane
+                col = buf[base + i * plane:base + i * plane + ss]
                 for j in range(i, nc):
+                    t_row = tmp[j]
                     acc = 0.0
                     for k in range(ss):
-                        acc += buf[ai + k] * tmp[j, k]
+                        acc += col[k] * t_row[k]
                     blocks[s, i, j] += acc
         for i in range(nc):
             for j in range(i):
