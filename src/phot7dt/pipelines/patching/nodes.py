@@ -122,20 +122,42 @@ def define_patches(
     return table
 
 
-def _members(active: pd.DataFrame, x0: int, x1: int, y0: int, y1: int) -> np.ndarray:
-    px, py = active["_px"].to_numpy(), active["_py"].to_numpy()
-    return (px >= x0) & (px < x1) & (py >= y0) & (py < y1)
+def _roi_members(px: np.ndarray, py: np.ndarray, patches: pd.DataFrame) -> list[np.ndarray]:
+    """Row positions (ascending) of the sources whose nearest pixel lies in each patch ROI.
+
+    Sources are sorted once by x; each ROI takes its column strip by binary search and
+    keeps the rows inside its y range, so the cost is the strip size, not the catalog.
+    """
+    order = np.argsort(px, kind="stable")
+    sorted_px = px[order]
+    lo = np.searchsorted(sorted_px, patches["x0_roi"].to_numpy(), side="left")
+    hi = np.searchsorted(sorted_px, patches["x1_roi"].to_numpy(), side="left")
+    y0, y1 = patches["y0_roi"].to_numpy(), patches["y1_roi"].to_numpy()
+    members = []
+    for i in range(len(patches)):
+        strip = order[lo[i] : hi[i]]
+        members.append(np.sort(strip[(py[strip] >= y0[i]) & (py[strip] < y1[i])]))
+    return members
 
 
-def _patch_rows(active: pd.DataFrame, patch: pd.Series, key: list[str]) -> pd.DataFrame:
-    in_roi = _members(active, patch.x0_roi, patch.x1_roi, patch.y0_roi, patch.y1_roi)
-    rows = active[in_roi]
-    in_base = _members(rows, patch.x0_base, patch.x1_base, patch.y0_base, patch.y1_base)
-    out = rows.drop(columns=["_px", "_py"]).copy()
-    out.insert(0, "patch_tag", patch.patch_tag)
+def _payload_table(
+    table: pd.DataFrame, patches: pd.DataFrame, members: list[np.ndarray]
+) -> pd.DataFrame:
+    """One row per (patch, ROI member) in patch order: tag, halo flag, patch-local position."""
+    rows = np.concatenate(members) if members else np.zeros(0, dtype=np.intp)
+    which = np.repeat(np.arange(len(patches)), [len(m) for m in members])
+    px, py = table["_px"].to_numpy()[rows], table["_py"].to_numpy()[rows]
+
+    def per_row(column: str) -> np.ndarray:
+        return patches[column].to_numpy()[which]
+
+    in_base = (px >= per_row("x0_base")) & (px < per_row("x1_base"))
+    in_base &= (py >= per_row("y0_base")) & (py < per_row("y1_base"))
+    out = table.drop(columns=["_px", "_py"]).iloc[rows].reset_index(drop=True)
+    out.insert(0, "patch_tag", per_row("patch_tag"))
     out.insert(1, "is_halo", ~in_base)
-    out["x_pix_patch"] = out["x_pix_white"] - patch.x0_roi
-    out["y_pix_patch"] = out["y_pix_white"] - patch.y0_roi
+    out["x_pix_patch"] = out["x_pix_white"].to_numpy() - per_row("x0_roi")
+    out["y_pix_patch"] = out["y_pix_white"].to_numpy() - per_row("y0_roi")
     return out
 
 
@@ -190,15 +212,13 @@ def build_patch_payloads(
         nearest_pixel(table["x_pix_white"]),
         nearest_pixel(table["y_pix_white"]),
     )
-    parts, n_empty = [], 0
-    for patch in patches.itertuples(index=False):
-        rows = _patch_rows(table, patch, key)
-        if not (~rows["is_halo"]).any():
-            n_empty += 1
-            if inputs.skip_empty_patch:
-                continue
-        parts.append(rows)
-    payloads = pd.concat(parts, ignore_index=True) if parts else _empty_payloads(table)
+    members = _roi_members(table["_px"].to_numpy(), table["_py"].to_numpy(), patches)
+    payloads = _payload_table(table, patches, members)
+    with_base = payloads.loc[~payloads["is_halo"], "patch_tag"].unique()
+    n_empty = len(patches) - len(with_base)
+    if inputs.skip_empty_patch:
+        keep = payloads["patch_tag"].isin(with_base).to_numpy()
+        payloads = payloads[keep].reset_index(drop=True)
     n_base = int((~payloads["is_halo"]).sum())
     if n_base < len(active):
         logger.warning(
@@ -214,12 +234,3 @@ def build_patch_payloads(
         len(payloads) - n_base,
     )
     return payloads
-
-
-def _empty_payloads(table: pd.DataFrame) -> pd.DataFrame:
-    empty = table.drop(columns=["_px", "_py"]).iloc[:0].copy()
-    empty.insert(0, "patch_tag", pd.Series(dtype=str))
-    empty.insert(1, "is_halo", pd.Series(dtype=bool))
-    empty["x_pix_patch"] = pd.Series(dtype=float)
-    empty["y_pix_patch"] = pd.Series(dtype=float)
-    return empty
