@@ -1,4 +1,4 @@
-"""Full-tile benchmark: a synthetic 7DT tile of the real geometry through ``kedro run --pipeline full``.
+"""Full-tile benchmark: a synthetic 7DT tile of the real geometry through ``kedro run``.
 
 Writes a tile (default 9576x6388 px, 40 bands m400...m887, ~50 000 sources, GaiaXP
 CSV, tract7dt-format catalog; see ``synthetic_tile.py``) to a scratch folder, runs

@@ -23,6 +23,7 @@ from astropy.io import fits
 from scipy.spatial import cKDTree
 from tqdm.auto import tqdm
 
+from analytic_stamps import chunks, moffat_stamps, sersic_stamps
 from phot7dt.pipelines.simulate.catalogs import gaiaxp_table, input_catalog, truth_table
 from phot7dt.pipelines.simulate.field import finish_sources
 from phot7dt.pipelines.simulate.params import MEDIUM_BAND_WAVELENGTHS_NM, SimulateParams
@@ -49,11 +50,7 @@ FAMILY_SIZE = 5
 ZONES = (4, 3)
 #: Stamp half sizes (px); each source gets the smallest one holding its light.
 HALF_BUCKETS = (8, 12, 16, 24, 32, 48, 64, 96, 128, 160)
-SUBSAMPLE = 3
-GALAXY_TRUNCATION_RE = 8.0
 WING_FRACTION_OF_SKYSIG = 0.02
-#: Largest number of sub-sampled pixels evaluated at once (memory bound of the renderer).
-CHUNK_PIXELS = 2.0e7
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,15 +134,15 @@ def draw_population(spec: TileSpec, rng: np.random.Generator) -> pd.DataFrame:
     primary = positions(counts["blend"], 12.0)
     angle, sep = rng.uniform(0, 2 * np.pi, len(primary)), rng.uniform(2.0, 6.0, len(primary))
     secondary = primary + np.column_stack([sep * np.cos(angle), sep * np.sin(angle)])
-    pair = galaxies("blend", np.vstack([primary, secondary]), rng.uniform(18.5, 21.5, 2 * len(primary)))
+    pair_mags = rng.uniform(18.5, 21.5, 2 * len(primary))
+    pair = galaxies("blend", np.vstack([primary, secondary]), pair_mags)
     pair["pair_index"] = np.tile(np.arange(len(primary)), 2)
     groups.append(pair)
     groups.append(stars("field_star", positions(counts["field_star"], 4.0), (19.0, 22.5)))
     n_gal = n - sum(len(g["x_pix"]) for g in groups)
     gal_xy = positions(n_gal, 4.0)
     groups.append(galaxies("galaxy", gal_xy, number_count_mags(rng, len(gal_xy), 17.5, 22.5)))
-    frame = population_frame(groups)
-    return frame
+    return population_frame(groups)
 
 
 def _half_sizes(sources: pd.DataFrame, bands: pd.DataFrame, zp_ref: float) -> np.ndarray:
@@ -161,45 +158,6 @@ def _half_sizes(sources: pd.DataFrame, bands: pd.DataFrame, zp_ref: float) -> np
     need = np.maximum(wing, extent + 2.0 * fwhm)
     bucket = np.searchsorted(np.array(HALF_BUCKETS), need)
     return np.array(HALF_BUCKETS)[np.clip(bucket, 0, len(HALF_BUCKETS) - 1)]
-
-
-def _subpixel_grid(half: int, dx: np.ndarray, dy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sub-sampled offsets ``(n, S, S)`` from each source centre, S = SUBSAMPLE (2 half + 1)."""
-    step = (np.arange((2 * half + 1) * SUBSAMPLE) + 0.5) / SUBSAMPLE - half - 0.5
-    return step[None, None, :] - dx[:, None, None], step[None, :, None] - dy[:, None, None]
-
-
-def _bin(fine: np.ndarray) -> np.ndarray:
-    n, s = fine.shape[0], fine.shape[1] // SUBSAMPLE
-    return fine.reshape(n, s, SUBSAMPLE, s, SUBSAMPLE).mean(axis=(2, 4)).astype(np.float32)
-
-
-def moffat_stamps(half: int, dx, dy, fwhm, beta: float) -> np.ndarray:
-    """Pixel-integrated unit-flux Moffat stamps ``(n, 2 half + 1, 2 half + 1)``."""
-    gx, gy = _subpixel_grid(half, np.asarray(dx, float), np.asarray(dy, float))
-    alpha = np.asarray(fwhm, float)[:, None, None] / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
-    fine = (beta - 1.0) / (np.pi * alpha**2) * (1.0 + (gx**2 + gy**2) / alpha**2) ** (-beta)
-    return _bin(fine)
-
-
-def sersic_stamps(half: int, dx, dy, gal: pd.DataFrame) -> np.ndarray:
-    """Unit-sum Sersic stamps (truncated at 8 Re, Re along the major axis), ``(n, S, S)``."""
-    gx, gy = _subpixel_grid(half, np.asarray(dx, float), np.asarray(dy, float))
-    n_ser = gal["sersic_n"].to_numpy()[:, None, None]
-    re = gal["re_pix"].to_numpy()[:, None, None]
-    q = 1.0 - gal["ell"].to_numpy()[:, None, None]
-    th = np.deg2rad(gal["theta_deg"].to_numpy())[:, None, None]
-    major, minor = gx * np.cos(th) + gy * np.sin(th), -gx * np.sin(th) + gy * np.cos(th)
-    r = np.hypot(major, minor / q) / re
-    b_n = 2.0 * n_ser - 1.0 / 3.0 + 4.0 / (405.0 * n_ser) + 46.0 / (25515.0 * n_ser**2)
-    fine = np.where(r <= GALAXY_TRUNCATION_RE, np.exp(-b_n * (r ** (1.0 / n_ser) - 1.0)), 0.0)
-    stamps = _bin(fine)
-    return stamps / stamps.sum(axis=(1, 2), keepdims=True)
-
-
-def _chunks(n: int, half: int) -> list[slice]:
-    per = max(1, int(CHUNK_PIXELS // ((2 * half + 1) * SUBSAMPLE) ** 2))
-    return [slice(i, min(i + per, n)) for i in range(0, n, per)]
 
 
 class FamilyRenderer:
@@ -227,7 +185,7 @@ class FamilyRenderer:
             gal = self.sources.iloc[idx]
             out[half] = np.concatenate([
                 sersic_stamps(half, self.dx[idx[c]], self.dy[idx[c]], gal.iloc[c])
-                for c in _chunks(len(idx), half)])
+                for c in chunks(len(idx), half)])
         return out
 
     def family_stamps(self, band: pd.Series) -> dict[int, tuple[np.ndarray, np.ndarray]]:
@@ -238,7 +196,7 @@ class FamilyRenderer:
             fwhm = moffat_fwhm_at(band, x[idx], y[idx])
             out[half] = (idx, np.concatenate([
                 moffat_stamps(half, self.dx[idx[c]], self.dy[idx[c]], fwhm[c], beta)
-                for c in _chunks(len(idx), half)]))
+                for c in chunks(len(idx), half)]))
         for half, idx in self._groups(False).items():
             stamps, size = self.galaxy_stamps[half].copy(), 2 * half + 1
             for zone in np.unique(self.zone[idx]):
@@ -266,7 +224,8 @@ class FamilyRenderer:
                 x0, y0 = self.ix[i] - half, self.iy[i] - half
                 xa, ya = max(x0, 0), max(y0, 0)
                 xb, yb = min(x0 + 2 * half + 1, nx), min(y0 + 2 * half + 1, ny)
-                image[ya:yb, xa:xb] += np.float32(adu[i]) * unit[k, ya - y0 : yb - y0, xa - x0 : xb - x0]
+                cut = unit[k, ya - y0 : yb - y0, xa - x0 : xb - x0]
+                image[ya:yb, xa:xb] += np.float32(adu[i]) * cut
                 if peaks[k] >= saturate:
                     is_saturated[i] = True
                     saturating.append(_Bounds(x0 + 1, x0 + 2 * half + 1, y0 + 1, y0 + 2 * half + 1))
