@@ -107,7 +107,7 @@ class PatchModel:
         """PSF transforms of several bands on a size x size grid, (nb, S, S//2+1)."""
         for b in bands:
             if (b, size, dtype) not in self._psf_ft:
-                self._psf_ft[(b, size, dtype)] = self.psfs[b].fourier(size).astype(dtype)
+                self._psf_ft[(b, size, dtype)] = _psf_fourier(self.psfs[b], size, dtype)
         return np.stack([self._psf_ft[(b, size, dtype)] for b in bands])
 
     def evaluate(self, params, layout, *, derivs=False, want_model=False, single=False):
@@ -261,6 +261,21 @@ class _Geometry:
         self.separable = full_s.size == 0
         self.approximate = (not self.separable) and (
             full_s.size != self.ps.size or bool(np.any(layout.core < layout.sizes)))
+
+
+def _psf_fourier(psf, size, dtype):
+    """The PSF's transform in ``dtype``; cast copies are cached where the transform itself is."""
+    ft = psf.fourier(size)
+    if ft.dtype == dtype:
+        return ft
+    if "_ft_cache" not in getattr(psf, "__dict__", {}):  # not cached (analytic PSFs): no cache either
+        return ft.astype(dtype)
+    cache = psf.__dict__.setdefault("_ft_cast_cache", {})
+    key = (size, np.dtype(dtype).str)
+    if key not in cache:
+        cache[key] = ft.astype(dtype)
+        cache[key].flags.writeable = False
+    return cache[key]
 
 
 def noise_sigma(invvar):
