@@ -144,17 +144,30 @@ class PatchModel:
         return out.finish()
 
     def _render(self, bands, layout, bases, single=False):
-        ctype = np.complex64 if single else np.complex128
+        """Stamps of every column; derivative columns always in single precision.
+
+        Column 0 (the model, which sets the fluxes and ln P compared by the
+        line search) is double unless ``single``; derivative columns only
+        enter the Fisher matrix and gradient, where ~1e-7 relative errors are
+        irrelevant.
+        """
         buf = np.empty((bands.size, layout.total), np.float32 if single else np.float64)
         start = 0
         for (size, _free, _members), base in zip(layout.groups, bases, strict=True):
-            base = base.astype(ctype, copy=False)
-            stamps = scipy.fft.irfft2(base[None] * self.psf_fourier_stack(bands, size, ctype)[:, None, None],
-                                      s=(size, size), workers=1, overwrite_x=True)
-            n = stamps[0].size
-            buf[:, start:start + n] = stamps.reshape(bands.size, n)
+            n = base.shape[0] * base.shape[1] * size * size
+            view = buf[:, start:start + n].reshape((bands.size,) + base.shape[:2] + (size, size))
+            if single:
+                view[...] = self._irfft(base, bands, size, np.complex64)
+            else:
+                view[:, :, :1] = self._irfft(base[:, :1], bands, size, np.complex128)
+                if base.shape[1] > 1:
+                    view[:, :, 1:] = self._irfft(base[:, 1:], bands, size, np.complex64)
             start += n
         return buf
+
+    def _irfft(self, base, bands, size, ctype):
+        prod = base.astype(ctype, copy=False)[None] * self.psf_fourier_stack(bands, size, ctype)[:, None, None]
+        return scipy.fft.irfft2(prod, s=(size, size), workers=1, overwrite_x=True)
 
     def _self_terms(self, bands, buf, geo):
         """Per-source Gram blocks (nb, ns, C, C) and projections on w*d (nb, ns, C)."""
