@@ -178,6 +178,8 @@ def _options() -> argparse.Namespace:
     parser.add_argument("--reuse-tile", action="store_true", help="run on an existing scratch tile")
     parser.add_argument("--fit-budget", type=float, default=None,
                         help="stop the run after fit_patches has run this many seconds")
+    parser.add_argument("--pipeline", default="full",
+                        help="pipeline to run; other than full, the work folder is kept")
     parser.add_argument("--params", default="", help="extra kedro --params, comma-separated")
     parser.add_argument("--out", type=Path, default=PROJECT / "benchmarks/results/full_tile.json")
     return parser.parse_args()
@@ -191,8 +193,9 @@ def main() -> int:
                     nsources=opts.nsources)
     scratch = opts.scratch or Path(tempfile.mkdtemp(prefix="phot7dt_full_tile_"))
     raw, work = scratch / "raw", scratch / "work"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    if opts.pipeline == "full":
+        shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True, exist_ok=True)
     result = {"spec": {**spec.__dict__, "bands": list(spec.bands)}, "scratch": str(scratch),
               "cpu_count": os.cpu_count(), "python": platform.python_version(),
               "targets": TARGETS, "note": "shared 2-core machine: timings are noisy"}
@@ -207,7 +210,7 @@ def main() -> int:
     params = (f"input_catalog={raw / 'catalog.csv'},image_list={raw / 'image_list.txt'},"
               f"gaiaxp_synphot={raw / 'gaiaxp_synphot.csv'},work_dir={work}")
     params += f",{opts.params}" if opts.params else ""
-    kedro = [str(Path(sys.executable).with_name("kedro")), "run", "--pipeline", "full",
+    kedro = [str(Path(sys.executable).with_name("kedro")), "run", "--pipeline", opts.pipeline,
              "--params", params]
     result["command"] = " ".join(kedro)
     run = run_monitored(kedro, scratch / "full.log", env, opts.fit_budget)
