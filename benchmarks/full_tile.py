@@ -32,6 +32,7 @@ import pandas as pd
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from process_tree import tree_rss  # noqa: E402
 from synthetic_tile import TileSpec, write_tile  # noqa: E402
 
 from phot7dt.pipeline_registry import FULL_STAGES, register_pipelines  # noqa: E402
@@ -54,16 +55,6 @@ loggers:
   py.warnings: {level: ERROR}
 root: {handlers: [console]}
 """
-
-
-def _tree_rss(proc: psutil.Process) -> int:
-    total = 0
-    for p in [proc, *proc.children(recursive=True)]:
-        try:
-            total += p.memory_info().rss
-        except psutil.Error:
-            continue
-    return total
 
 
 def _stop_tree(proc: psutil.Process) -> None:
@@ -99,7 +90,7 @@ def run_monitored(
                     rec["seconds"] = round(now - rec["start"], 1)
                     current = None
             try:
-                rss = _tree_rss(proc) / 1e9
+                rss = tree_rss(proc) / 1e9
             except psutil.Error:
                 rss = 0.0
             peak = max(peak, rss)

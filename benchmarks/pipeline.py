@@ -24,21 +24,14 @@ from pathlib import Path
 
 import psutil
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from process_tree import tree_rss  # noqa: E402
+
 logger = logging.getLogger("benchmarks.pipeline")
 PROJECT = Path(__file__).resolve().parents[1]
 STAGES = ("ingest", "gaia_augment", "masking", "psf", "patching", "fitting", "calibration")
 TARGETS = {"total_seconds": 600.0, "peak_rss_gb": 4.0}
 SAMPLE_EVERY_S = 0.2
-
-
-def _tree_rss(proc: psutil.Process) -> int:
-    total = 0
-    for p in [proc, *proc.children(recursive=True)]:
-        try:
-            total += p.memory_info().rss
-        except psutil.Error:
-            continue
-    return total
 
 
 def run_measured(args: list[str], log_path: Path) -> dict:
@@ -50,7 +43,7 @@ def run_measured(args: list[str], log_path: Path) -> dict:
         proc = psutil.Process(child.pid)
         while child.poll() is None:
             try:
-                peak = max(peak, _tree_rss(proc))
+                peak = max(peak, tree_rss(proc))
             except psutil.Error:
                 pass
             time.sleep(SAMPLE_EVERY_S)
