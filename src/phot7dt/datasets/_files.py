@@ -11,7 +11,8 @@ from pathlib import PurePosixPath
 from typing import IO, Any
 
 import fsspec
-from kedro.io.core import get_protocol_and_path
+from kedro.io import AbstractDataset
+from kedro.io.core import get_filepath_str, get_protocol_and_path
 
 LOCAL_PROTOCOLS = frozenset({"file", "local"})
 
@@ -70,3 +71,50 @@ def write_atomically(
         return
     with fs.open(path, **{"mode": "wb", **(open_args or {})}) as stream:
         write(stream)
+
+
+class FileDataset(AbstractDataset):
+    """Base of the single-file datasets: fsspec set-up, default arguments, atomic writes.
+
+    Subclasses set ``DEFAULT_LOAD_ARGS`` / ``DEFAULT_SAVE_ARGS`` and implement
+    ``load`` and ``save`` (writing through :meth:`_write`).
+    """
+
+    DEFAULT_LOAD_ARGS: dict[str, Any] = {}
+    DEFAULT_SAVE_ARGS: dict[str, Any] = {}
+
+    def __init__(  # noqa: PLR0913
+        self,
+        filepath: str,
+        load_args: dict[str, Any] | None = None,
+        save_args: dict[str, Any] | None = None,
+        fs_args: dict[str, Any] | None = None,
+        credentials: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        """Create a dataset for the file at ``filepath``."""
+        self._protocol, self._filepath, self._fs, self._open_load, self._open_save = (
+            make_filesystem(filepath, credentials, fs_args)
+        )
+        self._load_args = {**self.DEFAULT_LOAD_ARGS, **deepcopy(load_args or {})}
+        self._save_args = {**self.DEFAULT_SAVE_ARGS, **deepcopy(save_args or {})}
+        self.metadata = metadata
+
+    @property
+    def _path(self) -> str:
+        return get_filepath_str(self._filepath, self._protocol)
+
+    def _write(self, write: Callable[[IO[bytes]], None]) -> None:
+        write_atomically(self._fs, self._protocol, self._path, write, self._open_save)
+        self._fs.invalidate_cache(self._path)
+
+    def _exists(self) -> bool:
+        return self._fs.exists(self._path)
+
+    def _describe(self) -> dict[str, Any]:
+        return {
+            "filepath": self._path,
+            "protocol": self._protocol,
+            "load_args": self._load_args,
+            "save_args": self._save_args,
+        }

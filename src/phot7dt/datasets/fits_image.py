@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-from copy import deepcopy
-from typing import Any
-
 import numpy as np
 from astropy.io import fits
-from kedro.io import AbstractDataset, DatasetError
-from kedro.io.core import get_filepath_str
+from kedro.io import DatasetError
 
-from phot7dt.datasets._files import LOCAL_PROTOCOLS, make_filesystem, write_atomically
+from phot7dt.datasets._files import LOCAL_PROTOCOLS, FileDataset
 
 __all__ = ["FITSImageDataset"]
 
 ImageWithHeader = tuple[np.ndarray | None, fits.Header]
 
 
-class FITSImageDataset(AbstractDataset[ImageWithHeader, ImageWithHeader]):
+class FITSImageDataset(FileDataset):
     """A FITS image as ``(pixels, header)``.
 
     ``pixels`` is a 2-D array, or None for a header-only file (e.g. a WCS
@@ -48,29 +44,8 @@ class FITSImageDataset(AbstractDataset[ImageWithHeader, ImageWithHeader]):
             memmap: true
     """
 
-    DEFAULT_LOAD_ARGS: dict[str, Any] = {"hdu": 0, "memmap": False}
-    DEFAULT_SAVE_ARGS: dict[str, Any] = {"output_verify": "exception"}
-
-    def __init__(  # noqa: PLR0913
-        self,
-        filepath: str,
-        load_args: dict[str, Any] | None = None,
-        save_args: dict[str, Any] | None = None,
-        fs_args: dict[str, Any] | None = None,
-        credentials: dict[str, Any] | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> None:
-        """Create a dataset for the FITS file at ``filepath``."""
-        self._protocol, self._filepath, self._fs, self._open_load, self._open_save = (
-            make_filesystem(filepath, credentials, fs_args)
-        )
-        self._load_args = {**self.DEFAULT_LOAD_ARGS, **deepcopy(load_args or {})}
-        self._save_args = {**self.DEFAULT_SAVE_ARGS, **deepcopy(save_args or {})}
-        self.metadata = metadata
-
-    @property
-    def _path(self) -> str:
-        return get_filepath_str(self._filepath, self._protocol)
+    DEFAULT_LOAD_ARGS = {"hdu": 0, "memmap": False}
+    DEFAULT_SAVE_ARGS = {"output_verify": "exception"}
 
     def load(self) -> ImageWithHeader:
         """Read ``(pixels, header)``; pixels are None for a header-only HDU."""
@@ -95,28 +70,7 @@ class FITSImageDataset(AbstractDataset[ImageWithHeader, ImageWithHeader]):
                 f"FITS image {self._path}: expected a 2-D array, got shape {np.shape(pixels)}"
             )
         hdul = fits.HDUList([fits.PrimaryHDU(data=pixels, header=header)])
-        write_atomically(
-            self._fs,
-            self._protocol,
-            self._path,
-            lambda stream: hdul.writeto(stream, **self._save_args),
-            self._open_save,
-        )
-        self._invalidate_cache()
-
-    def _invalidate_cache(self) -> None:
-        self._fs.invalidate_cache(self._path)
-
-    def _exists(self) -> bool:
-        return self._fs.exists(self._path)
-
-    def _describe(self) -> dict[str, Any]:
-        return {
-            "filepath": self._path,
-            "protocol": self._protocol,
-            "load_args": self._load_args,
-            "save_args": self._save_args,
-        }
+        self._write(lambda stream: hdul.writeto(stream, **self._save_args))
 
 
 def _image_of(hdu: fits.hdu.base.ExtensionHDU, *, copy: bool) -> ImageWithHeader:

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import io
-from copy import deepcopy
-from typing import Any
 
 import pandas as pd
 from astropy.io import fits
 from astropy.table import Table
-from kedro.io import AbstractDataset, DatasetError
-from kedro.io.core import get_filepath_str
+from kedro.io import DatasetError
 
-from phot7dt.datasets._files import make_filesystem, write_atomically
+from phot7dt.datasets._files import FileDataset
 
 __all__ = ["FITSTableDataset"]
 
 
-class FITSTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
+class FITSTableDataset(FileDataset):
     """A DataFrame stored as a FITS binary table (through :class:`astropy.table.Table`).
 
     Parameters
@@ -32,29 +29,8 @@ class FITSTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         As in kedro-datasets.
     """
 
-    DEFAULT_LOAD_ARGS: dict[str, Any] = {"hdu": 1}
-    DEFAULT_SAVE_ARGS: dict[str, Any] = {"extname": "TABLE"}
-
-    def __init__(  # noqa: PLR0913
-        self,
-        filepath: str,
-        load_args: dict[str, Any] | None = None,
-        save_args: dict[str, Any] | None = None,
-        fs_args: dict[str, Any] | None = None,
-        credentials: dict[str, Any] | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> None:
-        """Create a dataset for the FITS table at ``filepath``."""
-        self._protocol, self._filepath, self._fs, self._open_load, self._open_save = (
-            make_filesystem(filepath, credentials, fs_args)
-        )
-        self._load_args = {**self.DEFAULT_LOAD_ARGS, **deepcopy(load_args or {})}
-        self._save_args = {**self.DEFAULT_SAVE_ARGS, **deepcopy(save_args or {})}
-        self.metadata = metadata
-
-    @property
-    def _path(self) -> str:
-        return get_filepath_str(self._filepath, self._protocol)
+    DEFAULT_LOAD_ARGS = {"hdu": 1}
+    DEFAULT_SAVE_ARGS = {"extname": "TABLE"}
 
     def load(self) -> pd.DataFrame:
         """Read the table HDU into a DataFrame (text columns as str)."""
@@ -82,20 +58,8 @@ class FITSTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         table_hdu.name = self._save_args["extname"]
         buffer = io.BytesIO()
         fits.HDUList([fits.PrimaryHDU(), table_hdu]).writeto(buffer)
-        write_atomically(
-            self._fs,
-            self._protocol,
-            self._path,
-            lambda s: s.write(buffer.getvalue()),
-            self._open_save,
-        )
-        self._fs.invalidate_cache(self._path)
-
-    def _exists(self) -> bool:
-        return self._fs.exists(self._path)
-
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": self._path, "protocol": self._protocol, "load_args": self._load_args}
+        payload = buffer.getvalue()
+        self._write(lambda s: s.write(payload))
 
 
 def _with_plain_strings(data: pd.DataFrame) -> pd.DataFrame:
