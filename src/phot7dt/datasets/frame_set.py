@@ -12,10 +12,9 @@ import math
 import os
 from typing import Any
 
-from kedro.io import AbstractDataset, DatasetError
-from kedro.io.core import get_filepath_str
+from kedro.io import DatasetError
 
-from phot7dt.datasets._files import make_filesystem, write_atomically
+from phot7dt.datasets._files import FileDataset
 from phot7dt.frames import Box, Frame, FrameSet
 
 __all__ = ["FrameSetDataset"]
@@ -87,7 +86,7 @@ def frame_set_from_manifest(manifest: dict[str, Any], source: str) -> FrameSet:
     )
 
 
-class FrameSetDataset(AbstractDataset[FrameSet, FrameSet]):
+class FrameSetDataset(FileDataset):
     """A prepared frame set stored as a JSON manifest (pixels stay in the input FITS files).
 
     Examples
@@ -107,14 +106,7 @@ class FrameSetDataset(AbstractDataset[FrameSet, FrameSet]):
         metadata: dict[str, Any] | None = None,
     ) -> None:
         """Create a dataset for the manifest at ``filepath``."""
-        self._protocol, self._filepath, self._fs, self._open_load, self._open_save = (
-            make_filesystem(filepath, credentials, fs_args)
-        )
-        self.metadata = metadata
-
-    @property
-    def _path(self) -> str:
-        return get_filepath_str(self._filepath, self._protocol)
+        super().__init__(filepath, fs_args=fs_args, credentials=credentials, metadata=metadata)
 
     def load(self) -> FrameSet:
         """Read the manifest; the referenced FITS files must still exist."""
@@ -133,13 +125,8 @@ class FrameSetDataset(AbstractDataset[FrameSet, FrameSet]):
     def save(self, data: FrameSet) -> None:
         """Write the manifest of ``data`` atomically."""
         text = json.dumps(frame_set_to_manifest(data), indent=2, allow_nan=False) + "\n"
-        write_atomically(
-            self._fs, self._protocol, self._path, lambda s: s.write(text.encode()), self._open_save
-        )
-        self._fs.invalidate_cache(self._path)
-
-    def _exists(self) -> bool:
-        return self._fs.exists(self._path)
+        payload = text.encode()
+        self._write(lambda stream: stream.write(payload))
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": self._path, "protocol": self._protocol}
