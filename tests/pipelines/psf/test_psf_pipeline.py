@@ -57,4 +57,9 @@ def test_plot_node_returns_lazy_figures(psf_field):
     assert not any(k.startswith(("growth", "residuals")) for k in figures)
     fig = figures["stamps_m500"]()
     assert isinstance(fig, Figure)
-    assert len(fig.axes) == 4
+    image_axes, colorbar_axes = fig.axes  # the 2 x 2 cells in one mosaic image, one colour bar
+    (image,) = image_axes.images
+    side = max(grid.choice("m500", r, c).stamp.shape[0] for r in range(2) for c in range(2))
+    assert image.get_array().shape == (2 * side + 1, 2 * side + 1)
+    assert len(image_axes.texts) == 4
+    assert colorbar_axes.get_ylabel() == "fraction of the cell's PSF peak (log)"
