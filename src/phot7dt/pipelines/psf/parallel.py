@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 from joblib import Parallel, delayed, parallel_config
+from joblib.externals.loky import get_reusable_executor
 from tqdm.auto import tqdm
 
 from phot7dt.frames import Box, FrameSet
@@ -51,7 +52,9 @@ def run_cells(
     """Build every (band, cell) task; results in task order.
 
     Uses loky processes (BLAS pinned to one thread each) when more than one
-    worker is configured, else runs in this process.
+    worker is configured, else runs in this process. The worker processes are
+    shut down before returning: idle, they would hold their memory through the
+    stages that follow.
     """
     workers = min(n_workers(p, len(seeds_by_band)), max(len(tasks), 1))
     args = [
@@ -68,16 +71,24 @@ def run_cells(
                 results[i] = run_cell(*a)
                 bar.update()
         else:
-            with parallel_config(backend="loky", inner_max_num_threads=1):
-                jobs = Parallel(n_jobs=workers, return_as="generator_unordered")(
-                    delayed(_indexed)(i, a) for i, a in enumerate(args)
-                )
-                for i, result in jobs:
-                    results[i] = result
-                    bar.update()
+            try:
+                with parallel_config(backend="loky", inner_max_num_threads=1):
+                    jobs = Parallel(n_jobs=workers, return_as="generator_unordered")(
+                        delayed(_indexed)(i, a) for i, a in enumerate(args)
+                    )
+                    for i, result in jobs:
+                        results[i] = result
+                        bar.update()
+            finally:
+                _shutdown_workers()
     finally:
         bar.close()
     return [results[i] for i in range(len(args))]
+
+
+def _shutdown_workers() -> None:
+    """Stop the processes of joblib's reusable loky executor (the pool ``Parallel`` used)."""
+    get_reusable_executor(reuse=True).shutdown(wait=True)
 
 
 def _indexed(i: int, args: tuple) -> tuple[int, CellResult]:
