@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 from scipy import ndimage
+from scipy.spatial import cKDTree
 from tqdm.auto import tqdm
 
 from phot7dt.frames import FrameSet, release_pages
@@ -17,6 +18,8 @@ logger = logging.getLogger(__name__)
 
 #: Half size (px) of the window in which a saturated region touching a core is counted.
 COUNT_HALF_PIX = 64
+#: Rows of a band read at a time when looking for saturated pixels.
+SCAN_ROWS = 256
 
 
 def working_positions(
@@ -54,15 +57,32 @@ def _disk(radius: float) -> tuple[int, np.ndarray]:
     return half, (offsets[:, None] ** 2 + offsets[None, :] ** 2) <= radius**2
 
 
-def _any_in_disk(raw: np.ndarray, xc: int, yc: int, disk: np.ndarray, level: float) -> bool:
-    """Whether a pixel at or above ``level`` lies in ``disk`` centred on ``(xc, yc)``."""
-    half = disk.shape[0] // 2
-    ny, nx = raw.shape
-    xa, xb = max(xc - half, 0), min(xc + half + 1, nx)
-    ya, yb = max(yc - half, 0), min(yc + half + 1, ny)
-    window = raw[ya:yb, xa:xb]
-    mask = disk[ya - yc + half : yb - yc + half, xa - xc + half : xb - xc + half]
-    return bool(np.any((window >= level) & mask))
+def _saturated_pixels(raw: np.ndarray, level: float) -> np.ndarray:
+    """``(n, 2)`` int ``(x, y)`` of the pixels at or above ``level``, read in row strips."""
+    found = []
+    for y0 in range(0, raw.shape[0], SCAN_ROWS):
+        strip = raw[y0 : y0 + SCAN_ROWS]
+        saturated = strip >= level
+        release_pages(strip)
+        rows = np.flatnonzero(saturated.any(axis=1))
+        ys, xs = np.nonzero(saturated[rows])
+        found.append(np.column_stack([xs, rows[ys] + y0]))
+    return np.concatenate(found) if found else np.zeros((0, 2), np.int64)
+
+
+def _nearest_sq_distance(pixels: np.ndarray, xc: np.ndarray, yc: np.ndarray,
+                         reach: float) -> np.ndarray:
+    """Squared distance (integer pixels) from each ``(xc, yc)`` to its nearest of ``pixels``.
+
+    Exact up to ``reach`` pixels; larger distances come back as ``inf``.
+    """
+    _, nearest = cKDTree(pixels).query(np.column_stack([xc, yc]), k=1,
+                                       distance_upper_bound=reach + 1.0)
+    found = nearest < len(pixels)
+    d2 = np.full(len(xc), np.inf)
+    px, py = pixels[nearest[found], 0], pixels[nearest[found], 1]
+    d2[found] = (px - xc[found]) ** 2 + (py - yc[found]) ** 2
+    return d2
 
 
 def _core_region_size(raw: np.ndarray, xc: int, yc: int, core: np.ndarray, level: float) -> int:
@@ -87,8 +107,11 @@ def band_saturation(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Saturation around each rounded working-frame position in one band.
 
-    A raw pixel is saturated at or above the band's saturation level. Reads only
-    small windows of the memory-mapped band per source.
+    A raw pixel is saturated at or above the band's saturation level. Reads
+    the band once in row strips to find its saturated pixels; a source's disk holds
+    one when the nearest saturated pixel lies within the radius (a k-d tree query
+    for all sources at once). The regions touching a core are then labelled in a
+    small window around each such source.
 
     Returns
     -------
@@ -104,13 +127,15 @@ def band_saturation(
     if not math.isfinite(level) or len(x) == 0:
         return near, n_sat
     raw = frames.raw(band)
-    _, disk = _disk(radius)
+    pixels = _saturated_pixels(raw, level)
+    if not len(pixels):
+        return near, n_sat
+    xc, yc = np.floor(x + 0.5).astype(np.int64), np.floor(y + 0.5).astype(np.int64)
+    d2 = _nearest_sq_distance(pixels, xc, yc, max(radius, pad))
+    near = d2 <= radius**2
     _, core = _disk(pad)
-    centres = zip(np.floor(x + 0.5).astype(int), np.floor(y + 0.5).astype(int), strict=True)
-    for i, (xc, yc) in enumerate(centres):
-        near[i] = _any_in_disk(raw, xc, yc, disk, level)
-        if _any_in_disk(raw, xc, yc, core, level):
-            n_sat[i] = _core_region_size(raw, xc, yc, core, level)
+    for i in np.nonzero(d2 <= pad**2)[0]:
+        n_sat[i] = _core_region_size(raw, int(xc[i]), int(yc[i]), core, level)
     release_pages(raw)
     return near, n_sat
 
