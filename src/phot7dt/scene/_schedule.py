@@ -96,7 +96,7 @@ def _run_groups(name, model, prob, params, sizes, free, tol, rec, anchors, only=
         if not free[idx].any() or (only is not None and not only[idx].any()):
             continue
         run, _ = run_stage(model.subset(idx), prob.subset(idx), params[idx], _layout(model, sizes, free, idx, anchors),
-                           tol, s.lm_lambda0)
+                           tol, s.lm_lambda0, warmup=tol > s.step_tol_sigma)
         new[idx] = run.params
         runs.append(run)
         rec.niters[idx] = run.niters
@@ -153,7 +153,7 @@ def final_check(model, prob, params, sizes, free, anchors):
     prec = prob.prec[free]
     A = ev.fisher + np.diag(prec)
     g = ev.grad - prec * (params - prob.mu)[free]
-    ok, _ratio, gain = newton_test(prob, params, free, A, g, prob.s.step_tol_sigma)
+    ok, _ratio, gain, _keep = newton_test(prob, params, free, A, g, prob.s.step_tol_sigma)
     lnp = ev.lnlike + prob.lnprior(params)
     return ev, ok & (gain <= prob.s.dlnp_stop * max(1.0, abs(lnp)))
 

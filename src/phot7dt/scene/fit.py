@@ -118,15 +118,21 @@ class _Problem:
         delta /= np.maximum(ratio, 1.0)[:, None]
         return self.constrain(params + delta)
 
-    def outward(self, params, delta_flat, free):
-        """Mask of step components that push a parameter already on a bound further out."""
+    def outward(self, params, delta_flat, free, near=None):
+        """Mask of step components that push a parameter on a bound further out.
+
+        ``near`` (flat, per free parameter) is the distance within which a
+        parameter counts as on its bound (default 1e-6).
+        """
         delta = np.zeros_like(params)
         delta[free] = delta_flat
-        tol = 1e-6
+        tol = np.full(params.shape, 1e-6)
+        if near is not None:
+            tol[free] = np.maximum(near, 1e-6)
         out = ((params - self.lo <= tol) & (delta < 0)) | ((self.hi - params <= tol) & (delta > 0))
         ee = np.hypot(params[:, 3], params[:, 4])
         radial = (params[:, 3] * delta[:, 3] + params[:, 4] * delta[:, 4]) > 0
-        out[:, 3:5] |= ((ee >= self.s.ee_max - tol) & radial)[:, None]
+        out[:, 3:5] |= ((ee >= self.s.ee_max - np.minimum(tol[:, 3], tol[:, 4])) & radial)[:, None]
         return out[free]
 
     def at_bounds(self, params, free):
@@ -201,35 +207,48 @@ def newton_test(prob, params, free, A, g, tol):
     """The convergence test at one point: per-source pass, ratio and predicted gain.
 
     The undamped Gauss-Newton step delta = A^-1 g (components pushing a
-    parameter further out of its bound removed) must be <= ``tol`` Fisher
+    parameter out of a bound it is within ``tol`` sigmas of removed) must be <= ``tol`` Fisher
     sigmas for every free parameter of a source, and its predicted ln P gain
     for that source, delta_s.g_s / 2, <= dlnp_stop * max(1, |ln P|) (the
-    caller compares; this returns the gain).
+    caller compares; this returns the gain).  Also returns the mask of the
+    parameters left free (the others are held on their bounds in the next step).
     """
     n = params.shape[0]
     keep = np.ones(g.size, bool)
     delta = solve_damped(A, g, 0.0)
-    blocked = prob.outward(params, delta, free)
+    sig = _sigmas(A, keep)
+    blocked = prob.outward(params, delta, free, near=tol * sig)
     if blocked.any():
         keep = ~blocked
         delta = np.zeros_like(g)
         delta[keep] = solve_damped(A[np.ix_(keep, keep)], g[keep], 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        var = np.diag(covariance(A[np.ix_(keep, keep)]))
-    sig = np.full(g.size, np.inf)
-    sig[keep] = np.where(var > 0, np.sqrt(np.abs(var)), np.inf)
+        sig = _sigmas(A, keep)
     owner = np.nonzero(free)[0]
     ratio = np.zeros(n)
     np.maximum.at(ratio, owner, np.abs(delta) / sig)
     gain = np.zeros(n)
     np.add.at(gain, owner, 0.5 * delta * g)
-    return ratio <= tol, ratio, gain
+    return ratio <= tol, ratio, gain, keep
 
 
-def _try_step(st, A, g, lam, tol_lnp):
-    """Damped trials until one does not lower ln P; returns (trial, ev, lnp, lam, outcome)."""
+def _sigmas(A, keep):
+    """Fisher errors of the ``keep`` parameters given the others fixed (inf elsewhere)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = np.diag(covariance(A[np.ix_(keep, keep)]))
+    sig = np.full(keep.size, np.inf)
+    sig[keep] = np.where(var > 0, np.sqrt(np.abs(var)), np.inf)
+    return sig
+
+
+def _try_step(st, A, g, lam, tol_lnp, keep):
+    """Damped trials until one does not lower ln P; returns (trial, ev, lnp, lam, outcome).
+
+    Parameters outside ``keep`` (pushing out of a bound) do not move.
+    """
+    step = np.zeros_like(g)
     for _try in range(st.prob.s.lm_max_tries):
-        trial = st.prob.step(st.params, solve_damped(A, g, lam), st.free)
+        step[keep] = solve_damped(A[np.ix_(keep, keep)], g[keep], lam)
+        trial = st.prob.step(st.params, step, st.free)
         delta = (trial - st.params)[st.free]
         predicted = float(delta @ g - 0.5 * delta @ A @ delta)
         ev_t = st.evaluate(trial)
@@ -242,12 +261,15 @@ def _try_step(st, A, g, lam, tol_lnp):
     return None, None, None, lam, "stalled"
 
 
-def run_stage(model, prob, params, layout, step_tol, lam):
+def run_stage(model, prob, params, layout, step_tol, lam, warmup=False):
     """LM iterations of one group in one stage; returns (GroupRun, lam).
 
     Converged: the :func:`newton_test` passes for every source of the group
     (checked before every iteration, so an already converged group costs one
-    evaluation).  Sources that pass it while the damping is small are frozen.
+    evaluation).  Sources that pass it while the damping is small are frozen;
+    in the last stage the whole group is freed and tested again before it is
+    declared converged (and may be frozen again), while a ``warmup`` stage
+    ends once its active sources pass (the next stage tests everything).
     """
     s = prob.s
     st = _Stage(model, prob, params, layout)
@@ -255,15 +277,15 @@ def run_stage(model, prob, params, layout, step_tol, lam):
     while True:
         A, g = st.system()
         tol_lnp = s.dlnp_stop * max(1.0, abs(st.lnp))
-        ok, ratio, gain = newton_test(prob, st.params, st.free, A, g, step_tol)
+        ok, ratio, gain, keep = newton_test(prob, st.params, st.free, A, g, step_tol)
         ok &= gain <= tol_lnp
         active = st.free.any(axis=1)
         if np.all(ok | ~active) and np.sum(gain) <= tol_lnp:
-            if st.free.sum() == layout.free.sum():
+            if warmup or st.free.sum() == layout.free.sum():
                 converged = True
                 break
             st.restore(layout)  # frozen sources may have moved their optimum: test the whole group
-            may_freeze = False
+            may_freeze = False  # until the next step (a subset can pass where the whole group fails)
             continue
         if niters >= s.n_opt_iters:
             break
@@ -272,12 +294,13 @@ def run_stage(model, prob, params, layout, step_tol, lam):
             st.restrict(st.free & ~deep[:, None])
             continue
         niters += 1
-        trial, ev_t, lnp_t, lam, outcome = _try_step(st, A, g, lam, tol_lnp)
+        trial, ev_t, lnp_t, lam, outcome = _try_step(st, A, g, lam, tol_lnp, keep)
         if outcome != "accepted":
             converged, stalled = outcome == "converged", outcome == "stalled"
             break
         dlnp = lnp_t - st.lnp
         st.params, st.ev, st.lnp = trial, ev_t, lnp_t
+        may_freeze = True
     logger.debug("group of %d: niters=%d converged=%s dlnp=%.3g", params.shape[0], niters, converged, dlnp)
     return GroupRun(st.params, niters, converged, float(dlnp), stalled), lam
 
