@@ -29,8 +29,11 @@ from ._kernels import add_model, gram_pairs, overlapping_pairs, padded_data, pro
 from .render import base_factors
 
 _CHUNK_BYTES = 48 * 2**20  # stamp memory per chunk of bands
+#: Normalised model overlap <u_s, W u_t> / sqrt(<u_s, W u_s><u_t, W u_t>) above which a
+#: sparse (optimiser-step) Fisher matrix keeps the derivative cross terms of a pair.
+SPARSE_RHO = 1e-4
 
-__all__ = ["Evaluation", "PatchModel", "noise_sigma"]
+__all__ = ["SPARSE_RHO", "Evaluation", "PatchModel", "noise_sigma"]
 
 
 @dataclasses.dataclass
@@ -110,7 +113,7 @@ class PatchModel:
                 self._psf_ft[(b, size, dtype)] = _psf_fourier(self.psfs[b], size, dtype)
         return np.stack([self._psf_ft[(b, size, dtype)] for b in bands])
 
-    def evaluate(self, params, layout, *, derivs=False, want_model=False, single=False):
+    def evaluate(self, params, layout, *, derivs=False, want_model=False, single=False, sparse=False):
         """Fluxes, ln-likelihood (incl. flux priors) and, if asked, the reduced system.
 
         Parameters
@@ -126,11 +129,18 @@ class PatchModel:
             Render stamps in single precision (sums stay float64): for
             flux-only solves, where ~1e-7 relative errors of the stamps are
             far below the noise and no line search compares ln P values.
+        sparse : bool
+            Approximate Fisher matrix for optimiser steps: derivative cross
+            terms only between sources whose unit models overlap by more than
+            :data:`SPARSE_RHO` (normalised inner product in some band).
+            Fluxes, ln P and the gradient stay exact (the gradient is
+            projected on the residual image).
         """
         geo = _Geometry(self, params, layout)
         bases = [base_factors(layout, self.kinds, params, geo.od, g) for g in range(len(layout.groups))]
         th = _theta_columns(layout, geo.cmax)
         out = _Accumulator(self.n_band, geo.ns, th[0].size, derivs, want_model, self.data.shape[1:])
+        out.sparse = sparse and derivs
         per_band = max(layout.total, 1) * (4 if single else 8) * 3
         step = int(max(1, min(self.n_band, _CHUNK_BYTES // per_band)))
         for lo in range(0, self.n_band, step):
@@ -208,15 +218,15 @@ class PatchModel:
             r = geo.ps[:, None, None] * C + ar[None, :, None]
             c = geo.pt[:, None, None] * C + ar[None, None, :]
             for i, b in enumerate(bands):
-                cross = gram_pairs(buf[i], lay.offsets, lay.sizes, lay.ncols, geo.ox, geo.oy, geo.ps, geo.pt,
-                                   self.w[b], C, geo.bx, geo.by, lay.core)
+                cross = self._cross_blocks(buf[i], b, blocks[i], geo, C, out.sparse)
                 gram[i, r, c] = cross
                 gram[i, c, r] = cross
         prec, mu = self.prior_prec[bands], self.prior_mean[bands]
         H, hinv, f, active, singular = _solve.flux_solve(gram, rhs, prec, mu, C)
         out.singular |= singular
         resid_proj = None
-        if geo.approximate or out.models is not None:
+        from_residual = geo.approximate or out.sparse
+        if from_residual or out.models is not None:
             chi2, f, resid_proj = self._refine(bands, buf, hinv, f, geo, out, derivs=out.derivs)
         else:
             chi2 = self.wdd[bands] - 2 * np.sum(f * rhs[..., 0], 1) + np.einsum("bi,bij,bj->b", f, H, f)
@@ -224,10 +234,29 @@ class PatchModel:
         self._finish_bands(bands, f, var, chi2, out)
         if out.derivs:
             fisher, grad, z = _solve.general(gram, hinv, f, rhs, th,
-                                             resid_proj if geo.approximate else None, prec, mu)
+                                             resid_proj if from_residual else None, prec, mu)
             out.fisher += fisher
             out.grad += grad
             out.z_blocks.extend(z)
+
+    def _cross_blocks(self, buf_b, b, blocks_b, geo, C, sparse):
+        """Gram blocks (n_pair, C, C) of the overlapping pairs in band ``b``.
+
+        ``sparse``: the model x model entry of every pair, the other entries
+        only for pairs whose normalised model overlap exceeds SPARSE_RHO.
+        """
+        lay = geo.layout
+        args = (lay.offsets, lay.sizes, lay.ncols, geo.ox, geo.oy)
+        box = (geo.bx, geo.by, lay.core)
+        if not sparse or C == 1:
+            return gram_pairs(buf_b, *args, geo.ps, geo.pt, self.w[b], C, *box)
+        cross = np.zeros((geo.ps.size, C, C))
+        cross[:, :1, :1] = gram_pairs(buf_b, *args, geo.ps, geo.pt, self.w[b], 1, *box)
+        norm = np.sqrt(blocks_b[geo.ps, 0, 0] * blocks_b[geo.pt, 0, 0])
+        strong = np.abs(cross[:, 0, 0]) > SPARSE_RHO * norm
+        if strong.any():
+            cross[strong] = gram_pairs(buf_b, *args, geo.ps[strong], geo.pt[strong], self.w[b], C, *box)
+        return cross
 
     def _refine(self, bands, buf, hinv, f, geo, out, derivs):
         """Exact residual-image chi^2, one Newton refinement of the fluxes, projections."""
@@ -321,6 +350,7 @@ class _Accumulator:
         self.grad = np.zeros(nth) if derivs else None
         self.z_blocks = [] if derivs else None
         self.models = np.zeros((n_band,) + shape) if want_model else None
+        self.sparse = False
 
     def finish(self):
         return Evaluation(self.lnlike, self.fluxes, self.flux_var, self.singular, self.fisher,

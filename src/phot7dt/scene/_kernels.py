@@ -129,10 +129,11 @@ def project(buf, offsets, sizes, ncols, ox, oy, image, cmax):
         for i in range(min(ncols[s], cmax)):
             base = offsets[s] + i * ss * ss
             acc = 0.0
-            for yy in range(ss):
-                row = image[oy[s] + yy]
-                for xx in range(ss):
-                    acc += buf[base + yy * ss + xx] * row[ox[s] + xx]
+            for yy in range(ss):  # 1-d row views (SIMD)
+                col = buf[base + yy * ss:base + (yy + 1) * ss]
+                row = image[oy[s] + yy, ox[s]:ox[s] + ss]
+                for k in range(ss):
+                    acc += col[k] * row[k]
             out[s, i] = acc
     return out
 
@@ -147,8 +148,10 @@ def add_model(buf, offsets, sizes, ox, oy, flux, model):
         ss = sizes[s]
         base = offsets[s]
         for yy in range(ss):
-            for xx in range(ss):
-                model[oy[s] + yy, ox[s] + xx] += f * buf[base + yy * ss + xx]
+            col = buf[base + yy * ss:base + (yy + 1) * ss]
+            row = model[oy[s] + yy, ox[s]:ox[s] + ss]
+            for k in range(ss):
+                row[k] += f * col[k]
 
 
 @njit(cache=True, nogil=True)

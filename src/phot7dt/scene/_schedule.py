@@ -10,9 +10,9 @@
   sigma(log r_e) or sigma(ee1/ee2) exceeds ``freeze_shape_sigma`` keeps its
   catalog shape and n (flag ``shape_unconstrained``); one whose sigma(n)
   exceeds ``freeze_sersic_n_sigma`` keeps its n (``sersic_n_unconstrained``).
-* **Stages** (``enable_staged_fit``): positions, then shapes + n, as warm-ups
-  (converged at ``WARMUP_STEP_TOL`` sigmas), then everything at
-  ``step_tol_sigma``.  With a gain the Poisson weights are refreshed from the
+* **Stages** (``enable_staged_fit``): positions as a warm-up (converged at
+  ``WARMUP_STEP_TOL`` sigmas), then everything at ``step_tol_sigma``.  A
+  shapes-only warm-up between them cost more evaluations than it saved.  With a gain the Poisson weights are refreshed from the
   current model before every stage and before the final check.
 * **Final check (the per-source convergence test).**  At the final
   parameters the full patch (all groups together) is evaluated once; the
@@ -139,9 +139,7 @@ def _stage_plan(free, settings):
         return [("all", free)]
     pos = np.zeros_like(free)
     pos[:, :2] = free[:, :2]
-    shapes = free.copy()
-    shapes[:, :2] = False
-    warm = [(n, f) for n, f in (("positions", pos), ("shapes", shapes)) if f.any() and not np.array_equal(f, free)]
+    warm = [("positions", pos)] if pos.any() and not np.array_equal(pos, free) else []
     return warm + [("all", free)]
 
 

@@ -174,7 +174,7 @@ class _Stage:
         self.lnp = self.ev.lnlike + prob.lnprior(params)
 
     def evaluate(self, params):
-        return self.model.evaluate(params, self.layout, derivs=True)
+        return self.model.evaluate(params, self.layout, derivs=True, sparse=True)
 
     def restore(self, layout):
         """Free every source of the group again (one evaluation)."""

@@ -31,7 +31,8 @@ class FitSettings:
     pos_max_shift_pix : float or None
         Square box bound on each position around its catalog value (px).
     enable_staged_fit : bool
-        tract7dt's three stages (shapes+n | positions | all) vs one stage.
+        A positions warm-up stage, then all parameters (tract7dt runs three
+        stages: shapes+n, positions, all) vs one stage.
     enable_multi_band_simultaneous_fitting : bool
         Shared position/shape across bands (True) or independent fits per band.
     fit_positions, fit_shapes : bool
