@@ -22,7 +22,7 @@ from astropy.stats import SigmaClip, sigma_clipped_stats
 from photutils.psf import EPSFBuilder, EPSFStar, EPSFStars
 
 from phot7dt.pipelines.psf.cell_image import CellImage
-from phot7dt.pipelines.psf.epsf_stack import StarCutouts, fourier_shift, stack_epsf
+from phot7dt.pipelines.psf.epsf_stack import StarCutouts, shifted_copies, stack_epsf
 from phot7dt.pipelines.psf.params import EpsfParams
 from phot7dt.pipelines.psf.stamp_models import model_wings
 
@@ -200,11 +200,11 @@ def _run_stack(stars: StarCutouts, p: EpsfParams, fwhm: float, sky_sigma: float,
     """The S/N-weighted Fourier-aligned stack, and the median residual of its used stars."""
     res = stack_epsf(stars, sky_sigma, gain, fwhm, p.maxiters, CLIP_SIGMA if p.do_clip else np.inf)
     c = (res.stamp.shape[0] - 1) / 2
-    resid = [stars.data[s] / res.flux[s] - fourier_shift(res.stamp, res.cx[s] - c, res.cy[s] - c)
-             for s in np.nonzero(res.used)[0][: p.residual_diag_max_stars]]
-    for r, s in zip(resid, np.nonzero(res.used)[0], strict=False):
-        r[stars.bad[s]] = np.nan
-    median = (_centre_crop(np.nanmedian(np.stack(resid), axis=0), p.final_psf_size) if resid
+    shown = np.nonzero(res.used)[0][: p.residual_diag_max_stars]
+    resid = (stars.data[shown] / res.flux[shown][:, None, None]
+             - shifted_copies(res.stamp, res.cx[shown] - c, res.cy[shown] - c))
+    resid[stars.bad[shown]] = np.nan
+    median = (_centre_crop(np.nanmedian(resid, axis=0), p.final_psf_size) if len(shown)
               else np.zeros((p.final_psf_size, p.final_psf_size)))
     return _Raw(res.stamp, res.used, res.iterations, res.converged, np.nan_to_num(median))
 

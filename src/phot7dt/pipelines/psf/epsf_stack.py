@@ -27,7 +27,7 @@ import numpy as np
 
 from phot7dt.pipelines.psf.stamp_models import fit_moffat
 
-__all__ = ["StackResult", "StarCutouts", "fourier_shift", "stack_epsf"]
+__all__ = ["StackResult", "StarCutouts", "fourier_shift", "shifted_copies", "stack_epsf"]
 
 #: Gauss-Newton steps per star and stack iteration.
 STAR_FIT_STEPS = 3
@@ -82,24 +82,45 @@ class StackResult:
     converged: bool
 
 
-def _phase_ramp(n: int, dx: float, dy: float):
-    ky = np.fft.fftfreq(n)[:, None]
-    kx = np.fft.rfftfreq(n)[None, :]
-    return np.exp(-2j * np.pi * (kx * dx + ky * dy)), kx, ky
+def _frequencies(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(kx, ky)`` of an ``n x n`` real FFT, shapes ``(1, n // 2 + 1)`` and ``(n, 1)``."""
+    return np.fft.rfftfreq(n)[None, :], np.fft.fftfreq(n)[:, None]
 
 
 def fourier_shift(image: np.ndarray, dx: float, dy: float) -> np.ndarray:
     """``image`` (square, odd side) moved by ``(dx, dy)`` pixels with a Fourier phase ramp."""
-    ramp, _, _ = _phase_ramp(image.shape[0], dx, dy)
-    return np.fft.irfft2(np.fft.rfft2(image) * ramp, s=image.shape)
+    kx, ky = _frequencies(image.shape[0])
+    return np.fft.irfft2(np.fft.rfft2(image) * np.exp(-2j * np.pi * (kx * dx + ky * dy)),
+                         s=image.shape)
 
 
-def _shift_with_gradient(stamp: np.ndarray, dx: float, dy: float):
-    """Shifted stamp and its derivatives with respect to ``dx`` and ``dy``."""
-    ramp, kx, ky = _phase_ramp(stamp.shape[0], dx, dy)
-    moved = np.fft.rfft2(stamp) * ramp
-    inverse = [moved, moved * (-2j * np.pi * kx), moved * (-2j * np.pi * ky)]
-    return [np.fft.irfft2(f, s=stamp.shape) for f in inverse]
+def shifted_copies(image: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """``(K, n, n)`` copies of ``image``, copy ``k`` moved by ``(dx[k], dy[k])`` pixels."""
+    return _shifted_stack(np.fft.rfft2(image)[None], np.asarray(dx, float),
+                          np.asarray(dy, float), image.shape[0])
+
+
+def _shifted_stack(spectra: np.ndarray, dx: np.ndarray, dy: np.ndarray, n: int) -> np.ndarray:
+    """Images of ``spectra`` (K, n, n // 2 + 1) each moved by its ``(dx, dy)``, one batched FFT."""
+    kx, ky = _frequencies(n)
+    ramps = np.exp(-2j * np.pi * (kx[None] * dx[:, None, None] + ky[None] * dy[:, None, None]))
+    return np.fft.irfft2(spectra * ramps, s=(n, n), axes=(-2, -1))
+
+
+class _StampSpectrum:
+    """The real FFT of one stamp and its frequency grids, for shifts with derivatives."""
+
+    def __init__(self, stamp: np.ndarray):
+        self.shape = stamp.shape
+        self.spectrum = np.fft.rfft2(stamp)
+        self.kx, self.ky = _frequencies(stamp.shape[0])
+
+    def shift_with_gradient(self, dx: float, dy: float):
+        """Shifted stamp and its derivatives with respect to ``dx`` and ``dy`` (3, n, n)."""
+        moved = self.spectrum * np.exp(-2j * np.pi * (self.kx * dx + self.ky * dy))
+        inverse = np.stack([moved, moved * (-2j * np.pi * self.kx),
+                            moved * (-2j * np.pi * self.ky)])
+        return np.fft.irfft2(inverse, s=self.shape, axes=(-2, -1))
 
 
 def _weighted_stack(aligned, weight, clip_sigma: float):
@@ -118,25 +139,40 @@ def _weighted_stack(aligned, weight, clip_sigma: float):
     return mean, np.where(total > 0, 1.0 / np.maximum(total, 1e-300), np.inf)
 
 
-def _stack(stars: StarCutouts, used, cx, cy, flux, profile, noise, clip_sigma):
+@dataclasses.dataclass(frozen=True)
+class _Spectra:
+    """Real FFTs of the star cutouts and of their bad-pixel masks (computed once per stack)."""
+
+    data: np.ndarray
+    bad: np.ndarray
+    has_bad: np.ndarray
+
+    @classmethod
+    def of(cls, stars: StarCutouts) -> _Spectra:
+        has_bad = stars.bad.any(axis=(1, 2))
+        bad = np.fft.rfft2(stars.bad[has_bad].astype(float), axes=(-2, -1))
+        return cls(np.fft.rfft2(stars.data, axes=(-2, -1)), bad, has_bad)
+
+
+def _stack(stars: StarCutouts, spectra: _Spectra, used, cx, cy, flux, profile, noise,
+           clip_sigma):
     """One weighted stack of the used stars; ``profile`` (unit sum) sets the photon noise."""
     sky_var, gain = noise
-    c = (stars.data.shape[1] - 1) / 2
+    n = stars.data.shape[1]
+    c = (n - 1) / 2
     idx = np.nonzero(used)[0]
-    aligned = np.empty((len(idx), *stars.data.shape[1:]))
-    weight = np.empty_like(aligned)
-    for k, s in enumerate(idx):
-        dx, dy = c - cx[s], c - cy[s]
-        aligned[k] = fourier_shift(stars.data[s], dx, dy) / flux[s]
-        var = (sky_var + np.clip(flux[s] * profile, 0.0, None) / gain) / flux[s] ** 2
-        weight[k] = 1.0 / var
-        if stars.bad[s].any():
-            spoiled = fourier_shift(stars.bad[s].astype(float), dx, dy) > BAD_SPILL
-            weight[k][spoiled] = 0.0
+    dx, dy, f = c - cx[idx], c - cy[idx], flux[idx][:, None, None]
+    aligned = _shifted_stack(spectra.data[idx], dx, dy, n) / f
+    weight = 1.0 / ((sky_var + np.clip(f * profile, 0.0, None) / gain) / f**2)
+    flawed = spectra.has_bad[idx]
+    if flawed.any():
+        rows = np.cumsum(spectra.has_bad)[idx[flawed]] - 1
+        spoiled = _shifted_stack(spectra.bad[rows], dx[flawed], dy[flawed], n) > BAD_SPILL
+        weight[flawed] = np.where(spoiled, 0.0, weight[flawed])
     return _weighted_stack(aligned, weight, clip_sigma)
 
 
-def _fit_star(data, bad, stamp, start, noise, fit_radius):
+def _fit_star(data, bad, stamp: _StampSpectrum, start, noise, fit_radius):
     """Least-squares ``(cx, cy, flux)`` of one star against ``stamp``; None if it fails."""
     sky_var, gain = noise
     cx, cy, flux = start
@@ -144,7 +180,7 @@ def _fit_star(data, bad, stamp, start, noise, fit_radius):
     yy, xx = np.indices(data.shape)
     region = (np.hypot(xx - cx, yy - cy) <= fit_radius) & ~bad
     for _ in range(STAR_FIT_STEPS):
-        model, gx, gy = _shift_with_gradient(stamp, cx - c, cy - c)
+        model, gx, gy = stamp.shift_with_gradient(cx - c, cy - c)
         w = (1.0 / (sky_var + np.clip(flux * model, 0.0, None) / gain))[region]
         design = np.stack([model[region], flux * gx[region], flux * gy[region]])
         resid = data[region] - flux * model[region]
@@ -167,8 +203,9 @@ def _initial_profile(stars: StarCutouts) -> np.ndarray:
 def _refit_stars(stars, used, cx, cy, flux, stamp, noise, fit_radius) -> float:
     """Re-fit used stars in place; drop failures; return the largest relative centre move."""
     moves = []
+    spectrum = _StampSpectrum(stamp)
     for s in np.nonzero(used)[0]:
-        fit = _fit_star(stars.data[s], stars.bad[s], stamp, (cx[s], cy[s], flux[s]), noise,
+        fit = _fit_star(stars.data[s], stars.bad[s], spectrum, (cx[s], cy[s], flux[s]), noise,
                         fit_radius)
         if fit is None or np.hypot(fit[0] - stars.cx[s], fit[1] - stars.cy[s]) > MAX_SHIFT_PIX:
             used[s] = False
@@ -206,9 +243,10 @@ def stack_epsf(
     used = np.ones(len(stars), bool)
     cx, cy, flux = stars.cx.astype(float), stars.cy.astype(float), stars.flux.astype(float)
     profile, variance = _initial_profile(stars), None
+    spectra = _Spectra.of(stars)
     converged, iteration = False, 0
     for iteration in range(1, maxiters + 1):
-        mean, variance = _stack(stars, used, cx, cy, flux, profile, noise, clip_sigma)
+        mean, variance = _stack(stars, spectra, used, cx, cy, flux, profile, noise, clip_sigma)
         total = mean.sum()
         profile, variance = mean / total, variance / total**2
         moved = _refit_stars(stars, used, cx, cy, flux, profile, noise, max(2.0 * fwhm, 4.0))
