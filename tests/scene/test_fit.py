@@ -173,3 +173,24 @@ def test_groups_iterate_independently_and_faint_shapes_are_frozen(epsf, galsim_p
     assert np.isnan(res.params_err[0, 1, 2]) and np.isfinite(res.params_err[0, 1, 0])
     cols = res.columns()
     assert cols["opt_niters"].shape == (2,) and cols["opt_niters"][0] > cols["opt_niters"][1]
+
+
+def test_non_targets_never_drive_the_fit(galaxy_scene, galsim_psf, epsf):
+    """A non-target with no shared pixel keeps its catalog position; one that blends stays close to a full fit."""
+    gal, star, fluxes, imgs, src = galaxy_scene
+    iv = np.full(imgs.shape, SIGMA**-2)
+    both = scene.fit_patch(imgs, iv, [epsf] * 3, src)
+    star_off = scene.fit_patch(imgs, iv, [epsf] * 3, dict(src, target=[True, False]))
+    assert star_off.converged[0]
+    assert np.all(np.abs(star_off.params[0][0] - both.params[0][0]) < 0.3 * both.params_err[0][0])
+    assert np.all(np.abs(star_off.flux[0] - both.flux[0]) < 0.3 * both.flux_err_marginal[0])
+
+    far = np.zeros((1, 64, 200))
+    far[0, :, :64] = imgs[0]
+    far[0] += draw(galsim.Convolve(galsim.DeltaFunction(flux=3000.0), galsim_psf), far.shape[1:], 170.3, 30.6)
+    far[0, :, 64:] += np.random.default_rng(8).normal(0, SIGMA, (64, 136))
+    cat = {k: [*v, v[1]] for k, v in src.items()}
+    cat["x"][2], cat["y"][2] = 170.8, 30.2
+    res = scene.fit_patch(far, np.full(far.shape, SIGMA**-2), [epsf], dict(cat, target=[True, True, False]))
+    assert res.params[0][2, 0] == 170.8 and res.params[0][2, 1] == 30.2  # never iterated
+    assert np.isfinite(res.flux[2, 0]) and abs(res.params[0][1, 0] - star[0]) < 4 * res.params_err[0][1, 0]

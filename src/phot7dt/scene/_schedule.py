@@ -88,13 +88,13 @@ def _refresh_weights(model, params, sizes):
 
 
 def _run_groups(name, model, prob, params, sizes, free, tol, rec, anchors, only=None):
-    """One stage over every group with a free parameter (and a source in ``only``)."""
+    """One stage over every group with a free parameter and a target (and a source in ``only``)."""
     s = prob.s
     new = params.copy()
     runs = []
     for idx in groups_of(model, params, sizes):
-        if not free[idx].any() or (only is not None and not only[idx].any()):
-            continue
+        if not free[idx].any() or not prob.target[idx].any() or (only is not None and not only[idx].any()):
+            continue  # (a group without targets shares no pixel with one: its fluxes suffice)
         run, _ = run_stage(model.subset(idx), prob.subset(idx), params[idx], _layout(model, sizes, free, idx, anchors),
                            tol, s.lm_lambda0, warmup=tol > s.step_tol_sigma)
         new[idx] = run.params
@@ -217,9 +217,9 @@ def fit_scene(model, table, settings, prob, size_fn):
     if poisson:
         _refresh_weights(model, params, sizes)
     ev, ok = final_check(model, prob, params, sizes, free, anchors)
-    if not ok.all():
+    if not (ok | ~prob.target).all():
         params, info = _run_groups("polish", model, prob, params, sizes, free, settings.step_tol_sigma, rec,
-                                   anchors, only=~ok)
+                                   anchors, only=~ok & prob.target)
         stages.append(info)
         ev, ok = final_check(model, prob, params, sizes, free, anchors)
     rec.converged[:] = ok | ~free.any(axis=1)

@@ -20,7 +20,9 @@
   (delta.g - delta.A.delta/2) is below the dlnp tolerance, also counts (nothing
   measurable is left); otherwise the group "stalls";
 * active set: once the damping is small (lambda <= 1e-2), a source whose
-  step passed the step test is frozen for the rest of the stage.
+  step passed the step test is frozen for the rest of the stage;
+* sources that are not targets (``SourceTable.target``) are frozen as soon
+  as they pass the test and never keep a group iterating.
 """
 
 from __future__ import annotations
@@ -68,8 +70,9 @@ class GroupRun:
 class _Problem:
     """Bounds, priors and step limits of one scene (internal)."""
 
-    def __init__(self, params0, prior_sigma, kinds, shape, settings):
+    def __init__(self, params0, prior_sigma, kinds, shape, settings, target=None):
         self.s = settings
+        self.target = np.ones(params0.shape[0], bool) if target is None else np.asarray(target, bool)
         self.mu = params0.copy()
         self.prec = np.where(np.isfinite(prior_sigma), 1.0 / np.where(np.isfinite(prior_sigma),
                                                                       prior_sigma, 1.0) ** 2, 0.0)
@@ -97,7 +100,7 @@ class _Problem:
     def subset(self, idx):
         """The same problem restricted to sources ``idx``."""
         sub = copy.copy(self)
-        for name in ("mu", "prec", "lo", "hi", "free_all"):
+        for name in ("mu", "prec", "lo", "hi", "free_all", "target"):
             setattr(sub, name, getattr(self, name)[idx])
         return sub
 
@@ -280,7 +283,7 @@ def run_stage(model, prob, params, layout, step_tol, lam, warmup=False):
         ok, ratio, gain, keep = newton_test(prob, st.params, st.free, A, g, step_tol)
         ok &= gain <= tol_lnp
         active = st.free.any(axis=1)
-        if np.all(ok | ~active) and np.sum(gain) <= tol_lnp:
+        if np.all(ok | ~active | ~prob.target) and np.sum(gain[prob.target]) <= tol_lnp:
             if warmup or st.free.sum() == layout.free.sum():
                 converged = True
                 break
@@ -289,7 +292,7 @@ def run_stage(model, prob, params, layout, step_tol, lam, warmup=False):
             continue
         if niters >= s.n_opt_iters:
             break
-        deep = (ratio <= 0.5 * step_tol) & (gain <= 0.25 * tol_lnp) & active
+        deep = np.where(prob.target, (ratio <= 0.5 * step_tol) & (gain <= 0.25 * tol_lnp), ok) & active
         if may_freeze and lam <= 1e-2 and deep.any() and not deep[active].all():
             st.restrict(st.free & ~deep[:, None])
             continue
@@ -307,4 +310,5 @@ def run_stage(model, prob, params, layout, step_tol, lam, warmup=False):
 
 def make_problem(table, shape, settings):
     """Bounds, priors and free-parameter mask of a scene (internal)."""
-    return _Problem(table.initial_params(), table.prior_sigmas(), table.type.tolist(), shape, settings)
+    return _Problem(table.initial_params(), table.prior_sigmas(), table.type.tolist(), shape, settings,
+                    table.target)

@@ -20,6 +20,11 @@ flux_err       (n, B)      prior sigma on each band's flux
 re_err         (n,)        prior sigma on Re (px) -> sigma(log r_e) = re_err/Re
 ell_err        (n,)        prior sigma on ELL  } both needed for ee priors
 theta_err      (n,)        prior sigma on THETA (deg) }
+target         (n,)        bool, default True: the source's results are wanted.
+                           Others (a patch's halo sources, reported by their
+                           own patch) are fitted too, but the optimiser never
+                           iterates a group only because one of them has not
+                           converged.
 =============  ==========  ===================================================
 
 NaN (or a non-positive sigma) means "no prior".  Missing shape values follow
@@ -85,6 +90,8 @@ class SourceTable:
             msg = "source positions x, y must be finite"
             raise ValueError(msg)
         cols["type"] = kinds
+        target = _column(mapping, "target")
+        cols["target"] = np.ones(n, bool) if target is None else np.asarray(target, bool).reshape(n)
         for arr in cols.values():
             arr.flags.writeable = False
         self._cols = cols

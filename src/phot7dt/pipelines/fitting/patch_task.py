@@ -129,6 +129,7 @@ def source_columns(sources: pd.DataFrame, flux: np.ndarray, bands: tuple[str, ..
     cols["x"] = sources["x_pix_patch"].to_numpy(float)
     cols["y"] = sources["y_pix_patch"].to_numpy(float)
     cols["type"] = sources["model_type"].to_numpy(str)
+    cols["target"] = ~sources["is_halo"].to_numpy(bool)  # halo sources are reported by their own patch
     cols["flux"] = flux
     cols["flux_err"] = np.column_stack(
         [sources[f"flux_cat_err_{b}"].to_numpy(float) for b in bands]
