@@ -159,24 +159,38 @@ class PatchModel:
         Column 0 (the model, which sets the fluxes and ln P compared by the
         line search) is double unless ``single``; derivative columns only
         enter the Fisher matrix and gradient, where ~1e-7 relative errors are
-        irrelevant.
+        irrelevant.  Stamps of one size are transformed together (the groups
+        of a size are contiguous in the buffer).
         """
         buf = np.empty((bands.size, layout.total), np.float32 if single else np.float64)
-        start = 0
+        runs, start = {}, 0
         for (size, _free, _members), base in zip(layout.groups, bases, strict=True):
-            n = base.shape[0] * base.shape[1] * size * size
-            view = buf[:, start:start + n].reshape((bands.size,) + base.shape[:2] + (size, size))
+            runs.setdefault(size, []).append((start, base))
+            start += base.shape[0] * base.shape[1] * size * size
+        for size, parts in runs.items():
+            s0 = parts[0][0]
             if single:
-                view[...] = self._irfft(base, bands, size, np.complex64)
-            else:
-                view[:, :, :1] = self._irfft(base[:, :1], bands, size, np.complex128)
-                if base.shape[1] > 1:
-                    view[:, :, 1:] = self._irfft(base[:, 1:], bands, size, np.complex64)
-            start += n
+                stack = np.concatenate([b.reshape((-1,) + b.shape[2:]) for _, b in parts])
+                out = self._irfft(stack, bands, size, np.complex64)
+                buf[:, s0:s0 + out[0].size] = out.reshape(bands.size, -1)
+                continue
+            model = self._irfft(np.concatenate([b[:, 0] for _, b in parts]), bands, size, np.complex128)
+            derivs = [b[:, 1:].reshape((-1,) + b.shape[2:]) for _, b in parts if b.shape[1] > 1]
+            if derivs:
+                derivs = self._irfft(np.concatenate(derivs), bands, size, np.complex64)
+            i = j = 0
+            for start, b in parts:
+                m, ncol = b.shape[:2]
+                view = buf[:, start:start + m * ncol * size * size].reshape(bands.size, m, ncol, size, size)
+                view[:, :, 0] = model[:, i:i + m]
+                if ncol > 1:
+                    view[:, :, 1:] = derivs[:, j:j + m * (ncol - 1)].reshape(bands.size, m, ncol - 1, size, size)
+                i, j = i + m, j + m * (ncol - 1)
         return buf
 
     def _irfft(self, base, bands, size, ctype):
-        prod = base.astype(ctype, copy=False)[None] * self.psf_fourier_stack(bands, size, ctype)[:, None, None]
+        """Inverse transforms of ``base`` (n, S, S//2+1) times each band's PSF -> (nb, n, S, S)."""
+        prod = base.astype(ctype, copy=False)[None] * self.psf_fourier_stack(bands, size, ctype)[:, None]
         return scipy.fft.irfft2(prod, s=(size, size), workers=1, overwrite_x=True)
 
     def _self_terms(self, bands, buf, geo):
