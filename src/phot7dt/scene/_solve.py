@@ -111,7 +111,10 @@ def general(gram, hinv, f, rhs, th, resid_proj=None, prec=None, mu=None):
     H_tf = G_tu * fs[..., None]
     z = hinv @ H_tf.transpose(0, 2, 1)
     G_tt = gram[:, cols][:, :, cols]
-    fisher = np.einsum("bij,bi,bj->ij", G_tt, fs, fs) - np.einsum("bij,bjk->ik", H_tf, z)
+    nth = cols.size
+    # sum over bands of f_i f_j G_ij - H_tf z, the second as one matrix product over (band, source)
+    fisher = (np.einsum("bi,bij->ij", fs, G_tt * fs[:, None, :])
+              - H_tf.transpose(1, 0, 2).reshape(nth, nb * ns) @ z.reshape(nb * ns, nth))
     if resid_proj is None:
         grad = np.sum(fs * (rhs.reshape(nb, -1)[:, cols] - np.einsum("bij,bj->bi", G_tu, f)), axis=0)
     else:
