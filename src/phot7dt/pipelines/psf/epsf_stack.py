@@ -108,19 +108,33 @@ def _shifted_stack(spectra: np.ndarray, dx: np.ndarray, dy: np.ndarray, n: int) 
 
 
 class _StampSpectrum:
-    """The real FFT of one stamp and its frequency grids, for shifts with derivatives."""
+    """The real FFT of one stamp, for shifted copies and their derivatives on a window.
+
+    A star fit needs the shifted stamp only on the pixels near the star, so the
+    inverse transform is evaluated there as two small matrix products (the phase
+    ramp is separable) instead of a full inverse FFT; the values equal the full
+    ``irfft2`` on those pixels to rounding.
+    """
 
     def __init__(self, stamp: np.ndarray):
-        self.shape = stamp.shape
-        self.spectrum = np.fft.rfft2(stamp)
-        self.kx, self.ky = _frequencies(stamp.shape[0])
+        n = stamp.shape[0]
+        self.n = n
+        self.spectrum = np.fft.rfft2(stamp) / n**2
+        kx, ky = _frequencies(n)
+        self.kx, self.ky = kx[0], ky[:, 0]
+        # Hermitian weights of the half spectrum along x (n odd: no Nyquist column).
+        self.weight_x = np.where(np.arange(len(self.kx)) == 0, 1.0, 2.0)
 
-    def shift_with_gradient(self, dx: float, dy: float):
-        """Shifted stamp and its derivatives with respect to ``dx`` and ``dy`` (3, n, n)."""
-        moved = self.spectrum * np.exp(-2j * np.pi * (self.kx * dx + self.ky * dy))
-        inverse = np.stack([moved, moved * (-2j * np.pi * self.kx),
-                            moved * (-2j * np.pi * self.ky)])
-        return np.fft.irfft2(inverse, s=self.shape, axes=(-2, -1))
+    def window_with_gradient(self, dx: float, dy: float, rows: np.ndarray, cols: np.ndarray):
+        """The stamp moved by ``(dx, dy)`` and its derivatives in ``dx`` and ``dy``, on the
+        pixels ``rows x cols``: three ``(len(rows), len(cols))`` arrays."""
+        ey = np.exp(2j * np.pi * self.ky[None, :] * (rows[:, None] - dy))
+        ex = np.exp(2j * np.pi * self.kx[None, :] * (cols[:, None] - dx)) * self.weight_x
+        left = ey @ self.spectrum
+        model = (left @ ex.T).real
+        grad_x = (left @ (ex * (-2j * np.pi * self.kx)).T).real
+        grad_y = (((ey * (-2j * np.pi * self.ky)) @ self.spectrum) @ ex.T).real
+        return model, grad_x, grad_y
 
 
 def _weighted_stack(aligned, weight, clip_sigma: float):
@@ -179,8 +193,14 @@ def _fit_star(data, bad, stamp: _StampSpectrum, start, noise, fit_radius):
     c = (data.shape[0] - 1) / 2
     yy, xx = np.indices(data.shape)
     region = (np.hypot(xx - cx, yy - cy) <= fit_radius) & ~bad
+    rows, cols = np.nonzero(region.any(axis=1))[0], np.nonzero(region.any(axis=0))[0]
+    if not rows.size:
+        return None  # no pixel to fit: the normal equations are singular
+    window = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    rows, cols = np.arange(rows[0], rows[-1] + 1), np.arange(cols[0], cols[-1] + 1)
+    data, region = data[window], region[window]
     for _ in range(STAR_FIT_STEPS):
-        model, gx, gy = stamp.shift_with_gradient(cx - c, cy - c)
+        model, gx, gy = stamp.window_with_gradient(cx - c, cy - c, rows, cols)
         w = (1.0 / (sky_var + np.clip(flux * model, 0.0, None) / gain))[region]
         design = np.stack([model[region], flux * gx[region], flux * gy[region]])
         resid = data[region] - flux * model[region]

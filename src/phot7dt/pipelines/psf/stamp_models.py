@@ -26,6 +26,7 @@ __all__ = [
     "moffat_alpha",
     "moffat_pixels",
     "moffat_stamp",
+    "moffat_window",
     "ncircular_gaussian_stamp",
 ]
 
@@ -47,16 +48,28 @@ def moffat_alpha(fwhm: float, beta: float) -> float:
 
 def _subpixel_grid(size: int, x0: float, y0: float) -> tuple[np.ndarray, np.ndarray]:
     """Sub-pixel offsets from ``(x0, y0)``, shape ``(size, size, S, S)``."""
-    offsets = (np.arange(SUBSAMPLE) + 0.5) / SUBSAMPLE - 0.5
     idx = np.arange(size, dtype=float)
-    dx = idx[None, :, None, None] + offsets[None, None, None, :] - x0
-    dy = idx[:, None, None, None] + offsets[None, None, :, None] - y0
+    return _window_offsets(idx, idx, x0, y0)
+
+
+def _window_offsets(rows: np.ndarray, cols: np.ndarray, x0: float, y0: float):
+    """Sub-pixel offsets from ``(x0, y0)`` of the pixels ``rows x cols``: ``(R, C, S, S)``."""
+    offsets = (np.arange(SUBSAMPLE) + 0.5) / SUBSAMPLE - 0.5
+    dx = cols[None, :, None, None] + offsets[None, None, None, :] - x0
+    dy = rows[:, None, None, None] + offsets[None, None, :, None] - y0
     return dx, dy
 
 
 def moffat_pixels(size: int, x0: float, y0: float, alpha: float, beta: float) -> np.ndarray:
     """Unit-flux Moffat integrated over the pixels of a ``size x size`` grid, centre ``(x0, y0)``."""
-    dx, dy = _subpixel_grid(size, x0, y0)
+    idx = np.arange(size, dtype=float)
+    return moffat_window(idx, idx, x0, y0, alpha, beta)
+
+
+def moffat_window(rows: np.ndarray, cols: np.ndarray, x0: float, y0: float, alpha: float,
+                  beta: float) -> np.ndarray:
+    """:func:`moffat_pixels` on the pixels ``rows x cols`` only (float pixel indices)."""
+    dx, dy = _window_offsets(rows, cols, x0, y0)
     profile = (1.0 + (dx**2 + dy**2) / alpha**2) ** (-beta)
     return profile.mean(axis=(2, 3)) * (beta - 1.0) / (math.pi * alpha**2)
 

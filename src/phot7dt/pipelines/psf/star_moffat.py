@@ -26,7 +26,7 @@ from scipy.optimize import least_squares
 from scipy.sparse import lil_matrix
 
 from phot7dt.pipelines.psf.epsf_stack import StarCutouts
-from phot7dt.pipelines.psf.stamp_models import moffat_alpha, moffat_pixels
+from phot7dt.pipelines.psf.stamp_models import moffat_alpha, moffat_window
 
 __all__ = ["FitStars", "MoffatStarFit", "fit_moffat_to_stars", "fit_stars_from_cutouts"]
 
@@ -120,6 +120,7 @@ class _Problem:
         yy, xx = np.indices(stars.data.shape[1:])
         self.regions = [(np.hypot(xx - cx, yy - cy) <= fit_radius) & ~bad
                         for cx, cy, bad in zip(stars.cx, stars.cy, stars.bad, strict=True)]
+        self.windows = [_bounding_window(r) for r in self.regions]
         self.inv_sigma = [np.full(r.sum(), 1.0 / math.sqrt(noise[0])) for r in self.regions]
         self.n_shape = 2 if self.free_beta else 1
         self.n_global = self.n_shape + terms.shape[1]
@@ -133,13 +134,13 @@ class _Problem:
 
     def models(self, p: np.ndarray, beta_fixed: float) -> list[np.ndarray]:
         alphas, beta, per_star = self.unpack(p, beta_fixed)
-        size = self.stars.data.shape[1]
         out = []
         for s, q in enumerate(per_star):
             dx, dy = (q[1], q[2]) if self.free_centres else (0.0, 0.0)
-            image = moffat_pixels(size, self.stars.cx[s] + dx, self.stars.cy[s] + dy, alphas[s],
-                                  beta)
-            out.append(q[0] * self.stars.flux[s] * image[self.regions[s]])
+            rows, cols, inside = self.windows[s]
+            image = moffat_window(rows, cols, self.stars.cx[s] + dx, self.stars.cy[s] + dy,
+                                  alphas[s], beta)
+            out.append(q[0] * self.stars.flux[s] * image[inside])
         return out
 
     def residuals(self, p: np.ndarray, beta_fixed: float) -> np.ndarray:
@@ -179,6 +180,16 @@ class _Problem:
         hi_s = [1e3, MAX_CENTRE_SHIFT_PIX, MAX_CENTRE_SHIFT_PIX][: self.n_star]
         n = len(self.stars)
         return np.array(lo + lo_s * n), np.array(hi + hi_s * n)
+
+
+def _bounding_window(region: np.ndarray):
+    """Float row and column indices of the box around ``region``, and ``region`` in that box."""
+    rows, cols = np.nonzero(region.any(axis=1))[0], np.nonzero(region.any(axis=0))[0]
+    if not rows.size:
+        return np.zeros(0), np.zeros(0), np.zeros((0, 0), bool)
+    inside = region[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    return (np.arange(rows[0], rows[-1] + 1, dtype=float),
+            np.arange(cols[0], cols[-1] + 1, dtype=float), inside)
 
 
 def _global_errors(jac, p: np.ndarray, scale: float, n_shape: int, beta: float):
