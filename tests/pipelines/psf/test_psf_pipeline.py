@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import psutil
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 from kedro_datasets.pandas import CSVDataset
@@ -34,6 +35,9 @@ def test_pipeline_runs_in_parallel_and_writes_qa_figures(psf_field, tmp_path, ca
     })
     SequentialRunner().run(create_pipeline().from_nodes("build_epsf"), catalog)
     assert "with 2 worker(s)" in caplog.text
+    workers = [p for p in psutil.Process().children(recursive=True)
+               if "resource_tracker" not in " ".join(p.cmdline())]
+    assert workers == []  # the pool is shut down when build_epsf returns
     grid = catalog.load("epsf_grid")
     summary = catalog.load("epsf_summary")
     assert isinstance(grid, PSFGrid)

@@ -16,10 +16,10 @@ from phot7dt.params import section
 from phot7dt.pipelines.psf.patch_run_params import PatchRunParams
 from phot7dt.pipelines.psf import plots
 from phot7dt.pipelines.psf.cell_task import CellResult
-from phot7dt.pipelines.psf.fallback_shape import BandStars, fallback_shape
-from phot7dt.pipelines.psf.parallel import run_cells
+from phot7dt.pipelines.psf.band_choice import CellOutcome, choose_band
+from phot7dt.pipelines.psf.fallback_shape import BandStars
+from phot7dt.pipelines.psf.parallel import map_tasks, n_workers, run_cells, shutdown_workers
 from phot7dt.pipelines.psf.params import EpsfParams, MoffatPsfParams
-from phot7dt.pipelines.psf.psf_choice import choose_psf, fallback_psf
 from phot7dt.psf_grid import PSFChoice, PSFGrid, cell_boxes, cell_index, cell_tag
 
 __all__ = ["build_epsf", "plot_epsf_qa"]
@@ -124,10 +124,6 @@ def _band_stars(frames: FrameSet, band: str, cells: list[CellResult]) -> BandSta
     return BandStars(by_cell, frame.sky_sigma, frame.egain / frame.scale, frame.fwhm_pix)
 
 
-def _shape_of(stars: BandStars, cell, box: Box, moffat: MoffatPsfParams, default: float):
-    return lambda: fallback_shape(stars, cell, box, moffat, default)
-
-
 def _skipped(band: str, row: int, col: int, box: Box) -> CellResult:
     return CellResult(band, row, col, box, "skipped", "no active source in the cell",
                       pd.DataFrame(), {})
@@ -179,25 +175,25 @@ def build_epsf(
         math.ceil(p.save_star_montage_max / max(len(active), 1))
         if p.save_star_local_background_diagnostics else 0
     )
-    built = run_cells(frames, tasks, _gaia_seeds(gaiaxp_synphot, frames, p), p, max_cutouts,
-                      moffat.fit_radius_fwhm)
-    by_key = {(r.band, r.row, r.col): r for r in built}
-    choices, records, results = {}, {}, []
-    for band in frames.bands:
-        stars = _band_stars(frames, band, [r for r in built if r.band == band])
-        for (r, c), box in boxes.items():
-            res = by_key.get((band, r, c)) or _skipped(band, r, c, box)
-            shape = _shape_of(stars, (r, c), box, moffat, run.fallback_default_fwhm_pix)
-            if res.status == "skipped":
-                choice = fallback_psf("cell has no active source, ePSF not built", shape(), 0,
-                                      run, moffat)
-            else:
-                stamp = res.build.stamp if res.build else None
-                choice = choose_psf(stamp, res.metrics, res.nstars_used, res.message, shape,
-                                    run, moffat)
-            choices[(band, r, c)] = choice
-            records[(band, r, c)] = _qa_record(res, choice)
-            results.append(res)
+    try:
+        built = run_cells(frames, tasks, _gaia_seeds(gaiaxp_synphot, frames, p), p, max_cutouts,
+                          moffat.fit_radius_fwhm)
+        by_key = {(r.band, r.row, r.col): r for r in built}
+        results = [by_key.get((band, r, c)) or _skipped(band, r, c, box)
+                   for band in frames.bands for (r, c), box in boxes.items()]
+        band_choices = map_tasks(
+            choose_band,
+            [(_band_stars(frames, band, [r for r in built if r.band == band]),
+              [CellOutcome.of(r) for r in results if r.band == band], run, moffat)
+             for band in frames.bands],
+            min(n_workers(p, len(frames.bands)), len(frames.bands)), "psf_choice", "band")
+    finally:
+        if n_workers(p, len(frames.bands)) > 1:
+            shutdown_workers()
+    choices, records = {}, {}
+    for res, choice in zip(results, [c for band in band_choices for c in band], strict=True):
+        key = (res.band, res.row, res.col)
+        choices[key], records[key] = choice, _qa_record(res, choice)
     for res in built:
         res.fit_stars = None
     summary = pd.DataFrame(list(records.values()))

@@ -1,10 +1,10 @@
-"""Run the (band, cell) ePSF builds in a joblib worker pool with a progress bar."""
+"""Run the psf stage's tasks (cell builds, band PSF choices) in a joblib worker pool."""
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pandas as pd
 from joblib import Parallel, delayed, parallel_config
@@ -15,7 +15,7 @@ from phot7dt.frames import Box, FrameSet
 from phot7dt.pipelines.psf.cell_task import CellResult, run_cell
 from phot7dt.pipelines.psf.params import EpsfParams
 
-__all__ = ["n_workers", "run_cells"]
+__all__ = ["map_tasks", "n_workers", "run_cells", "shutdown_workers"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,47 +49,52 @@ def run_cells(
     max_cutouts: int,
     fit_radius_fwhm: float,
 ) -> list[CellResult]:
-    """Build every (band, cell) task; results in task order.
-
-    Uses loky processes (BLAS pinned to one thread each) when more than one
-    worker is configured, else runs in this process. The worker processes are
-    shut down before returning: idle, they would hold their memory through the
-    stages that follow.
-    """
+    """Build every (band, cell) task in the worker pool (see :func:`map_tasks`)."""
     workers = min(n_workers(p, len(seeds_by_band)), max(len(tasks), 1))
     args = [
         (frames, band, cell, _seeds_near(seeds_by_band.get(band), cell[2], p.half_size), p,
          max_cutouts, fit_radius_fwhm)
         for band, cell in tasks
     ]
-    bar = tqdm(total=len(tasks), desc="build_epsf", unit="cell", mininterval=1.0)
     logger.info("Building %d ePSF cells with %d worker(s)", len(tasks), workers)
-    results: dict[int, CellResult] = {}
+    return map_tasks(run_cell, args, workers, "build_epsf", "cell")
+
+
+def map_tasks(function: Callable, args: Sequence[tuple], workers: int, desc: str,
+              unit: str) -> list:
+    """``[function(*a) for a in args]`` with a progress bar; results in task order.
+
+    Uses loky processes (BLAS pinned to one thread each) when more than one
+    worker is configured, else runs in this process. The processes stay up
+    for the next call; :func:`shutdown_workers` stops them.
+    """
+    bar = tqdm(total=len(args), desc=desc, unit=unit, mininterval=1.0)
+    results: dict[int, object] = {}
     try:
         if workers == 1:
             for i, a in enumerate(args):
-                results[i] = run_cell(*a)
+                results[i] = function(*a)
                 bar.update()
         else:
-            try:
-                with parallel_config(backend="loky", inner_max_num_threads=1):
-                    jobs = Parallel(n_jobs=workers, return_as="generator_unordered")(
-                        delayed(_indexed)(i, a) for i, a in enumerate(args)
-                    )
-                    for i, result in jobs:
-                        results[i] = result
-                        bar.update()
-            finally:
-                _shutdown_workers()
+            with parallel_config(backend="loky", inner_max_num_threads=1):
+                jobs = Parallel(n_jobs=workers, return_as="generator_unordered")(
+                    delayed(_indexed)(function, i, a) for i, a in enumerate(args)
+                )
+                for i, result in jobs:
+                    results[i] = result
+                    bar.update()
     finally:
         bar.close()
     return [results[i] for i in range(len(args))]
 
 
-def _shutdown_workers() -> None:
-    """Stop the processes of joblib's reusable loky executor (the pool ``Parallel`` used)."""
+def shutdown_workers() -> None:
+    """Stop the processes of joblib's reusable loky executor (the pool ``Parallel`` used).
+
+    Idle, they would hold their memory through the stages that follow.
+    """
     get_reusable_executor(reuse=True).shutdown(wait=True)
 
 
-def _indexed(i: int, args: tuple) -> tuple[int, CellResult]:
-    return i, run_cell(*args)
+def _indexed(function: Callable, i: int, args: tuple):
+    return i, function(*args)

@@ -3,8 +3,9 @@
 Each per-cell sheet is one mosaic image of the cells' stamps (see
 :mod:`~phot7dt.pipelines.psf.mosaic`) with one shared stretch and one colour
 bar, the cells at their grid position (row 0, low y, at the bottom, tick
-labels ``rRR`` / ``cCC`` giving the cell tag) and a short text per cell. Figures are built with ``matplotlib.figure.Figure``
-(no pyplot state) and saved by the catalog (``epsf_plots``).
+labels ``rRR`` / ``cCC`` giving the cell tag) and a short text per cell.
+Figures are built with ``matplotlib.figure.Figure`` (no pyplot state, fixed
+layout) and saved by the catalog (``epsf_plots``).
 """
 
 from __future__ import annotations
