@@ -25,7 +25,8 @@ import numpy as np
 import scipy.fft
 
 from . import _solve
-from ._kernels import add_model, gram_pairs, overlapping_pairs, padded_data, project, self_terms
+from ._kernels import (add_model, gram_pairs, overlapping_pairs, padded_data, poisson_weights, project,
+                       self_terms, weighted_residual)
 from .render import base_factors
 
 _CHUNK_BYTES = 48 * 2**20  # stamp memory per chunk of bands
@@ -90,17 +91,11 @@ class PatchModel:
         sub.prior_mean = self.prior_mean[:, idx]
         return sub
 
-    def set_weights(self, w):
-        """Use weights ``w`` (n_band, ny_pad, nx_pad) for the following evaluations."""
-        self.w = w
-        self.wdd = np.einsum("bij,bij,bij->b", w, self.data, self.data, dtype=np.float64)
-
     def set_model_weights(self, models):
         """Poisson-aware weights from model images (no-op without a gain)."""
         if self.gain is None or models is None:
             return
-        src_var = np.maximum(models, 0.0) / self.gain[:, None, None]
-        self.set_weights(self.ivar / (1.0 + self.ivar * src_var))
+        self.w, self.wdd = poisson_weights(self.ivar, self.data, models, self.gain)
 
     def noise_sigma(self):
         """Typical per-pixel noise sigma of each band, shape (n_band,)."""
@@ -273,26 +268,34 @@ class PatchModel:
         return cross
 
     def _refine(self, bands, buf, hinv, f, geo, out, derivs):
-        """Exact residual-image chi^2, one Newton refinement of the fluxes, projections."""
+        """Exact residual-image chi^2, one Newton refinement of the fluxes, projections.
+
+        Works on the bounding box of the stamps (the padded image can be much
+        larger); outside it the model is 0 and chi^2 gets w d^2, inside
+        chi^2 = w d^2 + w m (m - 2 d).
+        """
         lay, C = geo.layout, geo.cmax
+        y0, y1, x0, x1 = geo.box
+        ox, oy = geo.ox - x0, geo.oy - y0
         chi2 = np.empty(bands.size)
         proj = np.zeros((bands.size, geo.ns, C)) if derivs else None
         f = f.copy()
         for i, b in enumerate(bands):
-            model = np.zeros(self.data.shape[1:])
-            add_model(buf[i], lay.offsets, lay.sizes, geo.ox, geo.oy, f[i], model)
+            d, w = self.data[b, y0:y1, x0:x1], self.w[b, y0:y1, x0:x1]
+            model = np.zeros(d.shape)
+            add_model(buf[i], lay.offsets, lay.sizes, ox, oy, f[i], model)
             if geo.approximate:
-                resid = self.w[b] * (self.data[b] - model)
-                g0 = project(buf[i], lay.offsets, lay.sizes, lay.ncols, geo.ox, geo.oy, resid, 1)[:, 0]
+                g0 = project(buf[i], lay.offsets, lay.sizes, lay.ncols, ox, oy, weighted_residual(d, w, model)[0],
+                             1)[:, 0]
                 df = hinv[i] @ (g0 - self.prior_prec[b] * (f[i] - self.prior_mean[b]))
                 f[i] += df
-                add_model(buf[i], lay.offsets, lay.sizes, geo.ox, geo.oy, df, model)
-            resid = self.w[b] * (self.data[b] - model)
-            chi2[i] = float(np.vdot(self.data[b] - model, resid))
+                add_model(buf[i], lay.offsets, lay.sizes, ox, oy, df, model)
+            wr, dchi2 = weighted_residual(d, w, model)
+            chi2[i] = self.wdd[b] + dchi2
             if derivs:
-                proj[i] = project(buf[i], lay.offsets, lay.sizes, lay.ncols, geo.ox, geo.oy, resid, C)
+                proj[i] = project(buf[i], lay.offsets, lay.sizes, lay.ncols, ox, oy, wr, C)
             if out.models is not None:
-                out.models[b] = model
+                out.models[b, y0:y1, x0:x1] = model
         return chi2, f, proj
 
 
@@ -312,6 +315,9 @@ class _Geometry:
         self.cmax = int(layout.ncols.max()) if self.ns else 1
         off = (layout.sizes - layout.core) // 2
         self.bx, self.by = self.ox + off, self.oy + off
+        end_x, end_y = self.ox + layout.sizes, self.oy + layout.sizes
+        self.box = ((int(self.oy.min()), int(end_y.max()), int(self.ox.min()), int(end_x.max())) if self.ns
+                    else (0, 0, 0, 0))  # (y0, y1, x0, x1): bounding box of every stamp
         full_s, _ = overlapping_pairs(self.ox, self.oy, layout.sizes)
         self.ps, self.pt = overlapping_pairs(self.bx, self.by, layout.core)
         self.separable = full_s.size == 0

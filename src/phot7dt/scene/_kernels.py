@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["add_model", "gram_pairs", "overlapping_pairs", "padded_data", "project", "self_terms"]
+__all__ = ["add_model", "gram_pairs", "overlapping_pairs", "padded_data", "poisson_weights", "project",
+           "self_terms", "weighted_residual"]
 
 
 @njit(cache=True, nogil=True, fastmath=True)
@@ -188,6 +189,47 @@ def padded_data(images, invvar, pad, dtype):
                     acc += v * d * d
         wdd[b] = acc
     return data, ivar, wdd, n_bad
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def weighted_residual(d, w, model):
+    """w * (d - model) (float64) and sum of w * model * (model - 2 d), the chi^2 change the model makes."""
+    ny, nx = d.shape
+    wr = np.empty((ny, nx))
+    acc = 0.0
+    for y in range(ny):
+        for x in range(nx):
+            dd, ww, m = np.float64(d[y, x]), np.float64(w[y, x]), model[y, x]
+            wr[y, x] = ww * (dd - m)
+            acc += ww * m * (m - 2.0 * dd)
+    return wr, acc
+
+
+@njit(cache=True, nogil=True)
+def poisson_weights(ivar, data, models, gain):
+    """Weights 1 / (1/ivar + max(model, 0)/gain) and sum of w d^2 per band, in one pass.
+
+    Returns
+    -------
+    w : ndarray, like ``ivar``
+    wdd : ndarray, float64, shape (B,)
+    """
+    nb, ny, nx = ivar.shape
+    w = np.empty_like(ivar)
+    wdd = np.zeros(nb)
+    for b in range(nb):
+        acc = 0.0
+        for y in range(ny):
+            for x in range(nx):
+                v = np.float64(ivar[b, y, x])
+                m = models[b, y, x]
+                if m > 0.0:
+                    v = v / (1.0 + v * m / gain[b])
+                w[b, y, x] = v
+                d = np.float64(data[b, y, x])
+                acc += np.float64(w[b, y, x]) * d * d
+        wdd[b] = acc
+    return w, wdd
 
 
 def overlapping_pairs(ox, oy, sizes):
