@@ -176,7 +176,8 @@ def _initial_fluxes(model, table, settings, params, size_fn, forced):
     if not forced or _grows(new_sizes[0], sizes[0]) or _grows(new_sizes[1], sizes[1]):
         sizes = new_sizes
         ev = flux_only(sizes) if (forced and not poisson) else ev
-    for _ in range(settings.poisson_refine_iters if poisson else 0):
+    refine = settings.poisson_refine_iters if forced else min(1, settings.poisson_refine_iters)
+    for _ in range(refine if poisson else 0):  # a fit refreshes the weights before its stages
         model.set_model_weights(ev.models)
         ev = flux_only(sizes)
     return sizes, ev

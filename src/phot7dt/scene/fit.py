@@ -177,7 +177,7 @@ class _Stage:
         self.lnp = self.ev.lnlike + prob.lnprior(params)
 
     def evaluate(self, params):
-        return self.model.evaluate(params, self.layout, derivs=True, sparse=True)
+        return self.model.evaluate(params, self.layout, derivs=True, sparse=True, single=True)
 
     def restore(self, layout):
         """Free every source of the group again (one evaluation)."""

@@ -58,7 +58,9 @@ class FitSettings:
     lm_max_tries : int
         Damping increases tried per iteration before the stage stalls.
     poisson_refine_iters : int
-        Reweighting passes of the flux solve when a gain is given.
+        Reweighting passes of the flux solve when a gain is given (forced
+        photometry; a fit makes one and then refreshes the weights before
+        every stage and before its final check).
     freeze_shape_sigma : float
         A galaxy whose Fisher error of log r_e, ee1 or ee2 at the catalog
         values exceeds this keeps its catalog shape and n (flag
