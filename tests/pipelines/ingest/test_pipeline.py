@@ -10,7 +10,7 @@ import pytest
 from astropy.io import fits
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
-from kedro.io import DataCatalog, MemoryDataset
+from kedro.io import DataCatalog, DatasetError, MemoryDataset
 from kedro.runner import SequentialRunner
 
 from phot7dt.datasets import FrameSetDataset, ImageListDataset
@@ -104,3 +104,21 @@ def test_kedro_run_ingest_with_inputs_outside_the_repo(tiny_field, tmp_path, mon
     assert pd.isna(flagged["n_sat_pix_m400"].iloc[4])  # 005 lies in the crop margin: not measured
     assert fits.getheader(work_dir / "02_intermediate/wcs.fits")["CROPX0"] == 4
     assert fits.getdata(work_dir / "03_primary/white_stack.fits").shape == (56, 72)
+
+
+@pytest.mark.parametrize("key", ["input_catalog", "image_list"])
+def test_missing_input_file_is_one_line_naming_it(tiny_field, tmp_path, key):
+    runtime_params = {
+        "input_catalog": str(tiny_field.catalog_csv),
+        "image_list": str(tiny_field.image_list),
+        "gaiaxp_synphot": str(tiny_field.gaiaxp_csv),
+        "work_dir": str(tmp_path / "out"),
+        key: str(tmp_path / "missing.file"),
+    }
+    bootstrap_project(PROJECT)
+    with KedroSession.create(project_path=PROJECT, runtime_params=runtime_params) as session:
+        with pytest.raises(DatasetError) as err:
+            session.run(pipeline_names=["ingest"])
+    message = str(err.value)
+    assert "\n" not in message
+    assert f"{tmp_path / 'missing.file'}: file not found" in message
