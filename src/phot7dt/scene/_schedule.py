@@ -12,8 +12,9 @@
   exceeds ``freeze_sersic_n_sigma`` keeps its n (``sersic_n_unconstrained``).
 * **Stages** (``enable_staged_fit``): positions as a warm-up (converged at
   ``WARMUP_STEP_TOL`` sigmas), then everything at ``step_tol_sigma``.  A
-  shapes-only warm-up between them cost more evaluations than it saved.  With a gain the Poisson weights are refreshed from the
-  current model before every stage and before the final check.
+  shapes-only warm-up between them cost more evaluations than it saved.
+  With a gain the Poisson weights are refreshed from the current model
+  before every stage and before the final check.
 * **Final check (the per-source convergence test).**  At the final
   parameters the full patch (all groups together) is evaluated once; the
   undamped Gauss-Newton step (bound-blocked components removed) must be

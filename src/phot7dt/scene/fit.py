@@ -70,9 +70,9 @@ class GroupRun:
 class _Problem:
     """Bounds, priors and step limits of one scene (internal)."""
 
-    def __init__(self, params0, prior_sigma, kinds, shape, settings, target=None):
+    def __init__(self, params0, prior_sigma, kinds, shape, settings, target):
         self.s = settings
-        self.target = np.ones(params0.shape[0], bool) if target is None else np.asarray(target, bool)
+        self.target = np.asarray(target, bool)
         self.mu = params0.copy()
         self.prec = np.where(np.isfinite(prior_sigma), 1.0 / np.where(np.isfinite(prior_sigma),
                                                                       prior_sigma, 1.0) ** 2, 0.0)
