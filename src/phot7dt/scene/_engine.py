@@ -10,6 +10,14 @@ is sum_s f_sb U_sb(theta_s).  One :meth:`PatchModel.evaluate` call, band by band
    profiled out (variable projection): S = sum_b H_tt,b - H_tf,b H_ff,b^-1 H_ft,b
    and gradient g = sum_b J_t,b^T W (d - m_b).
 
+Optimiser steps (``fisher_bands``) render derivative stamps in a few
+representative bands only: fluxes, ln P and the gradient stay exact over all
+bands (the gradient by the adjoint of the rendering, see :class:`_Adjoint`),
+while S is estimated from the representative bands, each standing for a
+contiguous bin of bands with its fluxes replaced by the bin's noise-weighted
+RMS flux (S is a sum of f_s f_t times unit-flux terms that change slowly with
+the band's PSF; see :func:`fisher_band_plan`).
+
 chi^2 is computed from the inner products (sum w d^2 - 2 f.r + f H f), so no
 residual image is needed.  Non-finite pixels get zero weight.  With a gain the
 weights are 1/(1/invvar + max(model, 0)/gain) (source Poisson noise, refreshed
@@ -25,7 +33,7 @@ import numpy as np
 import scipy.fft
 
 from . import _solve
-from ._kernels import (add_model, gram_pairs, overlapping_pairs, padded_data, poisson_weights, project,
+from ._kernels import (add_model, crop_stamps, gram_pairs, overlapping_pairs, padded_data, poisson_weights, project,
                        self_terms, weighted_residual)
 from .render import base_factors
 
@@ -34,7 +42,7 @@ _CHUNK_BYTES = 48 * 2**20  # stamp memory per chunk of bands
 #: sparse (optimiser-step) Fisher matrix keeps the derivative cross terms of a pair.
 SPARSE_RHO = 1e-4
 
-__all__ = ["SPARSE_RHO", "Evaluation", "PatchModel", "noise_sigma"]
+__all__ = ["SPARSE_RHO", "Evaluation", "PatchModel", "fisher_band_plan", "noise_sigma"]
 
 
 @dataclasses.dataclass
@@ -82,6 +90,7 @@ class PatchModel:
         self.prior_mean = np.where(self.prior_prec > 0, np.asarray(mu).T, 0.0)
         self._psf_ft = {}
         self.w, self.wdd = self.ivar, wdd
+        self._sigma = None
 
     def subset(self, idx):
         """A view of the same data and weights for the sources ``idx`` only (shared arrays)."""
@@ -98,8 +107,16 @@ class PatchModel:
         self.w, self.wdd = poisson_weights(self.ivar, self.data, models, self.gain)
 
     def noise_sigma(self):
-        """Typical per-pixel noise sigma of each band, shape (n_band,)."""
-        return noise_sigma(self.ivar)
+        """Typical per-pixel noise sigma of each band, shape (n_band,) (computed once)."""
+        if self._sigma is None:
+            self._sigma = noise_sigma(self.ivar)
+        return self._sigma
+
+    def fisher_plan(self, n_fisher):
+        """:func:`fisher_band_plan` for this patch, or None if every band is needed."""
+        if n_fisher <= 0 or n_fisher >= self.n_band:
+            return None
+        return fisher_band_plan(self.noise_sigma(), n_fisher)
 
     def psf_fourier_stack(self, bands, size, dtype=np.complex128):
         """PSF transforms of several bands on a size x size grid, (nb, S, S//2+1)."""
@@ -108,7 +125,8 @@ class PatchModel:
                 self._psf_ft[(b, size, dtype)] = _psf_fourier(self.psfs[b], size, dtype)
         return np.stack([self._psf_ft[(b, size, dtype)] for b in bands])
 
-    def evaluate(self, params, layout, *, derivs=False, want_model=False, single=False, sparse=False):
+    def evaluate(self, params, layout, *, derivs=False, want_model=False, single=False, sparse=False,
+                 fisher_bands=None):
         """Fluxes, ln-likelihood (incl. flux priors) and, if asked, the reduced system.
 
         Parameters
@@ -132,22 +150,51 @@ class PatchModel:
             :data:`SPARSE_RHO` (normalised inner product in some band).
             Fluxes, ln P and the gradient stay exact (the gradient is
             projected on the residual image).
+        fisher_bands : tuple, optional
+            A :func:`fisher_band_plan` (with ``derivs``): the Fisher matrix is
+            estimated from its representative bands (sparse, as above), while
+            fluxes, ln P and the gradient stay exact over every band.  The
+            returned ``z_blocks`` then cover the representative bands only.
         """
+        if derivs and fisher_bands is not None:
+            return self._evaluate_step(params, layout, fisher_bands, single)
+        return self._run(params, layout, np.arange(self.n_band), derivs=derivs, want_model=want_model,
+                         single=single, sparse=sparse)
+
+    def _evaluate_step(self, params, layout, plan, single):
+        reps, edges = plan
+        od = layout.origins(params[:, 0], params[:, 1])
+        bases = [base_factors(layout, self.kinds, params, od, g) for g in range(len(layout.groups))]
+        model_only = layout.model_only()
+        adjoint = _Adjoint(self, layout, bases)
+        ev = self._run(params, model_only, np.arange(self.n_band), derivs=False, single=single, adjoint=adjoint,
+                       bases=_model_bases(layout, bases, model_only))
+        rep_flux = _binned_fluxes(ev.fluxes, reps, edges, self.noise_sigma())
+        ev_rep = self._run(params, layout, reps, derivs=True, single=single, sparse=True, fisher_flux=rep_flux,
+                           bases=bases)
+        ev.fisher, ev.grad, ev.z_blocks = ev_rep.fisher, adjoint.gradient(), ev_rep.z_blocks
+        return ev
+
+    def _run(self, params, layout, bands, *, derivs=False, want_model=False, single=False, sparse=False,
+             adjoint=None, fisher_flux=None, bases=None):
+        """Evaluate over ``bands`` in chunks (see :meth:`evaluate`)."""
         geo = _Geometry(self, params, layout)
-        bases = [base_factors(layout, self.kinds, params, geo.od, g) for g in range(len(layout.groups))]
+        if bases is None:
+            bases = [base_factors(layout, self.kinds, params, geo.od, g) for g in range(len(layout.groups))]
         th = _theta_columns(layout, geo.cmax)
         out = _Accumulator(self.n_band, geo.ns, th[0].size, derivs, want_model, self.data.shape[1:])
         out.sparse = sparse and derivs
+        out.adjoint, out.fisher_flux = adjoint, fisher_flux
         per_band = max(layout.total, 1) * (4 if single else 8) * 3
         step = int(max(1, min(self.n_band, _CHUNK_BYTES // per_band)))
-        for lo in range(0, self.n_band, step):
-            bands = np.arange(lo, min(lo + step, self.n_band))
-            buf = self._render(bands, layout, bases, single)
-            blocks, rhs = self._self_terms(bands, buf, geo)
+        for lo in range(0, bands.size, step):
+            chunk = bands[lo:lo + step]
+            buf = self._render(chunk, layout, bases, single)
+            blocks, rhs = self._self_terms(chunk, buf, geo)
             if geo.separable:
-                self._separable(bands, buf, blocks, rhs, geo, th, out)
+                self._separable(chunk, buf, blocks, rhs, geo, th, out)
             else:
-                self._general(bands, buf, blocks, rhs, geo, th, out)
+                self._general(chunk, buf, blocks, rhs, geo, th, out)
         return out.finish()
 
     def _render(self, bands, layout, bases, single=False):
@@ -207,9 +254,12 @@ class PatchModel:
         out.flux_var[bands] = var
 
     def _separable(self, bands, buf, blocks, rhs, geo, th, out):
+        f_fisher = None if out.fisher_flux is None else out.fisher_flux[bands]
         res = _solve.separable(blocks, rhs, self.wdd[bands], self.prior_prec[bands],
-                               self.prior_mean[bands], th, out.derivs)
+                               self.prior_mean[bands], th, out.derivs, f_fisher)
         self._finish_bands(bands, res["f"], res["var"], res["chi2"], out)
+        if out.adjoint is not None:
+            self._refine(bands, buf, None, res["f"], geo, out, derivs=False)
         if out.derivs:
             out.fisher += res["fisher"]
             out.grad += res["grad"]
@@ -236,15 +286,17 @@ class PatchModel:
         H, hinv, f, active, singular = _solve.flux_solve(gram, rhs, prec, mu, C)
         out.singular |= singular
         resid_proj = None
-        from_residual = geo.approximate or out.sparse
-        if from_residual or out.models is not None:
+        fisher_only = out.fisher_flux is not None  # (a step's Fisher bands: fluxes and gradient come from all bands)
+        from_residual = (geo.approximate or out.sparse) and not fisher_only
+        if from_residual or out.models is not None or out.adjoint is not None:
             chi2, f, resid_proj = self._refine(bands, buf, hinv, f, geo, out, derivs=out.derivs)
         else:
             chi2 = self.wdd[bands] - 2 * np.sum(f * rhs[..., 0], 1) + np.einsum("bi,bij,bj->b", f, H, f)
         var = np.where(active, np.diagonal(hinv, axis1=1, axis2=2), np.inf)
         self._finish_bands(bands, f, var, chi2, out)
         if out.derivs:
-            fisher, grad, z = _solve.general(gram, hinv, f, rhs, th,
+            f_fisher = out.fisher_flux[bands] if fisher_only else f
+            fisher, grad, z = _solve.general(gram, hinv, f_fisher, rhs, th,
                                              resid_proj if from_residual else None, prec, mu)
             out.fisher += fisher
             out.grad += grad
@@ -282,6 +334,8 @@ class PatchModel:
         chi2 = np.empty(bands.size)
         proj = np.zeros((bands.size, geo.ns, C)) if derivs else None
         f = f.copy()
+        if out.adjoint is not None:
+            out.adjoint.start(bands.size)
         for i, b in enumerate(bands):
             d, w = self.data[b, y0:y1, x0:x1], self.w[b, y0:y1, x0:x1]
             model = np.zeros(d.shape)
@@ -294,10 +348,14 @@ class PatchModel:
                 add_model(buf[i], lay.offsets, lay.sizes, ox, oy, df, model)
             wr, dchi2 = weighted_residual(d, w, model)
             chi2[i] = self.wdd[b] + dchi2
+            if out.adjoint is not None:
+                out.adjoint.add(i, wr, ox, oy)
             if derivs:
                 proj[i] = project(buf[i], lay.offsets, lay.sizes, lay.ncols, ox, oy, wr, C)
             if out.models is not None:
                 out.models[b, y0:y1, x0:x1] = model
+        if out.adjoint is not None:
+            out.adjoint.finish(bands, f)
         return chi2, f, proj
 
 
@@ -325,6 +383,106 @@ class _Geometry:
         self.separable = full_s.size == 0
         self.approximate = (not self.separable) and (
             full_s.size != self.ps.size or bool(np.any(layout.core < layout.sizes)))
+
+
+class _Adjoint:
+    """Exact theta-gradient of ln L from the residual images, without derivative stamps.
+
+    A derivative stamp of source s in band b is irfft2(P_b D_s) with D_s its
+    band-independent factor (:func:`.render.base_factors`), so by Parseval
+
+        sum_b f_sb <dU_sb, w_b r_b> = Re sum_k c_k D_s(k) Y_s(k) / S^2,
+        Y_s = sum_b f_sb P_b conj(rfft2(w_b r_b on the stamp)),
+
+    with c_k = 1 on the k_x = 0 and Nyquist columns, 2 elsewhere.  One
+    forward transform per source and band replaces one inverse transform per
+    derivative column and band.
+    """
+
+    def __init__(self, model, layout, bases):
+        self.model = model
+        self.ncols, self.cmax = layout.ncols, int(layout.ncols.max()) if layout.ncols.size else 1
+        self.th = _theta_columns(layout, self.cmax)
+        self.crops = None
+        self.parts = [(size, members, base[:, 1:], np.zeros((members.size, size, size // 2 + 1), complex))
+                      for (size, free_idx, members), base in zip(layout.groups, bases, strict=True) if free_idx.size]
+
+    def start(self, n):
+        """Room for the residual crops of a chunk of ``n`` bands."""
+        self.crops = [np.empty((n, members.size, size, size), np.float32) for size, members, _d, _a in self.parts]
+
+    def add(self, i, wr, ox, oy):
+        """Crop band ``i`` of the chunk: ``wr`` is w (d - model) on a box, (ox, oy) the stamp origins in it."""
+        for (size, members, _deriv, _acc), crops in zip(self.parts, self.crops, strict=True):
+            crop_stamps(wr, ox[members], oy[members], size, crops[i])
+
+    def finish(self, bands, f):
+        """Accumulate the chunk's bands with fluxes ``f`` (nb, ns)."""
+        for (size, members, _deriv, acc), crops in zip(self.parts, self.crops, strict=True):
+            ft = np.conj(scipy.fft.rfft2(crops, workers=1))
+            ft *= self.model.psf_fourier_stack(bands, size, np.complex64)[:, None]
+            ft *= f[:, members, None, None].astype(np.float32)
+            acc += ft.sum(axis=0)
+        self.crops = None
+
+    def gradient(self):
+        """The gradient in the order of the layout's theta columns."""
+        grad = np.zeros((self.ncols.size, self.cmax))
+        for size, members, deriv, acc in self.parts:
+            c = np.full(size // 2 + 1, 2.0)
+            c[0] = c[-1] = 1.0
+            grad[members, 1:1 + deriv.shape[1]] = np.einsum("mcij,mij->mc", deriv, acc * c).real / size**2
+        return grad.ravel()[self.th[0]]
+
+
+def _model_bases(layout, bases, model_only):
+    """The model columns of ``bases`` (per group of ``layout``) regrouped for ``model_only``."""
+    by_size = {}
+    for (size, _free, members), base in zip(layout.groups, bases, strict=True):
+        by_size.setdefault(size, []).append((members, base[:, :1]))
+    out = []
+    for size, _free, members in model_only.groups:
+        parts = by_size[size]
+        src = np.concatenate([m for m, _ in parts])
+        stack = np.concatenate([b for _, b in parts])
+        out.append(stack[np.argsort(src)] if not np.array_equal(src, members) else stack)
+    return out
+
+
+def fisher_band_plan(sigma, n_fisher):
+    """Representative bands for a step's Fisher matrix: (reps, edges).
+
+    The bands are cut into ``n_fisher`` contiguous bins (band order is
+    wavelength order in a 7DT image list, so PSFs change slowly within a
+    bin); ``reps[k]`` stands for bands ``edges[k]:edges[k+1]``: the middle
+    one, or the bin's least noisy band if the middle one has no data.
+    """
+    n_band = sigma.size
+    edges = np.floor(np.arange(n_fisher + 1) * n_band / n_fisher).astype(np.int64)
+    reps = (edges[:-1] + edges[1:]) // 2
+    for k in range(n_fisher):
+        if not np.isfinite(sigma[reps[k]]):
+            reps[k] = edges[k] + int(np.argmin(sigma[edges[k]:edges[k + 1]]))
+    return reps, edges
+
+
+def _binned_fluxes(fluxes, reps, edges, sigma):
+    """Fluxes (n_band, ns) with each representative band holding its bin's noise-weighted RMS flux.
+
+    Exact for a source's own Fisher block when the unit-flux terms are the same
+    across a bin; the sign is that of the bin's weighted mean flux.
+    """
+    with np.errstate(divide="ignore"):
+        w = np.where(np.isfinite(sigma), 1.0 / sigma**2, 0.0)
+    out = np.zeros_like(fluxes)
+    for k, rep in enumerate(reps):
+        b = slice(edges[k], edges[k + 1])
+        if w[rep] <= 0:
+            continue
+        wb = w[b, None] / w[rep]
+        sign = np.where(np.sum(wb * fluxes[b], axis=0) < 0, -1.0, 1.0)
+        out[rep] = sign * np.sqrt(np.sum(wb * fluxes[b] ** 2, axis=0))
+    return out
 
 
 def _psf_fourier(psf, size, dtype):
@@ -373,6 +531,8 @@ class _Accumulator:
         self.z_blocks = [] if derivs else None
         self.models = np.zeros((n_band,) + shape) if want_model else None
         self.sparse = False
+        self.adjoint = None
+        self.fisher_flux = None
 
     def finish(self):
         return Evaluation(self.lnlike, self.fluxes, self.flux_var, self.singular, self.fisher,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["add_model", "gram_pairs", "overlapping_pairs", "padded_data", "poisson_weights", "project",
+__all__ = ["add_model", "crop_stamps", "gram_pairs", "overlapping_pairs", "padded_data", "poisson_weights", "project",
            "self_terms", "weighted_residual"]
 
 
@@ -153,6 +153,16 @@ def add_model(buf, offsets, sizes, ox, oy, flux, model):
             row = model[oy[s] + yy, ox[s]:ox[s] + ss]
             for k in range(ss):
                 row[k] += f * col[k]
+
+
+@njit(cache=True, nogil=True)
+def crop_stamps(image, ox, oy, size, out):
+    """Copy the size x size boxes of ``image`` at origins (ox[j], oy[j]) into ``out[j]``."""
+    for j in range(ox.size):
+        for yy in range(size):
+            row = image[oy[j] + yy, ox[j]:ox[j] + size]
+            for xx in range(size):
+                out[j, yy, xx] = row[xx]
 
 
 @njit(cache=True, nogil=True)

@@ -19,8 +19,11 @@ import numpy as np
 __all__ = ["general", "separable"]
 
 
-def separable(blocks, rhs, wdd, prec, mu, th, derivs):
+def separable(blocks, rhs, wdd, prec, mu, th, derivs, f_fisher=None):
     """Flux solve and reduced system when no two stamps overlap.
+
+    ``f_fisher`` (nb, ns), optional: fluxes to weight the Fisher matrix with
+    instead of the solved ones (the gradient and z then follow them too).
 
     Returns
     -------
@@ -38,6 +41,7 @@ def separable(blocks, rhs, wdd, prec, mu, th, derivs):
         return out
     cols, src = th
     ns, C = blocks.shape[1], blocks.shape[2]
+    f = f if f_fisher is None else f_fisher
     Gi0 = blocks[..., 1:, 0]
     f2 = (f * f)[..., None, None]
     inv_hp = np.where(active, 1.0 / safe, 0.0)[..., None, None]

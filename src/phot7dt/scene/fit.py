@@ -167,22 +167,34 @@ def covariance(A):
 
 
 class _Stage:
-    """Mutable state of one group's LM loop (internal)."""
+    """Mutable state of one group's LM loop (internal).
+
+    ``exact`` says whether the current evaluation's Fisher matrix uses every
+    band (steps may estimate it from ``settings.fisher_bands`` bands).
+    """
 
     def __init__(self, model, prob, params, layout):
         self.model, self.prob, self.free = model, prob, layout.free
         self.layout = layout
+        self.plan = model.fisher_plan(prob.s.fisher_bands)
         self.params = params
-        self.ev = self.evaluate(params)
+        self.ev, self.exact = self.evaluate(params)
         self.lnp = self.ev.lnlike + prob.lnprior(params)
 
-    def evaluate(self, params):
-        return self.model.evaluate(params, self.layout, derivs=True, sparse=True, single=True)
+    def evaluate(self, params, exact=False):
+        """(evaluation, whether its Fisher matrix is exact)."""
+        plan = None if exact else self.plan
+        ev = self.model.evaluate(params, self.layout, derivs=True, sparse=True, single=True, fisher_bands=plan)
+        return ev, plan is None
+
+    def confirm(self):
+        """Re-evaluate the current point with the full Fisher matrix."""
+        self.ev, self.exact = self.evaluate(self.params, exact=True)
 
     def restore(self, layout):
-        """Free every source of the group again (one evaluation)."""
+        """Free every source of the group again (one evaluation, full Fisher matrix)."""
         self.layout, self.free = layout, layout.free
-        self.ev = self.evaluate(self.params)
+        self.confirm()
 
     def system(self):
         prec = self.prob.prec[self.free]
@@ -246,7 +258,9 @@ def _sigmas(A, keep):
 def _try_step(st, A, g, lam, tol_lnp, keep):
     """Damped trials until one does not lower ln P; returns (trial, ev, lnp, lam, outcome).
 
-    Parameters outside ``keep`` (pushing out of a bound) do not move.
+    Parameters outside ``keep`` (pushing out of a bound) do not move.  A
+    rejected step from an estimated Fisher matrix ends with outcome
+    "inexact" (the caller re-evaluates with the full one).
     """
     step = np.zeros_like(g)
     for _try in range(st.prob.s.lm_max_tries):
@@ -254,10 +268,13 @@ def _try_step(st, A, g, lam, tol_lnp, keep):
         trial = st.prob.step(st.params, step, st.free)
         delta = (trial - st.params)[st.free]
         predicted = float(delta @ g - 0.5 * delta @ A @ delta)
-        ev_t = st.evaluate(trial)
+        ev_t, exact = st.evaluate(trial)
         lnp_t = ev_t.lnlike + st.prob.lnprior(trial)
         if lnp_t >= st.lnp:
+            st.exact = exact
             return trial, ev_t, lnp_t, max(lam / 10.0, 1e-9), "accepted"
+        if not st.exact:
+            return None, None, None, lam, "inexact"  # retry from the full Fisher matrix
         if predicted <= 0.1 * tol_lnp:
             return None, None, None, lam, "converged"  # the quadratic model promises nothing measurable
         lam = max(lam * 10.0, 1e-2)  # a rejected Gauss-Newton step: damp for real
@@ -270,9 +287,10 @@ def run_stage(model, prob, params, layout, step_tol, lam, warmup=False):
     Converged: the :func:`newton_test` passes for every source of the group
     (checked before every iteration, so an already converged group costs one
     evaluation).  Sources that pass it while the damping is small are frozen;
-    in the last stage the whole group is freed and tested again before it is
-    declared converged (and may be frozen again), while a ``warmup`` stage
-    ends once its active sources pass (the next stage tests everything).
+    in the last stage the whole group is freed and tested again, on the full
+    Fisher matrix, before it is declared converged (and may be frozen again),
+    while a ``warmup`` stage ends once its active sources pass (the next
+    stage tests everything).
     """
     s = prob.s
     st = _Stage(model, prob, params, layout)
@@ -284,9 +302,12 @@ def run_stage(model, prob, params, layout, step_tol, lam, warmup=False):
         ok &= gain <= tol_lnp
         active = st.free.any(axis=1)
         if np.all(ok | ~active | ~prob.target) and np.sum(gain[prob.target]) <= tol_lnp:
-            if warmup or st.free.sum() == layout.free.sum():
+            if warmup or (st.exact and st.free.sum() == layout.free.sum()):
                 converged = True
                 break
+            if st.free.sum() == layout.free.sum():
+                st.confirm()  # convergence is decided on the full Fisher matrix
+                continue
             st.restore(layout)  # frozen sources may have moved their optimum: test the whole group
             may_freeze = False  # until the next step (a subset can pass where the whole group fails)
             continue
@@ -298,6 +319,9 @@ def run_stage(model, prob, params, layout, step_tol, lam, warmup=False):
             continue
         niters += 1
         trial, ev_t, lnp_t, lam, outcome = _try_step(st, A, g, lam, tol_lnp, keep)
+        if outcome == "inexact":
+            st.confirm()
+            continue
         if outcome != "accepted":
             converged, stalled = outcome == "converged", outcome == "stalled"
             break

@@ -80,6 +80,10 @@ class Layout:
         self.offsets = offsets
         self.total = int(per_src.sum())
 
+    def model_only(self):
+        """The same stamps without derivative columns."""
+        return Layout(self.sizes, np.zeros_like(self.free), self.pad, core=self.core, anchors=self.anchors)
+
     def origins(self, x, y):
         """Integer stamp origins (ox, oy) in padded-image pixels, and sub-pixel offsets."""
         if self.anchors is None:

@@ -67,6 +67,13 @@ class FitSettings:
         ``shape_unconstrained``); ``inf`` fits every shape.
     freeze_sersic_n_sigma : float
         Same for the Sersic index alone (flag ``sersic_n_unconstrained``).
+    fisher_bands : int
+        Optimiser steps estimate the Fisher matrix from this many
+        representative bands (0 or >= the number of bands: all bands).
+        Fluxes, ln P and the gradient always use every band, and a group is
+        declared converged only on the full Fisher matrix, so this changes
+        the path (and speed), not the reported errors; optima agree within
+        the convergence tolerance.
     """
 
     n_opt_iters: int = 20
@@ -93,6 +100,7 @@ class FitSettings:
     poisson_refine_iters: int = 3
     freeze_shape_sigma: float = 0.3
     freeze_sersic_n_sigma: float = 0.5
+    fisher_bands: int = 8
 
     def __post_init__(self):
         checks = {
@@ -108,6 +116,7 @@ class FitSettings:
             "lm_max_tries": self.lm_max_tries >= 1,
             "freeze_shape_sigma": self.freeze_shape_sigma > 0,
             "freeze_sersic_n_sigma": self.freeze_sersic_n_sigma > 0,
+            "fisher_bands": self.fisher_bands >= 0,
         }
         for key, ok in checks.items():
             if not ok:

@@ -40,6 +40,7 @@ def fit_config(
         q_min=engine.q_min,
         freeze_shape_sigma=engine.freeze_shape_sigma,
         freeze_sersic_n_sigma=engine.freeze_sersic_n_sigma,
+        fisher_bands=engine.fisher_bands,
     )
     return FitConfig(
         bands=tuple(bands),
