@@ -38,6 +38,7 @@ from ._kernels import (add_model, crop_stamps, gram_pairs, overlapping_pairs, pa
 from .render import base_factors
 
 _CHUNK_BYTES = 48 * 2**20  # stamp memory per chunk of bands
+_CACHE_BYTES = 256 * 2**20  # frozen sources' stamps kept per optimiser loop
 #: Normalised model overlap <u_s, W u_t> / sqrt(<u_s, W u_s><u_t, W u_t>) above which a
 #: sparse (optimiser-step) Fisher matrix keeps the derivative cross terms of a pair.
 SPARSE_RHO = 1e-4
@@ -91,6 +92,7 @@ class PatchModel:
         self._psf_ft = {}
         self.w, self.wdd = self.ivar, wdd
         self._sigma = None
+        self._stamps = None
 
     def subset(self, idx):
         """A view of the same data and weights for the sources ``idx`` only (shared arrays)."""
@@ -98,6 +100,7 @@ class PatchModel:
         sub.kinds = [self.kinds[i] for i in idx]
         sub.prior_prec = self.prior_prec[:, idx]
         sub.prior_mean = self.prior_mean[:, idx]
+        sub._stamps = _StampCache(self.n_band)  # an optimiser loop re-renders its frozen sources
         return sub
 
     def set_model_weights(self, models):
@@ -159,7 +162,7 @@ class PatchModel:
         if derivs and fisher_bands is not None:
             return self._evaluate_step(params, layout, fisher_bands, single)
         return self._run(params, layout, np.arange(self.n_band), derivs=derivs, want_model=want_model,
-                         single=single, sparse=sparse)
+                         single=single, sparse=sparse, frozen=layout.ncols == 1)
 
     def _evaluate_step(self, params, layout, plan, single):
         reps, edges = plan
@@ -167,17 +170,23 @@ class PatchModel:
         bases = [base_factors(layout, self.kinds, params, od, g) for g in range(len(layout.groups))]
         model_only = layout.model_only()
         adjoint = _Adjoint(self, layout, bases)
+        frozen = layout.ncols == 1
         ev = self._run(params, model_only, np.arange(self.n_band), derivs=False, single=single, adjoint=adjoint,
-                       bases=_model_bases(layout, bases, model_only))
+                       bases=_model_bases(layout, bases, model_only), frozen=frozen)
         rep_flux = _binned_fluxes(ev.fluxes, reps, edges, self.noise_sigma())
         ev_rep = self._run(params, layout, reps, derivs=True, single=single, sparse=True, fisher_flux=rep_flux,
-                           bases=bases)
+                           bases=bases, frozen=frozen)
         ev.fisher, ev.grad, ev.z_blocks = ev_rep.fisher, adjoint.gradient(), ev_rep.z_blocks
         return ev
 
     def _run(self, params, layout, bands, *, derivs=False, want_model=False, single=False, sparse=False,
-             adjoint=None, fisher_flux=None, bases=None):
-        """Evaluate over ``bands`` in chunks (see :meth:`evaluate`)."""
+             adjoint=None, fisher_flux=None, bases=None, frozen=None):
+        """Evaluate over ``bands`` in chunks (see :meth:`evaluate`).
+
+        ``frozen`` marks sources whose parameters stay fixed over the
+        evaluations of an optimiser loop: their single-precision model
+        stamps are kept (in a :meth:`subset`) and not rendered again.
+        """
         geo = _Geometry(self, params, layout)
         if bases is None:
             bases = [base_factors(layout, self.kinds, params, geo.od, g) for g in range(len(layout.groups))]
@@ -189,7 +198,7 @@ class PatchModel:
         step = int(max(1, min(self.n_band, _CHUNK_BYTES // per_band)))
         for lo in range(0, bands.size, step):
             chunk = bands[lo:lo + step]
-            buf = self._render(chunk, layout, bases, single)
+            buf = self._render(chunk, layout, bases, single, self._cache_keys(layout, params, frozen, single))
             blocks, rhs = self._self_terms(chunk, buf, geo)
             if geo.separable:
                 self._separable(chunk, buf, blocks, rhs, geo, th, out)
@@ -197,33 +206,43 @@ class PatchModel:
                 self._general(chunk, buf, blocks, rhs, geo, th, out)
         return out.finish()
 
-    def _render(self, bands, layout, bases, single=False):
+    def _cache_keys(self, layout, params, frozen, single):
+        """Per source, the stamp-cache key of its model column (None: not cached)."""
+        if self._stamps is None or frozen is None or not single or not frozen.any():
+            return None
+        return [(s, params[s].tobytes()) if frozen[s] else None for s in range(params.shape[0])]
+
+    def _render(self, bands, layout, bases, single=False, keys=None):
         """Stamps of every column; derivative columns always in single precision.
 
         Column 0 (the model, which sets the fluxes and ln P compared by the
         line search) is double unless ``single``; derivative columns only
         enter the Fisher matrix and gradient, where ~1e-7 relative errors are
         irrelevant.  Stamps of one size are transformed together (the groups
-        of a size are contiguous in the buffer).
+        of a size are contiguous in the buffer).  ``keys`` (per source, see
+        :meth:`_cache_keys`) take model-only stamps from the stamp cache.
         """
         buf = np.empty((bands.size, layout.total), np.float32 if single else np.float64)
         runs, start = {}, 0
-        for (size, _free, _members), base in zip(layout.groups, bases, strict=True):
-            runs.setdefault(size, []).append((start, base))
+        for (size, _free, members), base in zip(layout.groups, bases, strict=True):
+            runs.setdefault(size, []).append((start, base, members))
             start += base.shape[0] * base.shape[1] * size * size
         for size, parts in runs.items():
             s0 = parts[0][0]
             if single:
-                stack = np.concatenate([b.reshape((-1,) + b.shape[2:]) for _, b in parts])
-                out = self._irfft(stack, bands, size, np.complex64)
+                stack = np.concatenate([b.reshape((-1,) + b.shape[2:]) for _, b, _ in parts])
+                rows = None if keys is None else [keys[m] if b.shape[1] == 1 else None
+                                                  for _, b, members in parts for m in members
+                                                  for _ in range(b.shape[1])]
+                out = self._render_cached(stack, bands, size, rows)
                 buf[:, s0:s0 + out[0].size] = out.reshape(bands.size, -1)
                 continue
-            model = self._irfft(np.concatenate([b[:, 0] for _, b in parts]), bands, size, np.complex128)
-            derivs = [b[:, 1:].reshape((-1,) + b.shape[2:]) for _, b in parts if b.shape[1] > 1]
+            model = self._irfft(np.concatenate([b[:, 0] for _, b, _ in parts]), bands, size, np.complex128)
+            derivs = [b[:, 1:].reshape((-1,) + b.shape[2:]) for _, b, _ in parts if b.shape[1] > 1]
             if derivs:
                 derivs = self._irfft(np.concatenate(derivs), bands, size, np.complex64)
             i = j = 0
-            for start, b in parts:
+            for start, b, _members in parts:
                 m, ncol = b.shape[:2]
                 view = buf[:, start:start + m * ncol * size * size].reshape(bands.size, m, ncol, size, size)
                 view[:, :, 0] = model[:, i:i + m]
@@ -231,6 +250,26 @@ class PatchModel:
                     view[:, :, 1:] = derivs[:, j:j + m * (ncol - 1)].reshape(bands.size, m, ncol - 1, size, size)
                 i, j = i + m, j + m * (ncol - 1)
         return buf
+
+    def _render_cached(self, stack, bands, size, keys):
+        """Single-precision stamps of ``stack`` rows, (nb, n, S, S); rows with a key go through the cache."""
+        if keys is None:
+            return self._irfft(stack, bands, size, np.complex64)
+        cache = self._stamps
+        got = [None if k is None else cache.get(k, bands) for k in keys]
+        miss = np.array([g is None for g in got])
+        if miss.all():
+            out = self._irfft(stack, bands, size, np.complex64)
+        else:
+            out = np.empty((bands.size, len(keys), size, size), np.float32)
+            if miss.any():
+                out[:, miss] = self._irfft(stack[miss], bands, size, np.complex64)
+            for r in np.flatnonzero(~miss):
+                out[:, r] = got[r]
+        for r in np.flatnonzero(miss):
+            if keys[r] is not None:
+                cache.put(keys[r], bands, out[:, r])
+        return out
 
     def _irfft(self, base, bands, size, ctype):
         """Inverse transforms of ``base`` (n, S, S//2+1) times each band's PSF -> (nb, n, S, S)."""
@@ -383,6 +422,37 @@ class _Geometry:
         self.separable = full_s.size == 0
         self.approximate = (not self.separable) and (
             full_s.size != self.ps.size or bool(np.any(layout.core < layout.sizes)))
+
+
+class _StampCache:
+    """Single-precision model stamps per (source, parameters), filled band by band.
+
+    Lives in one :meth:`PatchModel.subset` (one group in one stage), where
+    frozen sources keep their parameters; stops growing at ``budget`` bytes.
+    """
+
+    def __init__(self, n_band, budget=_CACHE_BYTES):
+        self.n_band, self.budget, self.bytes = n_band, budget, 0
+        self.entries = {}
+
+    def get(self, key, bands):
+        entry = self.entries.get(key)
+        if entry is None or not entry[1][bands].all():
+            return None
+        return entry[0][bands]
+
+    def put(self, key, bands, stamps):
+        entry = self.entries.get(key)
+        if entry is None:
+            size = stamps.shape[-1]
+            nbytes = self.n_band * size * size * 4
+            if self.bytes + nbytes > self.budget:
+                return
+            self.bytes += nbytes
+            entry = self.entries[key] = (np.empty((self.n_band, size, size), np.float32),
+                                         np.zeros(self.n_band, bool))
+        entry[0][bands] = stamps
+        entry[1][bands] = True
 
 
 class _Adjoint:

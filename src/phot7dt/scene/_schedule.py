@@ -6,13 +6,18 @@
   (own damping, own iteration count, :func:`.fit.run_stage`), and only its
   own stamps are rendered.  Groups are recomputed at every stage.
 * **Unconstrained shapes.**  Before the stages, the Fisher errors of the
-  shape parameters are computed at the catalog values.  A galaxy whose
+  shape parameters are computed at the catalog values (Fisher matrix
+  estimated from ``fisher_bands`` bands, as in optimiser steps).  A galaxy whose
   sigma(log r_e) or sigma(ee1/ee2) exceeds ``freeze_shape_sigma`` keeps its
   catalog shape and n (flag ``shape_unconstrained``); one whose sigma(n)
   exceeds ``freeze_sersic_n_sigma`` keeps its n (``sersic_n_unconstrained``).
 * **Stages** (``enable_staged_fit``): positions as a warm-up (converged at
   ``WARMUP_STEP_TOL`` sigmas), then everything at ``step_tol_sigma``.  A
   shapes-only warm-up between them cost more evaluations than it saved.
+  Steps of the "all" stage estimate their Fisher matrix from
+  ``fisher_bands`` bands (where shapes add many derivative columns); the
+  positions warm-up (few columns: little to save, and it took more steps)
+  and the polish stage (groups that already failed) use the full matrix.
   With a gain the Poisson weights are refreshed from the current model
   before every stage and before the final check.
 * **Final check (the per-source convergence test).**  At the final
@@ -84,7 +89,7 @@ def groups_of(model, params, sizes):
 
 def _refresh_weights(model, params, sizes):
     zero = np.zeros((params.shape[0], 6), bool)
-    ev = model.evaluate(params, _layout(model, sizes, zero), want_model=True)
+    ev = model.evaluate(params, _layout(model, sizes, zero), want_model=True, single=True)
     model.set_model_weights(ev.models)
 
 
@@ -97,7 +102,7 @@ def _run_groups(name, model, prob, params, sizes, free, tol, rec, anchors, only=
         if not free[idx].any() or not prob.target[idx].any() or (only is not None and not only[idx].any()):
             continue  # (a group without targets shares no pixel with one: its fluxes suffice)
         run, _ = run_stage(model.subset(idx), prob.subset(idx), params[idx], _layout(model, sizes, free, idx, anchors),
-                           tol, s.lm_lambda0, warmup=tol > s.step_tol_sigma)
+                           tol, s.lm_lambda0, warmup=tol > s.step_tol_sigma, estimate=name == "all")
         new[idx] = run.params
         runs.append(run)
         rec.niters[idx] = run.niters
@@ -120,7 +125,8 @@ def _freeze_unconstrained(model, prob, params, sizes, free, rec):
     shp[:, :2] = False
     if not shp.any():
         return free
-    ev = model.evaluate(params, _layout(model, sizes, shp), derivs=True)
+    ev = model.evaluate(params, _layout(model, sizes, shp), derivs=True, single=True,
+                        fisher_bands=model.fisher_plan(s.fisher_bands))
     sig = np.full(free.shape, np.inf)
     with np.errstate(invalid="ignore", divide="ignore"):
         d = np.diag(covariance(ev.fisher + np.diag(prob.prec[shp])))
@@ -169,7 +175,7 @@ def _initial_fluxes(model, table, settings, params, size_fn, forced):
     poisson = model.gain is not None
 
     def flux_only(sz):
-        return model.evaluate(params, _layout(model, sz, zero), derivs=forced, want_model=poisson, single=forced)
+        return model.evaluate(params, _layout(model, sz, zero), derivs=forced, want_model=poisson, single=True)
 
     sizes = size_fn(params, table.flux)
     ev = flux_only(sizes)

@@ -170,13 +170,14 @@ class _Stage:
     """Mutable state of one group's LM loop (internal).
 
     ``exact`` says whether the current evaluation's Fisher matrix uses every
-    band (steps may estimate it from ``settings.fisher_bands`` bands).
+    band (with ``estimate``, steps estimate it from ``settings.fisher_bands``
+    bands).
     """
 
-    def __init__(self, model, prob, params, layout):
+    def __init__(self, model, prob, params, layout, estimate):
         self.model, self.prob, self.free = model, prob, layout.free
         self.layout = layout
-        self.plan = model.fisher_plan(prob.s.fisher_bands)
+        self.plan = model.fisher_plan(prob.s.fisher_bands) if estimate else None
         self.params = params
         self.ev, self.exact = self.evaluate(params)
         self.lnp = self.ev.lnlike + prob.lnprior(params)
@@ -281,7 +282,7 @@ def _try_step(st, A, g, lam, tol_lnp, keep):
     return None, None, None, lam, "stalled"
 
 
-def run_stage(model, prob, params, layout, step_tol, lam, warmup=False):
+def run_stage(model, prob, params, layout, step_tol, lam, warmup=False, estimate=False):
     """LM iterations of one group in one stage; returns (GroupRun, lam).
 
     Converged: the :func:`newton_test` passes for every source of the group
@@ -290,10 +291,11 @@ def run_stage(model, prob, params, layout, step_tol, lam, warmup=False):
     in the last stage the whole group is freed and tested again, on the full
     Fisher matrix, before it is declared converged (and may be frozen again),
     while a ``warmup`` stage ends once its active sources pass (the next
-    stage tests everything).
+    stage tests everything).  With ``estimate``, steps use Fisher matrices
+    estimated from ``settings.fisher_bands`` bands (see :class:`_Stage`).
     """
     s = prob.s
-    st = _Stage(model, prob, params, layout)
+    st = _Stage(model, prob, params, layout, estimate)
     niters, dlnp, converged, stalled, may_freeze = 0, 0.0, False, False, True
     while True:
         A, g = st.system()
@@ -319,7 +321,7 @@ def run_stage(model, prob, params, layout, step_tol, lam, warmup=False):
             continue
         niters += 1
         trial, ev_t, lnp_t, lam, outcome = _try_step(st, A, g, lam, tol_lnp, keep)
-        if outcome == "inexact":
+        if outcome == "inexact":  # the estimate misled a step: retry from the full Fisher matrix
             st.confirm()
             continue
         if outcome != "accepted":
