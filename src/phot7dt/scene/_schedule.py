@@ -152,7 +152,7 @@ def _stage_plan(free, settings):
 
 def final_check(model, prob, params, sizes, free, anchors):
     """Joint evaluation and the per-source convergence test; returns (ev, converged (n,))."""
-    ev = model.evaluate(params, _layout(model, sizes, free, anchors=anchors), derivs=True)
+    ev = model.evaluate(params, _layout(model, sizes, free, anchors=anchors), derivs=True, single=True)
     if not free.any():
         return ev, np.ones(params.shape[0], bool)
     prec = prob.prec[free]
