@@ -91,3 +91,34 @@ def test_fit_with_estimated_fisher_reaches_the_full_fisher_optimum():
     assert np.all(np.abs(est.params - full.params) <= 0.25 * err)
     assert np.all(np.abs(est.flux - full.flux) <= 0.1 * full.flux_err)
     assert np.all(np.abs(full.flux - fluxes) < 5 * full.flux_err_marginal)
+
+
+def test_frozen_source_stamp_cache_changes_nothing(monkeypatch):
+    images, invvar, psfs, _ = _patch(np.linspace(3.2, 4.6, N_BAND), seed=11)
+    cat = {"x": TRUTH[:, 0] + [0.5, -0.4, 0.3], "y": TRUTH[:, 1] + [-0.4, 0.3, 0.5], "type": KINDS,
+           "re_pix": [3.0, np.nan, 3.0], "ell": [0.3, np.nan, 0.1], "theta_deg": [20.0, np.nan, -50.0],
+           "sersic_n": [2.0, np.nan, np.nan]}
+    cached = scene.fit_patch(images, invvar, psfs, cat, {"fisher_bands": 4})
+    hits = []
+    original_get = scene._engine._StampCache.get
+
+    def counting_get(self, key, bands):
+        got = original_get(self, key, bands)
+        hits.append(got is not None)
+        return got
+
+    monkeypatch.setattr(scene._engine._StampCache, "get", counting_get)
+    again = scene.fit_patch(images, invvar, psfs, cat, {"fisher_bands": 4})
+    original_subset = PatchModel.subset
+
+    def uncached(self, idx):
+        sub = original_subset(self, idx)
+        sub._stamps = None
+        return sub
+
+    monkeypatch.setattr(PatchModel, "subset", uncached)
+    plain = scene.fit_patch(images, invvar, psfs, cat, {"fisher_bands": 4})
+    assert any(hits)  # frozen sources were taken from the cache
+    assert np.array_equal(cached.params, again.params)
+    assert np.allclose(cached.params, plain.params, rtol=0, atol=1e-9)
+    assert np.allclose(cached.flux, plain.flux, rtol=1e-12)

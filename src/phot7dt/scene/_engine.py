@@ -33,8 +33,8 @@ import numpy as np
 import scipy.fft
 
 from . import _solve
-from ._kernels import (add_model, crop_stamps, gram_pairs, overlapping_pairs, padded_data, poisson_weights, project,
-                       self_terms, weighted_residual)
+from ._kernels import (add_model, crop_stamps, gram_pairs, overlapping_pairs, padded_data, poisson_weights,
+                       project, self_terms, weighted_residual)
 from .render import base_factors
 
 _CHUNK_BYTES = 48 * 2**20  # stamp memory per chunk of bands
@@ -194,11 +194,12 @@ class PatchModel:
         out = _Accumulator(self.n_band, geo.ns, th[0].size, derivs, want_model, self.data.shape[1:])
         out.sparse = sparse and derivs
         out.adjoint, out.fisher_flux = adjoint, fisher_flux
+        keys = self._cache_keys(params, frozen, single)
         per_band = max(layout.total, 1) * (4 if single else 8) * 3
         step = int(max(1, min(self.n_band, _CHUNK_BYTES // per_band)))
         for lo in range(0, bands.size, step):
             chunk = bands[lo:lo + step]
-            buf = self._render(chunk, layout, bases, single, self._cache_keys(layout, params, frozen, single))
+            buf = self._render(chunk, layout, bases, single, keys)
             blocks, rhs = self._self_terms(chunk, buf, geo)
             if geo.separable:
                 self._separable(chunk, buf, blocks, rhs, geo, th, out)
@@ -206,7 +207,7 @@ class PatchModel:
                 self._general(chunk, buf, blocks, rhs, geo, th, out)
         return out.finish()
 
-    def _cache_keys(self, layout, params, frozen, single):
+    def _cache_keys(self, params, frozen, single):
         """Per source, the stamp-cache key of its model column (None: not cached)."""
         if self._stamps is None or frozen is None or not single or not frozen.any():
             return None

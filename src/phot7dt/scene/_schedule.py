@@ -89,7 +89,7 @@ def groups_of(model, params, sizes):
 
 def _refresh_weights(model, params, sizes):
     zero = np.zeros((params.shape[0], 6), bool)
-    ev = model.evaluate(params, _layout(model, sizes, zero), want_model=True, single=True)
+    ev = model.evaluate(params, _layout(model, sizes, zero), want_model=True)
     model.set_model_weights(ev.models)
 
 
@@ -175,7 +175,7 @@ def _initial_fluxes(model, table, settings, params, size_fn, forced):
     poisson = model.gain is not None
 
     def flux_only(sz):
-        return model.evaluate(params, _layout(model, sz, zero), derivs=forced, want_model=poisson, single=True)
+        return model.evaluate(params, _layout(model, sz, zero), derivs=forced, want_model=poisson, single=forced)
 
     sizes = size_fn(params, table.flux)
     ev = flux_only(sizes)
