@@ -259,9 +259,9 @@ def _sigmas(A, keep):
 def _try_step(st, A, g, lam, tol_lnp, keep):
     """Damped trials until one does not lower ln P; returns (trial, ev, lnp, lam, outcome).
 
-    Parameters outside ``keep`` (pushing out of a bound) do not move.  A
-    rejected step from an estimated Fisher matrix ends with outcome
-    "inexact" (the caller re-evaluates with the full one).
+    Parameters outside ``keep`` (pushing out of a bound) do not move.  When
+    every trial from an estimated Fisher matrix is rejected the outcome is
+    "inexact" (the caller re-evaluates with the full matrix and tries again).
     """
     step = np.zeros_like(g)
     for _try in range(st.prob.s.lm_max_tries):
@@ -274,12 +274,10 @@ def _try_step(st, A, g, lam, tol_lnp, keep):
         if lnp_t >= st.lnp:
             st.exact = exact
             return trial, ev_t, lnp_t, max(lam / 10.0, 1e-9), "accepted"
-        if not st.exact:
-            return None, None, None, lam, "inexact"  # retry from the full Fisher matrix
-        if predicted <= 0.1 * tol_lnp:
+        if st.exact and predicted <= 0.1 * tol_lnp:
             return None, None, None, lam, "converged"  # the quadratic model promises nothing measurable
         lam = max(lam * 10.0, 1e-2)  # a rejected Gauss-Newton step: damp for real
-    return None, None, None, lam, "stalled"
+    return None, None, None, lam, "stalled" if st.exact else "inexact"
 
 
 def run_stage(model, prob, params, layout, step_tol, lam, warmup=False, estimate=False):
