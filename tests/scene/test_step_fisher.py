@@ -74,7 +74,7 @@ def test_fisher_estimate_is_exact_for_isolated_sources_and_one_psf(perturbed):
 def test_fisher_band_plan_covers_every_band_once():
     sigma = np.ones(40)
     sigma[17] = np.inf  # a band without data is never a representative
-    reps, edges = scene._engine.fisher_band_plan(sigma, 8)
+    reps, edges = scene._step.fisher_band_plan(sigma, 8)
     assert edges[0] == 0 and edges[-1] == 40 and np.all(np.diff(edges) == 5)
     assert np.all((reps >= edges[:-1]) & (reps < edges[1:])) and 17 not in reps
 
@@ -100,14 +100,14 @@ def test_frozen_source_stamp_cache_changes_nothing(monkeypatch):
            "sersic_n": [2.0, np.nan, np.nan]}
     cached = scene.fit_patch(images, invvar, psfs, cat, {"fisher_bands": 4})
     hits = []
-    original_get = scene._engine._StampCache.get
+    original_get = scene._step.StampCache.get
 
     def counting_get(self, key, bands):
         got = original_get(self, key, bands)
         hits.append(got is not None)
         return got
 
-    monkeypatch.setattr(scene._engine._StampCache, "get", counting_get)
+    monkeypatch.setattr(scene._step.StampCache, "get", counting_get)
     again = scene.fit_patch(images, invvar, psfs, cat, {"fisher_bands": 4})
     original_subset = PatchModel.subset
 

@@ -12,7 +12,7 @@ is sum_s f_sb U_sb(theta_s).  One :meth:`PatchModel.evaluate` call, band by band
 
 Optimiser steps (``fisher_bands``) render derivative stamps in a few
 representative bands only: fluxes, ln P and the gradient stay exact over all
-bands (the gradient by the adjoint of the rendering, see :class:`_Adjoint`),
+bands (the gradient by the adjoint of the rendering, see :class:`._step.Adjoint`),
 while S is estimated from the representative bands, each standing for a
 contiguous bin of bands with its fluxes replaced by the bin's noise-weighted
 RMS flux (S is a sum of f_s f_t times unit-flux terms that change slowly with
@@ -33,17 +33,17 @@ import numpy as np
 import scipy.fft
 
 from . import _solve
-from ._kernels import (add_model, crop_stamps, gram_pairs, overlapping_pairs, padded_data, poisson_weights,
-                       project, self_terms, weighted_residual)
+from ._kernels import (add_model, gram_pairs, overlapping_pairs, padded_data, poisson_weights, project,
+                       self_terms, weighted_residual)
+from ._step import Adjoint, StampCache, binned_fluxes, fisher_band_plan, model_bases, theta_columns
 from .render import base_factors
 
 _CHUNK_BYTES = 48 * 2**20  # stamp memory per chunk of bands
-_CACHE_BYTES = 256 * 2**20  # frozen sources' stamps kept per optimiser loop
 #: Normalised model overlap <u_s, W u_t> / sqrt(<u_s, W u_s><u_t, W u_t>) above which a
 #: sparse (optimiser-step) Fisher matrix keeps the derivative cross terms of a pair.
 SPARSE_RHO = 1e-4
 
-__all__ = ["SPARSE_RHO", "Evaluation", "PatchModel", "fisher_band_plan", "noise_sigma"]
+__all__ = ["SPARSE_RHO", "Evaluation", "PatchModel", "noise_sigma"]
 
 
 @dataclasses.dataclass
@@ -100,7 +100,7 @@ class PatchModel:
         sub.kinds = [self.kinds[i] for i in idx]
         sub.prior_prec = self.prior_prec[:, idx]
         sub.prior_mean = self.prior_mean[:, idx]
-        sub._stamps = _StampCache(self.n_band)  # an optimiser loop re-renders its frozen sources
+        sub._stamps = StampCache(self.n_band)  # an optimiser loop re-renders its frozen sources
         return sub
 
     def set_model_weights(self, models):
@@ -169,11 +169,11 @@ class PatchModel:
         od = layout.origins(params[:, 0], params[:, 1])
         bases = [base_factors(layout, self.kinds, params, od, g) for g in range(len(layout.groups))]
         model_only = layout.model_only()
-        adjoint = _Adjoint(self, layout, bases)
+        adjoint = Adjoint(self, layout, bases)
         frozen = layout.ncols == 1
         ev = self._run(params, model_only, np.arange(self.n_band), derivs=False, single=single, adjoint=adjoint,
-                       bases=_model_bases(layout, bases, model_only), frozen=frozen)
-        rep_flux = _binned_fluxes(ev.fluxes, reps, edges, self.noise_sigma())
+                       bases=model_bases(layout, bases, model_only), frozen=frozen)
+        rep_flux = binned_fluxes(ev.fluxes, reps, edges, self.noise_sigma())
         ev_rep = self._run(params, layout, reps, derivs=True, single=single, sparse=True, fisher_flux=rep_flux,
                            bases=bases, frozen=frozen)
         ev.fisher, ev.grad, ev.z_blocks = ev_rep.fisher, adjoint.gradient(), ev_rep.z_blocks
@@ -190,7 +190,7 @@ class PatchModel:
         geo = _Geometry(self, params, layout)
         if bases is None:
             bases = [base_factors(layout, self.kinds, params, geo.od, g) for g in range(len(layout.groups))]
-        th = _theta_columns(layout, geo.cmax)
+        th = theta_columns(layout, geo.cmax)
         out = _Accumulator(self.n_band, geo.ns, th[0].size, derivs, want_model, self.data.shape[1:])
         out.sparse = sparse and derivs
         out.adjoint, out.fisher_flux = adjoint, fisher_flux
@@ -425,137 +425,6 @@ class _Geometry:
             full_s.size != self.ps.size or bool(np.any(layout.core < layout.sizes)))
 
 
-class _StampCache:
-    """Single-precision model stamps per (source, parameters), filled band by band.
-
-    Lives in one :meth:`PatchModel.subset` (one group in one stage), where
-    frozen sources keep their parameters; stops growing at ``budget`` bytes.
-    """
-
-    def __init__(self, n_band, budget=_CACHE_BYTES):
-        self.n_band, self.budget, self.bytes = n_band, budget, 0
-        self.entries = {}
-
-    def get(self, key, bands):
-        entry = self.entries.get(key)
-        if entry is None or not entry[1][bands].all():
-            return None
-        return entry[0][bands]
-
-    def put(self, key, bands, stamps):
-        entry = self.entries.get(key)
-        if entry is None:
-            size = stamps.shape[-1]
-            nbytes = self.n_band * size * size * 4
-            if self.bytes + nbytes > self.budget:
-                return
-            self.bytes += nbytes
-            entry = self.entries[key] = (np.empty((self.n_band, size, size), np.float32),
-                                         np.zeros(self.n_band, bool))
-        entry[0][bands] = stamps
-        entry[1][bands] = True
-
-
-class _Adjoint:
-    """Exact theta-gradient of ln L from the residual images, without derivative stamps.
-
-    A derivative stamp of source s in band b is irfft2(P_b D_s) with D_s its
-    band-independent factor (:func:`.render.base_factors`), so by Parseval
-
-        sum_b f_sb <dU_sb, w_b r_b> = Re sum_k c_k D_s(k) Y_s(k) / S^2,
-        Y_s = sum_b f_sb P_b conj(rfft2(w_b r_b on the stamp)),
-
-    with c_k = 1 on the k_x = 0 and Nyquist columns, 2 elsewhere.  One
-    forward transform per source and band replaces one inverse transform per
-    derivative column and band.
-    """
-
-    def __init__(self, model, layout, bases):
-        self.model = model
-        self.ncols, self.cmax = layout.ncols, int(layout.ncols.max()) if layout.ncols.size else 1
-        self.th = _theta_columns(layout, self.cmax)
-        self.crops = None
-        self.parts = [(size, members, base[:, 1:], np.zeros((members.size, size, size // 2 + 1), complex))
-                      for (size, free_idx, members), base in zip(layout.groups, bases, strict=True) if free_idx.size]
-
-    def start(self, n):
-        """Room for the residual crops of a chunk of ``n`` bands."""
-        self.crops = [np.empty((n, members.size, size, size), np.float32) for size, members, _d, _a in self.parts]
-
-    def add(self, i, wr, ox, oy):
-        """Crop band ``i`` of the chunk: ``wr`` is w (d - model) on a box, (ox, oy) the stamp origins in it."""
-        for (size, members, _deriv, _acc), crops in zip(self.parts, self.crops, strict=True):
-            crop_stamps(wr, ox[members], oy[members], size, crops[i])
-
-    def finish(self, bands, f):
-        """Accumulate the chunk's bands with fluxes ``f`` (nb, ns)."""
-        for (size, members, _deriv, acc), crops in zip(self.parts, self.crops, strict=True):
-            ft = np.conj(scipy.fft.rfft2(crops, workers=1))
-            ft *= self.model.psf_fourier_stack(bands, size, np.complex64)[:, None]
-            ft *= f[:, members, None, None].astype(np.float32)
-            acc += ft.sum(axis=0)
-        self.crops = None
-
-    def gradient(self):
-        """The gradient in the order of the layout's theta columns."""
-        grad = np.zeros((self.ncols.size, self.cmax))
-        for size, members, deriv, acc in self.parts:
-            c = np.full(size // 2 + 1, 2.0)
-            c[0] = c[-1] = 1.0
-            grad[members, 1:1 + deriv.shape[1]] = np.einsum("mcij,mij->mc", deriv, acc * c).real / size**2
-        return grad.ravel()[self.th[0]]
-
-
-def _model_bases(layout, bases, model_only):
-    """The model columns of ``bases`` (per group of ``layout``) regrouped for ``model_only``."""
-    by_size = {}
-    for (size, _free, members), base in zip(layout.groups, bases, strict=True):
-        by_size.setdefault(size, []).append((members, base[:, :1]))
-    out = []
-    for size, _free, members in model_only.groups:
-        parts = by_size[size]
-        src = np.concatenate([m for m, _ in parts])
-        stack = np.concatenate([b for _, b in parts])
-        out.append(stack[np.argsort(src)] if not np.array_equal(src, members) else stack)
-    return out
-
-
-def fisher_band_plan(sigma, n_fisher):
-    """Representative bands for a step's Fisher matrix: (reps, edges).
-
-    The bands are cut into ``n_fisher`` contiguous bins (band order is
-    wavelength order in a 7DT image list, so PSFs change slowly within a
-    bin); ``reps[k]`` stands for bands ``edges[k]:edges[k+1]``: the middle
-    one, or the bin's least noisy band if the middle one has no data.
-    """
-    n_band = sigma.size
-    edges = np.floor(np.arange(n_fisher + 1) * n_band / n_fisher).astype(np.int64)
-    reps = (edges[:-1] + edges[1:]) // 2
-    for k in range(n_fisher):
-        if not np.isfinite(sigma[reps[k]]):
-            reps[k] = edges[k] + int(np.argmin(sigma[edges[k]:edges[k + 1]]))
-    return reps, edges
-
-
-def _binned_fluxes(fluxes, reps, edges, sigma):
-    """Fluxes (n_band, ns) with each representative band holding its bin's noise-weighted RMS flux.
-
-    Exact for a source's own Fisher block when the unit-flux terms are the same
-    across a bin; the sign is that of the bin's weighted mean flux.
-    """
-    with np.errstate(divide="ignore"):
-        w = np.where(np.isfinite(sigma), 1.0 / sigma**2, 0.0)
-    out = np.zeros_like(fluxes)
-    for k, rep in enumerate(reps):
-        b = slice(edges[k], edges[k + 1])
-        if w[rep] <= 0:
-            continue
-        wb = w[b, None] / w[rep]
-        sign = np.where(np.sum(wb * fluxes[b], axis=0) < 0, -1.0, 1.0)
-        out[rep] = sign * np.sqrt(np.sum(wb * fluxes[b] ** 2, axis=0))
-    return out
-
-
 def _psf_fourier(psf, size, dtype):
     """The PSF's transform in ``dtype``; cast copies are cached where the transform itself is."""
     ft = psf.fourier(size)
@@ -578,16 +447,6 @@ def noise_sigma(invvar):
         v = invvar[b][np.isfinite(invvar[b]) & (invvar[b] > 0)]
         out[b] = 1.0 / np.sqrt(np.median(v)) if v.size else np.inf
     return out
-
-
-def _theta_columns(layout, cmax):
-    """Gram-matrix column and owning source of every free nonlinear parameter."""
-    cols, src = [], []
-    for s in range(layout.sizes.size):
-        for i in range(1, int(layout.ncols[s])):
-            cols.append(s * cmax + i)
-            src.append(s)
-    return np.array(cols, dtype=np.int64), np.array(src, dtype=np.int64)
 
 
 class _Accumulator:

@@ -22,7 +22,11 @@
 * active set: once the damping is small (lambda <= 1e-2), a source whose
   step passed the step test is frozen for the rest of the stage;
 * sources that are not targets (``SourceTable.target``) are frozen as soon
-  as they pass the test and never keep a group iterating.
+  as they pass the test and never keep a group iterating;
+* with ``estimate``, steps use a Fisher matrix estimated from representative
+  bands (:mod:`._step`; fluxes, ln P and gradient exact): a group is declared
+  converged only on the full matrix, and a step whose damped trials all fail
+  is retried from it.
 """
 
 from __future__ import annotations
