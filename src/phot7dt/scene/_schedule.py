@@ -88,8 +88,9 @@ def groups_of(model, params, sizes):
 
 
 def _refresh_weights(model, params, sizes):
+    """Poisson weights from the model at ``params`` (single precision: weights need ~1e-3)."""
     zero = np.zeros((params.shape[0], 6), bool)
-    ev = model.evaluate(params, _layout(model, sizes, zero), want_model=True)
+    ev = model.evaluate(params, _layout(model, sizes, zero), want_model=True, single=True)
     model.set_model_weights(ev.models)
 
 
@@ -175,7 +176,7 @@ def _initial_fluxes(model, table, settings, params, size_fn, forced):
     poisson = model.gain is not None
 
     def flux_only(sz):
-        return model.evaluate(params, _layout(model, sz, zero), derivs=forced, want_model=poisson, single=forced)
+        return model.evaluate(params, _layout(model, sz, zero), derivs=forced, want_model=poisson, single=True)
 
     sizes = size_fn(params, table.flux)
     ev = flux_only(sizes)
@@ -183,8 +184,11 @@ def _initial_fluxes(model, table, settings, params, size_fn, forced):
     if not forced or _grows(new_sizes[0], sizes[0]) or _grows(new_sizes[1], sizes[1]):
         sizes = new_sizes
         ev = flux_only(sizes) if (forced and not poisson) else ev
-    refine = settings.poisson_refine_iters if forced else min(1, settings.poisson_refine_iters)
-    for _ in range(refine if poisson else 0):  # a fit refreshes the weights before its stages
+    if not forced:  # a fit re-solves fluxes at every step: only the weights are needed
+        if poisson and settings.poisson_refine_iters:
+            model.set_model_weights(ev.models)
+        return sizes, ev
+    for _ in range(settings.poisson_refine_iters if poisson else 0):
         model.set_model_weights(ev.models)
         ev = flux_only(sizes)
     return sizes, ev

@@ -99,6 +99,9 @@ class _Problem:
         free[:, :2] = settings.fit_positions
         free[:, 2:5] = gal[:, None] & settings.fit_shapes
         free[:, 5] = np.array([k == "SERSIC" for k in kinds], dtype=bool) & settings.fit_shapes
+        neighbour = ~self.target
+        if settings.neighbour_fit != "all":
+            free[neighbour, 0 if settings.neighbour_fit == "fluxes" else 2:] = False
         self.free_all = free
 
     def subset(self, idx):
@@ -197,9 +200,9 @@ class _Stage:
         self.ev, self.exact = self.evaluate(self.params, exact=True)
 
     def restore(self, layout):
-        """Free every source of the group again (one evaluation, full Fisher matrix)."""
+        """Free every source of the group again (one evaluation)."""
         self.layout, self.free = layout, layout.free
-        self.confirm()
+        self.ev, self.exact = self.evaluate(self.params)
 
     def system(self):
         prec = self.prob.prec[self.free]
@@ -306,12 +309,9 @@ def run_stage(model, prob, params, layout, step_tol, lam, warmup=False, estimate
         ok &= gain <= tol_lnp
         active = st.free.any(axis=1)
         if np.all(ok | ~active | ~prob.target) and np.sum(gain[prob.target]) <= tol_lnp:
-            if warmup or (st.exact and st.free.sum() == layout.free.sum()):
+            if warmup or st.free.sum() == layout.free.sum():
                 converged = True
                 break
-            if st.free.sum() == layout.free.sum():
-                st.confirm()  # convergence is decided on the full Fisher matrix
-                continue
             st.restore(layout)  # frozen sources may have moved their optimum: test the whole group
             may_freeze = False  # until the next step (a subset can pass where the whole group fails)
             continue

@@ -70,10 +70,15 @@ class FitSettings:
     fisher_bands : int
         Optimiser steps estimate the Fisher matrix from this many
         representative bands (0 or >= the number of bands: all bands).
-        Fluxes, ln P and the gradient always use every band, and a group is
-        declared converged only on the full Fisher matrix, so this changes
-        the path (and speed), not the reported errors; optima agree within
-        the convergence tolerance.
+        Fluxes, ln P and the gradient always use every band, and the final
+        convergence test uses the full Fisher matrix, so this changes the
+        path (and speed), not the reported errors; optima agree within the
+        convergence tolerance.
+    neighbour_fit : {"all", "positions", "fluxes"}
+        What is fitted of sources that are not targets (``SourceTable.target``:
+        neighbours modelled for their light only, e.g. a patch's halo):
+        everything free for targets, positions (shapes and n stay at their
+        catalog values), or fluxes alone.
     """
 
     n_opt_iters: int = 20
@@ -101,6 +106,7 @@ class FitSettings:
     freeze_shape_sigma: float = 0.3
     freeze_sersic_n_sigma: float = 0.5
     fisher_bands: int = 8
+    neighbour_fit: str = "all"
 
     def __post_init__(self):
         checks = {
@@ -117,6 +123,7 @@ class FitSettings:
             "freeze_shape_sigma": self.freeze_shape_sigma > 0,
             "freeze_sersic_n_sigma": self.freeze_sersic_n_sigma > 0,
             "fisher_bands": self.fisher_bands >= 0,
+            "neighbour_fit": self.neighbour_fit in ("all", "positions", "fluxes"),
         }
         for key, ok in checks.items():
             if not ok:

@@ -72,6 +72,11 @@ class SceneParams(Section):
         always use every band and convergence is confirmed on the full
         matrix, so results agree within the convergence tolerance; steps of
         a 40-band fit cost about half at 8.
+    neighbour_fit : {"all", "positions", "fluxes"}
+        What is fitted of a patch's halo sources (each is reported by its own
+        patch; here they only model the light that spills into the base box):
+        position, shape and n like the patch's own sources (tract7dt),
+        position only (shape and n stay at the catalog values), or flux only.
     """
 
     source_poisson_noise: bool = True
@@ -83,6 +88,7 @@ class SceneParams(Section):
     freeze_shape_sigma: float = Field(0.3, gt=0)
     freeze_sersic_n_sigma: float = Field(0.5, gt=0)
     fisher_bands: int = Field(8, ge=0)
+    neighbour_fit: Literal["all", "positions", "fluxes"] = "all"
 
 
 SECTIONS = {"patch_run": PatchRunParams, "merge": MergeParams, "scene": SceneParams}
