@@ -175,6 +175,26 @@ def test_groups_iterate_independently_and_faint_shapes_are_frozen(epsf, galsim_p
     assert cols["opt_niters"].shape == (2,) and cols["opt_niters"][0] > cols["opt_niters"][1]
 
 
+@pytest.mark.parametrize("mode", ["positions", "fluxes"])
+def test_neighbour_fit_limits_what_non_targets_fit(galaxy_scene, epsf, mode):
+    """A non-target keeps its catalog shape (and position with "fluxes"); the target is fitted as before."""
+    gal, star, fluxes, imgs, src = galaxy_scene
+    iv = np.full(imgs.shape, SIGMA**-2)
+    full = scene.fit_patch(imgs, iv, [epsf] * 3, dict(src, target=[False, True]))
+    res = scene.fit_patch(imgs, iv, [epsf] * 3, dict(src, target=[False, True]), {"neighbour_fit": mode})
+    cols = res.shape_columns()
+    assert cols["re_pix_fit"][0] == pytest.approx(3.0) and cols["ELL_fit"][0] == pytest.approx(0.2)
+    assert cols["sersic_n_fit"][0] == pytest.approx(1.5)
+    moved = np.abs(res.params[0][0, :2] - [src["x"][0], src["y"][0]])
+    assert np.all(moved > 0.1) if mode == "positions" else np.all(moved == 0)
+    fixed = slice(2 if mode == "positions" else 0, None)  # fixed parameters have no error
+    assert np.isnan(res.params_err[0][0, fixed]).all() and np.isfinite(full.params_err[0][0, fixed]).all()
+    assert res.converged[1]
+    assert np.all(np.abs(res.flux[1] - full.flux[1]) < 0.5 * full.flux_err_marginal[1])
+    assert np.all(np.abs(res.flux[1] - fluxes[1]) < 4 * res.flux_err_marginal[1])
+    assert np.all(np.abs(res.params[0][1, :2] - star) < 4 * res.params_err[0][1, :2])
+
+
 def test_non_targets_never_drive_the_fit(galaxy_scene, galsim_psf, epsf):
     """A non-target with no shared pixel keeps its catalog position; one that blends stays close to a full fit."""
     gal, star, fluxes, imgs, src = galaxy_scene
