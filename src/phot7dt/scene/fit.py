@@ -23,10 +23,11 @@
   step passed the step test is frozen for the rest of the stage;
 * sources that are not targets (``SourceTable.target``) are frozen as soon
   as they pass the test and never keep a group iterating;
-* with ``estimate``, steps use a Fisher matrix estimated from representative
-  bands (:mod:`._step`; fluxes, ln P and gradient exact): a group is declared
-  converged only on the full matrix, and a step whose damped trials all fail
-  is retried from it.
+* with ``estimate``, steps and the group's own convergence test use a
+  Fisher matrix estimated from representative bands (:mod:`._step`; fluxes,
+  ln P and gradient exact); a step whose damped trials all fail is retried
+  from the full matrix, and the final check of :mod:`._schedule` tests
+  convergence on the full matrix.
 """
 
 from __future__ import annotations
@@ -293,11 +294,11 @@ def run_stage(model, prob, params, layout, step_tol, lam, warmup=False, estimate
     Converged: the :func:`newton_test` passes for every source of the group
     (checked before every iteration, so an already converged group costs one
     evaluation).  Sources that pass it while the damping is small are frozen;
-    in the last stage the whole group is freed and tested again, on the full
-    Fisher matrix, before it is declared converged (and may be frozen again),
-    while a ``warmup`` stage ends once its active sources pass (the next
-    stage tests everything).  With ``estimate``, steps use Fisher matrices
-    estimated from ``settings.fisher_bands`` bands (see :class:`_Stage`).
+    in the last stage the whole group is freed and tested again before it is
+    declared converged (and may be frozen again), while a ``warmup`` stage
+    ends once its active sources pass (the next stage tests everything).
+    With ``estimate``, steps and this test use Fisher matrices estimated from
+    ``settings.fisher_bands`` bands (see :class:`_Stage`).
     """
     s = prob.s
     st = _Stage(model, prob, params, layout, estimate)
