@@ -14,12 +14,13 @@
 * **Stages** (``enable_staged_fit``): positions as a warm-up (converged at
   ``WARMUP_STEP_TOL`` sigmas), then everything at ``step_tol_sigma``.  A
   shapes-only warm-up between them cost more evaluations than it saved.
-  Steps of the "all" stage estimate their Fisher matrix from
-  ``fisher_bands`` bands (where shapes add many derivative columns); the
-  positions warm-up (few columns: little to save, and it took more steps)
-  and the polish stage (groups that already failed) use the full matrix.
-  With a gain the Poisson weights are refreshed from the current model
-  before every stage and before the final check.
+  Steps of the "all" stage, and its groups' own convergence tests,
+  estimate their Fisher matrix from ``fisher_bands`` bands (where shapes
+  add many derivative columns); the positions warm-up (few columns: little
+  to save, and it took more steps) and the polish stage (groups that failed
+  the final check) use the full matrix.  With a gain the Poisson weights
+  are refreshed from the current model (single-precision stamps) before
+  every stage and before the final check.
 * **Final check (the per-source convergence test).**  At the final
   parameters the full patch (all groups together) is evaluated once; the
   undamped Gauss-Newton step (bound-blocked components removed) must be

@@ -103,9 +103,8 @@ class _Problem:
         free[:, :2] = settings.fit_positions
         free[:, 2:5] = gal[:, None] & settings.fit_shapes
         free[:, 5] = np.array([k == "SERSIC" for k in kinds], dtype=bool) & settings.fit_shapes
-        neighbour = ~self.target
-        if settings.neighbour_fit != "all":
-            free[neighbour, 0 if settings.neighbour_fit == "fluxes" else 2:] = False
+        if settings.neighbour_fit != "all":  # non-targets: positions only, or nothing but fluxes
+            free[~self.target, 0 if settings.neighbour_fit == "fluxes" else 2:] = False
         self.free_all = free
 
     def subset(self, idx):

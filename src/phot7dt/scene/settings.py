@@ -77,8 +77,8 @@ class FitSettings:
     neighbour_fit : {"all", "positions", "fluxes"}
         What is fitted of sources that are not targets (``SourceTable.target``:
         neighbours modelled for their light only, e.g. a patch's halo):
-        everything free for targets, positions (shapes and n stay at their
-        catalog values), or fluxes alone.
+        everything, as for targets; positions (shapes and n stay at their
+        catalog values); or fluxes alone.
     """
 
     n_opt_iters: int = 20
