@@ -27,14 +27,14 @@ from the current model by :meth:`PatchModel.set_model_weights`).
 from __future__ import annotations
 
 import copy
-import dataclasses
 
 import numpy as np
 import scipy.fft
 
 from . import _solve
-from ._kernels import (add_model, gram_pairs, overlapping_pairs, padded_data, poisson_weights, project,
-                       self_terms, weighted_residual)
+from ._evaluation import Accumulator, Geometry
+from ._kernels import (add_model, gram_pairs, padded_data, poisson_weights, project, self_terms,
+                       weighted_residual)
 from ._step import Adjoint, StampCache, binned_fluxes, fisher_band_plan, model_bases, theta_columns
 from .render import base_factors
 
@@ -43,21 +43,7 @@ _CHUNK_BYTES = 48 * 2**20  # stamp memory per chunk of bands
 #: sparse (optimiser-step) Fisher matrix keeps the derivative cross terms of a pair.
 SPARSE_RHO = 1e-4
 
-__all__ = ["SPARSE_RHO", "Evaluation", "PatchModel", "noise_sigma"]
-
-
-@dataclasses.dataclass
-class Evaluation:
-    """Everything one evaluation at theta produced (internal)."""
-
-    lnlike: float
-    fluxes: np.ndarray                      # (n_band, n_src)
-    flux_var: np.ndarray                    # (n_band, n_src), diag of H_ff^-1
-    singular: bool
-    fisher: np.ndarray | None = None        # (n_theta, n_theta)
-    grad: np.ndarray | None = None          # (n_theta,)
-    z_blocks: list | None = None            # per band: (H_ff^-1 H_ft) restricted
-    models: np.ndarray | None = None        # (n_band, ny_pad, nx_pad)
+__all__ = ["SPARSE_RHO", "PatchModel", "noise_sigma"]
 
 
 class PatchModel:
@@ -187,11 +173,11 @@ class PatchModel:
         evaluations of an optimiser loop: their single-precision model
         stamps are kept (in a :meth:`subset`) and not rendered again.
         """
-        geo = _Geometry(self, params, layout)
+        geo = Geometry(self, params, layout)
         if bases is None:
             bases = [base_factors(layout, self.kinds, params, geo.od, g) for g in range(len(layout.groups))]
         th = theta_columns(layout, geo.cmax)
-        out = _Accumulator(self.n_band, geo.ns, th[0].size, derivs, want_model, self.data.shape[1:])
+        out = Accumulator(self.n_band, geo.ns, th[0].size, derivs, want_model, self.data.shape[1:])
         out.sparse = sparse and derivs
         out.adjoint, out.fisher_flux = adjoint, fisher_flux
         keys = self._cache_keys(params, frozen, single)
@@ -399,32 +385,6 @@ class PatchModel:
         return chi2, f, proj
 
 
-class _Geometry:
-    """Stamp origins, gather indices and overlapping pairs of one evaluation."""
-
-    def __init__(self, model, params, layout):
-        self.layout = layout
-        self.od = layout.origins(params[:, 0], params[:, 1])
-        self.ox, self.oy = self.od[0], self.od[1]
-        nyp, nxp = model.data.shape[1:]
-        if self.ox.size and (self.ox.min() < 0 or self.oy.min() < 0 or (self.ox + layout.sizes).max() > nxp
-                             or (self.oy + layout.sizes).max() > nyp):
-            msg = "a source stamp left the padded patch (position outside its bounds)"
-            raise RuntimeError(msg)
-        self.ns = params.shape[0]
-        self.cmax = int(layout.ncols.max()) if self.ns else 1
-        off = (layout.sizes - layout.core) // 2
-        self.bx, self.by = self.ox + off, self.oy + off
-        end_x, end_y = self.ox + layout.sizes, self.oy + layout.sizes
-        self.box = ((int(self.oy.min()), int(end_y.max()), int(self.ox.min()), int(end_x.max())) if self.ns
-                    else (0, 0, 0, 0))  # (y0, y1, x0, x1): bounding box of every stamp
-        full_s, _ = overlapping_pairs(self.ox, self.oy, layout.sizes)
-        self.ps, self.pt = overlapping_pairs(self.bx, self.by, layout.core)
-        self.separable = full_s.size == 0
-        self.approximate = (not self.separable) and (
-            full_s.size != self.ps.size or bool(np.any(layout.core < layout.sizes)))
-
-
 def _psf_fourier(psf, size, dtype):
     """The PSF's transform in ``dtype``; cast copies are cached where the transform itself is."""
     ft = psf.fourier(size)
@@ -447,23 +407,3 @@ def noise_sigma(invvar):
         v = invvar[b][np.isfinite(invvar[b]) & (invvar[b] > 0)]
         out[b] = 1.0 / np.sqrt(np.median(v)) if v.size else np.inf
     return out
-
-
-class _Accumulator:
-    def __init__(self, n_band, ns, nth, derivs, want_model, shape):
-        self.lnlike = 0.0
-        self.singular = False
-        self.derivs = derivs
-        self.fluxes = np.zeros((n_band, ns))
-        self.flux_var = np.zeros((n_band, ns))
-        self.fisher = np.zeros((nth, nth)) if derivs else None
-        self.grad = np.zeros(nth) if derivs else None
-        self.z_blocks = [] if derivs else None
-        self.models = np.zeros((n_band,) + shape) if want_model else None
-        self.sparse = False
-        self.adjoint = None
-        self.fisher_flux = None
-
-    def finish(self):
-        return Evaluation(self.lnlike, self.fluxes, self.flux_var, self.singular, self.fisher,
-                          self.grad, self.z_blocks, self.models)
