@@ -17,6 +17,33 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
+
+def _steady_malloc():
+    """Serve arrays below 128 MB from the heap (glibc), as in a long-running fitting worker.
+
+    glibc's threshold for mmap-ed allocations rises only after large blocks are
+    freed, so a short process may page-fault fresh memory for every temporary
+    array: the 40-band forced fit then took 0.055-0.058 s instead of 0.033-0.035 s,
+    depending on the process.  Worker processes of a real run reach the raised
+    threshold within their first patches (12 tile patches: the same time with or
+    without this setting).
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    try:
+        libc = ctypes.CDLL(name)
+        libc.mallopt(-1, 256 * 2**20)  # M_TRIM_THRESHOLD
+        libc.mallopt(-3, 128 * 2**20)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
+_steady_malloc()
+
 import argparse  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
