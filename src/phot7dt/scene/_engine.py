@@ -36,6 +36,7 @@ from ._evaluation import Accumulator, Geometry
 from ._kernels import (add_model, gram_pairs, padded_data, poisson_weights, project, self_terms,
                        weighted_residual)
 from ._step import Adjoint, StampCache, binned_fluxes, fisher_band_plan, model_bases, theta_columns
+from .psf import fourier_in
 from .render import base_factors
 
 _CHUNK_BYTES = 48 * 2**20  # stamp memory per chunk of bands
@@ -111,7 +112,7 @@ class PatchModel:
         """PSF transforms of several bands on a size x size grid, (nb, S, S//2+1)."""
         for b in bands:
             if (b, size, dtype) not in self._psf_ft:
-                self._psf_ft[(b, size, dtype)] = _psf_fourier(self.psfs[b], size, dtype)
+                self._psf_ft[(b, size, dtype)] = fourier_in(self.psfs[b], size, dtype)
         return np.stack([self._psf_ft[(b, size, dtype)] for b in bands])
 
     def evaluate(self, params, layout, *, derivs=False, want_model=False, single=False, sparse=False,
@@ -383,21 +384,6 @@ class PatchModel:
         if out.adjoint is not None:
             out.adjoint.finish(bands, f)
         return chi2, f, proj
-
-
-def _psf_fourier(psf, size, dtype):
-    """The PSF's transform in ``dtype``; cast copies are cached where the transform itself is."""
-    ft = psf.fourier(size)
-    if ft.dtype == dtype:
-        return ft
-    if "_ft_cache" not in getattr(psf, "__dict__", {}):  # not cached (analytic PSFs): no cache either
-        return ft.astype(dtype)
-    cache = psf.__dict__.setdefault("_ft_cast_cache", {})
-    key = (size, np.dtype(dtype).str)
-    if key not in cache:
-        cache[key] = ft.astype(dtype)
-        cache[key].flags.writeable = False
-    return cache[key]
 
 
 def noise_sigma(invvar):

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["GaussianMixturePSF", "MoffatPSF", "NCircularGaussianPSF", "PixelizedPSF"]
+__all__ = ["GaussianMixturePSF", "MoffatPSF", "NCircularGaussianPSF", "PixelizedPSF", "fourier_in"]
 
 
 def _radial_wing(stamp):
@@ -282,3 +282,18 @@ class NCircularGaussianPSF(GaussianMixturePSF):
 
     def __repr__(self):
         return f"NCircularGaussianPSF(sigmas={self.sigmas!r}, weights={self.weights!r})"
+
+
+def fourier_in(psf, size, dtype):
+    """``psf.fourier(size)`` in ``dtype``; cast copies are cached where the transform itself is."""
+    ft = psf.fourier(size)
+    if ft.dtype == dtype:
+        return ft
+    if "_ft_cache" not in getattr(psf, "__dict__", {}):  # not cached (analytic PSFs): no cache either
+        return ft.astype(dtype)
+    cache = psf.__dict__.setdefault("_ft_cast_cache", {})
+    key = (size, np.dtype(dtype).str)
+    if key not in cache:
+        cache[key] = ft.astype(dtype)
+        cache[key].flags.writeable = False
+    return cache[key]
