@@ -195,7 +195,7 @@ def _initial_fluxes(model, table, settings, params, size_fn, forced):
     return sizes, ev
 
 
-def fit_scene(model, table, settings, prob, size_fn):
+def fit_scene(model, table, settings, prob, size_fn, start=None, check=True):
     """Fit one scene; return a dict of raw results (see :mod:`.api`).
 
     Parameters
@@ -207,26 +207,42 @@ def fit_scene(model, table, settings, prob, size_fn):
         From :func:`.fit.make_problem`.
     size_fn : callable
         ``size_fn(params, fluxes)`` -> (stamp sizes, core sizes), each (n_src,).
+    start : dict, optional
+        The result of a coarse pass (:mod:`._coarse`): its parameters are the
+        start, its unconstrained-shape decisions and ``early_bad`` are kept,
+        its non-targets stay fixed, and one "all" stage follows (its stages
+        are reported first, named ``coarse_<stage>``).
+    check : bool
+        False: stop after the stages (no final check; ``ev`` is None).
     """
-    params = prob.mu.copy()
+    params = prob.mu.copy() if start is None else start["params"].copy()
     n = len(table)
     forced = not prob.free_all.any()
     sizes, ev = _initial_fluxes(model, table, settings, params, size_fn, forced)
     rec = _Record.empty(n)
-    stages = []
+    stages = [] if start is None else [dataclasses.replace(st, name="coarse_" + st.name) for st in start["stages"]]
     free = prob.free_all
     if forced:
         rec.converged[:] = True
         return {"params": params, "ev": ev, "prob": prob, "stages": stages, "free": free, "record": rec}
-    free = _freeze_unconstrained(model, prob, params, sizes, free, rec)
+    if start is None:
+        free = _freeze_unconstrained(model, prob, params, sizes, free, rec)
+        plan = _stage_plan(free, settings)
+    else:
+        free = start["free"] & prob.target[:, None]
+        for name in ("shape_frozen", "n_frozen", "early_bad"):
+            getattr(rec, name)[:] = getattr(start["record"], name)
+        plan = [("all", free)]
     poisson = model.gain is not None
-    for name, stage_free in _stage_plan(free, settings):
-        if poisson and stages:
+    for i, (name, stage_free) in enumerate(plan):
+        if poisson and i:
             _refresh_weights(model, params, sizes)
         tol = settings.step_tol_sigma if name == "all" else max(WARMUP_STEP_TOL, settings.step_tol_sigma)
         anchors = _anchors(params)
         params, info = _run_groups(name, model, prob, params, sizes, stage_free, tol, rec, anchors)
         stages.append(info)
+    if not check:
+        return {"params": params, "ev": None, "prob": prob, "stages": stages, "free": free, "record": rec}
     if poisson:
         _refresh_weights(model, params, sizes)
     ev, ok = final_check(model, prob, params, sizes, free, anchors)

@@ -6,6 +6,7 @@ import logging
 
 import numpy as np
 
+from ._coarse import coarse_pass, use_coarse
 from ._engine import PatchModel, noise_sigma
 from .extent import stamp_sizes
 from ._schedule import fit_scene
@@ -77,7 +78,11 @@ def _fit_one(images, invvar, psfs, table, settings, gain):
                          settings)
     model = PatchModel(images, invvar, psfs, table.type.tolist(), table.flux_prior(), gain,
                        pad=_needed_pad(prob, sizes0, shape))
-    raw = fit_scene(model, table, settings, prob, _capped_size_fn(model, table, psfs, settings, prob, sigma))
+    size_fn = _capped_size_fn(model, table, psfs, settings, prob, sigma)
+    start = None
+    if prob.free_all.any() and use_coarse(settings, sigma):
+        start = coarse_pass(images, invvar, psfs, table, settings, gain, sigma, model.pad, size_fn)
+    raw = fit_scene(model, table, settings, prob, size_fn, start=start)
     raw["n_bad"] = model.n_bad_pixels
     return raw
 

@@ -106,6 +106,7 @@ class FitSettings:
     freeze_shape_sigma: float = 0.3
     freeze_sersic_n_sigma: float = 0.5
     fisher_bands: int = 8
+    coarse_bands: int = 4
     neighbour_fit: str = "all"
 
     def __post_init__(self):
@@ -123,6 +124,7 @@ class FitSettings:
             "freeze_shape_sigma": self.freeze_shape_sigma > 0,
             "freeze_sersic_n_sigma": self.freeze_sersic_n_sigma > 0,
             "fisher_bands": self.fisher_bands >= 0,
+            "coarse_bands": self.coarse_bands >= 0,
             "neighbour_fit": self.neighbour_fit in ("all", "positions", "fluxes"),
         }
         for key, ok in checks.items():
