@@ -84,8 +84,8 @@ def test_fit_with_estimated_fisher_reaches_the_full_fisher_optimum():
     cat = {"x": TRUTH[:, 0] + [0.5, -0.4, 0.3], "y": TRUTH[:, 1] + [-0.4, 0.3, 0.5], "type": KINDS,
            "re_pix": [3.0, np.nan, 3.0], "ell": [0.3, np.nan, 0.1], "theta_deg": [20.0, np.nan, -50.0],
            "sersic_n": [2.0, np.nan, np.nan]}
-    full = scene.fit_patch(images, invvar, psfs, cat, {"fisher_bands": 0})
-    est = scene.fit_patch(images, invvar, psfs, cat, {"fisher_bands": 4})
+    full = scene.fit_patch(images, invvar, psfs, cat, {"fisher_bands": 0, "coarse_bands": 0})
+    est = scene.fit_patch(images, invvar, psfs, cat, {"fisher_bands": 4, "coarse_bands": 0})
     assert full.converged.all() and est.converged.all()
     err = np.nan_to_num(full.params_err, nan=1.0)
     assert np.all(np.abs(est.params - full.params) <= 0.25 * err)
@@ -98,7 +98,7 @@ def test_frozen_source_stamp_cache_changes_nothing(monkeypatch):
     cat = {"x": TRUTH[:, 0] + [0.5, -0.4, 0.3], "y": TRUTH[:, 1] + [-0.4, 0.3, 0.5], "type": KINDS,
            "re_pix": [3.0, np.nan, 3.0], "ell": [0.3, np.nan, 0.1], "theta_deg": [20.0, np.nan, -50.0],
            "sersic_n": [2.0, np.nan, np.nan]}
-    cached = scene.fit_patch(images, invvar, psfs, cat, {"fisher_bands": 4})
+    cached = scene.fit_patch(images, invvar, psfs, cat, {"fisher_bands": 4, "coarse_bands": 0})
     hits = []
     original_get = scene._step.StampCache.get
 
@@ -108,7 +108,7 @@ def test_frozen_source_stamp_cache_changes_nothing(monkeypatch):
         return got
 
     monkeypatch.setattr(scene._step.StampCache, "get", counting_get)
-    again = scene.fit_patch(images, invvar, psfs, cat, {"fisher_bands": 4})
+    again = scene.fit_patch(images, invvar, psfs, cat, {"fisher_bands": 4, "coarse_bands": 0})
     original_subset = PatchModel.subset
 
     def uncached(self, idx):
@@ -117,7 +117,7 @@ def test_frozen_source_stamp_cache_changes_nothing(monkeypatch):
         return sub
 
     monkeypatch.setattr(PatchModel, "subset", uncached)
-    plain = scene.fit_patch(images, invvar, psfs, cat, {"fisher_bands": 4})
+    plain = scene.fit_patch(images, invvar, psfs, cat, {"fisher_bands": 4, "coarse_bands": 0})
     assert any(hits)  # frozen sources were taken from the cache
     assert np.array_equal(cached.params, again.params)
     assert np.allclose(cached.params, plain.params, rtol=0, atol=1e-9)

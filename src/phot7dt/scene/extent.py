@@ -34,6 +34,8 @@ def psf_sigma(psf):
 
 
 def _psf_sigma(psf):
+    if hasattr(psf, "weights"):  # a BlendedPSF: second moments add over the mixture
+        return float(np.sqrt(sum(w * psf_sigma(p) ** 2 for w, p in zip(psf.weights, psf.psfs, strict=True))))
     if hasattr(psf, "stamp"):
         st = np.maximum(psf.stamp, 0.0)
         h, w = st.shape

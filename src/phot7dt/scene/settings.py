@@ -74,6 +74,13 @@ class FitSettings:
         convergence test uses the full Fisher matrix, so this changes the
         path (and speed), not the reported errors; optima agree within the
         convergence tolerance.
+    coarse_bands : int
+        With at least twice this many bands with data, positions and shapes
+        are first fitted on this many coadds of bands of similar PSF width
+        (warm-up and all-parameter stages, no final check), and the all-band
+        fit starts there with one "all" stage.  Sources that are not targets
+        keep their coarse values in the all-band fit; whether a shape is
+        unconstrained is decided on the coadds.  0 = no coarse pass.
     neighbour_fit : {"all", "positions", "fluxes"}
         What is fitted of sources that are not targets (``SourceTable.target``:
         neighbours modelled for their light only, e.g. a patch's halo):

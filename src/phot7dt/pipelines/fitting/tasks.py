@@ -41,6 +41,7 @@ def fit_config(
         freeze_shape_sigma=engine.freeze_shape_sigma,
         freeze_sersic_n_sigma=engine.freeze_sersic_n_sigma,
         fisher_bands=engine.fisher_bands,
+        coarse_bands=engine.coarse_bands,
         neighbour_fit=engine.neighbour_fit,
     )
     return FitConfig(
