@@ -32,7 +32,6 @@ from ._engine import PatchModel
 from ._schedule import fit_scene
 from .extent import psf_sigma
 from .fit import make_problem
-from .sources import SourceTable
 
 __all__ = ["BlendedPSF", "binned_patch", "coarse_pass", "psf_bins", "use_coarse"]
 
@@ -105,9 +104,7 @@ def binned_patch(images, invvar, psfs, table, sigma, n_bins, gain=None):
         fin = np.isfinite(f)
         with np.errstate(invalid="ignore", divide="ignore"):
             flux[:, k] = np.sum(np.where(fin, f * wk, 0.0), 1) / np.sum(np.where(fin, wk, 0.0), 1)
-    cols = {name: getattr(table, name) for name in table._cols if name not in ("flux", "flux_err")}
-    cols["flux"] = flux
-    return out_img, out_iv, out_psf, SourceTable(cols, len(bins)), (None if gain is None else out_gain), bins
+    return out_img, out_iv, out_psf, table.with_flux(flux), (None if gain is None else out_gain), bins
 
 
 def use_coarse(settings, sigma):

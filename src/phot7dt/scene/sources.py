@@ -127,6 +127,12 @@ class SourceTable:
         cols = {k: (v[:, b:b + 1] if v.ndim == 2 else v) for k, v in self._cols.items()}
         return SourceTable(cols, 1)
 
+    def with_flux(self, flux):
+        """The same sources with other bands: catalog fluxes ``flux`` (n_src, k), no flux errors."""
+        cols = {k: v for k, v in self._cols.items() if k not in ("flux", "flux_err")}
+        flux = np.asarray(flux, float)
+        return SourceTable({**cols, "flux": flux}, flux.shape[1])
+
     def catalog_shapes(self):
         """Initial (Re px, ELL, THETA deg, n) after tract7dt's NaN rules and clips."""
         re = np.clip(np.where(np.isfinite(self.re_pix), self.re_pix, 3.0), 0.3, 100.0)
