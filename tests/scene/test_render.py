@@ -81,7 +81,7 @@ def test_fourier_derivatives_match_finite_differences(kind, epsf):
     def render(q):
         od = lay.origins(q[:, 0], q[:, 1])
         od = (od0[0], od0[1], q[:, 0] - np.floor(p[:, 0] + 0.5), q[:, 1] - np.floor(p[:, 1] + 0.5))
-        return render_band(lay, [base_factors(lay, [kind], q, od, 0)], epsf.fourier)[0]
+        return render_band(lay, base_factors(lay, [kind], q, od), epsf.fourier)[0]
 
     od0 = lay.origins(p[:, 0], p[:, 1])
     cols = render(p).reshape(-1, 64, 64)
@@ -108,3 +108,22 @@ def test_subpixel_shift_does_not_ring_along_the_central_row():
         return np.abs(np.r_[m[40, :28], m[40, 53:]]).max()
 
     assert far(ours) < far(sinc_shift) / 8
+
+
+@pytest.mark.parametrize(("kind", "re_pix", "ell", "size"), [("EXP", 0.15, 0.0, 16), ("DEV", 3.0, 0.5, 64),
+                                                             ("SERSIC", 100.0, 0.98, 256)])
+def test_profile_transform_equals_the_direct_gaussian_sum(kind, re_pix, ell, size):
+    """The row recurrence (and its fall-back for steep rows) equals sum_j a_j exp(-2 pi^2 v_j k^T C k)."""
+    from phot7dt.scene.mixtures import profile_mixture
+
+    p = np.array([[10.3, 20.7, *scene.catalog_to_soft(re_pix, ell, 70.0), 2.5]])
+    lay = Layout([size], np.zeros((1, 6), bool), pad=0)
+    od = lay.origins(p[:, 0], p[:, 1])
+    base = base_factors(lay, [kind], p, od)[0][0, 0]
+    ky, kx = np.fft.fftfreq(size)[:, None], np.fft.rfftfreq(size)[None, :]
+    cov = shape_covariance(*p[0, 2:5])[0][0]
+    quad = cov[0, 0] * kx**2 + 2 * cov[0, 1] * kx * ky + cov[1, 1] * ky**2
+    mix = profile_mixture(kind, 2.5)
+    direct = sum(a * np.exp(-2 * np.pi**2 * v * quad) for a, v in zip(mix.amp, mix.var, strict=True))
+    phase = base_factors(Layout([size], np.zeros((1, 6), bool), pad=0), ["STAR"], p, od)[0][0, 0]
+    np.testing.assert_allclose(base, direct * phase, rtol=0, atol=1e-12)

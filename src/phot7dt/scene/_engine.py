@@ -109,11 +109,21 @@ class PatchModel:
         return fisher_band_plan(self.noise_sigma(), n_fisher)
 
     def psf_fourier_stack(self, bands, size, dtype=np.complex128):
-        """PSF transforms of several bands on a size x size grid, (nb, S, S//2+1)."""
-        for b in bands:
-            if (b, size, dtype) not in self._psf_ft:
-                self._psf_ft[(b, size, dtype)] = fourier_in(self.psfs[b], size, dtype)
-        return np.stack([self._psf_ft[(b, size, dtype)] for b in bands])
+        """PSF transforms of several bands on a size x size grid, (nb, S, S//2+1).
+
+        The transforms of every band are stacked once per (size, dtype); a
+        contiguous run of bands is a view of that stack.
+        """
+        key = (size, np.dtype(dtype).str)
+        stack = self._psf_ft.get(key)
+        if stack is None:
+            stack = np.stack([fourier_in(psf, size, dtype) for psf in self.psfs])
+            stack.flags.writeable = False
+            self._psf_ft[key] = stack
+        bands = np.asarray(bands)
+        if bands.size and bands[-1] - bands[0] + 1 == bands.size and np.all(np.diff(bands) == 1):
+            return stack[bands[0]:bands[-1] + 1]
+        return stack[bands]
 
     def evaluate(self, params, layout, *, derivs=False, want_model=False, single=False, sparse=False,
                  fisher_bands=None):
@@ -154,7 +164,7 @@ class PatchModel:
     def _evaluate_step(self, params, layout, plan, single):
         reps, edges = plan
         od = layout.origins(params[:, 0], params[:, 1])
-        bases = [base_factors(layout, self.kinds, params, od, g) for g in range(len(layout.groups))]
+        bases = base_factors(layout, self.kinds, params, od)
         model_only = layout.model_only()
         adjoint = Adjoint(self, layout, bases)
         frozen = layout.ncols == 1
@@ -176,7 +186,7 @@ class PatchModel:
         """
         geo = Geometry(self, params, layout)
         if bases is None:
-            bases = [base_factors(layout, self.kinds, params, geo.od, g) for g in range(len(layout.groups))]
+            bases = base_factors(layout, self.kinds, params, geo.od)
         th = theta_columns(layout, geo.cmax)
         out = Accumulator(self.n_band, geo.ns, th[0].size, derivs, want_model, self.data.shape[1:])
         out.sparse = sparse and derivs

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["add_model", "crop_stamps", "gram_pairs", "overlapping_pairs", "padded_data", "poisson_weights", "project",
+__all__ = ["add_model", "crop_stamps", "fourier_factors", "gram_pairs", "overlapping_pairs", "padded_data", "poisson_weights", "project",
            "self_terms", "weighted_residual"]
 
 
@@ -240,6 +240,92 @@ def poisson_weights(ivar, data, models, gain):
                 acc += np.float64(w[b, y, x]) * d * d
         wdd[b] = acc
     return w, wdd
+
+
+@njit(cache=True, nogil=True)
+def _gaussian_row(alpha, beta, gamma, out):
+    """out[x] = exp(alpha x^2 + beta x + gamma), x = 0.. (alpha <= 0), by the ratio recurrence where safe."""
+    n = out.size
+    if gamma < -600.0 or abs(alpha) * (2 * n + 1) + abs(beta) > 600.0:
+        for x in range(n):
+            out[x] = np.exp(alpha * x * x + beta * x + gamma)
+        return
+    e, r, q = np.exp(gamma), np.exp(alpha + beta), np.exp(2.0 * alpha)
+    for x in range(n):
+        out[x] = e
+        e *= r
+        r *= q
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def fourier_factors(kx, ky, px, py, dpx, dpy, gal, cov, dcov, mix, ncomp, params, out):
+    """Band-independent transforms of a stamp group: profile x phase and its derivative columns.
+
+    Each mixture component is a Gaussian in k; along a row of the grid
+    (k_x = x / S) it is evaluated by the ratio recurrence of
+    exp(alpha x^2 + beta x + gamma), three exponentials per row.
+
+    Parameters
+    ----------
+    kx, ky : (S2,), (S,) frequencies (cycles/px) of the rfft2 grid.
+    px, py, dpx, dpy : (g, S2), (g, S) complex
+        Shift factors along x and y and their derivatives in the sub-pixel offset.
+    gal : (g,) bool
+        Galaxy (else point source: profile 1).
+    cov : (g, 3) ellipse covariance (xx, xy, yy); dcov : (g, 3, 3) its derivatives
+        in (log r_e, ee1, ee2).
+    mix : (g, 4, K) mixture amplitude, variance (r_e units folded into ``cov``),
+        d amplitude / dn, d variance / dn; ``ncomp`` (g,) components used.
+    params : (ncol - 1,) int, parameter index (0..5) of each derivative column.
+    out : (g, ncol, S, S2) complex, filled.
+    """
+    c = -2.0 * np.pi**2
+    g, ncol = out.shape[0], out.shape[1]
+    n2 = kx.size
+    step = kx[1] - kx[0] if n2 > 1 else 0.0
+    prof = np.empty(n2)
+    dq = np.empty(n2)
+    dn = np.empty(n2)
+    e = np.empty(n2)
+    for i in range(g):
+        for y in range(ky.size):
+            ky_ = ky[y]
+            if gal[i]:
+                prof[:] = 0.0
+                dq[:] = 0.0
+                dn[:] = 0.0
+                for j in range(ncomp[i]):
+                    a, v = mix[i, 0, j], mix[i, 1, j]
+                    cv = c * v
+                    _gaussian_row(cv * cov[i, 0] * step * step, 2.0 * cv * cov[i, 1] * ky_ * step,
+                                  cv * cov[i, 2] * ky_ * ky_, e)
+                    for x in range(n2):
+                        kx_ = kx[x]
+                        q = cov[i, 0] * kx_ * kx_ + 2.0 * cov[i, 1] * kx_ * ky_ + cov[i, 2] * ky_ * ky_
+                        prof[x] += a * e[x]
+                        dq[x] += a * cv * e[x]
+                        dn[x] += (mix[i, 2, j] + c * q * mix[i, 3, j] * a) * e[x]
+            else:
+                prof[:] = 1.0
+                dq[:] = 0.0
+                dn[:] = 0.0
+            for x in range(n2):
+                kx_ = kx[x]
+                ph = px[i, x] * py[i, y]
+                out[i, 0, y, x] = prof[x] * ph
+                for k in range(ncol - 1):
+                    p = params[k]
+                    if p == 0:
+                        val = prof[x] * dpx[i, x] * py[i, y]
+                    elif p == 1:
+                        val = prof[x] * px[i, x] * dpy[i, y]
+                    elif p <= 4:
+                        d = p - 2
+                        val = dq[x] * (dcov[i, d, 0] * kx_ * kx_ + 2.0 * dcov[i, d, 1] * kx_ * ky_
+                                       + dcov[i, d, 2] * ky_ * ky_) * ph
+                    else:
+                        val = dn[x] * ph
+                    out[i, 1 + k, y, x] = val
 
 
 def overlapping_pairs(ox, oy, sizes):

@@ -195,7 +195,7 @@ def render_model(shape, psfs, kinds, params, fluxes, *, settings=None):
     pad = int(sizes.max(initial=0)) + int(np.ceil(np.abs(params[:, :2]).max(initial=0))) + 2
     layout = Layout(sizes, np.zeros((len(kinds), 6), bool), pad)
     od = layout.origins(params[:, 0], params[:, 1])
-    bases = [base_factors(layout, kinds, params, od, g) for g in range(len(layout.groups))]
+    bases = base_factors(layout, kinds, params, od)
     ny, nx = shape
     out = np.zeros((len(psfs), ny, nx))
     for b, psf in enumerate(psfs):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._kernels import fourier_factors
 from .ellipse import shape_covariance
 from .mixtures import profile_mixture
 
@@ -128,36 +129,27 @@ def _shift_phase(k, centre, frac):
     return whole * (1.0 + win * (sub - 1.0)), whole * win * (-2j * np.pi * k) * sub
 
 
-def _galaxy_terms(kinds, logre, ee1, ee2, sersic_n, kx, ky, want):
-    """Band-independent galaxy transform G and the requested derivative factors.
-
-    Returns G (g, S, S2) and a dict param-index -> factor (g, S, S2).
-    """
-    g = len(kinds)
-    cov, dcov = shape_covariance(logre, ee1, ee2)
-    quad = lambda c: c[:, 0, 0, None, None] * kx * kx + 2 * c[:, 0, 1, None, None] * kx * ky \
-        + c[:, 1, 1, None, None] * ky * ky  # noqa: E731
-    Q = quad(cov)
-    G = np.zeros(Q.shape)
-    dGdQ = np.zeros(Q.shape) if want & {2, 3, 4} else None
-    dGdn = np.zeros(Q.shape) if 5 in want else None
-    for i in range(g):
-        mix = profile_mixture(kinds[i], sersic_n[i])
-        for a, v, da, dv in zip(mix.amp, mix.var, mix.damp_dn, mix.dvar_dn, strict=True):
-            e = np.exp(-2.0 * np.pi**2 * v * Q[i]) if v > 0 else 1.0
-            G[i] += a * e
-            if dGdQ is not None:
-                dGdQ[i] += a * (-2.0 * np.pi**2 * v) * e
-            if dGdn is not None:
-                dGdn[i] += (da - 2.0 * np.pi**2 * Q[i] * dv * a) * e
-    terms = {p: dGdQ * quad(dcov[:, p - 2]) for p in (2, 3, 4) if p in want}
-    if dGdn is not None:
-        terms[5] = dGdn
-    return G, terms
+def _profiles(kinds, params):
+    """Per source: galaxy?, covariance (xx, xy, yy), its derivatives, mixture table (4, K), components."""
+    n = len(kinds)
+    gal = np.array([k != "STAR" for k in kinds], dtype=bool)
+    cov3 = np.zeros((n, 3))
+    dcov3 = np.zeros((n, 3, 3))
+    mixes = [profile_mixture(kinds[i], params[i, 5]) if gal[i] else None for i in range(n)]
+    ncomp = np.array([0 if m is None else len(m) for m in mixes], dtype=np.int64)
+    table = np.zeros((n, 4, max(int(ncomp.max(initial=0)), 1)))
+    if gal.any():
+        cov, dcov = shape_covariance(params[gal, 2], params[gal, 3], params[gal, 4])
+        cov3[gal] = cov.reshape(-1, 4)[:, [0, 1, 3]]
+        dcov3[gal] = dcov.reshape(-1, 3, 4)[:, :, [0, 1, 3]]
+        for i in np.flatnonzero(gal):
+            m = mixes[i]
+            table[i, :, :len(m)] = (m.amp, m.var, m.damp_dn, m.dvar_dn)
+    return gal, cov3, dcov3, table, ncomp
 
 
-def base_factors(layout, kinds, params, ox_oy_d, group_index):
-    """Band-independent transforms of one stamp group (profile x phase x derivative).
+def base_factors(layout, kinds, params, ox_oy_d):
+    """Band-independent transforms of every stamp group (profile x phase x derivative).
 
     Parameters
     ----------
@@ -167,40 +159,22 @@ def base_factors(layout, kinds, params, ox_oy_d, group_index):
         Current (x, y, logre, ee1, ee2, n) per source.
     ox_oy_d : tuple
         Output of :meth:`Layout.origins`.
-    group_index : int
 
     Returns
     -------
-    ndarray, complex, shape (g, ncol, S, S//2 + 1)
+    list of ndarray, complex, shape (g, ncol, S, S//2 + 1), one per ``layout.groups`` entry
     """
-    size, free_idx, members = layout.groups[group_index]
-    kx, ky = _frequencies(size)
-    c = size // 2
-    px, dpx = _shift_phase(kx, c, ox_oy_d[2][members])
-    py, dpy = _shift_phase(ky, c, ox_oy_d[3][members])
-    phase = px[:, None, :] * py[:, :, None]
-    out = np.empty((members.size, 1 + free_idx.size) + phase.shape[1:], complex)
-    gal = np.array([kinds[m] != "STAR" for m in members])
-    G = np.ones(phase.shape)
-    terms = {}
-    if gal.any():
-        gi = members[gal]
-        want = set(free_idx.tolist())
-        Gg, tg = _galaxy_terms([kinds[m] for m in gi], params[gi, 2], params[gi, 3],
-                               params[gi, 4], params[gi, 5], kx, ky, want)
-        G[gal] = Gg
-        for p, t in tg.items():
-            full = np.zeros(phase.shape)
-            full[gal] = t
-            terms[p] = full
-    out[:, 0] = G * phase
-    for col, p in enumerate(free_idx, start=1):
-        if p == 0:
-            out[:, col] = G * (dpx[:, None, :] * py[:, :, None])
-        elif p == 1:
-            out[:, col] = G * (px[:, None, :] * dpy[:, :, None])
-        else:
-            out[:, col] = terms[p] * phase
+    gal, cov, dcov, table, ncomp = _profiles(kinds, np.asarray(params, float))
+    out = []
+    for size, free_idx, members in layout.groups:
+        kx, ky = _frequencies(size)
+        c = size // 2
+        px, dpx = _shift_phase(kx, c, ox_oy_d[2][members])
+        py, dpy = _shift_phase(ky, c, ox_oy_d[3][members])
+        base = np.empty((members.size, 1 + free_idx.size, size, size // 2 + 1), complex)
+        fourier_factors(kx.ravel(), ky.ravel(), px, py, dpx, dpy, gal[members], cov[members], dcov[members],
+                        table[members], ncomp[members], free_idx.astype(np.int64), base)
+        out.append(base)
     return out
 
 

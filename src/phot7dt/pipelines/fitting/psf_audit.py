@@ -12,6 +12,7 @@ zero weight, its fluxes are NaN) and listed in ``psf_missing_bands``.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -38,14 +39,28 @@ AUDIT_COLUMNS = (
 )
 
 
+#: Engine PSFs kept per worker process (about three ePSF cells of 40 bands). Patches of
+#: one cell share their PSFs, so the PSF transforms the engine caches on them are reused.
+_PSF_CACHE_SIZE = 120
+
+
 def _engine_psf(choice: PSFChoice, config):
     if choice.stamp is None:
         raise ValueError(f"PSF choice {choice.model!r} has no stamp ({choice.reason})")
     if not np.all(np.isfinite(choice.stamp)):
         raise ValueError(f"PSF choice {choice.model!r} has non-finite stamp pixels")
-    if not choice.is_fallback and config.psf_model == "gaussian_mixture_from_stamp":
-        return GaussianMixturePSF.from_stamp(choice.stamp, config.gaussian_mixture_n)
-    return PixelizedPSF(choice.stamp)
+    mixture = not choice.is_fallback and config.psf_model == "gaussian_mixture_from_stamp"
+    stamp = np.ascontiguousarray(choice.stamp, dtype=np.float64)
+    return _psf_of(stamp.tobytes(), stamp.shape, config.gaussian_mixture_n if mixture else 0)
+
+
+@functools.lru_cache(maxsize=_PSF_CACHE_SIZE)
+def _psf_of(pixels: bytes, shape: tuple[int, int], mixture_n: int):
+    """The engine PSF of a stamp: a Gaussian mixture of ``mixture_n`` components fitted to it, or the stamp (0)."""
+    stamp = np.frombuffer(pixels, np.float64).reshape(shape)
+    if mixture_n:
+        return GaussianMixturePSF.from_stamp(stamp, mixture_n)
+    return PixelizedPSF(stamp)
 
 
 def build_psfs(choices: Sequence[PSFChoice], config) -> tuple[list, dict[str, str]]:
