@@ -20,7 +20,10 @@
   to save, and it took more steps) and the polish stage (groups that failed
   the final check) use the full matrix.  With a gain the Poisson weights
   are refreshed from the current model (single-precision stamps) before
-  every stage and before the final check.
+  every stage and before the final check; after a coarse pass, the weights
+  of the all-band flux solve at the coarse optimum stand (the all-band fit
+  moves sources by fractions of their errors, which change the weights by
+  far less than their own approximation).
 * **Final check (the per-source convergence test).**  At the final
   parameters the full patch (all groups together) is evaluated once; the
   undamped Gauss-Newton step (bound-blocked components removed) must be
@@ -243,7 +246,7 @@ def fit_scene(model, table, settings, prob, size_fn, start=None, check=True):
         stages.append(info)
     if not check:
         return {"params": params, "ev": None, "prob": prob, "stages": stages, "free": free, "record": rec}
-    if poisson:
+    if poisson and start is None:  # (from a coarse start, the weights of the flux solve there stand)
         _refresh_weights(model, params, sizes)
     ev, ok = final_check(model, prob, params, sizes, free, anchors)
     if not (ok | ~prob.target).all():
