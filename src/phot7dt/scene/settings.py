@@ -113,7 +113,7 @@ class FitSettings:
     freeze_shape_sigma: float = 0.3
     freeze_sersic_n_sigma: float = 0.5
     fisher_bands: int = 8
-    coarse_bands: int = 4
+    coarse_bands: int = 3
     neighbour_fit: str = "all"
 
     def __post_init__(self):

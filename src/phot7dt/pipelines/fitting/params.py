@@ -80,7 +80,8 @@ class SceneParams(Section):
         all-band fit.  A coarse evaluation costs ~coarse_bands / n_band of
         an all-band one: on the simulated 40-band tile the fitting stage ran
         1.3x faster (12 patches one after another: 1.9x), with the same pull
-        statistics on 30 patches.  0 = off.
+        statistics on 30 patches; 3 coadds were ~10 % faster than 4 there,
+        with the same pulls.  0 = off.
     neighbour_fit : {"all", "positions", "fluxes"}
         What is fitted of a patch's halo sources (each is reported by its own
         patch; here they only model the light that spills into the base box):
@@ -103,7 +104,7 @@ class SceneParams(Section):
     freeze_shape_sigma: float = Field(0.3, gt=0)
     freeze_sersic_n_sigma: float = Field(0.5, gt=0)
     fisher_bands: int = Field(8, ge=0)
-    coarse_bands: int = Field(4, ge=0)
+    coarse_bands: int = Field(3, ge=0)
     neighbour_fit: Literal["all", "positions", "fluxes"] = "all"
 
 
