@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
 from phot7dt.params import section
 from phot7dt.pipelines.validate.metrics import CLASSES, robust_sigma
@@ -187,6 +188,10 @@ def shape_recovery_figure(sources: pd.DataFrame, theta_min_ell: float) -> Figure
         ylabel="fitted Re (px)",
         title="Half-light radius",
     )
+    for axis in (ax_re.xaxis, ax_re.yaxis):  # plain numbers at 1-2-5 steps, no crowded minor labels
+        axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        axis.set_major_formatter(ScalarFormatter())
+        axis.set_minor_formatter(NullFormatter())
     ax_ell.set(
         xlim=(0, 1), ylim=(0, 1), xlabel="true ELL", ylabel="fitted ELL", title="Ellipticity"
     )
