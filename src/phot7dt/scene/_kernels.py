@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["add_model", "crop_stamps", "fourier_factors", "gram_pairs", "overlapping_pairs", "padded_data", "poisson_weights", "project",
-           "self_terms", "weighted_residual"]
+__all__ = ["add_model", "crop_stamps", "fourier_factors", "gram_pairs", "overlapping_pairs", "padded_data",
+           "poisson_weights", "project", "self_terms", "weighted_residual"]
 
 
 @njit(cache=True, nogil=True, fastmath=True)
@@ -287,6 +287,7 @@ def fourier_factors(kx, ky, px, py, dpx, dpy, gal, cov, dcov, mix, ncomp, params
     dq = np.empty(n2)
     dn = np.empty(n2)
     e = np.empty(n2)
+    q = np.empty(n2)
     for i in range(g):
         for y in range(ky.size):
             ky_ = ky[y]
@@ -294,17 +295,17 @@ def fourier_factors(kx, ky, px, py, dpx, dpy, gal, cov, dcov, mix, ncomp, params
                 prof[:] = 0.0
                 dq[:] = 0.0
                 dn[:] = 0.0
+                for x in range(n2):
+                    q[x] = cov[i, 0] * kx[x] * kx[x] + 2.0 * cov[i, 1] * kx[x] * ky_ + cov[i, 2] * ky_ * ky_
                 for j in range(ncomp[i]):
                     a, v = mix[i, 0, j], mix[i, 1, j]
                     cv = c * v
                     _gaussian_row(cv * cov[i, 0] * step * step, 2.0 * cv * cov[i, 1] * ky_ * step,
                                   cv * cov[i, 2] * ky_ * ky_, e)
                     for x in range(n2):
-                        kx_ = kx[x]
-                        q = cov[i, 0] * kx_ * kx_ + 2.0 * cov[i, 1] * kx_ * ky_ + cov[i, 2] * ky_ * ky_
                         prof[x] += a * e[x]
                         dq[x] += a * cv * e[x]
-                        dn[x] += (mix[i, 2, j] + c * q * mix[i, 3, j] * a) * e[x]
+                        dn[x] += (mix[i, 2, j] + c * q[x] * mix[i, 3, j] * a) * e[x]
             else:
                 prof[:] = 1.0
                 dq[:] = 0.0
