@@ -36,7 +36,7 @@ from ._evaluation import Accumulator, Geometry
 from ._kernels import (add_model, gram_pairs, padded_data, poisson_weights, project, self_terms,
                        weighted_residual)
 from ._step import Adjoint, StampCache, binned_fluxes, fisher_band_plan, model_bases, theta_columns
-from .psf import fourier_in
+from .psf import FourierStacks
 from .render import base_factors
 
 _CHUNK_BYTES = 48 * 2**20  # stamp memory per chunk of bands
@@ -76,7 +76,7 @@ class PatchModel:
         mu, sig = flux_prior
         self.prior_prec = np.where(np.isfinite(sig) & (sig > 0), 1.0 / np.where(sig > 0, sig, 1.0) ** 2, 0.0).T
         self.prior_mean = np.where(self.prior_prec > 0, np.asarray(mu).T, 0.0)
-        self._psf_ft = {}
+        self._psf_ft = FourierStacks(self.psfs)
         self.w, self.wdd = self.ivar, wdd
         self._sigma = None
         self._stamps = None
@@ -109,21 +109,8 @@ class PatchModel:
         return fisher_band_plan(self.noise_sigma(), n_fisher)
 
     def psf_fourier_stack(self, bands, size, dtype=np.complex128):
-        """PSF transforms of several bands on a size x size grid, (nb, S, S//2+1).
-
-        The transforms of every band are stacked once per (size, dtype); a
-        contiguous run of bands is a view of that stack.
-        """
-        key = (size, np.dtype(dtype).str)
-        stack = self._psf_ft.get(key)
-        if stack is None:
-            stack = np.stack([fourier_in(psf, size, dtype) for psf in self.psfs])
-            stack.flags.writeable = False
-            self._psf_ft[key] = stack
-        bands = np.asarray(bands)
-        if bands.size and bands[-1] - bands[0] + 1 == bands.size and np.all(np.diff(bands) == 1):
-            return stack[bands[0]:bands[-1] + 1]
-        return stack[bands]
+        """PSF transforms of several bands on a size x size grid, (nb, S, S//2+1) (see :class:`.psf.FourierStacks`)."""
+        return self._psf_ft.get(bands, size, dtype)
 
     def evaluate(self, params, layout, *, derivs=False, want_model=False, single=False, sparse=False,
                  fisher_bands=None):

@@ -18,13 +18,15 @@ model is *point-sampled* at pixel centres, as the Tractor's MoG path is.
 :class:`MoffatPSF` follows tract7dt: the profile is sampled at pixel centres on
 a (2*radius + 1)**2 grid and normalised to unit sum, then used as a stamp for
 point sources *and* galaxies (the Tractor uses a 3-Gaussian EM fit for galaxies).
+:func:`fourier_in` and :class:`FourierStacks` cache the transforms the engine
+multiplies with (cast to its dtypes, stacked over bands).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["GaussianMixturePSF", "MoffatPSF", "NCircularGaussianPSF", "PixelizedPSF", "fourier_in"]
+__all__ = ["FourierStacks", "GaussianMixturePSF", "MoffatPSF", "NCircularGaussianPSF", "PixelizedPSF", "fourier_in"]
 
 
 def _radial_wing(stamp):
@@ -297,3 +299,24 @@ def fourier_in(psf, size, dtype):
         cache[key] = ft.astype(dtype)
         cache[key].flags.writeable = False
     return cache[key]
+
+
+class FourierStacks:
+    """Transforms of a list of PSFs stacked per (size, dtype), computed once; read-only."""
+
+    def __init__(self, psfs):
+        self.psfs = psfs
+        self.stacks = {}
+
+    def get(self, bands, size, dtype):
+        """(len(bands), S, S//2+1): a view of the stack when ``bands`` is a contiguous run."""
+        key = (size, np.dtype(dtype).str)
+        stack = self.stacks.get(key)
+        if stack is None:
+            stack = np.stack([fourier_in(psf, size, dtype) for psf in self.psfs])
+            stack.flags.writeable = False
+            self.stacks[key] = stack
+        bands = np.asarray(bands)
+        if bands.size and bands[-1] - bands[0] + 1 == bands.size and np.all(np.diff(bands) == 1):
+            return stack[bands[0]:bands[-1] + 1]
+        return stack[bands]
