@@ -317,6 +317,6 @@ class FourierStacks:
             stack.flags.writeable = False
             self.stacks[key] = stack
         bands = np.asarray(bands)
-        if bands.size and bands[-1] - bands[0] + 1 == bands.size and np.all(np.diff(bands) == 1):
+        if bands.size and np.all(np.diff(bands) == 1):
             return stack[bands[0]:bands[-1] + 1]
         return stack[bands]
