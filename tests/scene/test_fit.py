@@ -214,3 +214,25 @@ def test_non_targets_never_drive_the_fit(galaxy_scene, galsim_psf, epsf):
     res = scene.fit_patch(far, np.full(far.shape, SIGMA**-2), [epsf], dict(cat, target=[True, True, False]))
     assert res.params[0][2, 0] == 170.8 and res.params[0][2, 1] == 30.2  # never iterated
     assert np.isfinite(res.flux[2, 0]) and abs(res.params[0][1, 0] - star[0]) < 4 * res.params_err[0][1, 0]
+
+
+@pytest.mark.parametrize("factor", [3.0, 10.0])
+def test_a_galaxy_growing_past_the_runaway_factor_keeps_its_catalog_shape(factor):
+    """True r_e is 4x the catalog's: factor 3 resets it (flagged), factor 10 lets the fit find it."""
+    psf = scene.MoffatPSF(3.5)
+    truth = np.array([[32.2, 31.7, np.log(6.0), 0.1, -0.05, 1.0]])
+    flux = np.array([[3e4, 2e4]])
+    model = scene.render_model((64, 64), [psf] * 2, ["EXP"], truth, flux)
+    img = model + np.random.default_rng(8).normal(0, 1, model.shape)
+    src = {"x": [32.0], "y": [32.0], "type": ["EXP"], "re_pix": [1.5], "ell": [0.1], "theta_deg": [0.0]}
+    res = scene.fit_patch(img, np.ones_like(img), [psf] * 2, src, {"re_runaway_factor": factor})
+    re_fit = np.exp(res.params[0, 0, 2])
+    assert res.converged.all()
+    if factor == 3.0:
+        assert "re_runaway" in res.flag_names(0)
+        assert re_fit == pytest.approx(1.5)
+        assert np.isnan(res.params_err[0, 0, 2:5]).all()  # the shape is fixed, not fitted
+    else:
+        assert "re_runaway" not in res.flag_names(0)
+        assert abs(re_fit - 6.0) < 4 * 6.0 * res.params_err[0, 0, 2]
+        assert np.all(np.abs(res.flux - flux) < 4 * res.flux_err_marginal)

@@ -11,6 +11,8 @@
   sigma(log r_e) or sigma(ee1/ee2) exceeds ``freeze_shape_sigma`` keeps its
   catalog shape and n (flag ``shape_unconstrained``); one whose sigma(n)
   exceeds ``freeze_sersic_n_sigma`` keeps its n (``sersic_n_unconstrained``).
+* **Runaway galaxies** (see :mod:`.fit`): once a stage resets one, its
+  shape and n stay fixed in the later stages, the polish and the final check.
 * **Stages** (``enable_staged_fit``): positions as a warm-up (converged at
   ``WARMUP_STEP_TOL`` sigmas), then everything at ``step_tol_sigma``.  A
   shapes-only warm-up between them cost more evaluations than it saved.
@@ -61,12 +63,19 @@ class _Record:
     early_bad: np.ndarray
     shape_frozen: np.ndarray
     n_frozen: np.ndarray
+    runaway: np.ndarray
 
     @classmethod
     def empty(cls, n):
         z = np.zeros(n, bool)
         return cls(np.zeros(n, np.int64), np.zeros(n), z.copy(), z.copy(), z.copy(), z.copy(), z.copy(),
-                   z.copy())
+                   z.copy(), z.copy())
+
+    def fixed_shapes(self, free):
+        """``free`` without the shape and n of runaway galaxies (reset to their catalog values)."""
+        out = free.copy()
+        out[self.runaway, 2:] = False
+        return out
 
 
 def _layout(model, sizes, free, idx=None, anchors=None):
@@ -113,6 +122,7 @@ def _run_groups(name, model, prob, params, sizes, free, tol, rec, anchors, only=
         rec.niters[idx] = run.niters
         rec.last_dlnp[idx] = run.last_dlnp
         rec.stalled[idx] = run.stalled
+        rec.runaway[idx] |= run.runaway
         rec.hit_max[idx] = not run.converged and not run.stalled and run.niters >= s.n_opt_iters
         if tol > s.step_tol_sigma:
             rec.early_bad[idx] |= not run.converged
@@ -233,7 +243,7 @@ def fit_scene(model, table, settings, prob, size_fn, start=None, check=True):
         plan = _stage_plan(free, settings)
     else:
         free = start["free"] & prob.target[:, None]
-        for name in ("shape_frozen", "n_frozen", "early_bad"):
+        for name in ("shape_frozen", "n_frozen", "early_bad", "runaway"):
             getattr(rec, name)[:] = getattr(start["record"], name)
         plan = [("all", free)]
     poisson = model.gain is not None
@@ -242,8 +252,10 @@ def fit_scene(model, table, settings, prob, size_fn, start=None, check=True):
             _refresh_weights(model, params, sizes)
         tol = settings.step_tol_sigma if name == "all" else max(WARMUP_STEP_TOL, settings.step_tol_sigma)
         anchors = _anchors(params)
-        params, info = _run_groups(name, model, prob, params, sizes, stage_free, tol, rec, anchors)
+        params, info = _run_groups(name, model, prob, params, sizes, rec.fixed_shapes(stage_free), tol, rec,
+                                   anchors)
         stages.append(info)
+        free = rec.fixed_shapes(free)
     if not check:
         return {"params": params, "ev": None, "prob": prob, "stages": stages, "free": free, "record": rec}
     if poisson and start is None:  # (from a coarse start, the weights of the flux solve there stand)
@@ -253,6 +265,7 @@ def fit_scene(model, table, settings, prob, size_fn, start=None, check=True):
         params, info = _run_groups("polish", model, prob, params, sizes, free, settings.step_tol_sigma, rec,
                                    anchors, only=~ok & prob.target)
         stages.append(info)
+        free = rec.fixed_shapes(free)
         ev, ok = final_check(model, prob, params, sizes, free, anchors)
     rec.converged[:] = ok | ~free.any(axis=1)
     return {"params": params, "ev": ev, "prob": prob, "stages": stages, "free": free, "record": rec}

@@ -99,7 +99,7 @@ def _flags_and_errors(raw):
     conv = rec.converged
     bits = {"not_converged": ~conv, "hit_max_iters": ~conv & rec.hit_max, "stalled": ~conv & rec.stalled,
             "early_stage_not_converged": rec.early_bad, "shape_unconstrained": rec.shape_frozen,
-            "sersic_n_unconstrained": rec.n_frozen}
+            "sersic_n_unconstrained": rec.n_frozen, "re_runaway": rec.runaway}
     for name, on in bits.items():
         flags |= np.where(on, flag_bit(name), 0)
     for name, on in zip(("pos_at_bound", "re_at_bound", "ell_at_bound", "sersic_n_at_bound"),

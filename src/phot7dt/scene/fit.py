@@ -23,6 +23,12 @@
   step passed the step test is frozen for the rest of the stage;
 * sources that are not targets (``SourceTable.target``) are frozen as soon
   as they pass the test and never keep a group iterating;
+* runaway guard: a galaxy whose r_e grows beyond ``re_runaway_factor`` times
+  its catalog value after an accepted step gets its catalog shape and n back
+  and keeps them for the rest of the fit (``GroupRun.runaway``).  A faint
+  galaxy next to a brighter, imperfectly modelled source can otherwise
+  absorb that source's residual light by growing without limit (and take its
+  flux far from the truth);
 * with ``estimate``, steps and the group's own convergence test use a
   Fisher matrix estimated from representative bands (:mod:`._step`; fluxes,
   ln P and gradient exact); a step whose damped trials all fail is retried
@@ -73,6 +79,7 @@ class GroupRun:
     converged: bool
     last_dlnp: float
     stalled: bool
+    runaway: np.ndarray
 
 
 class _Problem:
@@ -106,13 +113,18 @@ class _Problem:
         if settings.neighbour_fit != "all":  # non-targets: positions only, or nothing but fluxes
             free[~self.target, 0 if settings.neighbour_fit == "fluxes" else 2:] = False
         self.free_all = free
+        self.logre_runaway = params0[:, 2] + np.log(settings.re_runaway_factor)
 
     def subset(self, idx):
         """The same problem restricted to sources ``idx``."""
         sub = copy.copy(self)
-        for name in ("mu", "prec", "lo", "hi", "free_all", "target"):
+        for name in ("mu", "prec", "lo", "hi", "free_all", "target", "logre_runaway"):
             setattr(sub, name, getattr(self, name)[idx])
         return sub
+
+    def runaways(self, params, free):
+        """Sources with a free r_e grown beyond ``re_runaway_factor`` times its catalog value."""
+        return free[:, 2] & (params[:, 2] > self.logre_runaway)
 
     def lnprior(self, params):
         return -0.5 * float(np.sum(self.prec * (params - self.mu) ** 2))
@@ -186,7 +198,8 @@ class _Stage:
 
     def __init__(self, model, prob, params, layout, estimate):
         self.model, self.prob, self.free = model, prob, layout.free
-        self.layout = layout
+        self.layout = self.base = layout
+        self.runaway = np.zeros(params.shape[0], bool)
         self.plan = model.fisher_plan(prob.s.fisher_bands) if estimate else None
         self.params = params
         self.ev, self.exact = self.evaluate(params)
@@ -208,10 +221,21 @@ class _Stage:
         """Re-evaluate the current point with the full Fisher matrix."""
         self.ev, self.exact = self.evaluate(self.params, exact=True)
 
-    def restore(self, layout):
+    def restore(self):
         """Free every source of the group again (one evaluation)."""
-        self.layout, self.free = layout, layout.free
+        self.layout, self.free = self.base, self.base.free
         self.ev, self.exact = self.evaluate(self.params)
+
+    def reset_runaways(self, run):
+        """Give the ``run`` galaxies their catalog shape and n and fix them (one evaluation)."""
+        self.runaway |= run
+        self.params = self.params.copy()
+        self.params[run, 2:] = self.prob.mu[run, 2:]
+        self.base = _without_shapes(self.base, run)
+        self.layout = _without_shapes(self.layout, run)
+        self.free = self.layout.free
+        self.ev, self.exact = self.evaluate(self.params)
+        self.lnp = self.ev.lnlike + self.prob.lnprior(self.params)
 
     def system(self):
         prec = self.prob.prec[self.free]
@@ -233,6 +257,12 @@ class _Stage:
         self.free = new_free
         lay = self.layout
         self.layout = Layout(lay.sizes, new_free, lay.pad, core=lay.core, anchors=lay.anchors)
+
+
+def _without_shapes(layout, run):
+    free = layout.free.copy()
+    free[run, 2:] = False
+    return Layout(layout.sizes, free, layout.pad, core=layout.core, anchors=layout.anchors)
 
 
 def newton_test(prob, params, free, A, g, tol):
@@ -333,10 +363,10 @@ def run_stage(model, prob, params, layout, step_tol, lam, warmup=False, estimate
         ok &= gain <= tol_lnp
         active = st.free.any(axis=1)
         if np.all(ok | ~active | ~prob.target) and np.sum(gain[prob.target]) <= tol_lnp:
-            if warmup or st.free.sum() == layout.free.sum():
+            if warmup or st.free.sum() == st.base.free.sum():
                 converged = True
                 break
-            st.restore(layout)  # frozen sources may have moved their optimum: test the whole group
+            st.restore()  # frozen sources may have moved their optimum: test the whole group
             may_freeze = False  # until the next step (a subset can pass where the whole group fails)
             continue
         if niters >= s.n_opt_iters:
@@ -356,8 +386,11 @@ def run_stage(model, prob, params, layout, step_tol, lam, warmup=False, estimate
         dlnp = lnp_t - st.lnp
         st.params, st.ev, st.lnp = trial, ev_t, lnp_t
         may_freeze = True
+        run = prob.runaways(st.params, st.free)
+        if run.any():
+            st.reset_runaways(run)
     logger.debug("group of %d: niters=%d converged=%s dlnp=%.3g", params.shape[0], niters, converged, dlnp)
-    return GroupRun(st.params, niters, converged, float(dlnp), stalled), lam
+    return GroupRun(st.params, niters, converged, float(dlnp), stalled, st.runaway), lam
 
 
 def make_problem(table, shape, settings):

@@ -35,6 +35,8 @@ FLAGS = (
                    "shape and n kept at the catalog values (Fisher errors above freeze_shape_sigma)"),
     FlagDefinition(4096, "sersic_n_unconstrained",
                    "Sersic n kept at the catalog value (Fisher error above freeze_sersic_n_sigma)"),
+    FlagDefinition(8192, "re_runaway",
+                   "r_e grew beyond re_runaway_factor x its catalog value: catalog shape and n kept"),
 )
 
 _BY_NAME = {f.name: f for f in FLAGS}

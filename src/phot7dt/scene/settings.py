@@ -39,6 +39,10 @@ class FitSettings:
         Free the positions / the shapes and Sersic n; both False = forced fluxes.
     re_min_pix, re_max_pix : float
         Bounds on r_e (px); hitting one sets a flag.
+    re_runaway_factor : float
+        A galaxy whose r_e grows beyond this many times its catalog value
+        gets its catalog shape and n back, fixed for the rest of the fit
+        (flag ``re_runaway``); ``inf`` turns the guard off.
     q_min : float
         Smallest axis ratio b/a reachable by the fit (bounds |ee|); flagged.
     max_step_pos, max_step_logre, max_step_ee, max_step_n : float
@@ -98,13 +102,14 @@ class FitSettings:
     fit_shapes: bool = True
     re_min_pix: float = 0.1
     re_max_pix: float = 100.0
+    re_runaway_factor: float = 3.0
     q_min: float = 0.02
     max_step_pos: float = 1.0
     max_step_logre: float = 0.5
     max_step_ee: float = 0.5
     max_step_n: float = 1.0
-    model_trunc_frac: float = 0.02
-    cross_trunc_frac: float = 0.02
+    model_trunc_frac: float = 0.1
+    cross_trunc_frac: float = 0.1
     min_stamp_size: int = 16
     max_stamp_size: int = 256
     lm_lambda0: float = 1e-3
@@ -123,6 +128,7 @@ class FitSettings:
             "step_tol_sigma": self.step_tol_sigma > 0,
             "pos_max_shift_pix": self.pos_max_shift_pix is None or self.pos_max_shift_pix > 0,
             "re_min_pix": 0 < self.re_min_pix < self.re_max_pix,
+            "re_runaway_factor": self.re_runaway_factor > 1,
             "q_min": 1e-3 <= self.q_min < 1,
             "model_trunc_frac": self.model_trunc_frac > 0,
             "cross_trunc_frac": self.cross_trunc_frac >= self.model_trunc_frac,

@@ -37,6 +37,7 @@ def fit_config(
         step_tol_sigma=engine.step_tol_sigma,
         re_min_pix=engine.re_min_pix,
         re_max_pix=engine.re_max_pix,
+        re_runaway_factor=engine.re_runaway_factor,
         q_min=engine.q_min,
         freeze_shape_sigma=engine.freeze_shape_sigma,
         freeze_sersic_n_sigma=engine.freeze_sersic_n_sigma,
