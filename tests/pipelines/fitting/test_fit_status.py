@@ -13,6 +13,7 @@ from saturated_field import BANDS, FWHM, STARS, moffat_grid
 
 from phot7dt.hooks import FitFailureHooks, PatchFailureError
 from phot7dt.pipelines.fitting import patch_task, status
+from phot7dt.pipelines.fitting.nodes import plot_patch_fits
 from phot7dt.psf_grid import PSFChoice, PSFGrid
 
 NOT_FITTED = {"excluded_crop", "excluded_saturation", "patch_failed", "no_psf", "masked"}
@@ -167,3 +168,27 @@ def test_the_hook_passes_a_clean_run_and_ignores_runs_without_fits(saturated_run
 
     FitFailureHooks().after_pipeline_run(create_pipeline(), catalog)
     FitFailureHooks().after_pipeline_run(Pipeline([]), DataCatalog({}))
+
+
+def test_a_run_where_every_patch_fails_ends_with_the_patch_failure_error(
+    saturated_upstream, tmp_path, monkeypatch
+):
+    def fail(task, meta):
+        raise FloatingPointError("simulated solver failure")
+
+    monkeypatch.setattr(patch_task, "_fit", fail)
+    field, gaia = _with_gaia_stars(saturated_upstream)
+    out = run_stages(
+        field,
+        tmp_path / "patches",
+        patch_run={"max_workers": 1},
+        calibration={"gaiaxp_synphot": gaia, "params:zp": {}},
+    )
+    catalog = out["output_catalog"]
+    assert (catalog["fit_status"] == "patch_failed").all()
+    assert catalog[[f"FLUX_{band}_fit" for band in BANDS]].isna().all().all()
+    figures = plot_patch_fits(out["patches"], out["merged_catalog"], field.frames, field.bright_mask,
+                              field.epsf_grid, {"cutout_max_sources": 1})
+    assert figures and all(draw() is not None for draw in figures.values())  # drawn without a fit
+    with pytest.raises(PatchFailureError, match=r"(\d+) of \1 patches failed.*simulated solver failure"):
+        FitFailureHooks().after_pipeline_run(out["pipeline"], out["catalog"])

@@ -78,7 +78,8 @@ def expected_columns(bands: list[str], multi_band: bool) -> dict[str, str]:
         cols[f"FLUX_{band}_fit"] = cols[f"FLUXERR_{band}_fit"] = "float64"
     suffixes = ["_fit"] if multi_band else [f"_{b}_fit" for b in bands]
     for suffix in suffixes:
-        cols[f"x_pix_white{suffix}"] = cols[f"y_pix_white{suffix}"] = "float64"
+        for name in ("x_pix_white", "y_pix_white", "Re", "ELL", "THETA", "sersic_n"):
+            cols[f"{name}{suffix}"] = "float64"
     return cols
 
 
