@@ -181,6 +181,17 @@ class Frame:
         return open_pixels(self.path, self.hdu)
 
 
+def _near_saturation(raw: np.ndarray, level: float, pad: int) -> np.ndarray:
+    """Pixels within ``pad`` px (disk) of a pixel at or above ``level``."""
+    with np.errstate(invalid="ignore"):
+        saturated = raw >= level
+    if saturated.any():
+        offsets = np.arange(-pad, pad + 1)
+        disk = (offsets[:, None] ** 2 + offsets[None, :] ** 2) <= pad**2
+        saturated = ndimage.binary_dilation(saturated, structure=disk)
+    return saturated
+
+
 @dataclasses.dataclass(frozen=True)
 class FrameSet:
     """All bands of one tile, aligned, with the working-frame crop box.
@@ -287,33 +298,28 @@ class FrameSet:
         invvar = np.zeros_like(images)
         saturated = np.zeros(images.shape, bool)
         for i, frame in enumerate(frames):
-            raw = np.asarray(self.raw(frame.band, box), dtype=np.float32)
+            pad = saturation_pad_pix if mask_saturated and math.isfinite(frame.saturation_level) else 0
+            grown = self._grown(box, pad)  # one read per band: the box and its saturation margin
+            dy, dx = box.y0 - grown.y0, box.x0 - grown.x0
+            margin = np.asarray(self.raw(frame.band, grown), dtype=np.float32)
+            raw = margin[dy : dy + ny, dx : dx + nx]
             good = np.isfinite(raw)
             if math.isfinite(frame.saturation_level):
                 saturated[i] = good & (raw >= frame.saturation_level)
             bad = ~good
             if mask_saturated:
                 bad |= saturated[i]
-                if saturation_pad_pix > 0 and math.isfinite(frame.saturation_level):
-                    bad |= self._padded_saturation(frame, box, saturation_pad_pix)
+                if pad > 0:
+                    bad |= _near_saturation(margin, frame.saturation_level, pad)[dy : dy + ny, dx : dx + nx]
             if extra_mask is not None:
                 bad |= extra_mask
             images[i] = np.where(good, raw * np.float32(frame.scale), 0.0)
             invvar[i] = np.where(bad, 0.0, np.float32(1.0 / frame.sky_sigma**2))
         return images, invvar, saturated
 
-    def _padded_saturation(self, frame: Frame, box: Box, pad: int) -> np.ndarray:
-        """Pixels of ``box`` within ``pad`` px of a saturated pixel of ``frame`` (read with a
-        ``pad`` margin so saturated pixels just outside the box count)."""
+    def _grown(self, box: Box, pad: int) -> Box:
+        """``box`` with a ``pad`` px margin, clipped to the working frame."""
+        if pad <= 0:
+            return box
         ny, nx = self.shape
-        grown = Box(max(box.x0 - pad, 0), max(box.y0 - pad, 0),
-                    min(box.x1 + pad, nx), min(box.y1 + pad, ny))
-        raw = np.asarray(self.raw(frame.band, grown), dtype=np.float32)
-        with np.errstate(invalid="ignore"):
-            saturated = raw >= frame.saturation_level
-        if saturated.any():
-            offsets = np.arange(-pad, pad + 1)
-            disk = (offsets[:, None] ** 2 + offsets[None, :] ** 2) <= pad**2
-            saturated = ndimage.binary_dilation(saturated, structure=disk)
-        dy, dx = box.y0 - grown.y0, box.x0 - grown.x0
-        return saturated[dy : dy + box.shape[0], dx : dx + box.shape[1]]
+        return Box(max(box.x0 - pad, 0), max(box.y0 - pad, 0), min(box.x1 + pad, nx), min(box.y1 + pad, ny))
