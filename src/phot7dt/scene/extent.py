@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from .ellipse import shape_covariance
-from .mixtures import profile_mixture
+from .mixtures import mixture_arrays
 from .render import fft_size_at_least
 
 __all__ = ["psf_sigma", "stamp_sizes"]
@@ -45,19 +45,30 @@ def _psf_sigma(psf):
     return float(np.sqrt(0.5 * np.sum(psf.amp * np.trace(psf.var, axis1=1, axis2=2))))
 
 
-def _galaxy_radius(kind, params, flux, thr, s_psf2):
-    """Radius (px) where each band's convolved mixture drops below ``thr``; shape (B,)."""
-    mix = profile_mixture(kind, params[5])
-    cov, _ = shape_covariance(params[2], params[3], params[4])
-    det_c, tr_c = np.linalg.det(cov[0]), np.trace(cov[0])
-    lam = 0.5 * tr_c + np.sqrt(max(0.25 * tr_c**2 - det_c, 0.0))
-    v = mix.var[:, None]
-    det = v * v * det_c + v * s_psf2[None, :] * tr_c + s_psf2[None, :] ** 2
-    peak = np.abs(mix.amp)[:, None] * flux[None, :] / (2 * np.pi * np.sqrt(det))
+def _galaxy_radii(kinds, params, flux, thr, s_psf2):
+    """Radius (px) where each band's convolved mixture drops below ``thr``; shape (G, B).
+
+    ``kinds`` and ``params`` are those of G galaxies, ``flux`` and ``thr`` (G, B).
+    Mixtures are zero-padded to a common length (a zero amplitude adds no radius).
+    """
+    tables = [mixture_arrays(k, p[5]) for k, p in zip(kinds, params, strict=True)]
+    amp = np.zeros((len(tables), max(t[0].size for t in tables)))
+    var = np.zeros_like(amp)
+    for g, (a, v) in enumerate(tables):
+        amp[g, :a.size], var[g, :v.size] = np.abs(a), v
+    cov, _ = shape_covariance(params[:, 2], params[:, 3], params[:, 4])
+    det_c = cov[:, 0, 0] * cov[:, 1, 1] - cov[:, 0, 1] ** 2
+    tr_c = cov[:, 0, 0] + cov[:, 1, 1]
+    lam = 0.5 * tr_c + np.sqrt(np.maximum(0.25 * tr_c**2 - det_c, 0.0))
+    v, s2 = var[:, :, None], s_psf2[None, None, :]
+    det = v * v * det_c[:, None, None] + v * s2 * tr_c[:, None, None] + s2**2
+    peak = amp[:, :, None] * flux[:, None, :] / (2 * np.pi * np.sqrt(det))
     with np.errstate(divide="ignore", invalid="ignore"):
-        arg = np.log(peak / thr[None, :])
-    r2 = 2.0 * (v * lam + s_psf2[None, :]) * np.where(arg > 0, arg, 0.0)
-    return np.sqrt(np.nan_to_num(r2, nan=0.0, posinf=0.0).max(axis=0))
+        arg = np.log(peak / thr[:, None, :])
+    r2 = 2.0 * (v * lam[:, None, None] + s2) * np.where(arg > 0, arg, 0.0)
+    r_known = np.sqrt(np.nan_to_num(r2, nan=0.0, posinf=0.0).max(axis=1))
+    r_unknown = 4.0 * np.sqrt(var.max(axis=1)) * np.exp(params[:, 2])
+    return r_known, r_unknown
 
 
 def stamp_sizes(kinds, params, fluxes, noise_sigma, psfs, settings, frac=None):
@@ -82,6 +93,7 @@ def stamp_sizes(kinds, params, fluxes, noise_sigma, psfs, settings, frac=None):
     ndarray of int64, shape (n_src,)
     """
     frac = settings.model_trunc_frac if frac is None else frac
+    params = np.asarray(params, float)
     fluxes = np.abs(np.asarray(fluxes, float))
     sigma = np.asarray(noise_sigma, float)
     s_psf2 = np.array([psf_sigma(p) ** 2 for p in psfs])
@@ -93,13 +105,12 @@ def stamp_sizes(kinds, params, fluxes, noise_sigma, psfs, settings, frac=None):
         r_psf[:, b] = np.where(known[:, b], psf.wing_radius(thr[:, b]), psf.half_size)
         r_psf[~np.isfinite(thr[:, b]) | (fluxes[:, b] == 0), b] = 0.0
     radius = r_psf.max(axis=1)
-    for s, kind in enumerate(kinds):
-        if kind == "STAR":
-            continue
-        r_gal = _galaxy_radius(kind, params[s], np.where(known[s], fluxes[s], 0.0),
-                               np.where(known[s], thr[s], 1.0), s_psf2)
-        unknown = 4.0 * np.sqrt(profile_mixture(kind, params[s, 5]).var.max()) * np.exp(params[s, 2])
-        r_gal = np.where(known[s], r_gal, unknown)
-        radius[s] = np.max(np.hypot(r_psf[s], r_gal))
+    gal = np.flatnonzero([kind != "STAR" for kind in kinds])
+    if gal.size:
+        r_known, r_unknown = _galaxy_radii([kinds[s] for s in gal], params[gal],
+                                           np.where(known[gal], fluxes[gal], 0.0),
+                                           np.where(known[gal], thr[gal], 1.0), s_psf2)
+        r_gal = np.where(known[gal], r_known, r_unknown[:, None])
+        radius[gal] = np.max(np.hypot(r_psf[gal], r_gal), axis=1)
     return np.array([fft_size_at_least(2 * int(np.ceil(r)) + 2, settings.min_stamp_size,
                                        settings.max_stamp_size) for r in radius], dtype=np.int64)

@@ -34,6 +34,7 @@ __all__ = [
     "SERSIC_N_MAX",
     "SERSIC_N_MIN",
     "Mixture",
+    "mixture_arrays",
     "profile_mixture",
     "sersic_mixture",
 ]
@@ -181,3 +182,10 @@ def profile_mixture(kind, n=None):
         raise ValueError(msg)
     amp, var = _FIXED[kind]
     return Mixture(amp, var)
+
+
+def mixture_arrays(kind, n=None):
+    """(amp, var) of :func:`profile_mixture` without copies (shared: do not modify)."""
+    if kind == "SERSIC":
+        return _sersic_cached(round(float(n), 12))[:2]
+    return profile_mixture(kind, n).amp, _FIXED[kind][1]
