@@ -93,8 +93,9 @@ def _flags_and_errors(raw):
     perr = np.full(params.shape, np.nan)
     perr[free] = np.sqrt(np.where(np.diag(cov) > 0, np.diag(cov), np.nan))
     marg = ev.flux_var.copy()
-    for b, Z in enumerate(ev.z_blocks):
-        marg[b] += np.einsum("ij,jk,ik->i", Z, cov, Z)
+    if ev.z_blocks:
+        Z = np.stack(ev.z_blocks)  # (band, source, theta)
+        marg += np.sum((Z @ cov) * Z, axis=-1)
     flags = np.zeros(params.shape[0], np.int64)
     conv = rec.converged
     bits = {"not_converged": ~conv, "hit_max_iters": ~conv & rec.hit_max, "stalled": ~conv & rec.stalled,
