@@ -362,7 +362,7 @@ class PatchModel:
             out.adjoint.start(bands.size)
         for i, b in enumerate(bands):
             d, w = self.data[b, y0:y1, x0:x1], self.w[b, y0:y1, x0:x1]
-            model = np.zeros(d.shape)
+            model = np.zeros(d.shape, buf.dtype)  # (single-precision stamps: a float32 model)
             add_model(buf[i], lay.offsets, lay.sizes, ox, oy, f[i], model)
             if geo.approximate:
                 g0 = project(buf[i], lay.offsets, lay.sizes, lay.ncols, ox, oy, weighted_residual(d, w, model)[0],

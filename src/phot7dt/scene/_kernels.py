@@ -203,13 +203,13 @@ def padded_data(images, invvar, pad, dtype):
 
 @njit(cache=True, nogil=True, fastmath=True)
 def weighted_residual(d, w, model):
-    """w * (d - model) (float64) and sum of w * model * (model - 2 d), the chi^2 change the model makes."""
+    """w * (d - model) (dtype of ``model``) and sum of w * model * (model - 2 d), the chi^2 change the model makes."""
     ny, nx = d.shape
-    wr = np.empty((ny, nx))
+    wr = np.empty((ny, nx), model.dtype)
     acc = 0.0
     for y in range(ny):
         for x in range(nx):
-            dd, ww, m = np.float64(d[y, x]), np.float64(w[y, x]), model[y, x]
+            dd, ww, m = np.float64(d[y, x]), np.float64(w[y, x]), np.float64(model[y, x])
             wr[y, x] = ww * (dd - m)
             acc += ww * m * (m - 2.0 * dd)
     return wr, acc
