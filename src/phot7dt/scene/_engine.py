@@ -33,8 +33,8 @@ import scipy.fft
 
 from . import _solve
 from ._evaluation import Accumulator, Geometry
-from ._kernels import (add_model, gram_pairs, padded_data, poisson_weights, project, self_terms,
-                       weighted_residual)
+from ._kernels import (add_model, gram_pairs, padded_data, poisson_weights, positive_range, project,
+                       self_terms, weighted_residual)
 from ._step import Adjoint, StampCache, binned_fluxes, fisher_band_plan, model_bases, theta_columns
 from .psf import FourierStacks
 from .render import base_factors
@@ -387,6 +387,12 @@ def noise_sigma(invvar):
     """Median per-pixel noise sigma of each band from invvar (B, ny, nx); inf if all masked."""
     out = np.empty(invvar.shape[0])
     for b in range(invvar.shape[0]):
-        v = invvar[b][np.isfinite(invvar[b]) & (invvar[b] > 0)]
-        out[b] = 1.0 / np.sqrt(np.median(v)) if v.size else np.inf
+        n, lo, hi = positive_range(invvar[b])
+        if n == 0:
+            out[b] = np.inf
+        elif lo == hi:  # (sky-only noise: one value per band)
+            out[b] = 1.0 / np.sqrt(lo)
+        else:
+            v = invvar[b][np.isfinite(invvar[b]) & (invvar[b] > 0)]
+            out[b] = 1.0 / np.sqrt(np.median(v))
     return out

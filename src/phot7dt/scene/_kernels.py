@@ -12,7 +12,7 @@ import numpy as np
 from numba import njit
 
 __all__ = ["add_model", "crop_stamps", "fourier_factors", "gram_pairs", "overlapping_pairs", "padded_data",
-           "poisson_weights", "project", "self_terms", "weighted_residual"]
+           "poisson_weights", "positive_range", "project", "self_terms", "weighted_residual"]
 
 
 @njit(cache=True, nogil=True, fastmath=True)
@@ -213,6 +213,20 @@ def weighted_residual(d, w, model):
             wr[y, x] = ww * (dd - m)
             acc += ww * m * (m - 2.0 * dd)
     return wr, acc
+
+
+@njit(cache=True, nogil=True)
+def positive_range(image):
+    """(count, min, max) of the finite values > 0 of a 2-D array (min = max = 0 if none)."""
+    n, lo, hi = 0, np.inf, -np.inf
+    for y in range(image.shape[0]):
+        for x in range(image.shape[1]):
+            v = np.float64(image[y, x])
+            if v > 0.0 and v < np.inf:
+                n += 1
+                lo = min(lo, v)
+                hi = max(hi, v)
+    return (n, lo, hi) if n else (0, 0.0, 0.0)
 
 
 @njit(cache=True, nogil=True)
