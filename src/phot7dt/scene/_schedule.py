@@ -36,6 +36,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import numpy as np
@@ -107,17 +108,24 @@ def _refresh_weights(model, params, sizes):
     model.set_model_weights(ev.models)
 
 
-def _run_groups(name, model, prob, params, sizes, free, tol, rec, anchors, only=None):
-    """One stage over every group with a free parameter and a target (and a source in ``only``)."""
+def _run_groups(name, model, prob, params, sizes, free, tol, rec, anchors, only=None, final=False):
+    """One stage over every group with a free parameter and a target (and a source in ``only``).
+
+    Returns (params, StageInfo, reusable): with ``final``, ``reusable`` lists
+    (group indices, evaluation) of groups that converged on an evaluation
+    made as the final check makes it (see :func:`final_check`).
+    """
     s = prob.s
     new = params.copy()
-    runs = []
+    runs, reusable = [], []
     for idx in groups_of(model, params, sizes):
         if not free[idx].any() or not prob.target[idx].any() or (only is not None and not only[idx].any()):
             continue  # (a group without targets shares no pixel with one: its fluxes suffice)
         run, _ = run_stage(model.subset(idx), prob.subset(idx), params[idx], _layout(model, sizes, free, idx, anchors),
-                           tol, s.lm_lambda0, warmup=tol > s.step_tol_sigma, estimate=name == "all")
+                           tol, s.lm_lambda0, warmup=tol > s.step_tol_sigma, estimate=name == "all", final=final)
         new[idx] = run.params
+        if run.final_ev is not None:
+            reusable.append((idx, run.final_ev))
         runs.append(run)
         rec.niters[idx] = run.niters
         rec.last_dlnp[idx] = run.last_dlnp
@@ -130,7 +138,7 @@ def _run_groups(name, model, prob, params, sizes, free, tol, rec, anchors, only=
                      max((r.last_dlnp for r in runs), default=0.0), any(
                          not r.converged and not r.stalled and r.niters >= s.n_opt_iters for r in runs),
                      any(r.stalled for r in runs))
-    return new, info
+    return new, info, reusable
 
 
 def _freeze_unconstrained(model, prob, params, sizes, free, rec):
@@ -165,9 +173,17 @@ def _stage_plan(free, settings):
     return warm + [("all", free)]
 
 
-def final_check(model, prob, params, sizes, free, anchors):
-    """Joint evaluation and the per-source convergence test; returns (ev, converged (n,))."""
-    ev = model.evaluate(params, _layout(model, sizes, free, anchors=anchors), derivs=True, single=True)
+def final_check(model, prob, params, sizes, free, anchors, reusable=()):
+    """Joint evaluation and the per-source convergence test; returns (ev, converged (n,)).
+
+    ``reusable`` (from :func:`_run_groups`): when the only group with free
+    parameters converged on an evaluation made as this one, that evaluation
+    stands for its sources (groups share no pixel) and the other sources get
+    a flux-only evaluation (see :func:`_joined`).
+    """
+    ev = _joined(model, params, sizes, free, anchors, reusable)
+    if ev is None:
+        ev = model.evaluate(params, _layout(model, sizes, free, anchors=anchors), derivs=True, single=True)
     if not free.any():
         return ev, np.ones(params.shape[0], bool)
     prec = prob.prec[free]
@@ -176,6 +192,38 @@ def final_check(model, prob, params, sizes, free, anchors):
     ok, _ratio, gain, _keep = newton_test(prob, params, free, A, g, prob.s.step_tol_sigma)
     lnp = ev.lnlike + prob.lnprior(params)
     return ev, ok & (gain <= prob.s.dlnp_stop * max(1.0, abs(lnp)))
+
+
+def _joined(model, params, sizes, free, anchors, reusable):
+    """The whole-patch final evaluation from one group's and a flux-only one of the rest, or None.
+
+    Exact: the two share no pixel, so fluxes, their variances and the Fisher
+    system split by source; each evaluation's ln L counts sum(w d^2) of the
+    whole patch once, so one copy is added back.
+    """
+    active = [g for g in groups_of(model, params, sizes) if free[g].any()]
+    if len(reusable) != 1 or len(active) != 1 or not np.array_equal(active[0], reusable[0][0]):
+        return None
+    idx, ev = reusable[0]
+    rest = np.setdiff1d(np.arange(params.shape[0]), idx)
+    if not rest.size:
+        return ev
+    zero = np.zeros((params.shape[0], 6), bool)
+    other = model.subset(rest).evaluate(params[rest], _layout(model, sizes, zero, rest, anchors), single=True)
+    joined = copy.copy(ev)
+    joined.lnlike = ev.lnlike + other.lnlike + 0.5 * float(np.sum(model.wdd))
+    joined.singular = ev.singular or other.singular
+    for name in ("fluxes", "flux_var"):
+        out = np.empty((model.n_band, params.shape[0]))
+        out[:, idx], out[:, rest] = getattr(ev, name), getattr(other, name)
+        setattr(joined, name, out)
+    blocks = []
+    for z in ev.z_blocks:
+        full = np.zeros((params.shape[0], z.shape[1]))
+        full[idx] = z
+        blocks.append(full)
+    joined.z_blocks = blocks
+    return joined
 
 
 def _grows(new, old):
@@ -252,18 +300,18 @@ def fit_scene(model, table, settings, prob, size_fn, start=None, check=True):
             _refresh_weights(model, params, sizes)
         tol = settings.step_tol_sigma if name == "all" else max(WARMUP_STEP_TOL, settings.step_tol_sigma)
         anchors = _anchors(params)
-        params, info = _run_groups(name, model, prob, params, sizes, rec.fixed_shapes(stage_free), tol, rec,
-                                   anchors)
+        params, info, reusable = _run_groups(name, model, prob, params, sizes, rec.fixed_shapes(stage_free), tol,
+                                             rec, anchors, final=check and start is not None)
         stages.append(info)
         free = rec.fixed_shapes(free)
     if not check:
         return {"params": params, "ev": None, "prob": prob, "stages": stages, "free": free, "record": rec}
     if poisson and start is None:  # (from a coarse start, the weights of the flux solve there stand)
         _refresh_weights(model, params, sizes)
-    ev, ok = final_check(model, prob, params, sizes, free, anchors)
+    ev, ok = final_check(model, prob, params, sizes, free, anchors, reusable)
     if not (ok | ~prob.target).all():
-        params, info = _run_groups("polish", model, prob, params, sizes, free, settings.step_tol_sigma, rec,
-                                   anchors, only=~ok & prob.target)
+        params, info, _ = _run_groups("polish", model, prob, params, sizes, free, settings.step_tol_sigma, rec,
+                                      anchors, only=~ok & prob.target)
         stages.append(info)
         free = rec.fixed_shapes(free)
         ev, ok = final_check(model, prob, params, sizes, free, anchors)

@@ -80,6 +80,7 @@ class GroupRun:
     last_dlnp: float
     stalled: bool
     runaway: np.ndarray
+    final_ev: object = None
 
 
 class _Problem:
@@ -200,6 +201,7 @@ class _Stage:
         self.model, self.prob, self.free = model, prob, layout.free
         self.layout = self.base = layout
         self.runaway = np.zeros(params.shape[0], bool)
+        self.final_ev = None
         self.plan = model.fisher_plan(prob.s.fisher_bands) if estimate else None
         self.params = params
         self.ev, self.exact = self.evaluate(params)
@@ -221,10 +223,18 @@ class _Stage:
         """Re-evaluate the current point with the full Fisher matrix."""
         self.ev, self.exact = self.evaluate(self.params, exact=True)
 
-    def restore(self):
-        """Free every source of the group again (one evaluation)."""
+    def restore(self, final=False):
+        """Free every source of the group again (one evaluation).
+
+        ``final``: evaluate as the final check of :mod:`._schedule` does (full
+        Fisher matrix, every cross term), so that a pass can stand for it.
+        """
         self.layout, self.free = self.base, self.base.free
-        self.ev, self.exact = self.evaluate(self.params)
+        if final:
+            self.ev = self.final_ev = self.model.evaluate(self.params, self.layout, derivs=True, single=True)
+            self.exact = True
+        else:
+            self.ev, self.exact = self.evaluate(self.params)
 
     def reset_runaways(self, run):
         """Give the ``run`` galaxies their catalog shape and n and fix them (one evaluation)."""
@@ -251,6 +261,7 @@ class _Stage:
         """
         keep = new_free[self.free]
         ev = self.ev
+        self.final_ev = None  # (restricted in place below)
         ev.fisher = ev.fisher[np.ix_(keep, keep)]
         ev.grad = ev.grad[keep]
         ev.z_blocks = [z[:, keep] for z in ev.z_blocks]
@@ -341,7 +352,7 @@ def _settle(st, first, lam, outcome):
     return None, None, None, lam, outcome
 
 
-def run_stage(model, prob, params, layout, step_tol, lam, warmup=False, estimate=False):
+def run_stage(model, prob, params, layout, step_tol, lam, warmup=False, estimate=False, final=False):
     """LM iterations of one group in one stage; returns (GroupRun, lam).
 
     Converged: the :func:`newton_test` passes for every source of the group
@@ -351,7 +362,9 @@ def run_stage(model, prob, params, layout, step_tol, lam, warmup=False, estimate
     declared converged (and may be frozen again), while a ``warmup`` stage
     ends once its active sources pass (the next stage tests everything).
     With ``estimate``, steps and this test use Fisher matrices estimated from
-    ``settings.fisher_bands`` bands (see :class:`_Stage`).
+    ``settings.fisher_bands`` bands (see :class:`_Stage`).  With ``final`` the
+    whole-group re-test evaluates as the final check does; when the group
+    converges on it, that evaluation is returned (``GroupRun.final_ev``).
     """
     s = prob.s
     st = _Stage(model, prob, params, layout, estimate)
@@ -366,7 +379,7 @@ def run_stage(model, prob, params, layout, step_tol, lam, warmup=False, estimate
             if warmup or st.free.sum() == st.base.free.sum():
                 converged = True
                 break
-            st.restore()  # frozen sources may have moved their optimum: test the whole group
+            st.restore(final)  # frozen sources may have moved their optimum: test the whole group
             may_freeze = False  # until the next step (a subset can pass where the whole group fails)
             continue
         if niters >= s.n_opt_iters:
@@ -390,7 +403,8 @@ def run_stage(model, prob, params, layout, step_tol, lam, warmup=False, estimate
         if run.any():
             st.reset_runaways(run)
     logger.debug("group of %d: niters=%d converged=%s dlnp=%.3g", params.shape[0], niters, converged, dlnp)
-    return GroupRun(st.params, niters, converged, float(dlnp), stalled, st.runaway), lam
+    final_ev = st.final_ev if converged and st.ev is st.final_ev else None
+    return GroupRun(st.params, niters, converged, float(dlnp), stalled, st.runaway, final_ev), lam
 
 
 def make_problem(table, shape, settings):
