@@ -31,7 +31,9 @@
   undamped Gauss-Newton step (bound-blocked components removed) must be
   <= ``step_tol_sigma`` Fisher sigmas for every free parameter of a source,
   and its predicted ln P gain for that source <= dlnp_stop * max(1, |ln P|).
-  Groups with a failing source get one more "polish" stage.
+  Groups with a failing source get one more "polish" stage.  After a
+  coarse pass this evaluation may be joined from the group's last one
+  (:func:`_joined`) instead of made again.
 """
 
 from __future__ import annotations
