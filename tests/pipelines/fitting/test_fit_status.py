@@ -115,26 +115,32 @@ def _with_gaia_stars(upstream):
     return dataclasses.replace(upstream, active_catalog=catalog), gaia
 
 
-def test_a_failed_patch_gives_a_calibrated_partial_catalog_then_a_failed_run(
-    saturated_upstream, saturated_run, tmp_path, monkeypatch
-):
-    payloads = saturated_run["patch_payloads"]
-    bad = payloads.loc[(payloads["ID"] == "star3") & ~payloads["is_halo"], "patch_tag"].iloc[0]
+def _run_with_failures(upstream, tmp_path, monkeypatch, failing):
+    """Patching to calibration in memory, the solver raising in the patches ``failing(tag)``."""
     real_fit = patch_task._fit
 
     def fit_or_fail(task, meta):
-        if task.tag == bad:
+        if failing(task.tag):
             raise FloatingPointError("simulated solver failure")
         return real_fit(task, meta)
 
     monkeypatch.setattr(patch_task, "_fit", fit_or_fail)
-    field, gaia = _with_gaia_stars(saturated_upstream)
+    field, gaia = _with_gaia_stars(upstream)
     out = run_stages(
         field,
         tmp_path / "patches",
         patch_run={"max_workers": 1},
         calibration={"gaiaxp_synphot": gaia, "params:zp": {}},
     )
+    return field, out
+
+
+def test_a_failed_patch_gives_a_calibrated_partial_catalog_then_a_failed_run(
+    saturated_upstream, saturated_run, tmp_path, monkeypatch
+):
+    payloads = saturated_run["patch_payloads"]
+    bad = payloads.loc[(payloads["ID"] == "star3") & ~payloads["is_halo"], "patch_tag"].iloc[0]
+    _, out = _run_with_failures(saturated_upstream, tmp_path, monkeypatch, lambda tag: tag == bad)
     catalog = out["output_catalog"].set_index("ID")
     failed = catalog["patch_tag"] == bad
     assert failed.any() and (catalog.loc[failed, "fit_status"] == "patch_failed").all()
@@ -173,17 +179,7 @@ def test_the_hook_passes_a_clean_run_and_ignores_runs_without_fits(saturated_run
 def test_a_run_where_every_patch_fails_ends_with_the_patch_failure_error(
     saturated_upstream, tmp_path, monkeypatch
 ):
-    def fail(task, meta):
-        raise FloatingPointError("simulated solver failure")
-
-    monkeypatch.setattr(patch_task, "_fit", fail)
-    field, gaia = _with_gaia_stars(saturated_upstream)
-    out = run_stages(
-        field,
-        tmp_path / "patches",
-        patch_run={"max_workers": 1},
-        calibration={"gaiaxp_synphot": gaia, "params:zp": {}},
-    )
+    field, out = _run_with_failures(saturated_upstream, tmp_path, monkeypatch, lambda tag: True)
     catalog = out["output_catalog"]
     assert (catalog["fit_status"] == "patch_failed").all()
     assert catalog[[f"FLUX_{band}_fit" for band in BANDS]].isna().all().all()
