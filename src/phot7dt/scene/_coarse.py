@@ -29,9 +29,9 @@ from __future__ import annotations
 import numpy as np
 
 from ._engine import PatchModel
+from ._problem import make_problem
 from ._schedule import fit_scene
 from .extent import psf_sigma
-from .fit import make_problem
 
 __all__ = ["BlendedPSF", "binned_patch", "coarse_pass", "psf_bins", "use_coarse"]
 

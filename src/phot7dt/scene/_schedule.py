@@ -266,8 +266,8 @@ def fit_scene(model, table, settings, prob, size_fn, start=None, check=True):
     model : PatchModel
     table : SourceTable
     settings : FitSettings
-    prob : fit._Problem
-        From :func:`.fit.make_problem`.
+    prob : _problem._Problem
+        From :func:`._problem.make_problem`.
     size_fn : callable
         ``size_fn(params, fluxes)`` -> (stamp sizes, core sizes), each (n_src,).
     start : dict, optional

@@ -8,9 +8,10 @@ import numpy as np
 
 from ._coarse import coarse_pass, use_coarse
 from ._engine import PatchModel, noise_sigma
-from .extent import stamp_sizes
+from ._problem import make_problem
 from ._schedule import fit_scene
-from .fit import covariance, make_problem
+from .extent import stamp_sizes
+from .fit import covariance
 from .flags import flag_bit
 from .render import FFT_SIZES, Layout, base_factors, render_band
 from .result import FitResult
