@@ -55,6 +55,13 @@ def _read_image(path: str, list_file: str) -> RawImage:
         raise DatasetError(
             f"{where}: primary HDU holds no 2-D image (NAXIS = {header.get('NAXIS')!r}, expected 2)"
         )
+    scaled = {k: header[k] for k in ("BZERO", "BSCALE", "BLANK") if k in header}
+    if header.get("BITPIX", 0) > 0 and (scaled.get("BZERO", 0) != 0 or scaled.get("BSCALE", 1) != 1
+                                        or "BLANK" in scaled):
+        raise DatasetError(
+            f"{where}: scaled integer pixels (BITPIX = {header['BITPIX']}, {scaled}) cannot be "
+            "memory-mapped; expected float pixels (BITPIX -32 or -64): convert the image first"
+        )
     try:
         data = open_pixels(path, 0)
     except (OSError, ValueError, TypeError) as exc:
