@@ -38,7 +38,6 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 
 import numpy as np
@@ -212,20 +211,17 @@ def _joined(model, params, sizes, free, anchors, reusable):
         return ev
     zero = np.zeros((params.shape[0], 6), bool)
     other = model.subset(rest).evaluate(params[rest], _layout(model, sizes, zero, rest, anchors), single=True)
-    joined = copy.copy(ev)
-    joined.lnlike = ev.lnlike + other.lnlike + 0.5 * float(np.sum(model.wdd))
-    joined.singular = ev.singular or other.singular
-    for name in ("fluxes", "flux_var"):
-        out = np.empty((model.n_band, params.shape[0]))
-        out[:, idx], out[:, rest] = getattr(ev, name), getattr(other, name)
-        setattr(joined, name, out)
-    blocks = []
-    for z in ev.z_blocks:
-        full = np.zeros((params.shape[0], z.shape[1]))
-        full[idx] = z
-        blocks.append(full)
-    joined.z_blocks = blocks
-    return joined
+    n = params.shape[0]
+
+    def by_source(group_part, rest_part):
+        out = np.zeros(group_part.shape[:-1] + (n,))
+        out[..., idx], out[..., rest] = group_part, rest_part
+        return out
+
+    return dataclasses.replace(
+        ev, lnlike=ev.lnlike + other.lnlike + 0.5 * float(np.sum(model.wdd)), singular=ev.singular or other.singular,
+        fluxes=by_source(ev.fluxes, other.fluxes), flux_var=by_source(ev.flux_var, other.flux_var),
+        z_blocks=[by_source(z.T, 0.0).T for z in ev.z_blocks])
 
 
 def _grows(new, old):

@@ -46,9 +46,10 @@ def _psf_sigma(psf):
 
 
 def _galaxy_radii(kinds, params, flux, thr, s_psf2):
-    """Radius (px) where each band's convolved mixture drops below ``thr``; shape (G, B).
+    """Radii (px) of G galaxies: (where each band's convolved mixture drops below ``thr``, (G, B);
+    the 4-sigma extent of the widest component, (G,), for unknown fluxes).
 
-    ``kinds`` and ``params`` are those of G galaxies, ``flux`` and ``thr`` (G, B).
+    ``kinds`` and ``params`` are those of the galaxies, ``flux`` and ``thr`` (G, B).
     Mixtures are zero-padded to a common length (a zero amplitude adds no radius).
     """
     tables = [mixture_arrays(k, p[5]) for k, p in zip(kinds, params, strict=True)]

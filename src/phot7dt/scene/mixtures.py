@@ -177,15 +177,14 @@ def profile_mixture(kind, n=None):
     """
     if kind == "SERSIC":
         return sersic_mixture(n)
-    if kind not in _FIXED:
-        msg = f"no mixture profile for source kind {kind!r}"
-        raise ValueError(msg)
-    amp, var = _FIXED[kind]
-    return Mixture(amp, var)
+    return Mixture(*mixture_arrays(kind))
 
 
 def mixture_arrays(kind, n=None):
     """(amp, var) of :func:`profile_mixture` without copies (shared: do not modify)."""
     if kind == "SERSIC":
         return _sersic_cached(round(float(n), 12))[:2]
-    return profile_mixture(kind, n).amp, _FIXED[kind][1]
+    if kind not in _FIXED:
+        msg = f"no mixture profile for source kind {kind!r}"
+        raise ValueError(msg)
+    return _FIXED[kind]
