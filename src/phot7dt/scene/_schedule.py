@@ -109,12 +109,13 @@ def _refresh_weights(model, params, sizes):
     model.set_model_weights(ev.models)
 
 
-def _run_groups(name, model, prob, params, sizes, free, tol, rec, anchors, only=None, final=False):
+def _run_groups(name, model, prob, params, sizes, free, tol, rec, anchors, lnp_scale, only=None, final=False):
     """One stage over every group with a free parameter and a target (and a source in ``only``).
 
     Returns (params, StageInfo, reusable): with ``final``, ``reusable`` lists
     (group indices, evaluation) of groups that converged on an evaluation
-    made as the final check makes it (see :func:`final_check`).
+    made as the final check makes it (see :func:`final_check`).  ``lnp_scale``
+    is the whole patch's |ln P| (see :func:`.fit.run_stage`).
     """
     s = prob.s
     new = params.copy()
@@ -123,7 +124,8 @@ def _run_groups(name, model, prob, params, sizes, free, tol, rec, anchors, only=
         if not free[idx].any() or not prob.target[idx].any() or (only is not None and not only[idx].any()):
             continue  # (a group without targets shares no pixel with one: its fluxes suffice)
         run, _ = run_stage(model.subset(idx), prob.subset(idx), params[idx], _layout(model, sizes, free, idx, anchors),
-                           tol, s.lm_lambda0, warmup=tol > s.step_tol_sigma, estimate=name == "all", final=final)
+                           tol, s.lm_lambda0, warmup=tol > s.step_tol_sigma, estimate=name == "all", final=final,
+                           lnp_scale=lnp_scale)
         new[idx] = run.params
         if run.final_ev is not None:
             reusable.append((idx, run.final_ev))
@@ -293,13 +295,14 @@ def fit_scene(model, table, settings, prob, size_fn, start=None, check=True):
             getattr(rec, name)[:] = getattr(start["record"], name)
         plan = [("all", free)]
     poisson = model.gain is not None
+    scale = abs(ev.lnlike + prob.lnprior(params))
     for i, (name, stage_free) in enumerate(plan):
         if poisson and i:
             _refresh_weights(model, params, sizes)
         tol = settings.step_tol_sigma if name == "all" else max(WARMUP_STEP_TOL, settings.step_tol_sigma)
         anchors = _anchors(params)
         params, info, reusable = _run_groups(name, model, prob, params, sizes, rec.fixed_shapes(stage_free), tol,
-                                             rec, anchors, final=check and start is not None)
+                                             rec, anchors, scale, final=check and start is not None)
         stages.append(info)
         free = rec.fixed_shapes(free)
     if not check:
@@ -309,7 +312,7 @@ def fit_scene(model, table, settings, prob, size_fn, start=None, check=True):
     ev, ok = final_check(model, prob, params, sizes, free, anchors, reusable)
     if not (ok | ~prob.target).all():
         params, info, _ = _run_groups("polish", model, prob, params, sizes, free, settings.step_tol_sigma, rec,
-                                      anchors, only=~ok & prob.target)
+                                      anchors, abs(ev.lnlike + prob.lnprior(params)), only=~ok & prob.target)
         stages.append(info)
         free = rec.fixed_shapes(free)
         ev, ok = final_check(model, prob, params, sizes, free, anchors)

@@ -9,9 +9,12 @@
   matrix of theta with the fluxes profiled out, plus Gaussian prior terms;
   each source's step is scaled to its max-step limits, then clipped to bounds
   (position box, r_e range, |ee| <= ee_max(q_min), n in [0.29, 6.3]);
-* a trial is accepted if ln P does not decrease (lambda /= 10), else
-  lambda = max(10 lambda, 1e-2) and retried up to ``lm_max_tries`` times;
-  every group has its own damping;
+* a trial is accepted if ln P does not decrease, else lambda =
+  max(10 lambda, 1e-2) and retried up to ``lm_max_tries`` times; an accepted
+  first trial divides lambda by 10, while a trial accepted after a rejection
+  keeps its lambda (dividing would bounce between a rejected and an accepted
+  damping on every step of a slowly converging source); every group has its
+  own damping;
 * **convergence** of a group in a stage: an accepted step with
   dlnp <= dlnp_stop * max(1, |ln P|) AND every free parameter's step
   <= tol * its current Fisher error (tol = step_tol_sigma in the last stage,
@@ -242,7 +245,7 @@ def _try_step(st, A, g, lam, tol_lnp, keep):
         lnp_t = ev_t.lnlike + st.prob.lnprior(trial)
         if lnp_t >= st.lnp:
             st.exact = exact
-            return trial, ev_t, lnp_t, max(lam / 10.0, 1e-9), "accepted"
+            return trial, ev_t, lnp_t, lam if first else max(lam / 10.0, 1e-9), "accepted"
         first = first or (trial, ev_t, lnp_t, exact, predicted)
         if st.exact and predicted <= 0.1 * tol_lnp:
             return _settle(st, first, lam, "converged")  # the quadratic model promises nothing measurable
@@ -263,7 +266,8 @@ def _settle(st, first, lam, outcome):
     return None, None, None, lam, outcome
 
 
-def run_stage(model, prob, params, layout, step_tol, lam, warmup=False, estimate=False, final=False):
+def run_stage(model, prob, params, layout, step_tol, lam, warmup=False, estimate=False, final=False,
+              lnp_scale=None):
     """LM iterations of one group in one stage; returns (GroupRun, lam).
 
     Converged: the :func:`newton_test` passes for every source of the group
@@ -276,13 +280,18 @@ def run_stage(model, prob, params, layout, step_tol, lam, warmup=False, estimate
     ``settings.fisher_bands`` bands (see :class:`_Stage`).  With ``final`` the
     whole-group re-test evaluates as the final check does; when the group
     converges on it, that evaluation is returned (``GroupRun.final_ev``).
+    ``lnp_scale``: |ln P| of the whole patch at the stage's start.  The
+    ln P tolerance scales with the smaller of it and the group's own |ln P|,
+    which also counts the light of the other groups' sources (not modelled
+    by the group): a faint group next to a bright source would otherwise
+    pass with a far looser tolerance than the final check applies to it.
     """
     s = prob.s
     st = _Stage(model, prob, params, layout, estimate)
     niters, dlnp, converged, stalled, may_freeze = 0, 0.0, False, False, True
     while True:
         A, g = st.system()
-        tol_lnp = s.dlnp_stop * max(1.0, abs(st.lnp))
+        tol_lnp = s.dlnp_stop * max(1.0, min(abs(st.lnp), lnp_scale or np.inf))
         ok, ratio, gain, keep = newton_test(prob, st.params, st.free, A, g, step_tol)
         ok &= gain <= tol_lnp
         active = st.free.any(axis=1)

@@ -26,8 +26,10 @@ class FitSettings:
         Relative ln-probability tolerance: an accepted step converges only if
         its gain dlnp <= dlnp_stop * max(1, |ln P|) ...
     step_tol_sigma : float
-        ... AND every free parameter moved by <= step_tol_sigma times its
-        current Fisher error.
+        ... AND every free parameter's remaining Gauss-Newton step is <=
+        step_tol_sigma times its current Fisher error.  Stopping there leaves
+        a parameter within 0.2 sigma of its optimum by default, which adds at
+        most 2 % to its error in quadrature.
     pos_max_shift_pix : float or None
         Square box bound on each position around its catalog value (px).
     enable_staged_fit : bool
@@ -94,7 +96,7 @@ class FitSettings:
 
     n_opt_iters: int = 20
     dlnp_stop: float = 1e-6
-    step_tol_sigma: float = 0.1
+    step_tol_sigma: float = 0.2
     pos_max_shift_pix: float | None = 5.0
     enable_staged_fit: bool = True
     enable_multi_band_simultaneous_fitting: bool = True

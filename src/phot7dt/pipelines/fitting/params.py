@@ -55,7 +55,11 @@ class SceneParams(Section):
         flux block alone (at fixed positions and shapes).
     step_tol_sigma : float
         Convergence also needs every parameter's remaining Gauss-Newton step
-        below this many of its errors.
+        below this many of its errors.  0.2 leaves a parameter within 0.2
+        sigma of its optimum (at most 2 % added to its error in quadrature):
+        on one 36-patch ePSF cell of the simulated tile the fluxes moved by
+        0.05 sigma (std) against 0.1 with the same pull statistics, for 23 %
+        fewer all-band evaluations.
     re_min_pix, re_max_pix : float
         Bounds of the half-light radius, px (a source ending on one is flagged).
     re_runaway_factor : float
@@ -107,7 +111,7 @@ class SceneParams(Section):
 
     source_poisson_noise: bool = True
     flux_err: Literal["marginal", "conditional"] = "marginal"
-    step_tol_sigma: float = Field(0.1, gt=0)
+    step_tol_sigma: float = Field(0.2, gt=0)
     re_min_pix: float = Field(0.1, gt=0)
     re_max_pix: float = Field(100.0, gt=0)
     re_runaway_factor: float = Field(3.0, gt=1)
