@@ -175,6 +175,20 @@ def test_groups_iterate_independently_and_faint_shapes_are_frozen(epsf, galsim_p
     assert cols["opt_niters"].shape == (2,) and cols["opt_niters"][0] > cols["opt_niters"][1]
 
 
+def test_faint_group_beside_a_bright_one_gets_the_patch_lnp_tolerance(epsf, galsim_psf):
+    """A group's own ln P also counts the unmodelled light of other groups; its tolerance must not."""
+    rng = np.random.default_rng(4)
+    bright = galsim_mixture("EXP", *scene.catalog_to_soft(3.0, 0.3, 20.0), 1.0, flux=2e4)
+    faint = galsim_mixture("EXP", *scene.catalog_to_soft(3.0, 0.3, 20.0), 1.0, flux=60.0)
+    img = draw(galsim.Convolve(bright, galsim_psf), (64, 96), 20.3, 30.6)
+    img += draw(galsim.Convolve(faint, galsim_psf), (64, 96), 75.2, 33.1)
+    img = img[None] + rng.normal(0, 1.0, (1, 64, 96))
+    src = {"x": [20.0, 75.0], "y": [31.0, 33.0], "type": ["EXP", "EXP"], "re_pix": [2.5, 2.5],
+           "ell": [0.1, 0.1], "theta_deg": [0.0, 0.0]}
+    res = scene.fit_patch(img, np.ones_like(img), [epsf], src, {"step_tol_sigma": 0.3})
+    assert res.converged.all()  # (with the group's own |ln P| the polish passed it again: never converged)
+
+
 @pytest.mark.parametrize("mode", ["positions", "fluxes"])
 def test_neighbour_fit_limits_what_non_targets_fit(galaxy_scene, epsf, mode):
     """A non-target keeps its catalog shape (and position with "fluxes"); the target is fitted as before."""
