@@ -100,14 +100,14 @@ def test_frozen_source_stamp_cache_changes_nothing(monkeypatch):
            "sersic_n": [2.0, np.nan, np.nan]}
     cached = scene.fit_patch(images, invvar, psfs, cat, {"fisher_bands": 4, "coarse_bands": 0})
     hits = []
-    original_get = scene._step.StampCache.get
+    original_fill = scene._step.StampCache.fill
 
-    def counting_get(self, key, bands):
-        got = original_get(self, key, bands)
-        hits.append(got is not None)
+    def counting_fill(self, key, bands, out):
+        got = original_fill(self, key, bands, out)
+        hits.append(got)
         return got
 
-    monkeypatch.setattr(scene._step.StampCache, "get", counting_get)
+    monkeypatch.setattr(scene._step.StampCache, "fill", counting_fill)
     again = scene.fit_patch(images, invvar, psfs, cat, {"fisher_bands": 4, "coarse_bands": 0})
     original_subset = PatchModel.subset
 

@@ -83,6 +83,7 @@ class PatchModel:
 
     def subset(self, idx):
         """A view of the same data and weights for the sources ``idx`` only (shared arrays)."""
+        self.noise_sigma()  # (computed once, shared by every subset)
         sub = copy.copy(self)
         sub.kinds = [self.kinds[i] for i in idx]
         sub.prior_prec = self.prior_prec[:, idx]
@@ -219,8 +220,8 @@ class PatchModel:
                 rows = None if keys is None else [keys[m] if b.shape[1] == 1 else None
                                                   for _, b, members in parts for m in members
                                                   for _ in range(b.shape[1])]
-                out = self._render_cached(stack, bands, size, rows)
-                buf[:, s0:s0 + out[0].size] = out.reshape(bands.size, -1)
+                dest = buf[:, s0:s0 + stack.shape[0] * size * size].reshape(bands.size, -1, size, size)
+                self._render_cached(stack, bands, size, rows, dest)
                 continue
             model = self._irfft(np.concatenate([b[:, 0] for _, b, _ in parts]), bands, size, np.complex128)
             derivs = [b[:, 1:].reshape((-1,) + b.shape[2:]) for _, b, _ in parts if b.shape[1] > 1]
@@ -236,25 +237,20 @@ class PatchModel:
                 i, j = i + m, j + m * (ncol - 1)
         return buf
 
-    def _render_cached(self, stack, bands, size, keys):
-        """Single-precision stamps of ``stack`` rows, (nb, n, S, S); rows with a key go through the cache."""
+    def _render_cached(self, stack, bands, size, keys, dest):
+        """Single-precision stamps of ``stack`` rows into ``dest`` (nb, n, S, S); rows with a key go through the cache."""
         if keys is None:
-            return self._irfft(stack, bands, size, np.complex64)
+            dest[...] = self._irfft(stack, bands, size, np.complex64)
+            return
         cache = self._stamps
-        got = [None if k is None else cache.get(k, bands) for k in keys]
-        miss = np.array([g is None for g in got])
+        miss = np.array([k is None or not cache.fill(k, bands, dest[:, r]) for r, k in enumerate(keys)])
         if miss.all():
-            out = self._irfft(stack, bands, size, np.complex64)
-        else:
-            out = np.empty((bands.size, len(keys), size, size), np.float32)
-            if miss.any():
-                out[:, miss] = self._irfft(stack[miss], bands, size, np.complex64)
-            for r in np.flatnonzero(~miss):
-                out[:, r] = got[r]
+            dest[...] = self._irfft(stack, bands, size, np.complex64)
+        elif miss.any():
+            dest[:, miss] = self._irfft(stack[miss], bands, size, np.complex64)
         for r in np.flatnonzero(miss):
             if keys[r] is not None:
-                cache.put(keys[r], bands, out[:, r])
-        return out
+                cache.put(keys[r], bands, dest[:, r])
 
     def _irfft(self, base, bands, size, ctype):
         """Inverse transforms of ``base`` (n, S, S//2+1) times each band's PSF -> (nb, n, S, S)."""

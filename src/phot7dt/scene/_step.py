@@ -33,11 +33,14 @@ class StampCache:
         self.n_band, self.budget, self.bytes = n_band, budget, 0
         self.entries = {}
 
-    def get(self, key, bands):
+    def fill(self, key, bands, out):
+        """Copy the cached stamps of ``key`` in ``bands`` into ``out``; False if any is missing."""
         entry = self.entries.get(key)
         if entry is None or not entry[1][bands].all():
-            return None
-        return entry[0][bands]
+            return False
+        lo, hi = int(bands[0]), int(bands[-1]) + 1
+        out[...] = entry[0][lo:hi] if hi - lo == bands.size else entry[0][bands]  # (bands: usually a range)
+        return True
 
     def put(self, key, bands, stamps):
         entry = self.entries.get(key)
