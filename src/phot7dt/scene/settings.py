@@ -119,7 +119,7 @@ class FitSettings:
     poisson_refine_iters: int = 3
     freeze_shape_sigma: float = 0.3
     freeze_sersic_n_sigma: float = 0.5
-    fisher_bands: int = 8
+    fisher_bands: int = 5
     coarse_bands: int = 3
     neighbour_fit: str = "all"
 

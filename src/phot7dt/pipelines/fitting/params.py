@@ -85,7 +85,8 @@ class SceneParams(Section):
         many representative bands (0 = all).  Fluxes, likelihood and gradient
         always use every band and convergence is confirmed on the full
         matrix, so results agree within the convergence tolerance; steps of
-        a 40-band fit cost about half at 8.
+        a 40-band fit cost about half at 8.  5 against 8 on the simulated
+        tile: the same evaluations within 3 %, 3-8 % less CPU time.
     coarse_bands : int
         With at least twice this many bands, positions and shapes are first
         fitted on this many coadds of bands of similar PSF width, then on
@@ -118,7 +119,7 @@ class SceneParams(Section):
     q_min: float = Field(0.02, ge=1e-3, lt=1)
     freeze_shape_sigma: float = Field(0.3, gt=0)
     freeze_sersic_n_sigma: float = Field(0.5, gt=0)
-    fisher_bands: int = Field(8, ge=0)
+    fisher_bands: int = Field(5, ge=0)
     coarse_bands: int = Field(3, ge=0)
     neighbour_fit: Literal["all", "positions", "fluxes"] = "all"
 
