@@ -117,7 +117,9 @@ def coarse_pass(images, invvar, psfs, table, settings, gain, sigma, pad, size_fn
     """Fit on :func:`binned_patch` coadds; the raw result of :func:`._schedule.fit_scene` (no final check).
 
     ``size_fn`` is the all-band stamp-size function (coarse fluxes stand
-    for every band of their bin).  Groups whose coarse stage hit the
+    for every band of their bin).  The Poisson weights of the coadds are not
+    refreshed after the positions warm-up: the coarse optimum is only a
+    start, and the all-band fit weights its pixels from its own model there.  Groups whose coarse stage hit the
     iteration limit or stalled are recorded as ``early_bad``.
     """
     img, iv, bpsfs, btable, bgain, bins = binned_patch(images, invvar, psfs, table, sigma, settings.coarse_bands,
@@ -128,7 +130,7 @@ def coarse_pass(images, invvar, psfs, table, settings, gain, sigma, pad, size_fn
     model = PatchModel(img, iv, bpsfs, btable.type.tolist(), btable.flux_prior(), bgain, pad=pad)
     raw = fit_scene(model, btable, settings.replace(fisher_bands=0, coarse_bands=0),
                     make_problem(btable, img.shape[1:], settings),
-                    lambda params, fluxes: size_fn(params, fluxes[:, expand]), check=False)
+                    lambda params, fluxes: size_fn(params, fluxes[:, expand]), check=False, refresh=False)
     rec = raw["record"]
     rec.early_bad |= rec.hit_max | rec.stalled
     return raw

@@ -256,7 +256,7 @@ def _initial_fluxes(model, table, settings, params, size_fn, forced):
     return sizes, ev
 
 
-def fit_scene(model, table, settings, prob, size_fn, start=None, check=True):
+def fit_scene(model, table, settings, prob, size_fn, start=None, check=True, refresh=True):
     """Fit one scene; return a dict of raw results (see :mod:`.api`).
 
     Parameters
@@ -275,6 +275,9 @@ def fit_scene(model, table, settings, prob, size_fn, start=None, check=True):
         are reported first, named ``coarse_<stage>``).
     check : bool
         False: stop after the stages (no final check; ``ev`` is None).
+    refresh : bool
+        With a gain, refresh the Poisson weights from the model between
+        stages (False: the weights of the initial flux solve stand).
     """
     params = prob.mu.copy() if start is None else start["params"].copy()
     n = len(table)
@@ -297,7 +300,7 @@ def fit_scene(model, table, settings, prob, size_fn, start=None, check=True):
     poisson = model.gain is not None
     scale = abs(ev.lnlike + prob.lnprior(params))
     for i, (name, stage_free) in enumerate(plan):
-        if poisson and i:
+        if poisson and refresh and i:
             _refresh_weights(model, params, sizes)
         tol = settings.step_tol_sigma if name == "all" else max(WARMUP_STEP_TOL, settings.step_tol_sigma)
         anchors = _anchors(params)
