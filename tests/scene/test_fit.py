@@ -156,8 +156,8 @@ def test_sources_centred_outside_the_patch_are_fitted():
     assert np.all(np.abs(res.flux - flux) < 4 * res.flux_err_marginal)
 
 
-def test_groups_iterate_independently_and_faint_shapes_are_frozen(epsf, galsim_psf):
-    """A bright galaxy and a faint one far apart: own iteration counts; the faint shape stays."""
+def _bright_and_faint(galsim_psf):
+    """One band: a bright EXP galaxy and a faint one 55 px away (separate groups), unit noise."""
     rng = np.random.default_rng(4)
     bright = galsim_mixture("EXP", *scene.catalog_to_soft(3.0, 0.3, 20.0), 1.0, flux=2e4)
     faint = galsim_mixture("EXP", *scene.catalog_to_soft(3.0, 0.3, 20.0), 1.0, flux=60.0)
@@ -166,6 +166,12 @@ def test_groups_iterate_independently_and_faint_shapes_are_frozen(epsf, galsim_p
     img = img[None] + rng.normal(0, 1.0, (1, 64, 96))
     src = {"x": [20.0, 75.0], "y": [31.0, 33.0], "type": ["EXP", "EXP"], "re_pix": [2.5, 2.5],
            "ell": [0.1, 0.1], "theta_deg": [0.0, 0.0]}
+    return img, src
+
+
+def test_groups_iterate_independently_and_faint_shapes_are_frozen(epsf, galsim_psf):
+    """A bright galaxy and a faint one far apart: own iteration counts; the faint shape stays."""
+    img, src = _bright_and_faint(galsim_psf)
     res = scene.fit_patch(img, np.ones_like(img), [epsf], src)
     assert res.converged.all()
     assert "shape_unconstrained" in res.flag_names(1) and "shape_unconstrained" not in res.flag_names(0)
@@ -177,14 +183,7 @@ def test_groups_iterate_independently_and_faint_shapes_are_frozen(epsf, galsim_p
 
 def test_faint_group_beside_a_bright_one_gets_the_patch_lnp_tolerance(epsf, galsim_psf):
     """A group's own ln P also counts the unmodelled light of other groups; its tolerance must not."""
-    rng = np.random.default_rng(4)
-    bright = galsim_mixture("EXP", *scene.catalog_to_soft(3.0, 0.3, 20.0), 1.0, flux=2e4)
-    faint = galsim_mixture("EXP", *scene.catalog_to_soft(3.0, 0.3, 20.0), 1.0, flux=60.0)
-    img = draw(galsim.Convolve(bright, galsim_psf), (64, 96), 20.3, 30.6)
-    img += draw(galsim.Convolve(faint, galsim_psf), (64, 96), 75.2, 33.1)
-    img = img[None] + rng.normal(0, 1.0, (1, 64, 96))
-    src = {"x": [20.0, 75.0], "y": [31.0, 33.0], "type": ["EXP", "EXP"], "re_pix": [2.5, 2.5],
-           "ell": [0.1, 0.1], "theta_deg": [0.0, 0.0]}
+    img, src = _bright_and_faint(galsim_psf)
     res = scene.fit_patch(img, np.ones_like(img), [epsf], src, {"step_tol_sigma": 0.3})
     assert res.converged.all()  # (with the group's own |ln P| the polish passed it again: never converged)
 
