@@ -117,10 +117,11 @@ def coarse_pass(images, invvar, psfs, table, settings, gain, sigma, pad, size_fn
     """Fit on :func:`binned_patch` coadds; the raw result of :func:`._schedule.fit_scene` (no final check).
 
     ``size_fn`` is the all-band stamp-size function (coarse fluxes stand
-    for every band of their bin).  The Poisson weights of the coadds are not
-    refreshed after the positions warm-up: the coarse optimum is only a
-    start, and the all-band fit weights its pixels from its own model there.  Groups whose coarse stage hit the
-    iteration limit or stalled are recorded as ``early_bad``.
+    for every band of their bin).  Groups whose coarse stage hit the
+    iteration limit or stalled are recorded as ``early_bad``.  The Poisson
+    weights of the coadds are not refreshed after the positions warm-up: the
+    coarse optimum is only a start, and the all-band fit weights its pixels
+    from its own model there.
     """
     img, iv, bpsfs, btable, bgain, bins = binned_patch(images, invvar, psfs, table, sigma, settings.coarse_bands,
                                                        gain)

@@ -238,7 +238,11 @@ class PatchModel:
         return buf
 
     def _render_cached(self, stack, bands, size, keys, dest):
-        """Single-precision stamps of ``stack`` rows into ``dest`` (nb, n, S, S); rows with a key go through the cache."""
+        """Single-precision stamps of ``stack`` rows into ``dest`` (nb, n, S, S).
+
+        Rows with a key are copied from the stamp cache when it holds them,
+        and stored there after their transform otherwise.
+        """
         if keys is None:
             dest[...] = self._irfft(stack, bands, size, np.complex64)
             return
