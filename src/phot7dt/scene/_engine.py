@@ -60,9 +60,11 @@ class PatchModel:
     gain : ndarray, shape (n_band,), optional
         Electrons per image unit for the source Poisson term.
     pad : int
+    sigma : ndarray, shape (n_band,), optional
+        :func:`noise_sigma` of ``invvar`` when the caller has it already.
     """
 
-    def __init__(self, images, invvar, psfs, kinds, flux_prior, gain=None, pad=0):
+    def __init__(self, images, invvar, psfs, kinds, flux_prior, gain=None, pad=0, sigma=None):
         self.n_band = images.shape[0]
         self.pad = int(pad)
         images, invvar = np.asarray(images), np.asarray(invvar)
@@ -78,7 +80,7 @@ class PatchModel:
         self.prior_mean = np.where(self.prior_prec > 0, np.asarray(mu).T, 0.0)
         self._psf_ft = FourierStacks(self.psfs)
         self.w, self.wdd = self.ivar, wdd
-        self._sigma = None
+        self._sigma = None if sigma is None else np.asarray(sigma, float)
         self._stamps = None
 
     def subset(self, idx):

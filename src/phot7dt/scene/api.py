@@ -78,7 +78,7 @@ def _fit_one(images, invvar, psfs, table, settings, gain):
     sizes0 = stamp_sizes(table.type.tolist(), prob.mu, np.full(table.flux.shape, np.nan), sigma, psfs,
                          settings)
     model = PatchModel(images, invvar, psfs, table.type.tolist(), table.flux_prior(), gain,
-                       pad=_needed_pad(prob, sizes0, shape))
+                       pad=_needed_pad(prob, sizes0, shape), sigma=sigma)
     size_fn = _capped_size_fn(model, table, psfs, settings, prob, sigma)
     start = None
     if prob.free_all.any() and use_coarse(settings, sigma):
