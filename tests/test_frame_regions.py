@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 
@@ -71,3 +72,22 @@ def test_release_pages_drops_only_the_span_of_the_view(frame_set):
     assert before >= 700 and 300 <= after <= before - 300  # the last rows stay mapped
     release_pages(whole)
     assert _resident_kb(pixels_path(frame_set)) <= 64  # header pages
+
+
+@needs_proc
+def test_weight_scan_and_weighted_cutouts_leave_no_resident_weight_pages(tmp_path, frame_set):
+    from phot7dt.weights import summarize_weights
+
+    path = str(tmp_path / "band.weight.fits")
+    fits.PrimaryHDU(np.full(SHAPE, 2.0, np.float32)).writeto(path)
+    summary = summarize_weights(path)  # the whole image, in row chunks
+    assert summary.n_usable == SHAPE[0] * SHAPE[1] and summary.reference == 2.0
+    assert _resident_kb(path) <= 64
+    weighted = FrameSet(
+        (dataclasses.replace(frame_set.frames[0], weight_path=path, weight_type="rms"),),
+        frame_set.crop, SHAPE, 25.0, "",
+    )
+    for y0 in range(0, 1000, 100):
+        _, invvar, _ = weighted.cutout(Box(0, y0, 500, y0 + 100))
+        assert invvar.dtype == np.float32 and np.all(invvar[invvar > 0] == np.float32(0.25))
+    assert _resident_kb(path) <= 64

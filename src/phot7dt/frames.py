@@ -5,7 +5,8 @@ arrays: each :class:`Frame` names its FITS file and opens it through a memory
 map when pixels are asked for, so a 40-band tile costs almost nothing to carry
 between nodes or to ship to worker processes. Scaling to the common zero point
 and masking are applied when a region is cut (:meth:`FrameSet.cutout`), never to
-a whole frame.
+a whole frame. A band may have a weight image (:mod:`phot7dt.weights`): its
+per-pixel noise then comes from that image, read the same way.
 
 Coordinates: every region and pixel position after ingest is in the *working
 frame*, the crop box ``[x0, x1) x [y0, y1)`` of the original images, 0-based,
@@ -17,8 +18,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import mmap
-import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -26,11 +25,10 @@ from astropy.io import fits
 from astropy.wcs import WCS
 from scipy import ndimage
 
-__all__ = ["Box", "Frame", "FrameSet", "RawImage", "open_pixels", "release_pages"]
+from phot7dt.pixel_maps import RawImage, open_pixels, release_pages
+from phot7dt.weights import check_weight_settings, to_invvar
 
-#: Bytes the kernel may map around a faulting page of a file (fault-around, and whole
-#: large page-cache folios of up to 2 MiB): :func:`release_pages` releases this margin too.
-FAULT_AROUND_BYTES = 2 << 20
+__all__ = ["Box", "Frame", "FrameSet", "RawImage", "open_pixels", "release_pages"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,80 +53,6 @@ class Box:
     def shifted(self, dx: int, dy: int) -> Box:
         """The same box moved by ``(dx, dy)`` pixels."""
         return Box(self.x0 + dx, self.y0 + dy, self.x1 + dx, self.y1 + dy)
-
-
-def open_pixels(path: str, hdu: int = 0) -> np.ndarray:
-    """Read-only memory map of one FITS image HDU (cached per process).
-
-    The cache is keyed on the file's identity and modification time, so a file
-    rewritten in place (a new sample field, an atomic replace) is mapped afresh.
-    """
-    stat = os.stat(path)
-    return _open_pixels(path, hdu, stat.st_ino, stat.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=128)
-def _open_pixels(path: str, hdu: int, inode: int, mtime_ns: int) -> np.ndarray:
-    with fits.open(path, memmap=True, lazy_load_hdus=True) as hdul:
-        data = hdul[hdu].data
-        if data is None or data.ndim != 2:
-            raise ValueError(f"{path}: HDU {hdu} holds no 2-D image")
-        # Keep the memmap alive after the HDUList closes; no pixel is read here.
-        view = data.view()
-    view.flags.writeable = False
-    return view
-
-
-def release_pages(array: np.ndarray) -> None:
-    """Drop the resident pages of the file mapping under ``array`` from this process.
-
-    Pages of a memory-mapped file that have been read count towards the process's
-    resident set until the kernel reclaims them; a stage that streams over many
-    bands calls this after each band or chunk so its resident memory stays at the
-    size of the chunk. Only the page-aligned byte span that ``array`` covers is
-    released, so other threads reading other parts of the same file keep theirs.
-    The pages stay in the page cache (no re-read from disk is forced). Arrays not
-    backed by a file mapping are left alone.
-    """
-    base = array
-    while base is not None and not isinstance(base, mmap.mmap):
-        base = getattr(base, "base", None)
-    if not isinstance(base, mmap.mmap) or not hasattr(mmap, "MADV_DONTNEED") or array.size == 0:
-        return
-    start = array.__array_interface__["data"][0] - np.frombuffer(base, np.uint8).ctypes.data
-    low = start + sum((n - 1) * s for n, s in zip(array.shape, array.strides, strict=True) if s < 0)
-    high = start + sum((n - 1) * s for n, s in zip(array.shape, array.strides, strict=True) if s > 0)
-    first = max((low - FAULT_AROUND_BYTES) // mmap.PAGESIZE * mmap.PAGESIZE, 0)
-    end = min(high + array.itemsize + FAULT_AROUND_BYTES, len(base))
-    if end > first:
-        base.madvise(mmap.MADV_DONTNEED, first, end - first)
-
-
-@dataclasses.dataclass(frozen=True)
-class RawImage:
-    """One input image as listed in the image list: header plus memory-mapped pixels.
-
-    Attributes
-    ----------
-    path : str
-        Absolute path of the FITS file.
-    hdu : int
-        HDU index of the image (0, the primary HDU, as tract7dt reads it).
-    header : astropy.io.fits.Header
-        The HDU's header.
-    data : (ny, nx) ndarray
-        Read-only memory map of the raw pixels, ADU.
-    """
-
-    path: str
-    hdu: int
-    header: fits.Header
-    data: np.ndarray = dataclasses.field(repr=False)
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """``(ny, nx)`` of the image."""
-        return (int(self.data.shape[0]), int(self.data.shape[1]))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,6 +82,14 @@ class Frame:
         Seeing FWHM in pixels from ``PEEING`` or ``SEEING`` (NaN when unknown).
     scale : float
         ``10**(-0.4 (ZP_AUTO - zp_ref))``: raw ADU to common-scale counts.
+    weight_path : str or None
+        Absolute path of the band's weight image (primary HDU); None: the noise is
+        ``SKYSIG`` on every pixel.
+    weight_type : str or None
+        Meaning of the weight image's values (:data:`phot7dt.weights.WEIGHT_TYPES`).
+    weight_ref : float or None
+        ``relative`` weight images: ``w_ref``, the median weight, at which the noise
+        is ``SKYSIG``; None otherwise.
     """
 
     band: str
@@ -170,15 +102,31 @@ class Frame:
     saturation_level: float
     fwhm_pix: float
     scale: float
+    weight_path: str | None = None
+    weight_type: str | None = None
+    weight_ref: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.weight_path is not None:
+            check_weight_settings(f"band {self.band}", self.weight_type, self.weight_ref)
 
     @property
     def sky_sigma(self) -> float:
-        """Sky noise per pixel on the common scale."""
+        """Sky noise per pixel on the common scale (at the median depth with a weight image)."""
         return self.skysig * self.scale
 
     def raw(self) -> np.ndarray:
         """The whole original image as a read-only memory map, raw ADU."""
         return open_pixels(self.path, self.hdu)
+
+    def weight_map(self) -> np.ndarray | None:
+        """The whole weight image as a read-only memory map (None without one)."""
+        return None if self.weight_path is None else open_pixels(self.weight_path, 0)
+
+    def invvar(self, weights: np.ndarray) -> np.ndarray:
+        """float32 inverse variance on the common scale of weight-image pixels (0: no data)."""
+        kind, ref = str(self.weight_type), self.weight_ref
+        return to_invvar(weights, kind, skysig=self.skysig, scale=self.scale, weight_ref=ref)
 
 
 def _near_saturation(raw: np.ndarray, level: float, pad: int) -> np.ndarray:
@@ -247,7 +195,17 @@ class FrameSet:
         ``box``, the whole working frame is returned as a memory-mapped view
         (call :func:`release_pages` on what has been read).
         """
-        whole = self.frame(band).raw()
+        return self._region(self.frame(band).raw(), box)
+
+    def weights(self, band: str, box: Box | None = None) -> np.ndarray | None:
+        """Weight-image pixels of the working frame, read as :meth:`raw` reads the image.
+
+        In the unit of the band's ``weight_type``; None when the band has no weight image.
+        """
+        whole = self.frame(band).weight_map()
+        return None if whole is None else self._region(whole, box)
+
+    def _region(self, whole: np.ndarray, box: Box | None) -> np.ndarray:
         if box is None:
             return whole[self.crop.slices]
         view = whole[box.shifted(self.crop.x0, self.crop.y0).slices]
@@ -288,7 +246,9 @@ class FrameSet:
         images : (n_band, ny, nx) float32 ndarray
             Pixels on the common scale; 0 where not finite.
         invvar : (n_band, ny, nx) float32 ndarray
-            ``1 / sky_sigma**2`` on good pixels, 0 on masked ones.
+            Inverse variance on the common scale, (counts)^-2: from the band's
+            weight image when it has one (:meth:`Frame.invvar`; 0 where it has no
+            data), else ``1 / sky_sigma**2``; 0 on masked pixels.
         saturated : (n_band, ny, nx) bool ndarray
             Raw pixels at or above the band's saturation level.
         """
@@ -298,7 +258,8 @@ class FrameSet:
         invvar = np.zeros_like(images)
         saturated = np.zeros(images.shape, bool)
         for i, frame in enumerate(frames):
-            pad = saturation_pad_pix if mask_saturated and math.isfinite(frame.saturation_level) else 0
+            finite_level = math.isfinite(frame.saturation_level)
+            pad = saturation_pad_pix if mask_saturated and finite_level else 0
             grown = self._grown(box, pad)  # one read per band: the box and its saturation margin
             dy, dx = box.y0 - grown.y0, box.x0 - grown.x0
             margin = np.asarray(self.raw(frame.band, grown), dtype=np.float32)
@@ -310,11 +271,15 @@ class FrameSet:
             if mask_saturated:
                 bad |= saturated[i]
                 if pad > 0:
-                    bad |= _near_saturation(margin, frame.saturation_level, pad)[dy : dy + ny, dx : dx + nx]
+                    near = _near_saturation(margin, frame.saturation_level, pad)
+                    bad |= near[dy : dy + ny, dx : dx + nx]
             if extra_mask is not None:
                 bad |= extra_mask
             images[i] = np.where(good, raw * np.float32(frame.scale), 0.0)
-            invvar[i] = np.where(bad, 0.0, np.float32(1.0 / frame.sky_sigma**2))
+            if frame.weight_path is None:
+                invvar[i] = np.where(bad, 0.0, np.float32(1.0 / frame.sky_sigma**2))
+            else:  # a weight image changes the noise only, never the pixels
+                invvar[i] = np.where(bad, 0.0, frame.invvar(self.weights(frame.band, box)))
         return images, invvar, saturated
 
     def _grown(self, box: Box, pad: int) -> Box:
@@ -322,4 +287,5 @@ class FrameSet:
         if pad <= 0:
             return box
         ny, nx = self.shape
-        return Box(max(box.x0 - pad, 0), max(box.y0 - pad, 0), min(box.x1 + pad, nx), min(box.y1 + pad, ny))
+        x0, y0 = max(box.x0 - pad, 0), max(box.y0 - pad, 0)
+        return Box(x0, y0, min(box.x1 + pad, nx), min(box.y1 + pad, ny))

@@ -71,3 +71,11 @@ def test_missing_and_malformed_manifest(tmp_path):
     (tmp_path / "bad.json").write_text('{"format": "other"}')
     with pytest.raises(DatasetError, match="expected 'phot7dt.frameset'"):
         FrameSetDataset(filepath=str(tmp_path / "bad.json")).load()
+
+
+def test_frames_without_weight_images_write_no_weight_keys(tiny_field, tmp_path):
+    dataset = FrameSetDataset(filepath=str(tmp_path / "frames.json"))
+    dataset.save(_frame_set(tiny_field))
+    manifest = json.loads((tmp_path / "frames.json").read_text())
+    assert not any(key.startswith("weight") for entry in manifest["frames"] for key in entry)
+    assert all(frame.weight_path is None for frame in dataset.load().frames)

@@ -111,9 +111,11 @@ def test_rewritten_file_is_mapped_afresh(tmp_path):
 
 
 def test_scaled_integer_pixels_name_the_file_and_the_keys(tiny_field):
-    data = np.arange(64 * 48, dtype=np.uint16).reshape(64, 48)  # written as int16 with BZERO = 32768
-    header = fits.getheader(tiny_field.fits_paths["m412"])
-    fits.PrimaryHDU(data=data, header=header).writeto(tiny_field.fits_paths["m412"], overwrite=True)
-    with pytest.raises(DatasetError, match=r"m412\.fits: scaled integer pixels \(BITPIX = 16, .*BZERO"
-                                           r".*expected float pixels"):
+    data = np.arange(64 * 48, dtype=np.uint16).reshape(64, 48)  # int16 with BZERO = 32768
+    path = tiny_field.fits_paths["m412"]
+    fits.PrimaryHDU(data=data, header=fits.getheader(path)).writeto(path, overwrite=True)
+    with pytest.raises(
+        DatasetError,
+        match=r"m412\.fits: scaled integer pixels \(BITPIX = 16, .*BZERO.*expected float pixels",
+    ):
         ImageListDataset(filepath=str(tiny_field.image_list)).load()

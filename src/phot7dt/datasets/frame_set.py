@@ -22,6 +22,12 @@ __all__ = ["FrameSetDataset"]
 MANIFEST_FORMAT = "phot7dt.frameset"
 MANIFEST_VERSION = 1
 _FRAME_FIELDS = [f.name for f in dataclasses.fields(Frame)]
+#: Written only for a band with a weight image (a manifest without them is unchanged).
+_WEIGHT_FIELDS = ("weight_path", "weight_type", "weight_ref")
+_REQUIRED_FIELDS = [name for name in _FRAME_FIELDS if name not in _WEIGHT_FIELDS]
+_FLOAT_FIELDS = (
+    "zp_auto", "skysig", "egain", "saturate", "saturation_level", "fwhm_pix", "scale", "weight_ref"
+)
 
 
 def _encode_float(value: float) -> float | str:
@@ -38,14 +44,15 @@ def frame_set_to_manifest(frames: FrameSet) -> dict[str, Any]:
         "full_shape": list(frames.full_shape),
         "crop": dataclasses.asdict(frames.crop),
         "wcs_header": frames.wcs_header,
-        "frames": [
-            {
-                key: _encode_float(v) if isinstance(v, float) else v
-                for key, v in dataclasses.asdict(frame).items()
-            }
-            for frame in frames.frames
-        ],
+        "frames": [_frame_entry(frame) for frame in frames.frames],
     }
+
+
+def _frame_entry(frame: Frame) -> dict[str, Any]:
+    values = dataclasses.asdict(frame)
+    if frame.weight_path is None:
+        values = {key: v for key, v in values.items() if key not in _WEIGHT_FIELDS}
+    return {key: _encode_float(v) if isinstance(v, float) else v for key, v in values.items()}
 
 
 def frame_set_from_manifest(manifest: dict[str, Any], source: str) -> FrameSet:
@@ -57,25 +64,19 @@ def frame_set_from_manifest(manifest: dict[str, Any], source: str) -> FrameSet:
         )
     frames = []
     for entry in manifest["frames"]:
-        missing = sorted(set(_FRAME_FIELDS) - set(entry))
+        missing = sorted(set(_REQUIRED_FIELDS) - set(entry))
         if missing:
             raise DatasetError(f"frame set manifest {source}: frame entry lacks {missing}")
-        if not os.path.exists(entry["path"]):
-            raise DatasetError(
-                f"frame set manifest {source}: band {entry['band']!r} refers to "
-                f"{entry['path']}, which no longer exists (rerun the ingest pipeline)"
-            )
-        values = {key: entry[key] for key in _FRAME_FIELDS}
-        for key in (
-            "zp_auto",
-            "skysig",
-            "egain",
-            "saturate",
-            "saturation_level",
-            "fwhm_pix",
-            "scale",
-        ):
-            values[key] = float(values[key])
+        for key in ("path", "weight_path"):
+            if entry.get(key) is not None and not os.path.exists(entry[key]):
+                raise DatasetError(
+                    f"frame set manifest {source}: band {entry['band']!r} refers to "
+                    f"{entry[key]}, which no longer exists (rerun the ingest pipeline)"
+                )
+        values = {key: entry[key] for key in _FRAME_FIELDS if key in entry}
+        for key in _FLOAT_FIELDS:
+            if values.get(key) is not None:
+                values[key] = float(values[key])
         frames.append(Frame(**values))
     return FrameSet(
         frames=tuple(frames),

@@ -1,8 +1,10 @@
-"""``ImageListDataset``: tract7dt's image list, one FITS path per line."""
+"""``ImageListDataset``: tract7dt's image list, one FITS path per line (plus its weight image)."""
 
 from __future__ import annotations
 
 import os
+import shlex
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -12,20 +14,27 @@ from kedro.io import AbstractDataset, DatasetError
 
 from phot7dt.datasets._files import write_atomically
 from phot7dt.frames import RawImage, open_pixels
+from phot7dt.weights import summarize_weights, weight_problem
 
-__all__ = ["ImageListDataset", "read_image_list"]
+__all__ = ["ImageListDataset", "read_image_entries", "read_image_list"]
+
+#: What ``save`` takes per band: ``(pixels, header)`` or ``(pixels, header, weight or None)``.
+BandItem = tuple[np.ndarray, fits.Header] | tuple[np.ndarray, fits.Header, np.ndarray | None]
 
 
-def read_image_list(list_path: str | os.PathLike) -> list[str]:
-    """Absolute FITS paths named by an image list.
+def read_image_entries(list_path: str | os.PathLike) -> list[tuple[str, str | None]]:
+    """Absolute ``(image, weight image or None)`` paths named by an image list.
 
-    One path per line; blank lines and lines starting with ``#`` are ignored;
-    relative paths are resolved against the list file's own folder.
+    One entry per line: the FITS image, optionally followed (after whitespace) by
+    the path of its weight image; a path with spaces is written in quotes.
+    Blank lines and lines starting with ``#`` are ignored; relative paths are
+    resolved against the list file's own folder.
 
     Raises
     ------
     DatasetError
-        The list is missing, unreadable or names no image.
+        The list is missing, unreadable, names no image, or has a line with more
+        than two paths (or an unclosed quote).
     """
     list_file = Path(list_path).expanduser().absolute()
     try:
@@ -34,16 +43,35 @@ def read_image_list(list_path: str | os.PathLike) -> list[str]:
         raise DatasetError(f"image list {list_file}: file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise DatasetError(f"image list {list_file}: cannot be read as text ({exc})") from exc
-    entries = [line.strip() for line in lines]
-    entries = [entry for entry in entries if entry and not entry.startswith("#")]
+    folder = list_file.parent
+    entries = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip() or line.strip().startswith("#"):
+            continue
+        try:
+            tokens = shlex.split(line)
+        except ValueError as exc:
+            where = f"image list {list_file}, line {number}"
+            raise DatasetError(f"{where}: {exc} in {line!r}") from None
+        if len(tokens) > 2:
+            raise DatasetError(
+                f"image list {list_file}, line {number}: {len(tokens)} paths {tokens}; expected "
+                "an image path, optionally followed by its weight image path"
+            )
+        paths = [str((folder / Path(token).expanduser()).absolute()) for token in tokens]
+        entries.append((paths[0], paths[1] if len(paths) == 2 else None))
     if not entries:
         raise DatasetError(f"image list {list_file}: names no FITS file (empty list)")
-    folder = list_file.parent
-    return [str((folder / Path(entry).expanduser()).absolute()) for entry in entries]
+    return entries
 
 
-def _read_image(path: str, list_file: str) -> RawImage:
-    where = f"image list {list_file}: FITS file {path}"
+def read_image_list(list_path: str | os.PathLike) -> list[str]:
+    """Absolute FITS image paths named by an image list (:func:`read_image_entries`)."""
+    return [image for image, _ in read_image_entries(list_path)]
+
+
+def _open_fits(path: str, where: str) -> tuple[fits.Header, np.ndarray]:
+    """Primary header and memory-mapped 2-D float (or unscaled integer) pixels of ``path``."""
     if not os.path.exists(path):
         raise DatasetError(f"{where}: file not found")
     try:
@@ -68,17 +96,68 @@ def _read_image(path: str, list_file: str) -> RawImage:
         raise DatasetError(
             f"{where}: pixels cannot be read, file truncated or corrupt ({exc})"
         ) from exc
-    return RawImage(path=path, hdu=0, header=header, data=data)
+    return header, data
 
 
-class ImageListDataset(AbstractDataset[dict[str, tuple[np.ndarray, fits.Header]], list[RawImage]]):
-    """The image list of a tile and its FITS images (tract7dt's format).
+def _check_weight(weight: str, image: RawImage, list_file: str) -> None:
+    """Shape and values of a weight image (one chunked pass, cached per process)."""
+    where = f"image list {list_file}: weight image {weight} (of {image.path})"
+    _, data = _open_fits(weight, where)
+    if data.shape != image.shape:
+        raise DatasetError(
+            f"{where}: shape {tuple(data.shape)} (NAXIS2, NAXIS1) differs from the image's "
+            f"{image.shape}; expected the image's pixel grid"
+        )
+    try:
+        problem = weight_problem(summarize_weights(weight))
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"{where}: pixels cannot be read ({exc})") from exc
+    if problem:
+        raise DatasetError(f"{where}: {problem}")
 
-    ``load`` returns one :class:`~phot7dt.frames.RawImage` per listed file, in
+
+def _read_image(path: str, weight: str | None, list_file: str) -> RawImage:
+    header, data = _open_fits(path, f"image list {list_file}: FITS file {path}")
+    image = RawImage(path=path, hdu=0, header=header, data=data, weight_path=weight)
+    if weight is not None:
+        _check_weight(weight, image, list_file)
+    return image
+
+
+def _unpack(band: str, item: Any, where: str) -> tuple[np.ndarray, fits.Header, np.ndarray | None]:
+    if not isinstance(item, tuple | list) or len(item) not in (2, 3):
+        raise DatasetError(
+            f"{where}: band {band!r}: expected (pixels, header) or (pixels, header, weight), "
+            f"got {type(item).__name__}"
+            + (f" of length {len(item)}" if isinstance(item, tuple | list) else "")
+        )
+    pixels, header, weight = (*item, None) if len(item) == 2 else item
+    pixels = np.asarray(pixels)
+    if weight is not None:
+        weight = np.asarray(weight, dtype=np.float32)
+        if weight.shape != pixels.shape:
+            raise DatasetError(
+                f"{where}: band {band!r}: weight shape {weight.shape} differs from the "
+                f"image's {pixels.shape}"
+            )
+    return pixels, header, weight
+
+
+class ImageListDataset(AbstractDataset[Mapping[str, BandItem], list[RawImage]]):
+    """The image list of a tile and its FITS images (tract7dt's format, plus weight images).
+
+    ``load`` returns one :class:`~phot7dt.frames.RawImage` per listed image, in
     list order: the primary header plus a read-only memory map of the pixels (no
-    pixel is read). ``save`` takes ``{band: (pixels, header)}``, writes
-    ``<list folder>/<band>.fits`` per band and then the list with relative names,
-    each file atomically.
+    image pixel is read). A line's optional second path is the band's weight
+    image (:mod:`phot7dt.weights`): it must be a 2-D primary HDU with the image's
+    shape, no negative value and some positive finite value; it is checked in
+    one pass of row chunks through its memory map (once per process).
+
+    ``save`` takes ``{band: (pixels, header)}`` or ``{band: (pixels, header,
+    weight)}`` (``weight`` a float32 array or None), writes
+    ``<list folder>/<band>.fits`` and, with a weight, ``<band>.weight.fits``
+    per band and then the list with relative names (the weight image as the
+    line's second column), each file atomically.
 
     Examples
     --------
@@ -95,22 +174,27 @@ class ImageListDataset(AbstractDataset[dict[str, tuple[np.ndarray, fits.Header]]
         self.metadata = metadata
 
     def load(self) -> list[RawImage]:
-        """The listed images, headers read, pixels memory-mapped."""
-        paths = read_image_list(self._filepath)
-        return [_read_image(path, str(self._filepath)) for path in paths]
+        """The listed images, headers read, pixels memory-mapped, weight images checked."""
+        entries = read_image_entries(self._filepath)
+        return [_read_image(path, weight, str(self._filepath)) for path, weight in entries]
 
-    def save(self, data: dict[str, tuple[np.ndarray, fits.Header]]) -> None:
-        """Write one FITS file per band, then the list naming them."""
+    def save(self, data: Mapping[str, BandItem]) -> None:
+        """Write the FITS files of every band (image, then weight image), then the list."""
+        where = f"image list {self._filepath}"
         if not data:
-            raise DatasetError(f"image list {self._filepath}: nothing to save (no bands)")
+            raise DatasetError(f"{where}: nothing to save (no bands)")
         folder = self._filepath.parent
-        names = []
-        for band, (pixels, header) in data.items():
-            name = f"{band}.fits"
-            hdu = fits.PrimaryHDU(data=np.asarray(pixels), header=header)
-            write_atomically(None, "file", str(folder / name), fits.HDUList([hdu]).writeto)
-            names.append(name)
-        text = "# FITS images of one tile, one per band\n" + "\n".join(names) + "\n"
+        lines = []
+        for band, item in data.items():
+            pixels, header, weight = _unpack(band, item, where)
+            files = [(f"{band}.fits", pixels, header)]
+            if weight is not None:
+                files.append((f"{band}.weight.fits", weight, None))
+            for name, array, head in files:
+                hdu = fits.PrimaryHDU(data=array, header=head)
+                write_atomically(None, "file", str(folder / name), fits.HDUList([hdu]).writeto)
+            lines.append(" ".join(shlex.quote(name) for name, _, _ in files))
+        text = "# FITS images of one tile, one per band\n" + "\n".join(lines) + "\n"
         write_atomically(
             None, "file", str(self._filepath), lambda stream: stream.write(text.encode())
         )

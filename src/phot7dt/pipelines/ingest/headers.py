@@ -12,6 +12,7 @@ from astropy.wcs.utils import proj_plane_pixel_scales
 
 from phot7dt.frames import Frame, RawImage
 from phot7dt.pipelines.ingest.params import WCSTolerance
+from phot7dt.weights import summarize_weights
 
 logger = logging.getLogger(__name__)
 
@@ -87,8 +88,28 @@ def _fwhm_pix(header: fits.Header, wcs: WCS) -> float:
     return math.nan
 
 
-def frame_from_image(image: RawImage, *, zp_ref: float, saturation_divisor: float) -> Frame:
+def _weight_ref(image: RawImage, weight_type: str) -> float | None:
+    """``w_ref`` of a ``relative`` weight image (the scan is cached per process); None otherwise."""
+    if image.weight_path is None or weight_type != "relative":
+        return None
+    summary = summarize_weights(image.weight_path)
+    logger.info(
+        "weight image %s: w_ref = %.6g (median of the positive finite weights of every %d-th row)",
+        image.weight_path,
+        summary.reference,
+        summary.row_step,
+    )
+    return summary.reference
+
+
+def frame_from_image(
+    image: RawImage, *, zp_ref: float, saturation_divisor: float, weight_type: str = "relative"
+) -> Frame:
     """Validate one image's header and compute its calibration values.
+
+    With a weight image, ``weight_type`` says what its values mean
+    (:mod:`phot7dt.weights`); for ``relative`` the median weight ``w_ref`` is
+    computed here, from the weight image's memory map in row chunks.
 
     Raises
     ------
@@ -120,6 +141,9 @@ def frame_from_image(image: RawImage, *, zp_ref: float, saturation_divisor: floa
         saturation_level=saturate / saturation_divisor,
         fwhm_pix=_fwhm_pix(header, celestial_wcs(header, path)),
         scale=10.0 ** (-0.4 * (zp_auto - zp_ref)),
+        weight_path=image.weight_path,
+        weight_type=None if image.weight_path is None else weight_type,
+        weight_ref=_weight_ref(image, weight_type),
     )
 
 

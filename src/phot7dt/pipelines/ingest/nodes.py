@@ -16,7 +16,7 @@ import pandas as pd
 from astropy.io import fits
 from tqdm.auto import tqdm
 
-from phot7dt.frames import Box, FrameSet, RawImage, release_pages
+from phot7dt.frames import Box, FrameSet, RawImage
 from phot7dt.params import section
 from phot7dt.pipelines.ingest import catalog_columns as cols
 from phot7dt.pipelines.ingest.headers import celestial_wcs, frame_from_image, wcs_differences
@@ -28,6 +28,7 @@ from phot7dt.pipelines.ingest.params import (
     SourceSaturationCutParams,
 )
 from phot7dt.pipelines.ingest.source_flags import flag_catalog
+from phot7dt.pipelines.ingest.white_stack import white_chunk, white_header
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +102,10 @@ def prepare_frames(
 
     Only headers are read. Per band: ``scale = 10**(-0.4 (ZP_AUTO - zp_ref))``,
     ``saturation_level = SATURATE / saturation_divisor`` ADU (inf without
-    ``SATURATE``), ``fwhm_pix`` from ``PEEING`` or ``SEEING`` (NaN without either).
+    ``SATURATE``), ``fwhm_pix`` from ``PEEING`` or ``SEEING`` (NaN without either);
+    a band with a weight image gets ``image_scaling.weight_type`` and, for
+    ``relative``, its median weight ``w_ref`` (one chunked pass of the weight
+    image, shared with the image list's check).
     The crop box is ``[margin, W - margin) x [margin, H - margin)`` of the first
     image (the whole image when ``crop.enabled`` is false).
 
@@ -118,7 +122,10 @@ def prepare_frames(
         raise ValueError("image list: names no image")
     frames = [
         frame_from_image(
-            image, zp_ref=scaling.zp_ref, saturation_divisor=saturation.saturation_divisor
+            image,
+            zp_ref=scaling.zp_ref,
+            saturation_divisor=saturation.saturation_divisor,
+            weight_type=scaling.weight_type,
         )
         for image in raw_frames
     ]
@@ -132,11 +139,13 @@ def prepare_frames(
     box = _crop_box(first.shape, crop_params, first.path)
     working_wcs = celestial_wcs(first.header, first.path).slice(box.slices)
     logger.info(
-        "%d bands %s; working frame %s of %s",
+        "%d bands %s; working frame %s of %s; weight images (%s) for %s",
         len(frames),
         [f.band for f in frames],
         box,
         first.shape,
+        scaling.weight_type,
+        [f.band for f in frames if f.weight_path is not None] or "no band",
     )
     return FrameSet(
         frames=tuple(frames),
@@ -219,8 +228,10 @@ def build_white_stack(
     """Inverse-variance weighted coadd of all bands over the working frame.
 
     ``white = sum(w img) / sum(w)`` and ``sigma = sum(w)**-0.5`` with
-    ``w = 1 / sky_sigma**2`` on finite pixels (0 elsewhere), images on the common
-    scale; NaN where no band has a finite pixel. Rows are streamed in chunks of
+    ``w = 1 / sky_sigma**2`` on finite pixels (0 elsewhere), or the per-pixel
+    inverse variance of the band's weight image when it has one (0 where the
+    weight image has no data), images on the common scale; NaN where no band
+    has a usable pixel. Rows are streamed in chunks of
     ``WHITE_STACK_CHUNK_ROWS`` from the memory-mapped bands by
     ``performance.white_stack_workers`` threads; no full-frame float64 array exists.
 
@@ -248,41 +259,15 @@ def build_white_stack(
     )
 
     def accumulate(chunk: Box) -> None:
-        white[chunk.slices], sigma[chunk.slices] = _white_chunk(frames, chunk)
+        white[chunk.slices], sigma[chunk.slices] = white_chunk(frames, chunk)
 
     with ThreadPoolExecutor(max_workers=threads) as pool:
         for _ in tqdm(
             pool.map(accumulate, chunks), total=len(chunks), desc="white stack", unit="chunk"
         ):
             pass
-    header = _white_header(frames)
+    header = white_header(frames)
     return (white, header), (sigma, header.copy())
-
-
-def _white_chunk(frames: FrameSet, chunk: Box) -> tuple[np.ndarray, np.ndarray]:
-    weighted_sum = np.zeros(chunk.shape, np.float64)
-    weight_sum = np.zeros(chunk.shape, np.float64)
-    for frame in frames.frames:
-        weight = 1.0 / frame.sky_sigma**2
-        raw = frames.raw(frame.band, chunk)
-        pixels = np.asarray(raw, dtype=np.float32)
-        release_pages(raw)
-        good = np.isfinite(pixels)
-        weighted_sum += np.where(good, pixels * np.float32(frame.scale * weight), 0.0)
-        weight_sum += good * weight
-    with np.errstate(divide="ignore", invalid="ignore"):
-        white = np.where(weight_sum > 0, weighted_sum / weight_sum, np.nan)
-        sigma = np.where(weight_sum > 0, weight_sum**-0.5, np.nan)
-    return white.astype(np.float32), sigma.astype(np.float32)
-
-
-def _white_header(frames: FrameSet) -> fits.Header:
-    header = fits.Header.fromstring(frames.wcs_header)
-    header["ZP_REF"] = (frames.zp_ref, "AB zero point of the common scale")
-    header["NBANDS"] = (len(frames.frames), "bands in the coadd")
-    header["CROPX0"] = (frames.crop.x0, "working frame x0 in original pixels")
-    header["CROPY0"] = (frames.crop.y0, "working frame y0 in original pixels")
-    return header
 
 
 def flag_sources(
@@ -306,4 +291,4 @@ def flag_sources(
 
 def write_wcs_snapshot(frames: FrameSet) -> tuple[None, fits.Header]:
     """The working frame's WCS as a header-only FITS file (``wcs.fits``)."""
-    return None, _white_header(frames)
+    return None, white_header(frames)

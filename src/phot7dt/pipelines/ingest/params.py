@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from phot7dt.params import Section
+from phot7dt.weights import WeightType
 
 Workers = Annotated[int, Field(ge=1)] | Literal["auto"]
 
@@ -20,9 +21,16 @@ class ImageScalingParams(Section):
     zp_ref : float
         Reference AB zero point, mag; each band is multiplied by
         ``10**(-0.4 (ZP_AUTO - zp_ref))``.
+    weight_type : {"relative", "inverse_variance", "variance", "rms"}
+        Meaning of the weight images named in the image list's second column:
+        ``relative`` (SWarp MAP_WEIGHT, proportional to inverse variance; noise
+        ``SKYSIG * sqrt(w_ref / w)`` with ``w_ref`` the median weight),
+        ``inverse_variance`` in ADU^-2, ``variance`` in ADU^2 or ``rms`` in ADU.
+        Bands without a weight image have noise ``SKYSIG`` on every pixel.
     """
 
     zp_ref: float = 25.0
+    weight_type: WeightType = "relative"
 
 
 class CropParams(Section):

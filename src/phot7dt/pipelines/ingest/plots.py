@@ -90,6 +90,11 @@ def sampled_white(frames: FrameSet, step: int) -> np.ndarray:
         release_pages(raw)
         good = np.isfinite(pixels)
         weight = np.float32(1.0 / frame.sky_sigma**2)
+        if frame.weight_path is not None:  # per-pixel inverse variance, as the white stack
+            wmap = frame.weight_map()
+            weight = frame.invvar(np.asarray(wmap[::step, ::step]))
+            release_pages(wmap)
+            good &= weight > 0
         term = np.where(good, pixels * np.float32(frame.scale) * weight, 0)
         weighted = term if weighted is None else weighted + term
         weights = good * weight if weights is None else weights + good * weight
