@@ -25,7 +25,68 @@ import numpy as np
 
 from phot7dt.frames import Box
 
-__all__ = ["FALLBACK_LEVELS", "PSF_MODELS", "PSFChoice", "PSFGrid", "cell_boxes", "cell_index", "cell_tag"]
+__all__ = ["FALLBACK_LEVELS", "PSF_MODELS", "MomentField", "PSFChoice", "PSFGrid", "cell_boxes",
+           "cell_index", "cell_tag", "gaussian_smear"]
+
+#: Largest exponent of the Fourier gain when :func:`gaussian_smear` narrows a stamp
+#: (``exp(1)``: narrowing by more than the stamp's information allows is capped).
+MAX_SHARPEN_EXPONENT = 1.0
+
+
+def gaussian_smear(stamp: np.ndarray, dsigma: np.ndarray) -> np.ndarray:
+    """``stamp`` convolved with a Gaussian of covariance ``dsigma`` (px**2), unit sum kept.
+
+    ``dsigma = (s_xx, s_xy, s_yy)`` may be negative (definite or not): the stamp
+    is then narrowed by the inverse filter ``exp(+k^T |dsigma| k / 2)``, capped at
+    :data:`MAX_SHARPEN_EXPONENT`. This is how a PSF of second moments ``M``
+    becomes one of moments ``M + dsigma`` to first order in ``dsigma``.
+    """
+    sxx, sxy, syy = (float(v) for v in dsigma)
+    n = stamp.shape[0]
+    kx = 2.0 * np.pi * np.fft.rfftfreq(n)[None, :]
+    ky = 2.0 * np.pi * np.fft.fftfreq(n)[:, None]
+    exponent = -0.5 * (sxx * kx**2 + 2.0 * sxy * kx * ky + syy * ky**2)
+    gain = np.exp(np.minimum(exponent, MAX_SHARPEN_EXPONENT))
+    out = np.fft.irfft2(np.fft.rfft2(stamp) * gain, s=stamp.shape)
+    return out / out.sum()
+
+
+@dataclasses.dataclass(frozen=True)
+class MomentField:
+    """Change of a cell PSF's second moments with position: ``dsigma(x, y)``, px**2.
+
+    ``dsigma(x, y) = coef[0] + coef[1] (x - x0) + coef[2] (y - y0)``, each row a
+    ``(s_xx, s_xy, s_yy)`` triple: the PSF at ``(x, y)`` is the cell stamp
+    convolved with a Gaussian of that covariance (:func:`gaussian_smear`).
+
+    Attributes
+    ----------
+    x0, y0 : float
+        Reference position, working-frame px (the cell's star-weighted centre).
+    coef : (3, 3) float64 ndarray
+        Rows: offset (px**2), x gradient and y gradient (px**2 per px).
+    """
+
+    x0: float
+    y0: float
+    coef: np.ndarray
+
+    def __post_init__(self) -> None:
+        coef = np.array(self.coef, dtype=np.float64).reshape(3, 3)
+        if not np.all(np.isfinite(coef)):
+            raise ValueError(f"MomentField.coef must be finite, got {coef.tolist()}")
+        coef.setflags(write=False)
+        object.__setattr__(self, "coef", coef)
+        object.__setattr__(self, "x0", float(self.x0))
+        object.__setattr__(self, "y0", float(self.y0))
+
+    def at(self, x: float, y: float) -> np.ndarray:
+        """``(s_xx, s_xy, s_yy)`` at working-frame ``(x, y)``, px**2."""
+        return self.coef[0] + self.coef[1] * (x - self.x0) + self.coef[2] * (y - self.y0)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values for JSON."""
+        return {"x0": self.x0, "y0": self.y0, "coef": self.coef.tolist()}
 
 #: Models a :class:`PSFChoice` may name: the ePSF or one of tract7dt's fallbacks.
 PSF_MODELS = ("epsf", "moffat", "gaussian_mixture", "ncircular_gaussian")
@@ -100,6 +161,13 @@ class PSFChoice:
         :data:`FALLBACK_LEVELS`; ``""`` for the ePSF.
     fallback_nstars : int
         Stars the fallback's fit used (0 for the ePSF and the header level).
+    flux_error_frac : float
+        Fractional flux error a PSF fit inherits from this model (the PSF-model
+        error term, dimensionless; 0 = none), added in quadrature to the
+        statistical flux error by the fitting stage.
+    moment_field : MomentField or None
+        How the PSF's second moments change across the cell (ePSF only; None:
+        the stamp holds everywhere in the cell), see :meth:`stamp_at`.
     """
 
     model: str
@@ -110,6 +178,8 @@ class PSFChoice:
     reason: str
     fallback_level: str = ""
     fallback_nstars: int = 0
+    flux_error_frac: float = 0.0
+    moment_field: MomentField | None = None
 
     def __post_init__(self) -> None:
         if self.model not in PSF_MODELS:
@@ -126,6 +196,10 @@ class PSFChoice:
         object.__setattr__(self, "fwhm_pix", float(self.fwhm_pix))
         object.__setattr__(self, "nstars", int(self.nstars))
         object.__setattr__(self, "fallback_nstars", int(self.fallback_nstars))
+        object.__setattr__(self, "flux_error_frac", float(self.flux_error_frac))
+        if not (self.flux_error_frac >= 0 and math.isfinite(self.flux_error_frac)):
+            raise ValueError(f"PSFChoice.flux_error_frac must be finite and >= 0, got "
+                             f"{self.flux_error_frac!r}")
         if self.beta is not None:
             object.__setattr__(self, "beta", float(self.beta))
 
@@ -137,7 +211,15 @@ class PSFChoice:
     def _key(self) -> tuple:
         stamp = None if self.stamp is None else hashlib.sha1(self.stamp.tobytes()).hexdigest()
         return (self.model, stamp, self.fwhm_pix, self.beta, self.nstars, self.reason,
-                self.fallback_level, self.fallback_nstars)
+                self.fallback_level, self.fallback_nstars, self.flux_error_frac,
+                None if self.moment_field is None else repr(self.moment_field.as_dict()))
+
+    def stamp_at(self, x: float, y: float) -> np.ndarray | None:
+        """The stamp for working-frame position ``(x, y)``: :attr:`stamp` with the
+        cell's :attr:`moment_field` applied there (the stamp itself without one)."""
+        if self.stamp is None or self.moment_field is None:
+            return self.stamp
+        return gaussian_smear(self.stamp, self.moment_field.at(x, y))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, PSFChoice):
@@ -150,7 +232,8 @@ class PSFChoice:
     def __reduce__(self):
         # Rebuild through __init__ so the unpickled stamp is read-only again.
         return (PSFChoice, (self.model, self.stamp, self.fwhm_pix, self.beta, self.nstars,
-                            self.reason, self.fallback_level, self.fallback_nstars))
+                            self.reason, self.fallback_level, self.fallback_nstars,
+                            self.flux_error_frac, self.moment_field))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

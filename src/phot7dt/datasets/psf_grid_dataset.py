@@ -25,7 +25,7 @@ import numpy as np
 from astropy.io import fits
 from kedro.io import AbstractDataset, DatasetError
 
-from phot7dt.psf_grid import PSFChoice, PSFGrid, cell_tag
+from phot7dt.psf_grid import MomentField, PSFChoice, PSFGrid, cell_tag
 
 __all__ = ["PSFGridDataset"]
 
@@ -46,6 +46,7 @@ def _stamp_header(band: str, row: int, col: int, choice: PSFChoice) -> fits.Head
     if choice.fallback_level:
         header["FBLEVEL"] = (choice.fallback_level, "fallback shape from")
         header["FBNSTARS"] = (choice.fallback_nstars, "stars of the fallback fit")
+    header["PSFERR"] = (choice.flux_error_frac, "fractional PSF-model flux error")
     header["REASON"] = choice.reason
     return header
 
@@ -57,8 +58,16 @@ def _entry(band: str, row: int, col: int, choice: PSFChoice, qa: dict | None) ->
         "model": choice.model, "fwhm_pix": choice.fwhm_pix, "beta": choice.beta,
         "nstars": choice.nstars, "reason": choice.reason,
         "fallback_level": choice.fallback_level, "fallback_nstars": choice.fallback_nstars,
+        "flux_error_frac": choice.flux_error_frac,
+        "moment_field": None if choice.moment_field is None else choice.moment_field.as_dict(),
         "stamp": stamp, "qa": qa,
     }
+
+
+def _moment_field(entry: dict | None) -> MomentField | None:
+    if entry is None:
+        return None
+    return MomentField(entry["x0"], entry["y0"], np.asarray(entry["coef"], float))
 
 
 class PSFGridDataset(AbstractDataset[PSFGrid, PSFGrid]):
@@ -134,7 +143,8 @@ class PSFGridDataset(AbstractDataset[PSFGrid, PSFGrid]):
             stamp = self._read_stamp(e["stamp"]) if e["stamp"] else None
             choices[key] = PSFChoice(e["model"], stamp, e["fwhm_pix"], e["beta"], e["nstars"],
                                      e["reason"], e.get("fallback_level", ""),
-                                     e.get("fallback_nstars", 0))
+                                     e.get("fallback_nstars", 0), e.get("flux_error_frac", 0.0),
+                                     _moment_field(e.get("moment_field")))
             if e.get("qa") is not None:
                 qa[key] = e["qa"]
         return PSFGrid(tuple(meta["shape"]), int(meta["ngrid"]), tuple(meta["bands"]), choices, qa)

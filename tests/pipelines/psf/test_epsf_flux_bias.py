@@ -72,7 +72,8 @@ def test_stack_recentres_and_fits_star_centres():
     rng = np.random.default_rng(11)
     stars = noisy_stars(rng, np.geomspace(100, 600, 12))
     truth_x, truth_y = stars.cx.copy(), stars.cy.copy()
-    res = stack_epsf(stars, SKY, GAIN, FWHM, maxiters=10, clip_sigma=5.0)
+    res = stack_epsf(stars, SKY, GAIN, FWHM, maxiters=10, clip_sigma=5.0, aperture_fwhm=2.0,
+                     gradient_stars=None)
     assert res.converged and res.used.all()
     centre = fit_moffat(res.stamp, 10.0)
     half = (CUTOUT - 1) / 2

@@ -76,6 +76,7 @@ def expected_columns(bands: list[str], multi_band: bool) -> dict[str, str]:
     }
     for band in bands:
         cols[f"FLUX_{band}_fit"] = cols[f"FLUXERR_{band}_fit"] = "float64"
+        cols[f"FLUXERR_{band}_stat"] = "float64"
     suffixes = ["_fit"] if multi_band else [f"_{b}_fit" for b in bands]
     for suffix in suffixes:
         for name in ("x_pix_white", "y_pix_white", "Re", "ELL", "THETA", "sersic_n"):

@@ -22,7 +22,7 @@ from phot7dt.pipelines.fitting.result_table import no_fit_table, result_table
 from phot7dt.psf_grid import PSFChoice
 from phot7dt.scene import FitSettings, fit_patch
 
-__all__ = ["FitConfig", "PatchOutcome", "PatchTask", "run_patch_task"]
+__all__ = ["FitConfig", "PatchOutcome", "PatchTask", "local_psfs", "run_patch_task"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,6 +137,18 @@ def source_columns(sources: pd.DataFrame, flux: np.ndarray, bands: tuple[str, ..
     return cols
 
 
+def local_psfs(task: PatchTask) -> tuple[PSFChoice, ...]:
+    """The band PSFs at the centre of the patch's region: each cell choice's stamp with
+    its moment field applied there (:meth:`~phot7dt.psf_grid.PSFChoice.stamp_at`)."""
+    x = (task.roi.x0 + task.roi.x1 - 1) / 2.0
+    y = (task.roi.y0 + task.roi.y1 - 1) / 2.0
+    return tuple(
+        c if c is None or c.moment_field is None
+        else dataclasses.replace(c, stamp=c.stamp_at(x, y), moment_field=None)
+        for c in task.psfs
+    )
+
+
 def _usable_psfs(psfs: list, invvar: np.ndarray) -> list:
     """Bands without a PSF get zero weight and, as a placeholder, another band's PSF."""
     stand_in = next(p for p in psfs if p is not None)
@@ -152,7 +164,7 @@ def _fit(task: PatchTask, meta: dict[str, Any]) -> pd.DataFrame:
     images, invvar, saturated = task.frames.cutout(
         task.roi, bands=cfg.bands, extra_mask=mask, saturation_pad_pix=cfg.saturation_pad_pix
     )
-    psfs, missing = build_psfs(task.psfs, cfg)
+    psfs, missing = build_psfs(local_psfs(task), cfg)
     meta.update(psf_audit(task.psfs, psfs, cfg, missing))
     meta["n_saturated_pixels"] = int(saturated.sum())
     if len(missing) == len(cfg.bands):

@@ -90,7 +90,8 @@ def patch_view(
     mask = None if bright_mask is None else np.asarray(bright_mask[box.slices] > 0)
     data, invvar, _ = frames.cutout(box, extra_mask=mask)
     rows = _sources_in(merged, box, bands[0])
-    psfs = [PixelizedPSF(grid.choice(b, *cell).stamp) for b in bands]
+    xc, yc = (box.x0 + box.x1 - 1) / 2.0, (box.y0 + box.y1 - 1) / 2.0
+    psfs = [PixelizedPSF(grid.choice(b, *cell).stamp_at(xc, yc)) for b in bands]
     kinds, params = _params(rows, bands[0])
     fluxes = np.nan_to_num(np.column_stack([rows[f"FLUX_{b}_fit"].to_numpy(float) for b in bands]))
     model = (

@@ -91,6 +91,21 @@ def _single_band_columns(results, config, base: np.ndarray) -> dict[str, np.ndar
     return out
 
 
+def _add_psf_model_errors(cols: dict[str, np.ndarray], task) -> None:
+    """``FLUXERR_{band}_fit`` becomes the total error; ``FLUXERR_{band}_stat`` keeps the fit's.
+
+    total = sqrt(stat**2 + (eta_b * |flux|)**2), with ``eta_b`` the fractional
+    PSF-model flux error of the band's PSF in this patch's cell
+    (:attr:`~phot7dt.psf_grid.PSFChoice.flux_error_frac`).
+    """
+    for band, choice in zip(task.config.bands, task.psfs, strict=True):
+        stat = np.asarray(cols[f"FLUXERR_{band}_fit"], float)
+        flux = np.asarray(cols[f"FLUX_{band}_fit"], float)
+        cols[f"FLUXERR_{band}_stat"] = stat
+        eta = 0.0 if choice is None else choice.flux_error_frac
+        cols[f"FLUXERR_{band}_fit"] = np.hypot(stat, eta * np.abs(flux))
+
+
 def _white_positions(cols: dict[str, np.ndarray], roi) -> None:
     for name in list(cols):
         if name.startswith("x_pix_patch") and name.endswith("_fit"):
@@ -117,6 +132,7 @@ def result_table(task, results: list, meta: dict[str, Any]) -> pd.DataFrame:
         cols = _fit_columns(results[0], list(cfg.bands), cfg, base)
     else:
         cols = _single_band_columns(results, cfg, base)
+    _add_psf_model_errors(cols, task)
     _white_positions(cols, task.roi)
     fit = pd.DataFrame(cols)
     head = pd.DataFrame({"patch_tag": task.tag, "epsf_tag": task.epsf_tag}, index=fit.index)

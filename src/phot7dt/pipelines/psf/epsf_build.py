@@ -22,9 +22,11 @@ from astropy.stats import SigmaClip, sigma_clipped_stats
 from photutils.psf import EPSFBuilder, EPSFStar, EPSFStars
 
 from phot7dt.pipelines.psf.cell_image import CellImage
+from phot7dt.pipelines.psf.model_error import PsfFluxRatios
 from phot7dt.pipelines.psf.epsf_stack import StarCutouts, shifted_copies, stack_epsf
 from phot7dt.pipelines.psf.params import EpsfParams
 from phot7dt.pipelines.psf.stamp_models import model_wings
+from phot7dt.psf_grid import MomentField
 
 __all__ = ["EPSFBuild", "build_cell_epsf", "star_cutouts"]
 
@@ -61,6 +63,12 @@ class EPSFBuild:
         Median over used stars of (star / flux - ePSF), cropped like ``stamp``.
     cutouts : list of ndarray
         Background-subtracted cutouts of used stars (for montages).
+    flux_ratios : PsfFluxRatios
+        Leave-one-out PSF/aperture flux ratios of the used stars (stack builder;
+        empty for photutils).
+    moment_field : MomentField or None
+        Change of the PSF's second moments across the cell (stack builder with
+        ``psf_spatial_model``).
     """
 
     stamp: np.ndarray
@@ -74,6 +82,8 @@ class EPSFBuild:
     star_background: dict
     residual: np.ndarray
     cutouts: list
+    flux_ratios: PsfFluxRatios
+    moment_field: MomentField | None
 
 
 def _annulus_background(cutout: np.ndarray, bad: np.ndarray, cx: float, cy: float,
@@ -166,6 +176,8 @@ class _Raw:
     iterations: int
     converged: bool
     residual: np.ndarray
+    ratios: PsfFluxRatios = dataclasses.field(default_factory=PsfFluxRatios.empty)
+    moment_field: MomentField | None = None
 
 
 def _run_photutils(stars: StarCutouts, p: EpsfParams) -> _Raw:
@@ -198,7 +210,9 @@ def _run_photutils(stars: StarCutouts, p: EpsfParams) -> _Raw:
 def _run_stack(stars: StarCutouts, p: EpsfParams, fwhm: float, sky_sigma: float,
                gain: float) -> _Raw:
     """The S/N-weighted Fourier-aligned stack, and the median residual of its used stars."""
-    res = stack_epsf(stars, sky_sigma, gain, fwhm, p.maxiters, CLIP_SIGMA if p.do_clip else np.inf)
+    res = stack_epsf(stars, sky_sigma, gain, fwhm, p.maxiters, CLIP_SIGMA if p.do_clip else np.inf,
+                     p.psf_error_aperture_fwhm,
+                     p.psf_spatial_min_gradient_stars if p.psf_spatial_model else None)
     c = (res.stamp.shape[0] - 1) / 2
     shown = np.nonzero(res.used)[0][: p.residual_diag_max_stars]
     resid = (stars.data[shown] / res.flux[shown][:, None, None]
@@ -206,7 +220,8 @@ def _run_stack(stars: StarCutouts, p: EpsfParams, fwhm: float, sky_sigma: float,
     resid[stars.bad[shown]] = np.nan
     median = (_centre_crop(np.nanmedian(resid, axis=0), p.final_psf_size) if len(shown)
               else np.zeros((p.final_psf_size, p.final_psf_size)))
-    return _Raw(res.stamp, res.used, res.iterations, res.converged, np.nan_to_num(median))
+    return _Raw(res.stamp, res.used, res.iterations, res.converged, np.nan_to_num(median),
+                res.ratios, res.moment_field)
 
 
 def build_cell_epsf(
@@ -240,4 +255,6 @@ def build_cell_epsf(
         star_background=star_background,
         residual=raw.residual,
         cutouts=[np.asarray(stars.data[s], np.float32) for s in used[:max_cutouts]],
+        flux_ratios=raw.ratios,
+        moment_field=raw.moment_field,
     )

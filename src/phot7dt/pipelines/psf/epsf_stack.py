@@ -25,7 +25,10 @@ import dataclasses
 
 import numpy as np
 
+from phot7dt.pipelines.psf.model_error import PsfFluxRatios, loo_flux_ratios
+from phot7dt.pipelines.psf.spatial import fit_moment_field, star_moment_offsets
 from phot7dt.pipelines.psf.stamp_models import fit_moffat
+from phot7dt.psf_grid import MomentField
 
 __all__ = ["StackResult", "StarCutouts", "fourier_shift", "shifted_copies", "stack_epsf"]
 
@@ -80,6 +83,8 @@ class StackResult:
     flux: np.ndarray
     iterations: int
     converged: bool
+    ratios: PsfFluxRatios
+    moment_field: MomentField | None
 
 
 def _frequencies(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -170,7 +175,11 @@ class _Spectra:
 
 def _stack(stars: StarCutouts, spectra: _Spectra, used, cx, cy, flux, profile, noise,
            clip_sigma):
-    """One weighted stack of the used stars; ``profile`` (unit sum) sets the photon noise."""
+    """One weighted stack of the used stars; ``profile`` (unit sum) sets the photon noise.
+
+    Returns the stack's mean and variance per pixel, and the aligned flux-normalised
+    star images with their inverse-variance weights before clipping, ``(S_used, n, n)``.
+    """
     sky_var, gain = noise
     n = stars.data.shape[1]
     c = (n - 1) / 2
@@ -183,7 +192,7 @@ def _stack(stars: StarCutouts, spectra: _Spectra, used, cx, cy, flux, profile, n
         rows = np.cumsum(spectra.has_bad)[idx[flawed]] - 1
         spoiled = _shifted_stack(spectra.bad[rows], dx[flawed], dy[flawed], n) > BAD_SPILL
         weight[flawed] = np.where(spoiled, 0.0, weight[flawed])
-    return _weighted_stack(aligned, weight, clip_sigma)
+    return (*_weighted_stack(aligned, weight, clip_sigma), aligned, weight)
 
 
 def _fit_star(data, bad, stamp: _StampSpectrum, start, noise, fit_radius):
@@ -240,7 +249,7 @@ def _refit_stars(stars, used, cx, cy, flux, stamp, noise, fit_radius) -> float:
 
 def stack_epsf(
     stars: StarCutouts, sky_sigma: float, gain: float, fwhm: float, maxiters: int,
-    clip_sigma: float,
+    clip_sigma: float, aperture_fwhm: float, gradient_stars: int | None,
 ) -> StackResult:
     """Iterate stack and star fits (see module doc).
 
@@ -258,6 +267,12 @@ def stack_epsf(
         Stack iterations at most.
     clip_sigma : float
         Per-pixel clipping threshold in units of each star's noise (``inf``: no clipping).
+    aperture_fwhm : float
+        Aperture radius of the leave-one-out PSF-model check, in FWHMs
+        (:func:`~phot7dt.pipelines.psf.model_error.loo_flux_ratios`).
+    gradient_stars : int or None
+        Fewest stars for a moment gradient across the cell
+        (:mod:`~phot7dt.pipelines.psf.spatial`); None: no moment field.
     """
     noise = (sky_sigma**2, gain)
     used = np.ones(len(stars), bool)
@@ -266,7 +281,8 @@ def stack_epsf(
     spectra = _Spectra.of(stars)
     converged, iteration = False, 0
     for iteration in range(1, maxiters + 1):
-        mean, variance = _stack(stars, spectra, used, cx, cy, flux, profile, noise, clip_sigma)
+        mean, variance, _, _ = _stack(stars, spectra, used, cx, cy, flux, profile, noise,
+                                      clip_sigma)
         total = mean.sum()
         profile, variance = mean / total, variance / total**2
         moved = _refit_stars(stars, used, cx, cy, flux, profile, noise, max(2.0 * fwhm, 4.0))
@@ -275,9 +291,21 @@ def stack_epsf(
         if moved < CENTRE_TOLERANCE_PIX:
             converged = True
             break
+    ratios, field = PsfFluxRatios.empty(), None
+    if used.any():
+        _, _, aligned, weight = _stack(stars, spectra, used, cx, cy, flux, profile, noise,
+                                       clip_sigma)
+        idx = np.nonzero(used)[0]
+        x, y = stars.origin[idx, 0] + cx[idx], stars.origin[idx, 1] + cy[idx]
+        smear = None
+        if gradient_stars is not None:
+            dsigma, dsigma_var = star_moment_offsets(aligned, weight, profile, fwhm)
+            field = fit_moment_field(x, y, dsigma, dsigma_var, gradient_stars)
+            smear = None if field is None else np.array([field.at(*p) for p in zip(x, y)])
+        ratios = loo_flux_ratios(aligned, weight, fwhm, aperture_fwhm, smear)
     half = (profile.shape[0] - 1) / 2
     centre = fit_moffat(profile, min(half, max(3.0 * fwhm, 6.0)))
     ox, oy = centre.x0 - half, centre.y0 - half
     stamp = fourier_shift(profile, -ox, -oy)
     return StackResult(stamp / stamp.sum(), fourier_shift(variance, -ox, -oy).clip(0.0, None),
-                       used, cx - ox, cy - oy, flux, iteration, converged)
+                       used, cx - ox, cy - oy, flux, iteration, converged, ratios, field)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from phot7dt.pipelines.psf import plots
 from phot7dt.pipelines.psf.cell_task import CellResult
 from phot7dt.pipelines.psf.band_choice import CellOutcome, choose_band
 from phot7dt.pipelines.psf.fallback_shape import BandStars
+from phot7dt.pipelines.psf.model_error import pooled_eta
 from phot7dt.pipelines.psf.parallel import map_tasks, n_workers, run_cells, shutdown_workers
 from phot7dt.pipelines.psf.params import EpsfParams, MoffatPsfParams
 from phot7dt.psf_grid import PSFChoice, PSFGrid, cell_boxes, cell_index, cell_tag
@@ -104,6 +106,7 @@ def _qa_record(res: CellResult, choice: PSFChoice) -> dict[str, Any]:
         "psf_beta": nan if choice.beta is None else choice.beta,
         "psf_fallback_level": choice.fallback_level,
         "psf_fallback_nstars": choice.fallback_nstars, "psf_reason": choice.reason,
+        "psf_flux_error_frac": choice.flux_error_frac,
     }
 
 
@@ -190,10 +193,13 @@ def build_epsf(
     finally:
         if n_workers(p, len(frames.bands)) > 1:
             shutdown_workers()
+    flat = [c for band in band_choices for c in band]
+    flat, eta_stars = _with_psf_errors(results, flat, p)
     choices, records = {}, {}
-    for res, choice in zip(results, [c for band in band_choices for c in band], strict=True):
+    for res, choice in zip(results, flat, strict=True):
         key = (res.band, res.row, res.col)
         choices[key], records[key] = choice, _qa_record(res, choice)
+        records[key]["psf_error_nstars"] = eta_stars[key]
     for res in built:
         res.fit_stars = None
     summary = pd.DataFrame(list(records.values()))
@@ -201,6 +207,52 @@ def build_epsf(
     qa = {key: _json_safe(rec) for key, rec in records.items()}
     grid = PSFGrid(frames.shape, p.epsf_ngrid, tuple(frames.bands), choices, qa)
     return grid, summary, [r for r in results if r.status != "skipped"]
+
+
+def _with_psf_errors(results: list[CellResult], choices: list[PSFChoice], p: EpsfParams
+                     ) -> tuple[list[PSFChoice], dict]:
+    """``choices`` with their moment field and PSF-model flux error, and the stars each
+    error estimate used.
+
+    ePSF cells take their own leave-one-out estimate shrunk towards the band's
+    (:func:`~phot7dt.pipelines.psf.model_error.pooled_eta`); fallback cells and
+    cells without an estimate the band's value; a band without any estimate
+    ``psf_error_fallback_frac``.
+    """
+    keys = [(r.band, r.row, r.col) for r in results]
+    by_key = dict(zip(keys, results, strict=True))
+    if not p.psf_error_model:
+        return [dataclasses.replace(c, moment_field=None if c.is_fallback or r.build is None
+                                    else r.build.moment_field)
+                for c, r in zip(choices, results, strict=True)], dict.fromkeys(keys, 0)
+    band_eta, cell_eta = {}, {}
+    for band in dict.fromkeys(r.band for r in results):
+        cells = {k: r.build.flux_ratios for k, r in zip(keys, results, strict=True)
+                 if r.band == band and r.build is not None}
+        band_eta[band], per_cell = pooled_eta(cells, p.psf_error_shrink_stars)
+        cell_eta.update(per_cell)
+    out, used = [], {}
+    for key, choice in zip(keys, choices, strict=True):
+        eta, n = cell_eta.get(key, (float("nan"), 0))
+        if choice.is_fallback or not math.isfinite(eta):
+            eta, n = band_eta[key[0]], 0
+            if not math.isfinite(eta):
+                eta = p.psf_error_fallback_frac
+        build = by_key[key].build
+        field = None if choice.is_fallback or build is None else build.moment_field
+        out.append(dataclasses.replace(choice, flux_error_frac=eta, moment_field=field))
+        used[key] = n
+    _log_psf_errors(keys, out)
+    return out, used
+
+
+def _log_psf_errors(keys: list, choices: list[PSFChoice]) -> None:
+    by_band: dict[str, list[float]] = {}
+    for (band, _, _), choice in zip(keys, choices, strict=True):
+        by_band.setdefault(band, []).append(choice.flux_error_frac)
+    for band, values in by_band.items():
+        logger.info("PSF-model flux error %s: median %.2f %%, range %.2f-%.2f %%", band,
+                    100 * np.median(values), 100 * min(values), 100 * max(values))
 
 
 def _log_summary(summary: pd.DataFrame) -> None:

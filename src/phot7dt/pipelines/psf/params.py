@@ -14,6 +14,19 @@ shift (see :mod:`phot7dt.pipelines.psf.epsf_stack`; photutils' median stack
 left PSF-fit fluxes 0.5-1.4 % low on the simulated field); ``photutils`` is
 tract7dt's ``EPSFBuilder``, the only builder that uses ``oversamp``,
 ``recenter_boxsize`` and ``smoothing_kernel``.
+
+PSF-model error keys (phot7dt's own): ``psf_error_model`` turns on the
+fractional flux error each cell's PSF carries (measured on its stars by
+leave-one-out PSF/aperture flux ratios, :mod:`phot7dt.pipelines.psf.model_error`;
+stack builder only); ``psf_error_aperture_fwhm`` is that check's aperture
+radius in FWHMs; ``psf_error_shrink_stars`` the weight, in stars, of the
+band-wide value in each cell's estimate; ``psf_error_fallback_frac`` the
+fractional error assigned where no estimate exists (fallback PSFs of a band
+without any measured cell, or the photutils builder). ``psf_spatial_model``
+measures how the PSF's second moments change across each cell from its stars
+(stack builder; :mod:`phot7dt.pipelines.psf.spatial`) and the fitter applies
+the change at each patch's centre; ``psf_spatial_min_gradient_stars`` is the
+fewest stars for a gradient (fewer: a constant correction only).
 """
 
 from __future__ import annotations
@@ -62,6 +75,14 @@ class EpsfParams(Section):
     smoothing_kernel: Literal["quartic", "quadratic"] | None = None
     model_wings: bool = True
     final_psf_size: int = Field(55, ge=3)
+    # PSF-model flux error (see phot7dt.pipelines.psf.model_error).
+    psf_error_model: bool = True
+    psf_error_aperture_fwhm: float = Field(2.0, gt=0.5, le=10.0)
+    psf_error_shrink_stars: float = Field(5.0, ge=0)
+    psf_error_fallback_frac: float = Field(0.02, ge=0, le=1)
+    # PSF variation across a cell (see phot7dt.pipelines.psf.spatial).
+    psf_spatial_model: bool = True
+    psf_spatial_min_gradient_stars: int = Field(8, ge=3)
     # Backgrounds.
     background_subtract_patch: bool = True
     background_boxsize: int = Field(96, ge=4)

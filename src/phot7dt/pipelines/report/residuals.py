@@ -93,9 +93,8 @@ def residual_stamp(
     near = (x > box.x0 - m) & (x < box.x1 + m) & (y > box.y0 - m) & (y < box.y1 + m)
     scene = fitted.loc[near]
     kinds, params = _engine_params(scene, (box.x0, box.y0))
-    stamp = grid.choice(
-        band, *grid.cell_of(float(source["x_pix_white_fit"]), float(source["y_pix_white_fit"]))
-    ).stamp
+    sx, sy = float(source["x_pix_white_fit"]), float(source["y_pix_white_fit"])
+    stamp = grid.choice(band, *grid.cell_of(sx, sy)).stamp_at(sx, sy)
     fluxes = numeric_column(scene, f"FLUX_{band}_fit").reshape(-1, 1)
     model = render_model(box.shape, [PixelizedPSF(stamp)], kinds, params, np.nan_to_num(fluxes))[0]
     return ResidualStamp(
