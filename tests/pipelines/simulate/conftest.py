@@ -27,4 +27,5 @@ def isolated_stars_params(small_params: dict) -> dict:
         "n_blends": 0,
         "n_saturated": 0,
         "n_unlisted": 0,
+        "n_gaia_stars": 0,
     }

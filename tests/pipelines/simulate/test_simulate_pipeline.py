@@ -6,6 +6,7 @@ import logging
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog, MemoryDataset
@@ -14,10 +15,10 @@ from kedro_datasets.pandas import CSVDataset
 from pandas.testing import assert_frame_equal
 
 from phot7dt.datasets import ImageListDataset
-from phot7dt.pipelines.simulate import create_pipeline
+from phot7dt.pipelines.simulate import create_pipeline, nodes
 
 PROJECT = Path(__file__).resolve().parents[3]
-TABLES = ("sim_truth_bands", "sim_truth", "sim_catalog", "sim_gaiaxp")
+TABLES = ("sim_truth_bands", "sim_truth", "sim_catalog", "sim_gaiaxp", "sim_truth_defects")
 BANDS = ["m400", "m475", "m550", "m625"]
 
 
@@ -78,6 +79,7 @@ def test_catalog_entries_follow_sample_dir_and_work_dir(tmp_path):
         ("sim_gaiaxp", "gaiaxp_synphot.csv"),
         ("sim_truth", "truth.csv"),
         ("sim_truth_bands", "truth_bands.csv"),
+        ("sim_truth_defects", "truth_defects.csv"),
     ]:
         assert entries[name]["filepath"] == f"{tmp_path}/s/{file}"
     assert entries["sim_quicklook"]["filepath"].startswith(f"{tmp_path}/w/08_reporting/simulate/")
@@ -104,3 +106,31 @@ def test_truth_csv_round_trip_keeps_text_ids(small_params, tmp_path):
     gaia = back["gaia_source_id"].fillna("")
     assert (gaia == truth["gaia_source_id"]).all()
     assert pd.api.types.is_bool_dtype(back["in_catalog"])
+
+
+def test_defects_survive_the_csv_round_trip(small_params, tmp_path):
+    defects = {"hot_pixels": 3, "hot_columns": 1, "cosmic_rays": 4, "satellite_trails": 1}
+    params = {**small_params, "noise": False, "defects": defects}
+    catalog = _run(params, tmp_path)
+    table = catalog.load("sim_truth_defects")
+    assert len(table) == 4 * (3 + 1 + 4) + 1
+    loader = OmegaConfigLoader(
+        conf_source=str(PROJECT / "conf"),
+        base_env="base",
+        default_run_env="local",
+        runtime_params={"sample_dir": str(tmp_path)},
+    )
+    config = loader["catalog"]["sim_truth_defects"]
+    dataset = CSVDataset(
+        filepath=config["filepath"], load_args=config["load_args"], save_args=config["save_args"]
+    )
+    dataset.save(table)
+    back = dataset.load()
+    assert_frame_equal(back, table, check_exact=False, rtol=1e-14)
+    bands = catalog.load("sim_truth_bands")
+    sources = nodes.draw_sim_sources(bands, params)
+    written = ImageListDataset(filepath=str(tmp_path / "image_list.txt")).load()
+    again = nodes.simulate_field(sources, bands, params, back)
+    for frame in written:
+        band = frame.header["FILTER"]
+        np.testing.assert_allclose(np.asarray(frame.data), again[band][0], rtol=1e-6, atol=1e-4)

@@ -18,9 +18,14 @@ from phot7dt.pipelines.simulate.sources import (
     random_galaxy_types,
 )
 
+#: Gaia G range (Vega mag) and number-count slope ``dlog10 N / dG`` of the ``bright_star`` role.
+GAIA_STAR_G = (11.0, 21.0)
+GAIA_STAR_SLOPE = 0.25
+
 #: Exclusion radii (px): no other source centre comes closer than this.
 CLEARANCE_PIX = {
     "saturated_star": 45.0,
+    "bright_star": 12.0,
     "unlisted": 25.0,
     "psf_star": 15.0,
     "blend": 12.0,
@@ -98,8 +103,33 @@ def _unlisted(placer: Placer, n: int, rng: np.random.Generator) -> list[dict[str
     return [stars, gals]
 
 
-def draw_population(layout: FieldLayout, edge: float, rng: np.random.Generator) -> pd.DataFrame:
-    """Positions, types, shapes and 550 nm magnitudes of every source (no IDs yet)."""
+def _gaia_stars(placer: Placer, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Stars with Gaia-like counts: G drawn with ``dN/dG ~ 10**(0.25 G)`` on 11–21 (Vega)."""
+    xy = placer.draw(n, CLEARANCE_PIX["bright_star"], rng=rng)
+    temp = rng.uniform(3500.0, 9000.0, n)
+    g_mag = number_count_mags(rng, n, *GAIA_STAR_G, slope=GAIA_STAR_SLOPE)
+    return {
+        "role": np.full(n, "bright_star"),
+        "TYPE": np.full(n, "STAR"),
+        "x_pix": xy[:, 0],
+        "y_pix": xy[:, 1],
+        # Invert gaia_g_mag: its colour term G - m550 depends on the temperature only.
+        "m550": g_mag - gaia_g_mag(np.zeros(n), temp),
+        "temp_k": temp,
+    }
+
+
+def draw_population(
+    layout: FieldLayout,
+    edge: float,
+    rng: np.random.Generator,
+    gaia_rng: np.random.Generator | None = None,
+) -> pd.DataFrame:
+    """Positions, types, shapes and 550 nm magnitudes of every source (no IDs yet).
+
+    The ``bright_star`` population (``layout.n_gaia_stars``) is placed last and drawn from
+    ``gaia_rng`` only, so the other sources do not move when it changes; its rows come last.
+    """
     placer = Placer(layout.width, layout.height, edge, rng)
     saturated = placer.draw(layout.n_saturated, CLEARANCE_PIX["saturated_star"])
     groups = [_stars("saturated_star", saturated, rng, (9.0, 10.5), (5000.0, 7000.0))]
@@ -114,15 +144,25 @@ def draw_population(layout: FieldLayout, edge: float, rng: np.random.Generator) 
     groups.append(
         _galaxies("galaxy", gal_xy, rng, gal_mag, random_galaxy_types(rng, layout.n_galaxies))
     )
+    if layout.n_gaia_stars:
+        groups.append(_gaia_stars(placer, layout.n_gaia_stars, gaia_rng or rng))
     frame = population_frame(groups)
     frame["pair_index"] = frame["pair_index"] if "pair_index" in frame else np.nan
     return frame
 
 
-def _assign_ids(frame: pd.DataFrame, params: SimulateParams, rng: np.random.Generator) -> pd.Series:
-    """Catalog IDs: unique integers as text, some zero-padded; ``nocat_<n>`` when unlisted."""
+def _assign_ids(
+    frame: pd.DataFrame, params: SimulateParams, rng: np.random.Generator, taken: pd.Series
+) -> pd.Series:
+    """Catalog IDs: unique integers as text, some zero-padded; ``nocat_<n>`` when unlisted.
+
+    Numbers already used by the ``taken`` IDs are not drawn again.
+    """
     listed = (frame["role"] != "unlisted").to_numpy()
-    numbers = rng.choice(np.arange(1, 10 * len(frame) + 100), size=int(listed.sum()), replace=False)
+    pool = np.arange(1, 10 * (len(frame) + len(taken)) + 100)
+    if len(taken):
+        pool = np.setdiff1d(pool, [int(t) for t in taken if str(t).isdigit()])
+    numbers = rng.choice(pool, size=int(listed.sum()), replace=False)
     padded = rng.uniform(size=len(numbers)) < params.catalog_zero_padded_fraction
     text = [f"{k:06d}" if pad else str(k) for k, pad in zip(numbers, padded, strict=True)]
     ids = np.empty(len(frame), dtype=object)
@@ -166,9 +206,11 @@ def _band_photometry(frame: pd.DataFrame, bands: pd.DataFrame, zp_ref: float) ->
     )
 
 
-def _gaia_source_ids(rng: np.random.Generator, n: int) -> np.ndarray:
-    """``n`` distinct 19-digit integers shaped like Gaia DR3 ``source_id`` values."""
+def _gaia_source_ids(rng: np.random.Generator, n: int, taken: pd.Series) -> np.ndarray:
+    """``n`` distinct 19-digit integers shaped like Gaia DR3 ``source_id`` values, not ``taken``."""
     ids = np.unique(rng.integers(10**18, 7 * 10**18, size=2 * n + 10, dtype=np.int64))
+    if len(taken):
+        ids = np.setdiff1d(ids, [int(t) for t in taken if str(t).isdigit()])
     return rng.permutation(ids)[:n]
 
 
@@ -178,10 +220,17 @@ def finish_sources(
     wcs: WCS,
     params: SimulateParams,
     rng: np.random.Generator,
+    taken: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Add IDs, sky positions, per-band photometry, Gaia G and Gaia source IDs."""
+    """Add IDs, sky positions, per-band photometry, Gaia G and Gaia source IDs.
+
+    ``taken`` holds already finished sources whose ``ID`` and ``gaia_source_id`` values
+    must not be reused (a population finished separately, from its own generator).
+    """
+    taken_ids = taken["ID"] if taken is not None else pd.Series([], dtype=str)
+    taken_gaia = taken["gaia_source_id"] if taken is not None else pd.Series([], dtype=str)
     out = frame.copy()
-    out["ID"] = _assign_ids(out, params, rng)
+    out["ID"] = _assign_ids(out, params, rng, taken_ids)
     out["in_catalog"] = out["role"] != "unlisted"
     out["blend_partner"] = _blend_partners(out)
     ra, dec = wcs.all_pix2world(out["x_pix"].to_numpy(), out["y_pix"].to_numpy(), 0)
@@ -192,6 +241,30 @@ def finish_sources(
     )
     in_gaia = (is_star & (out["phot_g_mean_mag"] <= params.gaia_g_max)).to_numpy()
     gaia_ids = np.full(len(out), "", dtype=object)
-    gaia_ids[in_gaia] = [str(k) for k in _gaia_source_ids(rng, int(in_gaia.sum()))]
+    gaia_ids[in_gaia] = [str(k) for k in _gaia_source_ids(rng, int(in_gaia.sum()), taken_gaia)]
     out["gaia_source_id"] = pd.Series(gaia_ids, index=out.index, dtype=str)
     return pd.concat([out, _band_photometry(out, bands, params.zp_ref)], axis=1)
+
+
+def draw_sources(
+    layout: FieldLayout,
+    bands: pd.DataFrame,
+    wcs: WCS,
+    params: SimulateParams,
+    rngs: tuple[np.random.Generator, np.random.Generator],
+    edge: float,
+) -> pd.DataFrame:
+    """Every source, finished: the field population from ``rngs[0]``, bright stars from ``rngs[1]``.
+
+    The bright stars get their own IDs and Gaia source IDs after the others are finished, so
+    the rest of the field (positions, IDs, fluxes) is the same with or without them.
+    """
+    rng, gaia_rng = rngs
+    frame = draw_population(layout, edge, rng, gaia_rng)
+    bright = (frame["role"] == "bright_star").to_numpy()
+    base = finish_sources(frame[~bright].reset_index(drop=True), bands, wcs, params, rng)
+    if not bright.any():
+        return base
+    extra = frame[bright].reset_index(drop=True)
+    extra = finish_sources(extra, bands, wcs, params, gaia_rng, taken=base)
+    return pd.concat([base, extra], ignore_index=True)

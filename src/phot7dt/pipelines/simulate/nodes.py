@@ -16,10 +16,16 @@ from astropy.io import fits
 
 from phot7dt.params import section
 from phot7dt.pipelines.simulate.catalogs import gaiaxp_table, input_catalog, truth_table
-from phot7dt.pipelines.simulate.field import draw_population, finish_sources
+from phot7dt.pipelines.simulate.defects import draw_artefacts, draw_band_defects
+from phot7dt.pipelines.simulate.field import draw_sources
 from phot7dt.pipelines.simulate.params import SimulateParams
 from phot7dt.pipelines.simulate.render import saturated_sources
-from phot7dt.pipelines.simulate.sky import adu_per_scaled_flux, draw_band_table, make_wcs
+from phot7dt.pipelines.simulate.sky import (
+    adu_per_scaled_flux,
+    draw_band_table,
+    draw_psf_shapes,
+    make_wcs,
+)
 from phot7dt.pipelines.simulate.tile import LazyBandImages
 
 logger = logging.getLogger(__name__)
@@ -28,6 +34,8 @@ logger = logging.getLogger(__name__)
 EDGE_PAD_PIX = 8
 
 _BANDS_STREAM, _SOURCES_STREAM, _CATALOG_STREAM, _GAIA_STREAM = 1, 2, 4, 5
+#: Streams added later draw apart, so the older draws (and images) did not change.
+_PSF_SHAPE_STREAM, _GAIA_STARS_STREAM = 6, 7
 
 
 def _params(simulate: Mapping[str, Any] | SimulateParams) -> SimulateParams:
@@ -51,12 +59,19 @@ def draw_sim_bands(simulate: Mapping[str, Any]) -> pd.DataFrame:
     pandas.DataFrame
         One row per band: ``band``, ``wavelength_nm``, ``zp_true``, ``zp_auto`` (mag),
         ``skysig``, ``saturate`` (ADU), ``egain`` (e-/ADU), ``fwhm_pix`` (px, field
-        centre), ``moffat_beta`` and the PSF field-variation coefficients
-        (see :func:`phot7dt.pipelines.simulate.sky.moffat_fwhm_at`).
+        centre), ``moffat_beta``, the PSF field-variation coefficients (FWHM and shear, see
+        :func:`~phot7dt.pipelines.simulate.sky.moffat_fwhm_at` and
+        :func:`~phot7dt.pipelines.simulate.sky.psf_shear_at`), the residual sky
+        ``sky_offset`` (ADU), ``sky_grad_x``, ``sky_grad_y`` (ADU/px) and the NaN border
+        widths ``nan_left``, ``nan_right``, ``nan_bottom``, ``nan_top`` (px; see
+        :func:`~phot7dt.pipelines.simulate.defects.draw_band_defects`).
     """
     params = _params(simulate)
     layout = params.layout()
     bands = draw_band_table(params, layout, _rng(params, _BANDS_STREAM))
+    shapes = draw_psf_shapes(params, layout, len(bands), _rng(params, _PSF_SHAPE_STREAM))
+    bands = pd.concat([bands, shapes.set_index(bands.index)], axis=1)
+    bands = pd.concat([bands, draw_band_defects(params, layout, bands)], axis=1)
     logger.info(
         "simulate: %s preset, %dx%d px, bands %s",
         params.preset,
@@ -81,9 +96,14 @@ def draw_sim_sources(sim_truth_bands: pd.DataFrame, simulate: Mapping[str, Any])
     """
     params = _params(simulate)
     layout = params.layout()
-    rng = _rng(params, _SOURCES_STREAM)
-    frame = draw_population(layout, params.edge_margin_pix + EDGE_PAD_PIX, rng)
-    sources = finish_sources(frame, sim_truth_bands, make_wcs(params, layout), params, rng)
+    sources = draw_sources(
+        layout,
+        sim_truth_bands,
+        make_wcs(params, layout),
+        params,
+        (_rng(params, _SOURCES_STREAM), _rng(params, _GAIA_STARS_STREAM)),
+        params.edge_margin_pix + EDGE_PAD_PIX,
+    )
     logger.info(
         "simulate: %d sources (%d in the catalog, %d with Gaia IDs)",
         len(sources),
@@ -93,20 +113,44 @@ def draw_sim_sources(sim_truth_bands: pd.DataFrame, simulate: Mapping[str, Any])
     return sources
 
 
+def draw_sim_defects(sim_truth_bands: pd.DataFrame, simulate: Mapping[str, Any]) -> pd.DataFrame:
+    """``truth_defects.csv``: every hot pixel, hot column, cosmic ray and satellite trail.
+
+    One row per artefact: ``band``, ``kind``, ``x0``, ``y0``, ``x1``, ``y1`` (0-based px),
+    ``width_pix`` (px), ``amplitude_adu`` (ADU); no rows when ``simulate.defects`` adds none
+    (see :func:`~phot7dt.pipelines.simulate.defects.draw_artefacts`).
+    """
+    params = _params(simulate)
+    artefacts = draw_artefacts(params, params.layout(), sim_truth_bands)
+    counts = {str(k): int(v) for k, v in artefacts["kind"].value_counts().items()}
+    logger.info("simulate: %d artefacts %s", len(artefacts), counts)
+    return artefacts
+
+
 def simulate_field(
-    sim_sources: pd.DataFrame, sim_truth_bands: pd.DataFrame, simulate: Mapping[str, Any]
-) -> Mapping[str, tuple[np.ndarray, fits.Header]]:
+    sim_sources: pd.DataFrame,
+    sim_truth_bands: pd.DataFrame,
+    simulate: Mapping[str, Any],
+    sim_truth_defects: pd.DataFrame | None = None,
+) -> Mapping[str, tuple[np.ndarray, fits.Header] | tuple[np.ndarray, fits.Header, np.ndarray]]:
     """The tile's images, ``{band: (pixels (height, width) float32 ADU, header)}``.
 
     Rendered with GalSim when the image-list dataset writes each band (one band in
-    memory at a time): Moffat PSF varying with band and position, sky and source
-    noise, saturation with bleed trails, NaN pixels. Headers carry the TAN WCS
-    (CD matrix) and ``FILTER``, ``ZP_AUTO``, ``SKYSIG``, ``EGAIN``, ``SATURATE``,
-    ``PEEING`` (px), ``SEEING`` (arcsec).
+    memory at a time): Moffat PSF varying with band and position (FWHM and shear), sky
+    and source noise, saturation with bleed trails, NaN pixels, and the defects of
+    ``simulate.defects`` (residual sky, artefacts of ``sim_truth_defects``, drawn from the
+    parameters when None, NaN borders). With ``defects.depth_map`` each item is
+    ``(pixels, header, weight)``, ``weight`` the float32 relative-weight map (0 on the NaN
+    border). Headers carry the TAN WCS (CD matrix) and ``FILTER``, ``ZP_AUTO``, ``SKYSIG``
+    (noise at the median weight), ``EGAIN``, ``SATURATE``, ``PEEING`` (px), ``SEEING`` (arcsec).
     """
     params = _params(simulate)
     layout = params.layout()
-    return LazyBandImages(sim_sources, sim_truth_bands, layout, params, make_wcs(params, layout))
+    if sim_truth_defects is None:
+        sim_truth_defects = draw_artefacts(params, layout, sim_truth_bands)
+    return LazyBandImages(
+        sim_sources, sim_truth_bands, layout, params, make_wcs(params, layout), sim_truth_defects
+    )
 
 
 def build_sim_truth(

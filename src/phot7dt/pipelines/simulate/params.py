@@ -29,6 +29,7 @@ PRESETS: dict[str, dict[str, object]] = {
         "n_blends": 2,
         "n_saturated": 1,
         "n_unlisted": 2,
+        "n_gaia_stars": 10,
     },
     "medium": {
         "width": 1200,
@@ -40,6 +41,7 @@ PRESETS: dict[str, dict[str, object]] = {
         "n_blends": 8,
         "n_saturated": 3,
         "n_unlisted": 4,
+        "n_gaia_stars": 120,
     },
     "large": {
         "width": 2000,
@@ -51,6 +53,7 @@ PRESETS: dict[str, dict[str, object]] = {
         "n_blends": 15,
         "n_saturated": 6,
         "n_unlisted": 8,
+        "n_gaia_stars": 330,
     },
 }
 
@@ -85,6 +88,8 @@ class FieldLayout(Section):
         Stars of 9–10.5 AB whose cores saturate in every band.
     n_unlisted : int
         Bright sources (stars and galaxies) left out of ``catalog.csv``.
+    n_gaia_stars : int
+        Stars with Gaia-like counts (``dN/dG ~ 10**(0.25 G)``, G 11–21), role ``bright_star``.
     """
 
     width: int = Field(ge=100)
@@ -96,11 +101,69 @@ class FieldLayout(Section):
     n_blends: Count
     n_saturated: Count
     n_unlisted: Count
+    n_gaia_stars: Count
 
     @field_validator("bands")
     @classmethod
     def _known_bands(cls, bands: list[str] | None) -> list[str] | None:
         return _check_bands(bands)
+
+
+class DefectParams(Section):
+    """``simulate.defects``: the flaws of real 7DT coadds (all off by default).
+
+    Attributes
+    ----------
+    sky_offset_sigma : float
+        Residual background per band: a constant of (0.5–1) times this, random sign, in SKYSIG.
+    sky_gradient_sigma : float
+        Residual sky plane per band: peak-to-peak change over the field (any direction), in SKYSIG.
+    depth_map : bool
+        Depth varying like a dithered coadd (relative weight in [depth_min_weight, 1]); the
+        noise is ``SKYSIG sqrt(median(w) / w)`` and the weight image is returned with the band.
+    depth_min_weight : float
+        Lowest relative weight (exposure) of the depth map.
+    hot_pixels : int
+        Hot pixels per band.
+    hot_pixel_sigma : (float, float)
+        Range of hot-pixel amplitudes (log-uniform), in SKYSIG.
+    hot_columns : int
+        Hot columns per band: half whole columns, half segments of 10–60 % of the height.
+    hot_column_sigma : float
+        Constant offset of the hot columns, in SKYSIG.
+    cosmic_rays : int
+        Cosmic-ray tracks per band.
+    cosmic_ray_sigma : (float, float)
+        Cosmic-ray amplitudes (log-uniform; tracks 1–8 px long, 1–2 px wide), in SKYSIG.
+    satellite_trails : int
+        Number of bands crossed by one satellite trail (at most every band).
+    trail_sigma : float
+        Peak of the trail's Gaussian profile (FWHM = the band's PSF FWHM), in SKYSIG.
+    nan_border_pix : int
+        NaN borders of random width up to this along each image edge (dither footprint), px.
+    """
+
+    sky_offset_sigma: float = Field(0.0, ge=0, le=100)
+    sky_gradient_sigma: float = Field(0.0, ge=0, le=100)
+    depth_map: bool = False
+    depth_min_weight: float = Field(0.3, gt=0, le=1)
+    hot_pixels: Count = 0
+    hot_pixel_sigma: Range = (10.0, 1000.0)
+    hot_columns: Count = 0
+    hot_column_sigma: float = Field(3.0, gt=0, le=1000)
+    cosmic_rays: Count = 0
+    cosmic_ray_sigma: Range = (5.0, 500.0)
+    satellite_trails: Count = 0
+    trail_sigma: float = Field(5.0, gt=0, le=1000)
+    nan_border_pix: Count = 0
+
+    @model_validator(mode="after")
+    def _ranges_ordered(self) -> DefectParams:
+        for name in ("hot_pixel_sigma", "cosmic_ray_sigma"):
+            low, high = getattr(self, name)
+            if not 0 < low <= high:
+                raise ValueError(f"{name}: expected 0 < low <= high, got {[low, high]}")
+        return self
 
 
 class SimulateParams(Section):
@@ -110,7 +173,7 @@ class SimulateParams(Section):
     ----------
     preset : {"small", "medium", "large"}
         Field size and source numbers (:data:`PRESETS`); the layout keys below
-        (``width`` ... ``n_unlisted``) override single preset values when not null.
+        (``width`` ... ``n_gaia_stars``) override single preset values when not null.
     seed : int
         Seed of every random draw: the same seed gives the same files.
     noise : bool
@@ -128,7 +191,11 @@ class SimulateParams(Section):
     psf_fwhm_wavelength_index : float
         FWHM scales as ``(wavelength / 550 nm) ** index`` (negative: broader in the blue).
     psf_fwhm_field_variation : float
-        Typical fractional FWHM change from the centre to the field edge.
+        Typical fractional FWHM change from the centre to the field corners (radial term
+        0.5–1 times this, plus a gradient of typical size half of it).
+    psf_ellipticity_field_variation : float
+        Largest PSF ellipticity ``|g|`` over the field (0.6–1 times this per band): a
+        constant, a gradient and an astigmatism-like quadratic pattern.
     psf_moffat_beta : (float, float)
         Range of the Moffat beta drawn per band.
     zp_true_peak, zp_true_drop : float
@@ -153,6 +220,8 @@ class SimulateParams(Section):
         Noise of the GaiaXP synthetic magnitudes, mag.
     nan_pixels, nan_columns : int
         Scattered NaN pixels, and NaN column segments, per band.
+    defects : DefectParams
+        Residual sky, depth map, hot pixels and columns, cosmic rays, trails, NaN borders.
     """
 
     preset: Literal["small", "medium", "large"] = "medium"
@@ -167,6 +236,7 @@ class SimulateParams(Section):
     n_blends: Count | None = None
     n_saturated: Count | None = None
     n_unlisted: Count | None = None
+    n_gaia_stars: Count | None = None
     pixel_scale_arcsec: float = Field(0.505, gt=0)
     center_ra_deg: float = Field(34.40, ge=0, lt=360)
     center_dec_deg: float = Field(-5.20, ge=-89, le=89)
@@ -174,7 +244,8 @@ class SimulateParams(Section):
     edge_margin_pix: Count = 20
     psf_fwhm_pix: float = Field(3.5, gt=1)
     psf_fwhm_wavelength_index: float = -0.25
-    psf_fwhm_field_variation: float = Field(0.03, ge=0, lt=0.3)
+    psf_fwhm_field_variation: float = Field(0.03, ge=0, le=0.5)
+    psf_ellipticity_field_variation: float = Field(0.03, ge=0, le=0.3)
     psf_moffat_beta: Range = (3.2, 4.0)
     zp_true_peak: float = 27.2
     zp_true_drop: float = Field(0.5, ge=0)
@@ -192,6 +263,7 @@ class SimulateParams(Section):
     gaia_mag_sigma: float = Field(0.01, ge=0)
     nan_pixels: Count = 20
     nan_columns: Count = 1
+    defects: DefectParams = Field(default_factory=DefectParams)
 
     @field_validator("bands")
     @classmethod

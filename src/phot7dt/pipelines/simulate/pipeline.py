@@ -9,6 +9,7 @@ from phot7dt.pipelines.simulate.nodes import (
     build_sim_gaiaxp,
     build_sim_truth,
     draw_sim_bands,
+    draw_sim_defects,
     draw_sim_sources,
     simulate_field,
 )
@@ -16,7 +17,7 @@ from phot7dt.pipelines.simulate.plots import plot_sim_quicklook
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Bands, sources, images (``simulate_field``), catalog, GaiaXP, truth and a quick look."""
+    """Bands, sources, defects, images (``simulate_field``), catalog, GaiaXP, truth, quick look."""
     return Pipeline(
         [
             Node(draw_sim_bands, "params:simulate", "sim_truth_bands", name="draw_sim_bands"),
@@ -27,8 +28,14 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="draw_sim_sources",
             ),
             Node(
+                draw_sim_defects,
+                ["sim_truth_bands", "params:simulate"],
+                "sim_truth_defects",
+                name="draw_sim_defects",
+            ),
+            Node(
                 simulate_field,
-                ["sim_sources", "sim_truth_bands", "params:simulate"],
+                ["sim_sources", "sim_truth_bands", "params:simulate", "sim_truth_defects"],
                 "sim_images",
                 name="simulate_field",
             ),

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from phot7dt.pipelines.simulate.sky import moffat_fwhm_at
+from phot7dt.pipelines.simulate.sky import moffat_fwhm_at, psf_shear_at
 
 #: Galaxy profiles are truncated at this many (major-axis) half-light radii, like the
 #: SDSS-style de Vaucouleurs profile the Tractor's mixtures approximate.
@@ -78,6 +78,36 @@ def stamp_half_size(adu_flux: float, fwhm: float, beta: float, skysig: float, ex
     return int(np.clip(np.ceil(max(wing, extent + 2.0 * fwhm)), low, high))
 
 
+def moffat_psf(band: pd.Series, x: float, y: float, accuracy: float = 1e-3) -> galsim.GSObject:
+    """The band's true unit-flux PSF at 0-based position ``(x, y)``, before pixel integration.
+
+    A Moffat of FWHM :func:`moffat_fwhm_at` and beta ``moffat_beta``, sheared by
+    :func:`psf_shear_at` (left round when the shear is exactly 0).
+    """
+    fwhm = float(moffat_fwhm_at(band, x, y))
+    psf = galsim.Moffat(beta=float(band["moffat_beta"]), fwhm=fwhm, gsparams=_gsparams(accuracy))
+    g1, g2 = (float(g) for g in psf_shear_at(band, x, y))
+    return psf.shear(g1=g1, g2=g2) if (g1 or g2) else psf
+
+
+def true_psf_image(band: pd.Series, x: float, y: float, size: int = 25) -> np.ndarray:
+    """The exact pixel-integrated PSF at ``(x, y)``: ``(size, size)`` float64, unit sum, centred.
+
+    The PSF centre is the centre of the middle pixel (``size`` must be odd); the stamp is
+    normalised to unit sum within itself, as ePSF stamps are.
+
+    Raises
+    ------
+    ValueError
+        When ``size`` is even or smaller than 3.
+    """
+    if size < 3 or size % 2 == 0:
+        raise ValueError(f"true_psf_image: size must be odd and >= 3, got {size}")
+    image = galsim.ImageD(size, size, scale=1.0)
+    moffat_psf(band, x, y, 1e-5).drawImage(image=image, method="auto")
+    return image.array / image.array.sum()
+
+
 def draw_source(row: pd.Series, adu_flux: float, band: pd.Series) -> galsim.ImageF:
     """Noiseless pixel-integrated image of one source in one band, centred on its true position."""
     x, y = float(row["x_pix"]), float(row["y_pix"])
@@ -87,7 +117,7 @@ def draw_source(row: pd.Series, adu_flux: float, band: pd.Series) -> galsim.Imag
         float(band["skysig"]),
     )
     accuracy = fft_accuracy(adu_flux, skysig)
-    psf = galsim.Moffat(beta=beta, fwhm=fwhm, gsparams=_gsparams(accuracy))
+    psf = moffat_psf(band, x, y, accuracy)
     extent = 0.0
     if row["TYPE"] == "STAR":
         obj = psf.withFlux(adu_flux)
@@ -134,11 +164,26 @@ def render_model(
     return image, saturating
 
 
-def add_noise(model: np.ndarray, band: pd.Series, rng: np.random.Generator) -> np.ndarray:
-    """Source Poisson noise (electrons, via EGAIN) plus Gaussian sky noise SKYSIG; float32 ADU."""
+def add_noise(
+    model: np.ndarray,
+    band: pd.Series,
+    rng: np.random.Generator,
+    depth: np.ndarray | None = None,
+) -> np.ndarray:
+    """Source Poisson noise (electrons, via EGAIN) plus Gaussian sky noise SKYSIG; float32 ADU.
+
+    ``depth`` is the exposure relative to the median (``w / median(w)``, ``(ny, nx)``): the
+    sky noise becomes ``SKYSIG / sqrt(depth)`` and the effective gain ``EGAIN * depth``.
+    """
     gain = float(band["egain"])
-    source = rng.poisson(np.clip(model, 0.0, None).astype(np.float64) * gain) / gain
-    sky = rng.standard_normal(model.shape, dtype=np.float32) * np.float32(band["skysig"])
+    if depth is None:
+        source = rng.poisson(np.clip(model, 0.0, None).astype(np.float64) * gain) / gain
+        sky = rng.standard_normal(model.shape, dtype=np.float32) * np.float32(band["skysig"])
+        return (source + sky).astype(np.float32)
+    gain_map = gain * depth.astype(np.float64)
+    source = rng.poisson(np.clip(model, 0.0, None) * gain_map) / gain_map
+    sky = rng.standard_normal(model.shape, dtype=np.float32)
+    sky *= np.float32(band["skysig"]) / np.sqrt(depth, dtype=np.float32)
     return (source + sky).astype(np.float32)
 
 

@@ -13,6 +13,17 @@ from phot7dt.pipelines.simulate.params import (
     SimulateParams,
 )
 
+#: Per-band PSF ellipticity coefficients in ``truth_bands.csv`` (see :func:`psf_shear_at`).
+PSF_SHAPE_COLUMNS = (
+    "psf_g1_0",
+    "psf_g1_x",
+    "psf_g1_y",
+    "psf_g2_0",
+    "psf_g2_x",
+    "psf_g2_y",
+    "psf_astig",
+)
+
 
 def draw_band_table(
     params: SimulateParams, layout: FieldLayout, rng: np.random.Generator
@@ -62,18 +73,96 @@ def draw_band_table(
     return table.round({c: 4 for c in ("zp_true", "zp_auto", "skysig", "egain", "fwhm_pix")})
 
 
+def _field_uv(
+    band: pd.Series, x: np.ndarray | float, y: np.ndarray | float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Field coordinates ``u = (x - psf_xc) / psf_norm_pix``, ``v`` likewise (corners at 1)."""
+    u = (np.asarray(x, dtype=float) - band["psf_xc"]) / band["psf_norm_pix"]
+    v = (np.asarray(y, dtype=float) - band["psf_yc"]) / band["psf_norm_pix"]
+    return u, v
+
+
 def moffat_fwhm_at(band: pd.Series, x: np.ndarray | float, y: np.ndarray | float) -> np.ndarray:
     """True Moffat FWHM (pixels, before pixel convolution) at 0-based image positions.
 
     ``fwhm = fwhm_pix * (1 + psf_grad_x u + psf_grad_y v + psf_radial (u**2 + v**2))`` with
-    ``u = (x - psf_xc) / psf_norm_pix`` and ``v = (y - psf_yc) / psf_norm_pix``.
+    ``u = (x - psf_xc) / psf_norm_pix`` and ``v = (y - psf_yc) / psf_norm_pix``. When the PSF
+    is sheared (:func:`psf_shear_at`) this is the geometric mean of the major- and minor-axis
+    FWHM (GalSim's shear preserves area).
     """
-    u = (np.asarray(x, dtype=float) - band["psf_xc"]) / band["psf_norm_pix"]
-    v = (np.asarray(y, dtype=float) - band["psf_yc"]) / band["psf_norm_pix"]
+    u, v = _field_uv(band, x, y)
     factor = (
         1.0 + band["psf_grad_x"] * u + band["psf_grad_y"] * v + band["psf_radial"] * (u**2 + v**2)
     )
     return band["fwhm_pix"] * factor
+
+
+def _shear_pattern(coef: dict, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    g1 = coef["psf_g1_0"] + coef["psf_g1_x"] * u + coef["psf_g1_y"] * v
+    g2 = coef["psf_g2_0"] + coef["psf_g2_x"] * u + coef["psf_g2_y"] * v
+    return g1 + coef["psf_astig"] * (u**2 - v**2), g2 + coef["psf_astig"] * 2.0 * u * v
+
+
+def psf_shear_at(
+    band: pd.Series, x: np.ndarray | float, y: np.ndarray | float
+) -> tuple[np.ndarray, np.ndarray]:
+    """True PSF reduced shear ``(g1, g2)`` at 0-based image positions (GalSim convention).
+
+    ``g1 = psf_g1_0 + psf_g1_x u + psf_g1_y v + psf_astig (u**2 - v**2)`` and
+    ``g2 = psf_g2_0 + psf_g2_x u + psf_g2_y v + psf_astig 2 u v`` (``u``, ``v`` as in
+    :func:`moffat_fwhm_at`). ``g1 > 0`` stretches the PSF along +x, ``g2 > 0`` along the
+    ``x = y`` diagonal. Missing columns (older truth tables) count as 0: a round PSF.
+    """
+    u, v = _field_uv(band, x, y)
+    coef = {name: float(band.get(name, 0.0)) for name in PSF_SHAPE_COLUMNS}
+    return _shear_pattern(coef, u, v)
+
+
+def draw_psf_shapes(
+    params: SimulateParams, layout: FieldLayout, n_bands: int, rng: np.random.Generator
+) -> pd.DataFrame:
+    """PSF ellipticity coefficients of each band (columns :data:`PSF_SHAPE_COLUMNS`).
+
+    A random constant, gradient and astigmatism pattern, scaled so that the largest ``|g|``
+    over the field is 0.6–1 times ``psf_ellipticity_field_variation`` (all 0 when it is 0).
+    """
+    raw = np.column_stack(
+        [
+            rng.normal(0.0, 0.3, n_bands),
+            rng.normal(0.0, 0.5, n_bands),
+            rng.normal(0.0, 0.5, n_bands),
+            rng.normal(0.0, 0.3, n_bands),
+            rng.normal(0.0, 0.5, n_bands),
+            rng.normal(0.0, 0.5, n_bands),
+            rng.choice([-1.0, 1.0], n_bands) * rng.uniform(0.5, 1.0, n_bands),
+        ]
+    )
+    norm = np.hypot(layout.width, layout.height) / 2.0
+    xs = (np.linspace(0.0, layout.width - 1.0, 33) - (layout.width - 1) / 2.0) / norm
+    ys = (np.linspace(0.0, layout.height - 1.0, 33) - (layout.height - 1) / 2.0) / norm
+    u, v = np.meshgrid(xs, ys)
+    peak = np.array(
+        [
+            np.hypot(*_shear_pattern(dict(zip(PSF_SHAPE_COLUMNS, c, strict=True)), u, v)).max()
+            for c in raw
+        ]
+    )
+    wanted = params.psf_ellipticity_field_variation * rng.uniform(0.6, 1.0, n_bands)
+    return pd.DataFrame(raw * (wanted / peak)[:, None], columns=list(PSF_SHAPE_COLUMNS))
+
+
+def point_source_snr(
+    adu_flux: np.ndarray, skysig: float, egain: float, fwhm: np.ndarray, beta: float
+) -> np.ndarray:
+    """S/N of a PSF-fitted point source: ``F / sqrt(N_eff SKYSIG**2 + F / EGAIN)``.
+
+    ``N_eff = 1 / sum(psf**2) = pi alpha**2 (2 beta - 1) / (beta - 1)**2`` is the noise-
+    equivalent area (px) of a Moffat of FWHM ``fwhm`` (px); fluxes in raw ADU.
+    """
+    alpha = np.asarray(fwhm, dtype=float) / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
+    n_eff = np.pi * alpha**2 * (2.0 * beta - 1.0) / (beta - 1.0) ** 2
+    flux = np.asarray(adu_flux, dtype=float)
+    return flux / np.sqrt(n_eff * skysig**2 + np.clip(flux, 0.0, None) / egain)
 
 
 def adu_per_scaled_flux(band: pd.Series, zp_ref: float) -> float:

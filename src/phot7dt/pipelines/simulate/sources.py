@@ -64,8 +64,16 @@ class Placer:
         self.xy = np.vstack([self.xy, xy])
         self.radius = np.append(self.radius, radius)
 
-    def draw(self, n: int, radius: float, max_tries: int = 20000) -> np.ndarray:
+    def draw(
+        self,
+        n: int,
+        radius: float,
+        max_tries: int = 20000,
+        rng: np.random.Generator | None = None,
+    ) -> np.ndarray:
         """Place ``n`` sources uniformly at random, shape ``(n, 2)`` ``(x, y)`` pixels.
+
+        ``rng`` replaces the placer's own generator for this draw (an independent population).
 
         Raises
         ------
@@ -76,7 +84,7 @@ class Placer:
         for _ in range(max_tries):
             if len(out) == n:
                 break
-            xy = self.rng.uniform(self.low, self.high)
+            xy = (rng or self.rng).uniform(self.low, self.high)
             if self.fits(xy, radius):
                 self.add(xy, radius)
                 out.append(xy)
@@ -104,9 +112,11 @@ class Placer:
         return np.array(out).reshape(-1, 2)
 
 
-def number_count_mags(rng: np.random.Generator, n: int, low: float, high: float) -> np.ndarray:
-    """Magnitudes with ``dN/dm ~ 10**(0.35 m)`` on ``[low, high]`` (faint sources dominate)."""
-    a = 0.35 * np.log(10.0)
+def number_count_mags(
+    rng: np.random.Generator, n: int, low: float, high: float, slope: float = 0.35
+) -> np.ndarray:
+    """Magnitudes with ``dN/dm ~ 10**(slope m)`` on ``[low, high]`` (faint sources dominate)."""
+    a = slope * np.log(10.0)
     u = rng.uniform(size=n)
     return np.log(np.exp(a * low) + u * (np.exp(a * high) - np.exp(a * low))) / a
 
@@ -144,7 +154,8 @@ def population_frame(groups: list[dict[str, np.ndarray]]) -> pd.DataFrame:
     ``m550`` and, for stars, ``temp_k``; for galaxies ``sed_slope`` and the shape
     columns of :func:`galaxy_shapes`. Missing columns become NaN.
     """
-    frame = pd.concat([pd.DataFrame(g) for g in groups if len(g["x_pix"])], ignore_index=True)
+    filled = [pd.DataFrame(g) for g in groups if len(g["x_pix"])]
+    frame = pd.concat(filled or [pd.DataFrame(groups[0])], ignore_index=True)
     for column in ("temp_k", "sed_slope", "sersic_n", "re_pix", "ell", "theta_deg"):
         if column not in frame:
             frame[column] = np.nan
