@@ -27,8 +27,8 @@ from phot7dt.pipelines.gaia_augment import create_pipeline as gaia_augment_pipel
 from phot7dt.pipelines.ingest import create_pipeline as ingest_pipeline
 from phot7dt.pipelines.masking import create_pipeline as masking_pipeline
 from phot7dt.pipelines.patching import create_pipeline as patching_pipeline
-from phot7dt.pipelines.psf.stamp_models import moffat_stamp
 from phot7dt.pipelines.simulate import create_pipeline as simulate_pipeline
+from phot7dt.pipelines.simulate.render import true_psf_image
 from phot7dt.pipelines.simulate.sky import moffat_fwhm_at
 from phot7dt.psf_grid import PSFChoice, PSFGrid, cell_boxes
 
@@ -52,14 +52,14 @@ class UpstreamField:
 
 
 def truth_psf_grid(frames: FrameSet, truth_bands: pd.DataFrame, ngrid: int) -> PSFGrid:
-    """Moffat stamps with the simulated FWHM and beta at each cell centre."""
+    """The simulator's exact PSF (FWHM, beta and shear) at each cell centre."""
     choices = {}
     for _, band in truth_bands.iterrows():
         for (r, c), box in cell_boxes(frames.shape, ngrid).items():
             xc = (box.x0 + box.x1 - 1) / 2 + frames.crop.x0
             yc = (box.y0 + box.y1 - 1) / 2 + frames.crop.y0
             fwhm = float(moffat_fwhm_at(band, xc, yc))
-            stamp = moffat_stamp(fwhm, float(band["moffat_beta"]), 25)
+            stamp = true_psf_image(band, xc, yc, 51)
             choices[(band["band"], r, c)] = PSFChoice(
                 "epsf", stamp, fwhm, band["moffat_beta"], 30, "simulated PSF"
             )
@@ -81,13 +81,14 @@ def run_project_pipeline(pipeline: Pipeline, runtime_params: dict[str, Any]) -> 
     SequentialRunner().run(pipeline, catalog)
 
 
-def build_upstream(root: Path) -> UpstreamField:
-    """Simulate the small preset under ``root`` and run ingest, gaia_augment and masking on it."""
+def build_upstream(root: Path, simulate: dict[str, Any] | None = None) -> UpstreamField:
+    """Simulate the small preset (``simulate``: overrides) under ``root`` and run ingest,
+    gaia_augment and masking on it."""
     raw, work = root / "raw", root / "work"
     params = {
         "sample_dir": str(raw),
         "work_dir": str(work),
-        "simulate": {"preset": "small"},
+        "simulate": {"preset": "small", **(simulate or {})},
         "input_catalog": str(raw / "catalog.csv"),
         "image_list": str(raw / "image_list.txt"),
         "gaiaxp_synphot": str(raw / "gaiaxp_synphot.csv"),
@@ -152,6 +153,7 @@ def run_stages(
     patch_run: dict | None = None,
     inputs: dict[str, Any] | None = None,
     calibration: dict[str, Any] | None = None,
+    sky_and_artefacts: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run patching + fitting in memory with the SequentialRunner; returns the kept products.
 
@@ -172,6 +174,7 @@ def run_stages(
         "params:patch_run": {"max_workers": 2, **(patch_run or {})},
         "params:scene": {},
         "params:source_saturation_cut": {},
+        "params:sky_and_artefacts": sky_and_artefacts or {},
         "params:merge": {},
         **(inputs or {}),
         **(calibration or {}),

@@ -59,6 +59,7 @@ def test_a_failing_patch_is_reported_and_resume_finishes_the_job(
         run,
         {},
         {},
+        {},
     )
     report = nodes.fit_patches(*args)
     assert report["failed_patches"] == [bad]

@@ -95,6 +95,7 @@ def test_nothing_to_fit_still_gives_every_row_and_the_fit_columns(upstream, tmp_
         {},
         {},
         {},
+        {},
     )
     merged, _, _ = nodes.merge_fits(
         catalog, payloads, store, report, upstream.wcs_snapshot, upstream.frames, {}, {}

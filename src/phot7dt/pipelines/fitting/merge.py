@@ -35,7 +35,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _BOOL_COLUMNS = ("opt_converged", "opt_hit_max_iters", "flag_bound_stalled")
-_INT_COLUMNS = ("opt_niters", "fit_flags", "psf_min_epsf_nstars_for_use")
+_INT_COLUMNS = ("opt_niters", "fit_flags", "psf_min_epsf_nstars_for_use", "n_artefact_pix")
 
 
 def collect_fits(tables: list[pd.DataFrame], key: list[str]) -> pd.DataFrame:
@@ -73,6 +73,7 @@ def expected_columns(bands: list[str], multi_band: bool) -> dict[str, str]:
         "opt_hit_max_iters": "boolean",
         "flag_bound_stalled": "boolean",
         "fit_flags": "Int64",
+        "n_artefact_pix": "Int64",
     }
     for band in bands:
         cols[f"FLUX_{band}_fit"] = cols[f"FLUXERR_{band}_fit"] = "float64"

@@ -25,7 +25,12 @@ from phot7dt.frames import FrameSet
 from phot7dt.params import section
 from phot7dt.pipelines.fitting import merge, plots, status
 from phot7dt.pipelines.fitting.parallel import map_unordered
-from phot7dt.pipelines.fitting.params import MergeParams, PatchRunParams, SceneParams
+from phot7dt.pipelines.fitting.params import (
+    MergeParams,
+    PatchRunParams,
+    SceneParams,
+    SkyArtefactParams,
+)
 from phot7dt.pipelines.fitting.patch_task import PatchOutcome, run_patch_task
 from phot7dt.pipelines.fitting.patch_views import patch_view
 from phot7dt.pipelines.fitting.tasks import build_tasks
@@ -46,6 +51,7 @@ def _record(tag: str, status: str, meta: dict[str, Any], error: str = "", trace:
         "n_sources": meta.get("n_sources"),
         "n_halo_sources": meta.get("n_halo_sources"),
         "seconds": meta.get("seconds"),
+        "sky": meta.get("sky"),
         "error": error,
         "traceback": trace,
     }
@@ -70,6 +76,7 @@ def fit_patches(  # noqa: PLR0913 - one input per upstream product
     patch_run: dict,
     scene: dict,
     source_saturation_cut: dict,
+    sky_and_artefacts: dict,
 ) -> dict[str, Any]:
     """Fit every patch in worker processes; store each result as soon as it is done.
 
@@ -85,8 +92,9 @@ def fit_patches(  # noqa: PLR0913 - one input per upstream product
         PSF of every band and ePSF cell.
     patch_results : PatchResultStore
         Where each patch's table and meta are written (atomically) as it finishes.
-    patch_run, scene, source_saturation_cut : dict
-        Parameter sections (``source_saturation_cut``: how saturated pixels are masked).
+    patch_run, scene, source_saturation_cut, sky_and_artefacts : dict
+        Parameter sections (``source_saturation_cut``: how saturated pixels are masked;
+        ``sky_and_artefacts``: residual background and artefact pixels).
 
     Returns
     -------
@@ -99,6 +107,7 @@ def fit_patches(  # noqa: PLR0913 - one input per upstream product
     saturation = section(
         SourceSaturationCutParams, source_saturation_cut, "source_saturation_cut"
     )
+    cleaning = section(SkyArtefactParams, sky_and_artefacts, "sky_and_artefacts")
     tasks = build_tasks(
         patches,
         patch_payloads,
@@ -109,6 +118,7 @@ def fit_patches(  # noqa: PLR0913 - one input per upstream product
         engine,
         saturation,
         merge_key(patch_payloads),
+        cleaning,
     )
     records = []
     if run.resume:

@@ -15,7 +15,48 @@ from pydantic import Field
 from phot7dt.params import Section
 from phot7dt.pipelines.psf.patch_run_params import PatchRunParams
 
-__all__ = ["MergeParams", "PatchRunParams", "SceneParams"]
+__all__ = ["MergeParams", "PatchRunParams", "SceneParams", "SkyArtefactParams"]
+
+
+class SkyArtefactParams(Section):
+    """``sky_and_artefacts``: residual background and artefact pixels of each patch.
+
+    See :mod:`phot7dt.pipelines.fitting.residual_sky` for the method.
+
+    Attributes
+    ----------
+    local_sky : {"none", "constant", "plane"}
+        Background fitted per patch and band: none (the image is taken as
+        sky-subtracted, tract7dt's assumption), a constant, or a plane.
+    sky_mask_fwhm : float
+        Pre-fit sky: pixels within this many FWHM of a catalog source (plus
+        3 ``Re`` for galaxies and a margin for bright sources) are left out.
+    sky_clip_sigma : float
+        Clipping of the background estimate, sigma.
+    detect_artefacts : bool
+        Before the fit, give zero weight to pixels sharper than the PSF allows
+        (cosmic rays, hot pixels), hot or cold columns and rows, and trails
+        (:func:`phot7dt.artefacts.find_artefacts`).
+    clip_residuals : bool
+        After the fit, give zero weight to pixels the model cannot explain and
+        solve the fluxes again.
+    residual_clip_sigma : float
+        Threshold of the residual clipping, sigma.
+    residual_model_frac : float
+        Model error allowed per pixel in the residual clipping, as a fraction
+        of the model value.
+    residual_grow_pix : int
+        Clipped pixels also mask their neighbours within this distance, px.
+    """
+
+    local_sky: Literal["none", "constant", "plane"] = "constant"
+    sky_mask_fwhm: float = Field(3.0, gt=0)
+    sky_clip_sigma: float = Field(3.0, gt=1)
+    detect_artefacts: bool = True
+    clip_residuals: bool = True
+    residual_clip_sigma: float = Field(5.0, gt=2)
+    residual_model_frac: float = Field(0.1, ge=0)
+    residual_grow_pix: int = Field(1, ge=0)
 
 
 class MergeParams(Section):
@@ -124,4 +165,5 @@ class SceneParams(Section):
     neighbour_fit: Literal["all", "positions", "fluxes"] = "all"
 
 
-SECTIONS = {"patch_run": PatchRunParams, "merge": MergeParams, "scene": SceneParams}
+SECTIONS = {"patch_run": PatchRunParams, "merge": MergeParams, "scene": SceneParams,
+            "sky_and_artefacts": SkyArtefactParams}

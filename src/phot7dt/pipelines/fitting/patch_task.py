@@ -17,6 +17,9 @@ import pandas as pd
 import sep
 
 from phot7dt.frames import Box, FrameSet
+from phot7dt.pipelines.fitting import cleaning
+from phot7dt.pipelines.fitting.params import SkyArtefactParams
+from phot7dt.pipelines.fitting.refit import model_images, refit_fluxes, run_fits
 from phot7dt.pipelines.fitting.psf_audit import build_psfs, psf_audit
 from phot7dt.pipelines.fitting.result_table import no_fit_table, result_table
 from phot7dt.psf_grid import PSFChoice
@@ -41,6 +44,7 @@ class FitConfig:
     source_poisson_noise: bool
     flux_err: str
     saturation_pad_pix: int = 0
+    cleaning: SkyArtefactParams | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,6 +162,14 @@ def _usable_psfs(psfs: list, invvar: np.ndarray) -> list:
     return [stand_in if p is None else p for p in psfs]
 
 
+def _gain(task: PatchTask) -> np.ndarray | None:
+    """Electrons per common-scale count per band, or None without source Poisson noise."""
+    if not task.config.source_poisson_noise:
+        return None
+    return np.array([task.frames.frame(b).egain / task.frames.frame(b).scale
+                     for b in task.config.bands])
+
+
 def _fit(task: PatchTask, meta: dict[str, Any]) -> pd.DataFrame:
     cfg = task.config
     mask = None if task.bright_mask is None else task.bright_mask.astype(bool)
@@ -170,38 +182,51 @@ def _fit(task: PatchTask, meta: dict[str, Any]) -> pd.DataFrame:
     if len(missing) == len(cfg.bands):
         return no_fit_table(task, meta)
     psfs = _usable_psfs(psfs, invvar)
+    gain = _gain(task)
     flux0 = initial_fluxes(images, invvar, task.sources, cfg)
+    fwhm = _fwhm(task)
+    clean = cfg.cleaning or SkyArtefactParams()
+    data = cleaning.prepare(images, invvar, task.sources, flux0, fwhm, gain, clean)
     sources = source_columns(task.sources, flux0, cfg.bands)
-    gain = None
-    if cfg.source_poisson_noise:
-        gain = np.array(
-            [task.frames.frame(b).egain / task.frames.frame(b).scale for b in cfg.bands]
-        )
-    if cfg.settings.enable_multi_band_simultaneous_fitting:
-        results = [fit_patch(images, invvar, psfs, sources, cfg.settings, gain=gain)]
-    else:
-        single = cfg.settings.replace(enable_multi_band_simultaneous_fitting=True)
-        results = [
-            fit_patch(
-                images[b : b + 1],
-                invvar[b : b + 1],
-                [psfs[b]],
-                _band(sources, b),
-                single,
-                gain=None if gain is None else gain[b : b + 1],
-            )
-            for b in range(len(cfg.bands))
-        ]
+    results = run_fits(data.images, data.invvar, psfs, sources, cfg, gain)
+    if clean.clip_residuals or clean.local_sky != "none":
+        again = cleaning.refine(data, model_images(results), gain, clean,
+                                lambda d: refit_fluxes(d, psfs, sources, results, cfg, gain))
+        results = again or results
     meta["optimizer"] = [
         _optimizer_summary(band, r) for band, r in zip(_fit_names(cfg), results, strict=True)
     ]
-    return result_table(task, results, meta)
+    meta["sky"] = _sky_meta(data, cfg.bands)
+    table = result_table(task, results, meta)
+    base = ~task.sources["is_halo"].to_numpy(bool)
+    radius = cleaning.source_radii(task.sources, flux0, fwhm, np.ones(len(fwhm)), 2.0)
+    table["n_artefact_pix"] = cleaning.masked_pixels_per_source(
+        data.artefacts, task.sources["x_pix_patch"].to_numpy(float),
+        task.sources["y_pix_patch"].to_numpy(float), radius)[base]
+    return table
 
 
-def _band(sources: dict, b: int) -> dict:
+def _fwhm(task: PatchTask) -> np.ndarray:
+    """FWHM per band of the patch's PSFs, px (the header FWHM, 3.5 px, where unknown)."""
+    out = []
+    for band, choice in zip(task.config.bands, task.psfs, strict=True):
+        value = choice.fwhm_pix if choice is not None else float("nan")
+        if not (np.isfinite(value) and value > 0):
+            value = task.frames.frame(band).fwhm_pix
+        out.append(value if np.isfinite(value) and value > 0 else 3.5)
+    return np.asarray(out, float)
+
+
+def _sky_meta(data, bands) -> dict[str, Any]:
+    """Background per band (image units at the patch centre, slopes per px), its error,
+    pixels clipped as artefacts, and whether the fluxes were solved again."""
     return {
-        k: (v[:, b : b + 1] if isinstance(v, np.ndarray) and v.ndim == 2 else v)
-        for k, v in sources.items()
+        "level": dict(zip(bands, data.sky.coef[:, 0].round(6).tolist(), strict=True)),
+        "slope_x": dict(zip(bands, data.sky.coef[:, 1].round(8).tolist(), strict=True)),
+        "slope_y": dict(zip(bands, data.sky.coef[:, 2].round(8).tolist(), strict=True)),
+        "error": dict(zip(bands, data.sky.error.round(6).tolist(), strict=True)),
+        "artefact_pixels": dict(zip(bands, data.artefacts.sum(axis=(1, 2)).tolist(), strict=True)),
+        "refitted": bool(data.refitted),
     }
 
 

@@ -32,6 +32,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:patch_run",
                     "params:scene",
                     "params:source_saturation_cut",
+                    "params:sky_and_artefacts",
                 ],
                 outputs="fit_run_report",
                 name="fit_patches",

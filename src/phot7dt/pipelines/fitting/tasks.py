@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from phot7dt.frames import FrameSet
-from phot7dt.pipelines.fitting.params import PatchRunParams, SceneParams
+from phot7dt.pipelines.fitting.params import PatchRunParams, SceneParams, SkyArtefactParams
 from phot7dt.pipelines.fitting.patch_task import FitConfig, PatchTask
 from phot7dt.pipelines.ingest.params import SourceSaturationCutParams
 from phot7dt.pipelines.patching.geometry import roi_box
@@ -22,11 +22,13 @@ def fit_config(
     run: PatchRunParams,
     engine: SceneParams,
     saturation: SourceSaturationCutParams,
+    cleaning: SkyArtefactParams | None = None,
 ) -> FitConfig:
     """Settings shared by the patches of a run.
 
     In ``source_saturation_cut.mode: fit_wings`` saturated pixels are masked with
     a ring of ``saturation_core_pad_pix``; in ``exclude`` mode without one.
+    ``cleaning`` (``sky_and_artefacts``) defaults to the section's defaults.
     """
     settings = FitSettings(
         n_opt_iters=run.n_opt_iters,
@@ -60,6 +62,7 @@ def fit_config(
         saturation_pad_pix=(
             saturation.saturation_core_pad_pix if saturation.mode == "fit_wings" else 0
         ),
+        cleaning=cleaning if cleaning is not None else SkyArtefactParams(),
     )
 
 
@@ -85,6 +88,7 @@ def build_tasks(  # noqa: PLR0913
     engine: SceneParams,
     saturation: SourceSaturationCutParams,
     key: list[str],
+    cleaning: SkyArtefactParams | None = None,
 ) -> list[PatchTask]:
     """One :class:`PatchTask` per patch holding payload rows, in patch-tag order."""
     _check_grid(frames, grid)
@@ -92,7 +96,7 @@ def build_tasks(  # noqa: PLR0913
         raise ValueError(
             f"bright_mask: shape {bright_mask.shape} differs from the working frame {frames.shape}"
         )
-    config = fit_config(frames.bands, key, run, engine, saturation)
+    config = fit_config(frames.bands, key, run, engine, saturation, cleaning)
     by_tag = patches.set_index("patch_tag")
     tasks = []
     for tag, rows in payloads.groupby("patch_tag", sort=True):

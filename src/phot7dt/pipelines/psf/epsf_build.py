@@ -82,8 +82,8 @@ class EPSFBuild:
     star_background: dict
     residual: np.ndarray
     cutouts: list
-    flux_ratios: PsfFluxRatios
-    moment_field: MomentField | None
+    flux_ratios: PsfFluxRatios = dataclasses.field(default_factory=PsfFluxRatios.empty)
+    moment_field: MomentField | None = None
 
 
 def _annulus_background(cutout: np.ndarray, bad: np.ndarray, cx: float, cy: float,

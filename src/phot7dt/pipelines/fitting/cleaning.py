@@ -1,0 +1,146 @@
+"""A patch's data cleaned before and after its fit: artefacts, residual sky, residual clipping.
+
+:func:`prepare` runs before the fit (artefact pixels get zero weight, the
+pre-fit background is subtracted); :func:`refine` after it (pixels no model
+explains get zero weight, the background is re-estimated from the residuals
+and, when either changed anything that matters, the fluxes are solved again at
+the fitted positions and shapes). The method is in
+:mod:`phot7dt.pipelines.fitting.residual_sky`; settings are the
+``sky_and_artefacts`` section (:class:`~phot7dt.pipelines.fitting.params.SkyArtefactParams`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from phot7dt.artefacts import find_artefacts
+from phot7dt.pipelines.fitting.residual_sky import (
+    EMPTY_MODEL_SIGMA,
+    SkyModel,
+    background_image,
+    clip_residuals,
+    fit_sky,
+    prefit_sky_mask,
+)
+
+__all__ = ["Cleaned", "masked_pixels_per_source", "prepare", "refine", "source_radii"]
+
+#: Significance (in its own errors) of a background change that warrants solving the fluxes again.
+SKY_REFIT_SIGMA = 2.0
+
+
+@dataclasses.dataclass
+class Cleaned:
+    """Data of one patch as it is fitted, with what cleaning did to it.
+
+    Attributes
+    ----------
+    images, invvar : (B, ny, nx) float32 ndarrays
+        Background-subtracted pixels and weights (0 on artefact pixels).
+    sky : SkyModel
+        Background subtracted so far, per band.
+    artefacts : (B, ny, nx) bool ndarray
+        Pixels given zero weight by artefact detection or residual clipping.
+    refitted : bool
+        The fluxes were solved again after the residual pass.
+    """
+
+    images: np.ndarray
+    invvar: np.ndarray
+    sky: SkyModel
+    artefacts: np.ndarray
+    refitted: bool = False
+
+
+def source_radii(sources: pd.DataFrame, flux: np.ndarray, fwhm: np.ndarray,
+                 sigma: np.ndarray, k_fwhm: float) -> np.ndarray:
+    """Radius (px) around each source holding its light: ``k FWHM + 3 Re``, plus a
+    margin of ``2 FWHM log10(S/N / 100)`` for sources brighter than S/N 100 (their wings).
+
+    ``flux`` (n, B) on the image scale, ``fwhm`` (B,) px and ``sigma`` (B,) the
+    typical pixel noise; the widest band counts.
+    """
+    re = np.nan_to_num(sources["re_pix"].to_numpy(float), nan=0.0)
+    re = np.where(sources["model_type"].to_numpy(str) == "STAR", 0.0, re)
+    snr = np.clip(flux, 0.0, None) / (sigma * 2.0 * fwhm)[None, :]
+    wing = 2.0 * fwhm[None, :] * np.log10(np.clip(snr / 100.0, 1.0, None))
+    return np.max(k_fwhm * fwhm[None, :] + wing, axis=1) + 3.0 * np.clip(re, 0.0, 30.0)
+
+
+def _noise_sigma(invvar: np.ndarray) -> np.ndarray:
+    """Median pixel noise per band (image units)."""
+    out = np.ones(invvar.shape[0])
+    for b, w in enumerate(invvar):
+        good = w[w > 0]
+        if good.size:
+            out[b] = 1.0 / np.sqrt(np.median(good))
+    return out
+
+
+def prepare(images, invvar, sources: pd.DataFrame, flux0, fwhm, gain, p) -> Cleaned:
+    """Artefact pixels zero-weighted and the pre-fit background subtracted (see module doc)."""
+    artefacts = np.zeros(images.shape, bool)
+    if p.detect_artefacts:
+        artefacts = find_artefacts(images, invvar, fwhm, gain=gain).mask
+        invvar = np.where(artefacts, np.float32(0.0), invvar)
+    sky = SkyModel.zero(images.shape[0])
+    if p.local_sky != "none":
+        radius = source_radii(sources, flux0, fwhm, _noise_sigma(invvar), p.sky_mask_fwhm)
+        x, y = sources["x_pix_patch"].to_numpy(float), sources["y_pix_patch"].to_numpy(float)
+        near = prefit_sky_mask(images.shape[1:], x, y, radius)
+        sky = fit_sky(images, invvar, ~near, p.local_sky, p.sky_clip_sigma)
+        images = images - background_image(sky, images.shape[1:])
+    return Cleaned(images, invvar, sky, artefacts)
+
+
+def refine(data: Cleaned, model: np.ndarray, gain, p, refit: Callable[[Cleaned], list]):
+    """The residual pass (see module doc); returns the refitted results or None.
+
+    ``model`` (B, ny, nx) is the fitted model of ``data.images``; ``refit``
+    solves the fluxes of the cleaned data again and returns the fit results.
+    ``data`` is updated in place.
+    """
+    sigma = np.where(data.invvar > 0, 1.0 / np.sqrt(np.where(data.invvar > 0, data.invvar, 1.0)),
+                     np.inf)
+    clipped = np.zeros(model.shape, bool)
+    if p.clip_residuals:
+        clipped = clip_residuals(data.images, data.invvar, model, gain, p.residual_clip_sigma,
+                                 p.residual_model_frac, p.residual_grow_pix)
+    near_model = model > EMPTY_MODEL_SIGMA * sigma
+    change = SkyModel.zero(model.shape[0])
+    if p.local_sky != "none":
+        invvar = np.where(clipped, np.float32(0.0), data.invvar)
+        change = fit_sky(data.images - model, invvar, ~near_model, p.local_sky, p.sky_clip_sigma)
+    significant = np.abs(change.coef[:, 0]) > SKY_REFIT_SIGMA * np.where(change.error > 0,
+                                                                         change.error, np.inf)
+    if not ((clipped & near_model).any() or significant.any()):
+        return None
+    data.invvar = np.where(clipped, np.float32(0.0), data.invvar)
+    data.artefacts |= clipped
+    data.images = data.images - background_image(change, model.shape[1:])
+    data.sky = data.sky + change
+    data.refitted = True
+    return refit(data)
+
+
+def masked_pixels_per_source(artefacts: np.ndarray, x, y, radius) -> np.ndarray:
+    """Artefact pixels (summed over bands) within ``radius`` of each source, (n,) int."""
+    total = artefacts.sum(axis=0)
+    if not total.any():
+        return np.zeros(len(x), int)
+    out = np.zeros(len(x), int)
+    ny, nx = total.shape
+    for i, (xs, ys, r) in enumerate(zip(x, y, radius, strict=True)):
+        if not (np.isfinite(xs) and np.isfinite(ys)):
+            continue
+        x0, x1 = max(int(xs - r), 0), min(int(xs + r) + 2, nx)
+        y0, y1 = max(int(ys - r), 0), min(int(ys + r) + 2, ny)
+        if x0 < x1 and y0 < y1:
+            yy, xx = np.ogrid[y0:y1, x0:x1]
+            inside = (xx - xs) ** 2 + (yy - ys) ** 2 <= r * r
+            out[i] = int(total[y0:y1, x0:x1][inside].sum())
+    return out

@@ -1,0 +1,80 @@
+"""Patch fits as the fitting stage runs them: one multi-band fit or one per band, and the
+forced flux refit after the data were cleaned (:mod:`~phot7dt.pipelines.fitting.cleaning`)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from phot7dt.scene import fit_patch
+
+if TYPE_CHECKING:
+    from phot7dt.pipelines.fitting.patch_task import FitConfig
+
+__all__ = ["model_images", "refit_fluxes", "run_fits"]
+
+
+def band_sources(sources: dict, b: int) -> dict:
+    return {
+        k: (v[:, b : b + 1] if isinstance(v, np.ndarray) and v.ndim == 2 else v)
+        for k, v in sources.items()
+    }
+
+
+def run_fits(images, invvar, psfs, sources: dict, cfg: FitConfig, gain, settings=None) -> list:
+    """One multi-band fit, or one fit per band in single-band mode."""
+    settings = settings or cfg.settings
+    if cfg.settings.enable_multi_band_simultaneous_fitting:
+        return [fit_patch(images, invvar, psfs, sources, settings, gain=gain)]
+    single = settings.replace(enable_multi_band_simultaneous_fitting=True)
+    return [
+        fit_patch(images[b : b + 1], invvar[b : b + 1], [psfs[b]], band_sources(sources, b), single,
+                  gain=None if gain is None else gain[b : b + 1])
+        for b in range(len(cfg.bands))
+    ]
+
+
+def _fitted_sources(sources: dict, result) -> dict:
+    """``sources`` placed at ``result``'s fitted positions and shapes (single-fit result)."""
+    out = dict(sources)
+    shapes = result.shape_columns()
+    fitted = {"x": result.x, "y": result.y, "re_pix": shapes["Re_fit"], "ell": shapes["ELL_fit"],
+              "theta_deg": shapes["THETA_fit"], "sersic_n": shapes["sersic_n_fit"]}
+    for name, value in fitted.items():
+        value = np.asarray(value, float).reshape(-1)
+        out[name] = np.where(np.isfinite(value), value, sources[name])
+    out["flux"] = np.where(np.isfinite(result.flux), result.flux, sources["flux"])
+    return out
+
+
+def _with_refitted_fluxes(first, forced):
+    """``first`` with the fluxes of ``forced``; marginal errors keep ``first``'s position and
+    shape term (``marginal**2 - conditional**2``) on top of the new conditional errors."""
+    extra = np.clip(first.flux_err_marginal**2 - first.flux_err**2, 0.0, None)
+    return dataclasses.replace(
+        first, flux=forced.flux, flux_err=forced.flux_err,
+        flux_err_marginal=np.sqrt(forced.flux_err**2 + np.nan_to_num(extra)),
+        flags=first.flags | forced.flags, lnp=forced.lnp)
+
+
+def refit_fluxes(data, psfs, sources: dict, results: list, cfg: FitConfig, gain) -> list:
+    """Fluxes solved again on cleaned data at the first fits' positions and shapes."""
+    forced = cfg.settings.replace(fit_positions=False, fit_shapes=False)
+    if cfg.settings.enable_multi_band_simultaneous_fitting:
+        placed = _fitted_sources(sources, results[0])
+        again = run_fits(data.images, data.invvar, psfs, placed, cfg, gain, forced)
+        return [_with_refitted_fluxes(results[0], again[0])]
+    out = []
+    for b, first in enumerate(results):
+        placed = _fitted_sources(band_sources(sources, b), first)
+        again = fit_patch(data.images[b : b + 1], data.invvar[b : b + 1], [psfs[b]], placed,
+                          forced, gain=None if gain is None else gain[b : b + 1])
+        out.append(_with_refitted_fluxes(first, again))
+    return out
+
+
+def model_images(results: list) -> np.ndarray:
+    """Fitted model of every band, (B, ny, nx) float32."""
+    return np.concatenate([r.model_images() for r in results])

@@ -1,0 +1,156 @@
+"""Residual sky per patch and band, and pixels no model explains (before and after the fit).
+
+Real coadds keep a background of a fraction of SKYSIG after sky subtraction, and
+carry cosmic rays, hot pixels and columns and trails. Per patch and band:
+
+1. **Pre-fit sky.** Pixels farther than ``sky_mask_fwhm`` FWHM (plus ``3 Re``
+   for galaxies, plus a margin growing with the source's brightness) from every
+   catalog source estimate the background: a 3-sigma-clipped, inverse-variance
+   weighted mean (``local_sky: constant``) or plane (``plane``). It is
+   subtracted before the fit.
+2. **Post-fit residuals.** With the fitted model ``m``, a pixel whose residual
+   exceeds ``residual_clip_sigma`` times ``sqrt(1/invvar + max(m, 0)/gain +
+   (residual_model_frac m)**2)`` is no part of any source model (the last term
+   keeps bright-star cores that differ from the PSF model by a few per cent);
+   it and its neighbours within ``residual_grow_pix`` get zero weight. The
+   background is re-estimated from the residuals of pixels where the model is
+   below a tenth of the noise.
+3. **Refit.** When pixels were clipped near a source or the background moved
+   by more than twice its error, the fluxes are solved again at the fitted
+   positions and shapes (a forced fit, cheap).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+__all__ = ["SkyModel", "background_image", "clip_residuals", "prefit_sky_mask", "fit_sky"]
+
+#: Pixels where the model is below this many noise sigmas count as empty sky after a fit.
+EMPTY_MODEL_SIGMA = 0.1
+#: Fewest unmasked pixels for a sky estimate (fewer: no background is fitted).
+MIN_SKY_PIXELS = 100
+
+
+@dataclasses.dataclass(frozen=True)
+class SkyModel:
+    """Background of one patch, per band: ``coef[b] @ (1, x - xc, y - yc)``.
+
+    Attributes
+    ----------
+    coef : (B, 3) float64 ndarray
+        Level (image units) and x, y slopes (image units per px) per band.
+    error : (B,) float64 ndarray
+        1-sigma error of the level (image units).
+    n_pixels : (B,) int ndarray
+        Pixels the estimate used.
+    """
+
+    coef: np.ndarray
+    error: np.ndarray
+    n_pixels: np.ndarray
+
+    @classmethod
+    def zero(cls, n_band: int) -> SkyModel:
+        return cls(np.zeros((n_band, 3)), np.zeros(n_band), np.zeros(n_band, int))
+
+    def __add__(self, other: SkyModel) -> SkyModel:
+        return SkyModel(self.coef + other.coef, np.hypot(self.error, other.error),
+                        np.maximum(self.n_pixels, other.n_pixels))
+
+
+def background_image(sky: SkyModel, shape: tuple[int, int]) -> np.ndarray:
+    """The background of every band, ``(B, ny, nx)`` float32."""
+    ny, nx = shape
+    y, x = np.mgrid[0:ny, 0:nx].astype(np.float64)
+    x -= (nx - 1) / 2.0
+    y -= (ny - 1) / 2.0
+    c = sky.coef
+    return (c[:, 0, None, None] + c[:, 1, None, None] * x + c[:, 2, None, None] * y).astype(
+        np.float32)
+
+
+def prefit_sky_mask(shape: tuple[int, int], x: np.ndarray, y: np.ndarray, radius: np.ndarray
+                    ) -> np.ndarray:
+    """Pixels within ``radius`` (px, per source) of any source ``(x, y)``: ``(ny, nx)`` bool."""
+    ny, nx = shape
+    mask = np.zeros(shape, bool)
+    for xs, ys, r in zip(x, y, radius, strict=True):
+        if not (np.isfinite(xs) and np.isfinite(ys) and np.isfinite(r)):
+            continue
+        x0, x1 = max(int(xs - r), 0), min(int(xs + r) + 2, nx)
+        y0, y1 = max(int(ys - r), 0), min(int(ys + r) + 2, ny)
+        if x0 >= x1 or y0 >= y1:
+            continue
+        yy, xx = np.ogrid[y0:y1, x0:x1]
+        mask[y0:y1, x0:x1] |= (xx - xs) ** 2 + (yy - ys) ** 2 <= r * r
+    return mask
+
+
+def fit_sky(values: np.ndarray, invvar: np.ndarray, usable: np.ndarray, kind: str,
+            clip_sigma: float) -> SkyModel:
+    """Clipped weighted background of ``values`` (B, ny, nx) on ``usable`` pixels.
+
+    ``kind`` is ``constant`` or ``plane``; ``usable`` (B, ny, nx) or (ny, nx) bool.
+    """
+    n_band, ny, nx = values.shape
+    usable = np.broadcast_to(usable, values.shape)
+    y, x = np.mgrid[0:ny, 0:nx].astype(np.float64)
+    basis = np.stack([np.ones_like(x), x - (nx - 1) / 2.0, y - (ny - 1) / 2.0])
+    n_terms = 3 if kind == "plane" else 1
+    out = SkyModel.zero(n_band)
+    for b in range(n_band):
+        base = usable[b] & (invvar[b] > 0) & np.isfinite(values[b])
+        keep = base
+        if keep.sum() < MIN_SKY_PIXELS:
+            continue
+        w, v = invvar[b].astype(np.float64), values[b].astype(np.float64)
+        coef = np.zeros(3)
+        for _ in range(10):
+            design = basis[:n_terms][:, keep]
+            normal = (design * w[keep]) @ design.T
+            coef[:n_terms] = np.linalg.solve(normal, (design * w[keep]) @ v[keep])
+            resid = (v - np.tensordot(coef, basis, axes=1)) * np.sqrt(w)
+            new = base & (np.abs(resid) <= clip_sigma)
+            if new.sum() < MIN_SKY_PIXELS or np.array_equal(new, keep):
+                break
+            keep = new
+        out.coef[b] = coef
+        out.error[b] = 1.0 / np.sqrt(w[keep].sum())
+        out.n_pixels[b] = int(keep.sum())
+    return out
+
+
+def clip_residuals(images: np.ndarray, invvar: np.ndarray, model: np.ndarray,
+                   gain: np.ndarray | None, clip_sigma: float, model_frac: float,
+                   grow_pix: int) -> np.ndarray:
+    """Pixels (B, ny, nx) whose residual no source model explains (see module doc).
+
+    A pixel is clipped in band ``b`` when its residual ``chi_b`` (in units of the
+    noise plus the allowed model error) exceeds ``clip_sigma`` and the bands
+    disagree: ``|chi_b - median_b chi| > clip_sigma``. A model that is wrong
+    (a galaxy profile, a PSF core) is wrong in every band alike and is kept; a
+    cosmic ray, hot pixel or trail is in one band. With fewer than three bands
+    that test is replaced by clipping only where the model is below the noise.
+    """
+    from scipy import ndimage
+
+    var = np.where(invvar > 0, 1.0 / np.where(invvar > 0, invvar, 1.0), np.inf)
+    positive = np.clip(model, 0.0, None)
+    if gain is not None:
+        var = var + positive / np.asarray(gain, float)[:, None, None]
+    var = var + (model_frac * model) ** 2
+    chi = np.where(invvar > 0, (images - model) / np.sqrt(var), np.nan)
+    bad = np.abs(np.nan_to_num(chi)) > clip_sigma
+    if images.shape[0] >= 3:
+        consensus = np.nanmedian(chi, axis=0) if bad.any() else np.zeros(chi.shape[1:])
+        bad &= np.abs(chi - np.nan_to_num(consensus)[None]) > clip_sigma
+    else:
+        bad &= model * np.sqrt(np.where(invvar > 0, invvar, 0.0)) < 1.0
+    if grow_pix > 0 and bad.any():
+        size = 2 * grow_pix + 1
+        bad = np.stack([ndimage.binary_dilation(b, np.ones((size, size), bool)) if b.any() else b
+                        for b in bad])
+    return bad & (invvar > 0)
