@@ -25,7 +25,7 @@ def test_fit_sky_recovers_a_constant_and_a_plane():
     usable = np.ones((ny, nx), bool)
     const = fit_sky(values, invvar, usable, "constant", 3.0)
     assert const.coef[0, 0] == pytest.approx(0.7, abs=4 * const.error[0])
-    assert const.error[0] == pytest.approx(2.0 / np.sqrt(ny * nx), rel=0.05)
+    assert const.error[0] == pytest.approx(1.2533 * 2.0 / np.sqrt(ny * nx), rel=0.05)  # a median
     tilt = fit_sky(values, invvar, usable, "plane", 3.0)
     np.testing.assert_allclose(tilt.coef[0], [0.7, 0.01, -0.004], atol=4 * tilt.error[0])
 

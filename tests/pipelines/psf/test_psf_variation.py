@@ -158,3 +158,13 @@ def test_psf_choice_applies_its_moment_field_and_round_trips(tmp_path):
     assert back == choice
     assert back.flux_error_frac == 0.004
     np.testing.assert_allclose(back.moment_field.coef, field.coef)
+
+
+def test_excess_scatter_ignores_a_few_wild_stars_in_a_small_cell():
+    rng = np.random.default_rng(5)
+    sigma = np.full(12, 0.003)
+    ratio = 1.0 + rng.normal(0, sigma)
+    ratio[[2, 7, 9]] = [0.85, 1.12, 0.93]  # a blend, a cosmic ray, a saturated core
+    eta, n = excess_scatter(ratio, sigma)
+    assert n == 9
+    assert eta < 0.003

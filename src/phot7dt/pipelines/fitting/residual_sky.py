@@ -5,9 +5,9 @@ carry cosmic rays, hot pixels and columns and trails. Per patch and band:
 
 1. **Pre-fit sky.** Pixels farther than ``sky_mask_fwhm`` FWHM (plus ``3 Re``
    for galaxies, plus a margin growing with the source's brightness) from every
-   catalog source estimate the background: a 3-sigma-clipped, inverse-variance
-   weighted mean (``local_sky: constant``) or plane (``plane``). It is
-   subtracted before the fit.
+   catalog source estimate the background: a 3-sigma-clipped median
+   (``local_sky: constant``) or a plane whose level is such a median
+   (``plane``). It is subtracted before the fit.
 2. **Post-fit residuals.** With the fitted model ``m``, a pixel whose residual
    exceeds ``residual_clip_sigma`` times ``sqrt(1/invvar + max(m, 0)/gain +
    (residual_model_frac m)**2)`` is no part of any source model (the last term
@@ -91,34 +91,39 @@ def prefit_sky_mask(shape: tuple[int, int], x: np.ndarray, y: np.ndarray, radius
 
 def fit_sky(values: np.ndarray, invvar: np.ndarray, usable: np.ndarray, kind: str,
             clip_sigma: float) -> SkyModel:
-    """Clipped weighted background of ``values`` (B, ny, nx) on ``usable`` pixels.
+    """Clipped background of ``values`` (B, ny, nx) on ``usable`` pixels.
 
     ``kind`` is ``constant`` or ``plane``; ``usable`` (B, ny, nx) or (ny, nx) bool.
+    The slopes of a plane are inverse-variance weighted least squares; the level
+    is the median of what is left, so that faint wings and undetected sources
+    (a positive tail) pull it less than they would pull a mean. Pixels further
+    than ``clip_sigma`` from the current fit are left out, iteratively.
     """
     n_band, ny, nx = values.shape
     usable = np.broadcast_to(usable, values.shape)
     y, x = np.mgrid[0:ny, 0:nx].astype(np.float64)
     basis = np.stack([np.ones_like(x), x - (nx - 1) / 2.0, y - (ny - 1) / 2.0])
-    n_terms = 3 if kind == "plane" else 1
     out = SkyModel.zero(n_band)
     for b in range(n_band):
         base = usable[b] & (invvar[b] > 0) & np.isfinite(values[b])
-        keep = base
-        if keep.sum() < MIN_SKY_PIXELS:
+        if base.sum() < MIN_SKY_PIXELS:
             continue
         w, v = invvar[b].astype(np.float64), values[b].astype(np.float64)
-        coef = np.zeros(3)
+        keep, coef = base, np.zeros(3)
         for _ in range(10):
-            design = basis[:n_terms][:, keep]
-            normal = (design * w[keep]) @ design.T
-            coef[:n_terms] = np.linalg.solve(normal, (design * w[keep]) @ v[keep])
+            if kind == "plane":
+                design = basis[:, keep]
+                normal = (design * w[keep]) @ design.T
+                coef = np.linalg.solve(normal, (design * w[keep]) @ v[keep])
+            coef[0] += float(np.median((v - np.tensordot(coef, basis, axes=1))[keep]))
             resid = (v - np.tensordot(coef, basis, axes=1)) * np.sqrt(w)
             new = base & (np.abs(resid) <= clip_sigma)
             if new.sum() < MIN_SKY_PIXELS or np.array_equal(new, keep):
                 break
             keep = new
         out.coef[b] = coef
-        out.error[b] = 1.0 / np.sqrt(w[keep].sum())
+        # the median's error is sqrt(pi / 2) times the mean's
+        out.error[b] = 1.2533 / np.sqrt(w[keep].sum())
         out.n_pixels[b] = int(keep.sum())
     return out
 

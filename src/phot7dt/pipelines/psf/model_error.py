@@ -134,16 +134,27 @@ def _profile_nll(r, s2, eta2):
     return 0.5 * np.sum((r - mu) ** 2 / v + np.log(v)), mu
 
 
+def _robust_start(r: np.ndarray, s2: np.ndarray) -> np.ndarray:
+    """Ratios within :data:`OUTLIER_SIGMA` of the median, in units of their noise plus a
+    MAD-based extra scatter: the first guess that outliers cannot inflate."""
+    mad = 1.4826 * np.median(np.abs(r - np.median(r)))
+    eta2 = max(mad**2 - float(np.median(s2)), 0.0)
+    return np.abs(r - np.median(r)) <= OUTLIER_SIGMA * np.sqrt(s2 + eta2)
+
+
 def excess_scatter(ratio: np.ndarray, sigma: np.ndarray) -> tuple[float, int]:
     """Maximum-likelihood extra scatter ``eta`` of ``ratio`` beyond ``sigma``, and stars used.
 
-    The mean is free (it absorbs any aperture-correction offset); ratios more
-    than :data:`OUTLIER_SIGMA` from it are dropped and the fit repeated. Fewer
-    than three usable ratios give ``(nan, n)``.
+    The mean is free (it absorbs any aperture-correction offset). Ratios further
+    than :data:`OUTLIER_SIGMA` from the median (in units of their noise plus a
+    MAD-based scatter) are dropped first, then those as far from the fitted mean,
+    and the fit repeated. Fewer than three usable ratios give ``(nan, n)``.
     """
     ok = np.isfinite(ratio) & np.isfinite(sigma) & (sigma > 0)
     r, s2 = ratio[ok], sigma[ok] ** 2
-    keep = np.ones(r.size, bool)
+    if r.size < 3:
+        return float("nan"), int(r.size)
+    keep = _robust_start(r, s2)
     eta2 = 0.0
     for _ in range(5):
         if keep.sum() < 3:

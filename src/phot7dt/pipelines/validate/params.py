@@ -27,7 +27,7 @@ class ValidateParams(Section):
     """
 
     snr_bin_edges: list[float] = Field(
-        [3.0, 10.0, 20.0, 50.0, 100.0, 1.0e6],
+        [3.0, 10.0, 20.0, 50.0, 100.0, 300.0, 1000.0, 1.0e6],
         min_length=2,
         description="edges of the S/N bins, S/N = true flux / FLUXERR_fit",
     )
