@@ -29,9 +29,6 @@ from phot7dt.pipelines.fitting.residual_sky import (
 
 __all__ = ["Cleaned", "masked_pixels_per_source", "prepare", "refine", "source_radii"]
 
-#: Significance (in its own errors) of a background change that warrants solving the fluxes again.
-SKY_REFIT_SIGMA = 2.0
-
 
 @dataclasses.dataclass
 class Cleaned:
@@ -93,6 +90,7 @@ def prepare(images, invvar, sources: pd.DataFrame, flux0, fwhm, gain, p) -> Clea
         x, y = sources["x_pix_patch"].to_numpy(float), sources["y_pix_patch"].to_numpy(float)
         near = prefit_sky_mask(images.shape[1:], x, y, radius)
         sky = fit_sky(images, invvar, ~near, p.local_sky, p.sky_clip_sigma)
+        sky = sky.significant(p.sky_min_significance)
         images = images - background_image(sky, images.shape[1:])
     return Cleaned(images, invvar, sky, artefacts)
 
@@ -115,9 +113,8 @@ def refine(data: Cleaned, model: np.ndarray, gain, p, refit: Callable[[Cleaned],
     if p.local_sky != "none":
         invvar = np.where(clipped, np.float32(0.0), data.invvar)
         change = fit_sky(data.images - model, invvar, ~near_model, p.local_sky, p.sky_clip_sigma)
-    significant = np.abs(change.coef[:, 0]) > SKY_REFIT_SIGMA * np.where(change.error > 0,
-                                                                         change.error, np.inf)
-    if not ((clipped & near_model).any() or significant.any()):
+        change = change.significant(p.sky_min_significance)
+    if not ((clipped & near_model).any() or change.coef.any()):
         return None
     data.invvar = np.where(clipped, np.float32(0.0), data.invvar)
     data.artefacts |= clipped

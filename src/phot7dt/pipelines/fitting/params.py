@@ -33,6 +33,9 @@ class SkyArtefactParams(Section):
         3 ``Re`` for galaxies and a margin for bright sources) are left out.
     sky_clip_sigma : float
         Clipping of the background estimate, sigma.
+    sky_min_significance : float
+        A band's background (and a later change of it) is subtracted only when
+        its level exceeds this many of its errors.
     detect_artefacts : bool
         Before the fit, give zero weight to pixels sharper than the PSF allows
         (cosmic rays, hot pixels), hot or cold columns and rows, and trails
@@ -52,6 +55,7 @@ class SkyArtefactParams(Section):
     local_sky: Literal["none", "constant", "plane"] = "constant"
     sky_mask_fwhm: float = Field(3.0, gt=0)
     sky_clip_sigma: float = Field(3.0, gt=1)
+    sky_min_significance: float = Field(3.0, ge=0)
     detect_artefacts: bool = True
     clip_residuals: bool = True
     residual_clip_sigma: float = Field(5.0, gt=2)

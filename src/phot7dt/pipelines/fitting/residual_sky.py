@@ -7,17 +7,21 @@ carry cosmic rays, hot pixels and columns and trails. Per patch and band:
    for galaxies, plus a margin growing with the source's brightness) from every
    catalog source estimate the background: a 3-sigma-clipped median
    (``local_sky: constant``) or a plane whose level is such a median
-   (``plane``). It is subtracted before the fit.
+   (``plane``). It is subtracted before the fit in the bands where its level
+   exceeds ``sky_min_significance`` errors: faint wings and undetected sources
+   raise the estimate by a fraction of its error even on a perfectly
+   subtracted image, and at low S/N galaxy sizes, and with them fluxes, react
+   strongly to a background offset, so an undetected background is left alone.
 2. **Post-fit residuals.** With the fitted model ``m``, a pixel whose residual
    exceeds ``residual_clip_sigma`` times ``sqrt(1/invvar + max(m, 0)/gain +
    (residual_model_frac m)**2)`` is no part of any source model (the last term
    keeps bright-star cores that differ from the PSF model by a few per cent);
    it and its neighbours within ``residual_grow_pix`` get zero weight. The
    background is re-estimated from the residuals of pixels where the model is
-   below a tenth of the noise.
+   below a tenth of the noise, and the significant part of the change kept.
 3. **Refit.** When pixels were clipped near a source or the background moved
-   by more than twice its error, the fluxes are solved again at the fitted
-   positions and shapes (a forced fit, cheap).
+   significantly, the fluxes are solved again at the fitted positions and
+   shapes (a forced fit, cheap).
 """
 
 from __future__ import annotations
@@ -55,6 +59,11 @@ class SkyModel:
     @classmethod
     def zero(cls, n_band: int) -> SkyModel:
         return cls(np.zeros((n_band, 3)), np.zeros(n_band), np.zeros(n_band, int))
+
+    def significant(self, n_sigma: float) -> SkyModel:
+        """This background in the bands where its level exceeds ``n_sigma`` errors, 0 elsewhere."""
+        keep = np.abs(self.coef[:, 0]) > n_sigma * np.where(self.error > 0, self.error, np.inf)
+        return SkyModel(np.where(keep[:, None], self.coef, 0.0), self.error, self.n_pixels)
 
     def __add__(self, other: SkyModel) -> SkyModel:
         return SkyModel(self.coef + other.coef, np.hypot(self.error, other.error),
