@@ -27,7 +27,8 @@ from phot7dt.pipelines.fitting.residual_sky import (
     prefit_sky_mask,
 )
 
-__all__ = ["Cleaned", "masked_pixels_per_source", "prepare", "refine", "source_radii"]
+__all__ = ["Cleaned", "masked_psf_fraction", "masked_pixels_per_source", "prepare", "refine",
+           "source_radii"]
 
 
 @dataclasses.dataclass
@@ -140,4 +141,29 @@ def masked_pixels_per_source(artefacts: np.ndarray, x, y, radius) -> np.ndarray:
             yy, xx = np.ogrid[y0:y1, x0:x1]
             inside = (xx - xs) ** 2 + (yy - ys) ** 2 <= r * r
             out[i] = int(total[y0:y1, x0:x1][inside].sum())
+    return out
+
+
+def masked_psf_fraction(invvar: np.ndarray, stamps: list[np.ndarray], x, y) -> np.ndarray:
+    """Fraction of each source's PSF flux that falls on pixels without weight, (n, B).
+
+    The band's stamp (unit sum, odd size) is centred on the pixel nearest each
+    source ``(x, y)``; the part of it outside the patch counts as unmasked.
+    """
+    n_band, ny, nx = invvar.shape
+    out = np.zeros((len(x), n_band))
+    dead = invvar <= 0
+    for b, stamp in enumerate(stamps):
+        if stamp is None or not dead[b].any():
+            continue
+        h = stamp.shape[0] // 2
+        for i, (xs, ys) in enumerate(zip(x, y, strict=True)):
+            if not (np.isfinite(xs) and np.isfinite(ys)):
+                continue
+            ix, iy = int(round(xs)), int(round(ys))
+            x0, x1, y0, y1 = max(ix - h, 0), min(ix + h + 1, nx), max(iy - h, 0), min(iy + h + 1, ny)
+            if x0 >= x1 or y0 >= y1:
+                continue
+            part = stamp[y0 - iy + h : y1 - iy + h, x0 - ix + h : x1 - ix + h]
+            out[i, b] = float(part[dead[b, y0:y1, x0:x1]].sum())
     return out

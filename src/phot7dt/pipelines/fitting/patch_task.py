@@ -176,7 +176,8 @@ def _fit(task: PatchTask, meta: dict[str, Any]) -> pd.DataFrame:
     images, invvar, saturated = task.frames.cutout(
         task.roi, bands=cfg.bands, extra_mask=mask, saturation_pad_pix=cfg.saturation_pad_pix
     )
-    psfs, missing = build_psfs(local_psfs(task), cfg)
+    here = local_psfs(task)
+    psfs, missing = build_psfs(here, cfg)
     meta.update(psf_audit(task.psfs, psfs, cfg, missing))
     meta["n_saturated_pixels"] = int(saturated.sum())
     if len(missing) == len(cfg.bands):
@@ -197,12 +198,13 @@ def _fit(task: PatchTask, meta: dict[str, Any]) -> pd.DataFrame:
         _optimizer_summary(band, r) for band, r in zip(_fit_names(cfg), results, strict=True)
     ]
     meta["sky"] = _sky_meta(data, cfg.bands)
-    table = result_table(task, results, meta)
     base = ~task.sources["is_halo"].to_numpy(bool)
+    xy = (task.sources["x_pix_patch"].to_numpy(float), task.sources["y_pix_patch"].to_numpy(float))
+    masked = cleaning.masked_psf_fraction(
+        data.invvar, [None if c is None else c.stamp for c in here], xy[0][base], xy[1][base])
+    table = result_table(task, results, meta, masked)
     radius = cleaning.source_radii(task.sources, flux0, fwhm, np.ones(len(fwhm)), 2.0)
-    table["n_artefact_pix"] = cleaning.masked_pixels_per_source(
-        data.artefacts, task.sources["x_pix_patch"].to_numpy(float),
-        task.sources["y_pix_patch"].to_numpy(float), radius)[base]
+    table["n_artefact_pix"] = cleaning.masked_pixels_per_source(data.artefacts, *xy, radius)[base]
     return table
 
 
