@@ -20,3 +20,17 @@ def test_masked_fraction_of_a_saturated_core_and_of_a_clean_star():
     # near the patch edge the part of the stamp outside the patch is not counted as masked
     edge = masked_psf_fraction(invvar, [stamp, stamp], np.array([1.0]), np.array([1.0]))
     assert edge[0, 0] == 0.0
+
+
+def test_bright_artefacts_are_grown_further_than_faint_ones():
+    from phot7dt.pipelines.fitting.cleaning import grow_bright_artefacts
+
+    mask = np.zeros((1, 40, 40), bool)
+    signif = np.zeros((1, 40, 40))
+    mask[0, 10, 10] = mask[0, 30, 30] = True
+    signif[0, 10, 10], signif[0, 30, 30] = 20.0, 800.0
+    grown = grow_bright_artefacts(mask, signif)
+    assert grown[0, 8:13, 8:13].sum() == 1  # faint: left to the detector's own growth
+    # 800 sigma: a disk of 2 px more
+    assert grown[0, 28:33, 30].all() and grown[0, 30, 28:33].all() and grown[0, 29:32, 29:32].all()
+    assert not grown[0, 27, 27]

@@ -79,11 +79,36 @@ def _noise_sigma(invvar: np.ndarray) -> np.ndarray:
     return out
 
 
+#: (peak significance, extra growth in px): an artefact whose peak exceeds the significance is
+#: grown by that many more pixels, so its fainter edges (charge diffusion, the sub-pixel
+#: spread of a track) go too; the detector's own growth covers artefacts near the noise.
+BRIGHT_ARTEFACT_GROWTH = ((50.0, 1), (500.0, 2))
+
+
+def grow_bright_artefacts(mask: np.ndarray, significance: np.ndarray) -> np.ndarray:
+    """``mask`` (B, ny, nx) with bright components grown (:data:`BRIGHT_ARTEFACT_GROWTH`)."""
+    from scipy import ndimage
+
+    out = mask.copy()
+    for b in range(mask.shape[0]):
+        if not mask[b].any():
+            continue
+        labels, n = ndimage.label(mask[b])
+        peaks = np.asarray(ndimage.maximum(significance[b], labels, np.arange(1, n + 1)))
+        for threshold, grow in BRIGHT_ARTEFACT_GROWTH:
+            bright = np.isin(labels, 1 + np.flatnonzero(peaks > threshold))
+            if bright.any():
+                disk = np.hypot(*np.mgrid[-grow : grow + 1, -grow : grow + 1]) <= grow + 0.5
+                out[b] |= ndimage.binary_dilation(bright, disk)
+    return out
+
+
 def prepare(images, invvar, sources: pd.DataFrame, flux0, fwhm, gain, p) -> Cleaned:
     """Artefact pixels zero-weighted and the pre-fit background subtracted (see module doc)."""
     artefacts = np.zeros(images.shape, bool)
     if p.detect_artefacts:
-        artefacts = find_artefacts(images, invvar, fwhm, gain=gain).mask
+        found = find_artefacts(images, invvar, fwhm, gain=gain).mask
+        artefacts = grow_bright_artefacts(found, images * np.sqrt(invvar))
         invvar = np.where(artefacts, np.float32(0.0), invvar)
     sky = SkyModel.zero(images.shape[0])
     if p.local_sky != "none":
