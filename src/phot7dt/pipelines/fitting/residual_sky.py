@@ -27,6 +27,7 @@ carry cosmic rays, hot pixels and columns and trails. Per patch and band:
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import numpy as np
 
@@ -159,7 +160,11 @@ def clip_residuals(images: np.ndarray, invvar: np.ndarray, model: np.ndarray,
     chi = np.where(invvar > 0, (images - model) / np.sqrt(var), np.nan)
     bad = np.abs(np.nan_to_num(chi)) > clip_sigma
     if images.shape[0] >= 3:
-        consensus = np.nanmedian(chi, axis=0) if bad.any() else np.zeros(chi.shape[1:])
+        consensus = np.zeros(chi.shape[1:])
+        if bad.any():
+            with warnings.catch_warnings():  # pixels masked in every band: no consensus, no clip
+                warnings.simplefilter("ignore", RuntimeWarning)
+                consensus = np.nanmedian(chi, axis=0)
         bad &= np.abs(chi - np.nan_to_num(consensus)[None]) > clip_sigma
     else:
         bad &= model * np.sqrt(np.where(invvar > 0, invvar, 0.0)) < 1.0
