@@ -200,6 +200,10 @@ class FitResult:
         from .api import render_model
 
         fits = self.params.shape[0]
+        if fits == 1:  # one layout and one set of source profiles serve every band
+            flux = np.nan_to_num(self.flux)
+            return render_model(self.image_shape, list(self.psfs), self.kinds, self.params[0],
+                                flux).astype(np.float32)
         out = np.zeros((self.flux.shape[1],) + tuple(self.image_shape), np.float32)
         for b in range(self.flux.shape[1]):
             p = self.params[0 if fits == 1 else b]

@@ -37,6 +37,9 @@ __all__ = ["SkyModel", "background_image", "clip_residuals", "prefit_sky_mask", 
 EMPTY_MODEL_SIGMA = 0.1
 #: Fewest unmasked pixels for a sky estimate (fewer: no background is fitted).
 MIN_SKY_PIXELS = 100
+#: Above four times this many usable pixels, a quarter of them (every other row and
+#: column) estimate the background: its error stays below SKYSIG / 100.
+MAX_SKY_PIXELS = 10_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,16 +121,18 @@ def fit_sky(values: np.ndarray, invvar: np.ndarray, usable: np.ndarray, kind: st
         base = usable[b] & (invvar[b] > 0) & np.isfinite(values[b])
         if base.sum() < MIN_SKY_PIXELS:
             continue
-        w, v = invvar[b].astype(np.float64), values[b].astype(np.float64)
-        keep, coef = base, np.zeros(3)
+        if base.sum() > 4 * MAX_SKY_PIXELS:  # every other pixel each way is plenty
+            base = base & (np.add.outer(np.arange(ny) % 2, np.arange(nx) % 2) == 0)
+        w, v = invvar[b][base].astype(np.float64), values[b][base].astype(np.float64)
+        terms = basis[:, base] if kind == "plane" else basis[:1, base]
+        keep, coef = np.ones(v.size, bool), np.zeros(3)
         for _ in range(10):
             if kind == "plane":
-                design = basis[:, keep]
-                normal = (design * w[keep]) @ design.T
-                coef = np.linalg.solve(normal, (design * w[keep]) @ v[keep])
-            coef[0] += float(np.median((v - np.tensordot(coef, basis, axes=1))[keep]))
-            resid = (v - np.tensordot(coef, basis, axes=1)) * np.sqrt(w)
-            new = base & (np.abs(resid) <= clip_sigma)
+                normal = (terms[:, keep] * w[keep]) @ terms[:, keep].T
+                coef = np.linalg.solve(normal, (terms[:, keep] * w[keep]) @ v[keep])
+            fitted = coef[: len(terms)] @ terms
+            coef[0] += float(np.median((v - fitted)[keep]))
+            new = np.abs(v - coef[: len(terms)] @ terms) * np.sqrt(w) <= clip_sigma
             if new.sum() < MIN_SKY_PIXELS or np.array_equal(new, keep):
                 break
             keep = new
@@ -160,12 +165,12 @@ def clip_residuals(images: np.ndarray, invvar: np.ndarray, model: np.ndarray,
     chi = np.where(invvar > 0, (images - model) / np.sqrt(var), np.nan)
     bad = np.abs(np.nan_to_num(chi)) > clip_sigma
     if images.shape[0] >= 3:
-        consensus = np.zeros(chi.shape[1:])
-        if bad.any():
-            with warnings.catch_warnings():  # pixels masked in every band: no consensus, no clip
-                warnings.simplefilter("ignore", RuntimeWarning)
-                consensus = np.nanmedian(chi, axis=0)
-        bad &= np.abs(chi - np.nan_to_num(consensus)[None]) > clip_sigma
+        rows, cols = np.nonzero(bad.any(axis=0))  # the consensus is needed where a band is off
+        with warnings.catch_warnings():  # pixels masked in every band: no consensus, no clip
+            warnings.simplefilter("ignore", RuntimeWarning)
+            consensus = np.nan_to_num(np.nanmedian(chi[:, rows, cols], axis=0))
+        agree = np.abs(chi[:, rows, cols] - consensus[None]) <= clip_sigma
+        bad[:, rows, cols] &= ~agree
     else:
         bad &= model * np.sqrt(np.where(invvar > 0, invvar, 0.0)) < 1.0
     if grow_pix > 0 and bad.any():
