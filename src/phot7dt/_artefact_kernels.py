@@ -1,137 +1,118 @@
-"""Numba pixel loops behind :mod:`phot7dt.artefacts`.
-
-Each kernel is one pass over a (B, ny, nx) stack; numpy would need several
-full-size temporaries for the same work (e.g. an 8-neighbour median through
-``sliding_window_view`` is ~10x slower), and the whole detector must run in a
-few tens of ms on a 40-band 250x250 patch.
-"""
+"""Numba pixel loops of :mod:`phot7dt.artefacts`: one pass each over a
+(B, ny, nx) stack, where numpy would need several full-size temporaries."""
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
+#: Standard deviation of the median of 8 unit normals (simulated: 0.410).
+MEDIAN8_NOISE = 0.41
+_jit = njit(cache=True, nogil=True)
+_inline = njit(cache=True, nogil=True, inline="always")  # no call overhead (array refcounts)
 
-@njit(cache=True, nogil=True)
+
+@_jit
 def significance(images, invvar):
-    """Pixel significance S = image * sqrt(invvar) (sigma units), validity, and
-    the image with +inf at invalid pixels (for the sharpness test).
-
-    Invalid pixels (invvar <= 0 or a non-finite value) get S = 0, valid = False.
-    """
+    """S = image * sqrt(invvar) (sigma units; 0 where invalid), validity (invvar > 0,
+    finite), and the image padded by 2 px of +inf, which also marks invalid
+    pixels: +inf only raises neighbour medians, i.e. makes tests more cautious."""
     nb, ny, nx = images.shape
     s = np.zeros((nb, ny, nx), np.float32)
     valid = np.zeros((nb, ny, nx), np.bool_)
-    work = np.full((nb, ny, nx), np.inf, np.float32)
+    work = np.full((nb, ny + 4, nx + 4), np.inf, np.float32)
     for b in range(nb):
         for y in range(ny):
             for x in range(nx):
-                w = invvar[b, y, x]
-                v = images[b, y, x]
+                w, v = invvar[b, y, x], images[b, y, x]
                 if w > 0 and np.isfinite(w) and np.isfinite(v):
-                    s[b, y, x] = v * np.sqrt(w)
-                    valid[b, y, x] = True
-                    work[b, y, x] = v
+                    s[b, y, x], valid[b, y, x], work[b, y + 2, x + 2] = v * np.sqrt(w), True, v
     return s, valid, work
 
 
-@njit(cache=True, nogil=True)
-def _median8(work, b, y, x, buf):
-    """Median of the 8 neighbours; off-patch / invalid neighbours count as +inf,
-    which only raises the median, i.e. makes the sharpness test more cautious."""
-    nb, ny, nx = work.shape
-    k = 0
-    for dy in range(-1, 2):
-        for dx in range(-1, 2):
-            if dy == 0 and dx == 0:
-                continue
-            yy, xx = y + dy, x + dx
-            v = np.inf
-            if 0 <= yy < ny and 0 <= xx < nx:
-                v = work[b, yy, xx]
-            j = k  # insertion sort: 8 values, cheaper than a general sort
-            while j > 0 and buf[j - 1] > v:
-                buf[j] = buf[j - 1]
-                j -= 1
-            buf[j] = v
-            k += 1
-    return 0.5 * (buf[3] + buf[4])
+@_inline
+def _sharp_test(work, invvar, par, k, refsig, src, thresh, b, y, x, buf):
+    """Cosmic-ray test of pixel (y, x) (``work`` is padded: y + 2, x + 2); formula in
+    the ``artefacts`` docstring. par[b] = (noise scale, k rho_median, k rho_mean,
+    1 / gain); refsig: the other bands' median in its sigma (4x4 bins; (B, 1, 1):
+    none). Returns m, or nan (the pixel can be a source)."""
+    sky2 = par[b, 0] ** 2 / invvar[b, y, x]
+    sky = np.sqrt(sky2)
+    v, lo, tot, n = work[b, y + 2, x + 2], np.inf, 0.0, 0
+    for yy in range(y + 1, y + 4):
+        for xx in range(x + 1, x + 4):
+            if yy != y + 2 or xx != x + 2:
+                lo, buf[n], n = min(lo, work[b, yy, xx]), work[b, yy, xx], n + 1
+                tot += work[b, yy, xx] if work[b, yy, xx] < np.inf else 0.0
+    kr, km = par[b, 1] / k, par[b, 2] / k
+    # m >= min(neighbours) and the test falls with m: a cheap rejection
+    if v - lo - kr * max(lo - MEDIAN8_NOISE * sky, 0.0) <= thresh * sky:
+        return np.nan
+    m = _sorted(buf, 8)[3:5].mean()
+    n = 0  # ring at Chebyshev distance 2: its median (a CR track crosses it twice)
+    for yy in range(y, y + 5):
+        for xx in range(x, x + 5, 1 if yy == y or yy == y + 4 else 4):
+            buf[8 + n], n = work[b, yy, xx], n + 1
+    w = min(max(_sorted(buf[8:], 16)[7:9].mean() / (sky * 0.31) / 2.0 - 1.0, 0.0), 1.0)
+    r = refsig[b, min(y // 4, refsig.shape[1] - 1), min(x // 4, refsig.shape[2] - 1)]
+    if refsig.shape[1] == 1 or r > src:  # no other bands, or they see a source:
+        kr, km = par[b, 1], par[b, 2]  # the full margin
+    if refsig.shape[1] > 1:
+        w = max(w, min(max(r - src + 1.0, 0.0), 1.0))  # 0 at src - 1 sigma, 1 at src
+    signal = max(m - MEDIAN8_NOISE * sky, 0.0)
+    amp = (1.0 + kr) * MEDIAN8_NOISE
+    # the pixel's noise, at most a PSF's peak (not I: a CR would inflate it), and m's
+    poisson = par[b, 3] * signal
+    var = sky2 + (1.0 + par[b, 1] / k) * poisson + w * amp * amp * (sky2 + poisson)
+    return m if (m < np.inf and v - m - kr * signal > thresh * np.sqrt(var)
+                 and v - m > km * max(tot / 8.0, 0.0)) else np.nan
 
 
-#: Standard deviation of the median of 8 unit normals (simulated: 0.410).
-MEDIAN8_NOISE = 0.41
+@_inline
+def _sorted(a, n):
+    """Insertion sort of a[:n] in place (n <= 16: cheaper than a general sort)."""
+    for i in range(1, n):
+        u, j = a[i], i
+        while j > 0 and a[j - 1] > u:
+            a[j] = a[j - 1]
+            j -= 1
+        a[j] = u
+    return a[:n]
 
 
-@njit(cache=True, nogil=True)
-def _ring_significance(work, b, y, x, sky):
-    """Mean of the 16 pixels at Chebyshev distance 2, in units of its noise:
-    an estimate of "a source is here" that the pixel and its 8 neighbours
-    (a cosmic-ray track) do not enter."""
-    nb, ny, nx = work.shape
-    tot, k = 0.0, 0
-    for yy in range(max(y - 2, 0), min(y + 3, ny)):
-        for xx in range(max(x - 2, 0), min(x + 3, nx)):
-            if max(abs(yy - y), abs(xx - x)) == 2 and np.isfinite(work[b, yy, xx]):
-                tot += work[b, yy, xx]
-                k += 1
-    return tot / np.sqrt(max(k, 1) * sky) if k > 0 else 0.0
-
-
-@njit(cache=True, nogil=True)
-def sharp_pass(work, s, invvar, test, scale, bound, inv_gain, thresh, flag, med):
-    """One L.A.Cosmic-like pass over the pixels where ``test`` is set.
-
-    With I the pixel (flux), m the median of its 8 neighbours, a pixel is
-    flagged when ``q = I - m - bound[b] * max(m - 0.41 sigma_sky, 0) > thresh * sigma``.
-    ``bound`` is the largest (I - m) / m a PSF of the band can produce; it
-    multiplies the part of m that is not the median's own noise (0.41 sigma),
-    else positive noise next to a faint cosmic ray would hide it. Noise:
-    sigma^2 = sigma_sky^2 * (1 + w * (1 + bound)^2 * 0.41^2) + Poisson, where
-    w in [0, 1] rises from 0 to 1 as the ring 2 px away goes from 2 to 4
-    sigma: next to a source m is signal and its noise, amplified by the bound,
-    enters q (on a star's wing m can fluctuate low by 1 sigma). The Poisson
-    term inv_gain[b] * (1 + bound[b]) * max(m - 0.41 sigma_sky, 0) uses the
-    highest value a PSF could have there, not I, which a cosmic ray inflates.
-    Pixels with significance ``s`` < thresh - 2 are skipped: they could only
-    pass with m < -2 sigma (noise); skipping them is what makes the pass
-    cheap. Flagged pixels get ``flag = True`` and their m in ``med``.
-    """
-    nb, ny, nx = work.shape
-    buf = np.empty(8, np.float64)
-    for b in range(nb):
+@_jit
+def sharp_pass(work, s, invvar, test, flag, seeds, med, par, k, refsig, src, thresh):
+    """Pass 1 (no ``seeds``): test the ``test`` pixels with s >= thresh - 2 (fainter
+    ones would need m < -2 sigma: noise). Later passes: replace the seeds (n, 3)
+    in ``work`` by their ``med`` (L.A.Cosmic) and test their neighbours.
+    Sets ``flag`` and ``med``; returns the new flags' (b, y, x)."""
+    nb, ny, nx = s.shape
+    cand = [(0, 0, 0)][:0]
+    for i in range(len(seeds)):
+        b, y, x = seeds[i, 0], seeds[i, 1], seeds[i, 2]
+        work[b, y + 2, x + 2] = med[b, y, x]
+        for yy in range(max(y - 1, 0), min(y + 2, ny)):
+            for xx in range(max(x - 1, 0), min(x + 2, nx)):
+                cand.append((b, yy, xx))
+    for b in range(nb if len(seeds) == 0 else 0):
         for y in range(ny):
             for x in range(nx):
-                if s[b, y, x] < thresh - 2.0 or not test[b, y, x]:
-                    continue
-                m = _median8(work, b, y, x, buf)
-                if not np.isfinite(m):
-                    continue
-                sky2 = scale[b] ** 2 / invvar[b, y, x]
-                signal = max(m - MEDIAN8_NOISE * np.sqrt(sky2), 0.0)
-                w = min(max(0.5 * _ring_significance(work, b, y, x, sky2) - 1.0, 0.0), 1.0)
-                amp = (1.0 + bound[b]) * MEDIAN8_NOISE
-                var = sky2 * (1.0 + w * amp * amp) + inv_gain[b] * (1.0 + bound[b]) * signal
-                if work[b, y, x] - m - bound[b] * signal > thresh * np.sqrt(var):
-                    flag[b, y, x] = True
-                    med[b, y, x] = m
+                if s[b, y, x] >= thresh - 2.0 and test[b, y, x]:
+                    cand.append((b, y, x))
+    buf = np.empty(24)
+    out = np.empty((len(cand), 3), np.int64)
+    n = 0
+    for b, y, x in cand:
+        if test[b, y, x] and not flag[b, y, x]:
+            m = _sharp_test(work, invvar, par, k, refsig, src, thresh, b, y, x, buf)
+            if m == m:  # not nan
+                flag[b, y, x], med[b, y, x] = True, m
+                out[n, 0], out[n, 1], out[n, 2] = b, y, x
+                n += 1
+    return out[:n]
 
 
-@njit(cache=True, nogil=True)
-def dilate(flag, r):
-    """Grow each band's flags by a (2r+1) x (2r+1) square (flags are sparse)."""
-    out = flag.copy()
-    nb, ny, nx = flag.shape
-    for b in range(nb):
-        for y in range(ny):
-            for x in range(nx):
-                if flag[b, y, x]:
-                    for yy in range(max(y - r, 0), min(y + r + 1, ny)):
-                        for xx in range(max(x - r, 0), min(x + r + 1, nx)):
-                            out[b, yy, xx] = True
-    return out
-
-
-@njit(cache=True, nogil=True)
+@_jit
 def band_counts(flag):
     """Number of bands with a flag inside the 3x3 box around each pixel (ny, nx)."""
     nb, ny, nx = flag.shape
@@ -149,12 +130,30 @@ def band_counts(flag):
     return count
 
 
-@njit(cache=True, nogil=True)
+@_jit
+def finalize(line, sharp, trail, valid, r):
+    """Union of the flags grown by a (2r+1)^2 square, on valid pixels only, and
+    per-band pixel counts (B, 3) of each kind before growth (line > sharp > trail)."""
+    nb, ny, nx = valid.shape
+    mask = np.zeros((nb, ny, nx), np.bool_)
+    counts = np.zeros((nb, 3), np.int64)
+    for b in range(nb):
+        for y in range(ny):
+            for x in range(nx):
+                kind = 0 if line[b, y, x] else 1 if sharp[b, y, x] else 2 if trail[b, y, x] else 3
+                if kind == 3:
+                    continue
+                counts[b, kind] += 1
+                for yy in range(max(y - r, 0), min(y + r + 1, ny)):
+                    for xx in range(max(x - r, 0), min(x + r + 1, nx)):
+                        mask[b, yy, xx] = valid[b, yy, xx]
+    return mask, counts
+
+
+@_jit
 def block_sums(s, valid, step, clip, along_x):
-    """Sums of clip(s, -clip, clip) and valid counts over blocks of ``step``
-    pixels along each column (``along_x``: along each row), shape
-    (B, n_blocks, n_lines). Windows are then built from blocks: evaluating a
-    48 px window at every pixel would cost ``step`` times more for nothing."""
+    """Sums of clip(s, -clip, clip) (s = 0 where invalid) and valid counts over
+    blocks of ``step`` px along each column (``along_x``: row): (B, blocks, lines)."""
     nb, ny, nx = s.shape
     n, m = (nx, ny) if along_x else (ny, nx)
     tot = np.zeros((nb, (n + step - 1) // step, m), np.float32)
@@ -165,64 +164,32 @@ def block_sums(s, valid, step, clip, along_x):
                 for i in range(tot.shape[1]):
                     acc, c = np.float32(0.0), 0
                     for x in range(i * step, min(i * step + step, nx)):
-                        acc += min(max(s[b, y, x], -clip), clip)  # s = 0 where invalid
+                        acc += min(max(s[b, y, x], -clip), clip)
                         c += valid[b, y, x]
-                    tot[b, i, y] = acc
-                    cnt[b, i, y] = c
+                    tot[b, i, y], cnt[b, i, y] = acc, c
             else:
-                i = y // step
                 for x in range(nx):
-                    tot[b, i, x] += min(max(s[b, y, x], -clip), clip)
-                    cnt[b, i, x] += valid[b, y, x]
+                    tot[b, y // step, x] += min(max(s[b, y, x], -clip), clip)
+                    cnt[b, y // step, x] += valid[b, y, x]
     return tot, cnt
 
 
-@njit(cache=True, nogil=True, fastmath=True)
-def window_means(tot, cnt, wblk):
-    """Mean over the window of ``wblk`` blocks centred on each block (running
-    sums, shorter at the ends), and its pixel count."""
-    nb, nblk, m = tot.shape
-    mean = np.zeros((nb, nblk, m), np.float32)
-    num = np.zeros((nb, nblk, m), np.int32)
-    acc = np.zeros(m)
-    c = np.zeros(m, np.int64)
-    h = wblk // 2
-    for b in range(nb):
-        acc[:] = 0.0
-        c[:] = 0
-        for k in range(nblk + h):  # window of block k - h is [k - wblk, k)
-            for j in range(m):
-                if k < nblk:
-                    acc[j] += tot[b, k, j]
-                    c[j] += cnt[b, k, j]
-                if k - wblk >= 0:
-                    acc[j] -= tot[b, k - wblk, j]
-                    c[j] -= cnt[b, k - wblk, j]
-                if k - h >= 0 and c[j] > 0:
-                    mean[b, k - h, j] = acc[j] / c[j]
-                    num[b, k - h, j] = c[j]
-    return mean, num
+@_jit
+def line_z(mean, cnt, gap, width, var1, min_count, lo):
+    """z of each line's window mean against the mean of the lines j-gap-width+1..j-gap
+    (left) and j+gap..j+gap+width-1 (right); windows with < min_count pixels do not count.
 
-
-@njit(cache=True, nogil=True, fastmath=True)
-def line_z(mean, cnt, gap, width, var1, min_count):
-    """z-scores of each line's window mean against the mean of the lines on its
-    left (j-gap-width+1 .. j-gap) and on its right (j+gap .. j+gap+width-1).
-
-    ``var1`` is the variance of one clipped unit-normal pixel; windows with
-    fewer than ``min_count`` valid pixels do not count. Lines without both
-    sides (the outer gap + width - 1 lines of the patch) get z = 0: a one-sided
-    test fires on gradients such as star wings. Returns (zl, zr, cal): cal[b]
-    is the rms of zl over windows of empty sky (level within 3 standard
-    errors of 0, |zl| < 4), >= 1, or 1 if fewer than 50 such windows.
+    var1 is the variance of one clipped unit normal. Lines without both sides
+    get 0 (a one-sided test fires on star wings), and so do lines whose |z| < lo
+    or whose sides differ in sign. Returns (zl, zr, cal), cal[b] = rms of zl
+    (>= 1) over empty-sky windows of every 4th row (line and both sides within
+    2.5 standard errors of 0, |zl| < 4), or 1 if fewer than 50 of them.
     """
     nb, n, m = mean.shape
     zl = np.zeros((nb, n, m), np.float32)
     zr = np.zeros((nb, n, m), np.float32)
     cal = np.ones(nb, np.float32)
-    pm = np.zeros(m + 1)  # prefix sums over lines of mean, 1/count and validity
-    pv = np.zeros(m + 1)
-    pk = np.zeros(m + 1)
+    pm, pv, pk = np.zeros(m + 1), np.zeros(m + 1), np.zeros(m + 1)  # prefix sums
     for b in range(nb):
         z2, nz = 0.0, 0
         for i in range(n):
@@ -232,55 +199,56 @@ def line_z(mean, cnt, gap, width, var1, min_count):
                 pv[j + 1] = pv[j] + (1.0 / cnt[b, i, j] if ok else 0.0)
                 pk[j + 1] = pk[j] + ok
             for j in range(gap + width - 1, m - gap - width + 1):
-                kl = pk[j - gap + 1] - pk[j - gap - width + 1]
-                kr = pk[j + gap + width] - pk[j + gap]
+                a, c = j - gap - width + 1, j + gap
+                kl, kr = pk[j - gap + 1] - pk[a], pk[c + width] - pk[c]
                 if cnt[b, i, j] < min_count or kl == 0 or kr == 0:
                     continue
                 own = 1.0 / cnt[b, i, j]
-                lm = (pm[j - gap + 1] - pm[j - gap - width + 1]) / kl
-                rm = (pm[j + gap + width] - pm[j + gap]) / kr
-                lv = (pv[j - gap + 1] - pv[j - gap - width + 1]) / kl**2
-                rv = (pv[j + gap + width] - pv[j + gap]) / kr**2
-                zl[b, i, j] = z = (mean[b, i, j] - lm) / np.sqrt(var1 * (own + lv))
-                zr[b, i, j] = (mean[b, i, j] - rm) / np.sqrt(var1 * (own + rv))
-                if abs(mean[b, i, j]) < 3.0 * np.sqrt(var1 * own) and abs(z) < 4.0:
-                    z2 += z * z
-                    nz += 1
+                lm, rm = (pm[j - gap + 1] - pm[a]) / kl, (pm[c + width] - pm[c]) / kr
+                dl, dr = mean[b, i, j] - lm, mean[b, i, j] - rm
+                se2 = var1 * own  # |z| < |d| / se: skip what cannot reach lo (but sample cal)
+                if i % 4 and (min(dl * dl, dr * dr) < lo * lo * se2 or dl * dr <= 0):
+                    continue
+                zl[b, i, j] = z = dl / np.sqrt(se2 + var1 * (pv[j - gap + 1] - pv[a]) / kl**2)
+                zr[b, i, j] = dr / np.sqrt(se2 + var1 * (pv[c + width] - pv[c]) / kr**2)
+                if max(abs(mean[b, i, j]), abs(lm), abs(rm)) < 2.5 * np.sqrt(se2) and abs(z) < 4:
+                    z2, nz = z2 + z * z, nz + 1
         if nz >= 50:
             cal[b] = max(np.sqrt(z2 / nz), 1.0)
     return zl, zr, cal
 
 
-@njit(cache=True, nogil=True, fastmath=True)
-def line_hysteresis(zl, zr, cal, hi, lo, step, along_x, out):
-    """Flag runs of blocks along each line where the line beats *both* sides by
-    lo * cal[b] and which contain a block beating both by hi * cal[b] (hot and
-    cold alike); ``out`` (B, ny, nx) gets the runs' pixels."""
+@_jit
+def line_hysteresis(zl, zr, cal, hi, lo, step, bridge, along_x, out):
+    """Flag runs of blocks where a line beats *both* sides by lo * cal[b] and that
+    hold a block beating both by hi * cal[b] (hot or cold); runs < ``bridge``
+    blocks apart are joined (a star on a bad column hides the offset, not the
+    damage). Sets the runs' pixels in ``out`` (B, ny, nx)."""
     nb, n, m = zl.shape
     npix = out.shape[2] if along_x else out.shape[1]
     for b in range(nb):
         for sign in (1.0, -1.0):
             for j in range(m):
-                start, seeded = -1, False
+                start, seeded, last = -1, False, -(10**9)
                 for i in range(n + 1):
-                    z = -1.0
-                    if i < n:
-                        z = min(sign * zl[b, i, j], sign * zr[b, i, j]) / cal[b]
+                    z = min(sign * zl[b, i, j], sign * zr[b, i, j]) / cal[b] if i < n else -1.0
                     if z > lo:
                         if start < 0:
                             start, seeded = i, False
                         seeded = seeded or z > hi
                     elif start >= 0:
                         if seeded:
-                            for p in range(start * step, min(i * step, npix)):
+                            for p in range((last if start - last <= bridge else start) * step,
+                                           min(i * step, npix)):
                                 if along_x:
                                     out[b, j, p] = True
                                 else:
                                     out[b, p, j] = True
+                            last = i
                         start = -1
 
 
-@njit(cache=True, nogil=True)
+@_jit
 def bin2(s, usable):
     """2x2-binned significance (sum / sqrt(n_usable): unit variance) and counts."""
     nb, ny, nx = s.shape
@@ -292,60 +260,16 @@ def bin2(s, usable):
                 if usable[b, y, x]:
                     out[b, y // 2, x // 2] += s[b, y, x]
                     num[b, y // 2, x // 2] += 1
-    for b in range(nb):
-        for y in range(ny // 2):
-            for x in range(nx // 2):
-                if num[b, y, x] > 0:
-                    out[b, y, x] /= np.sqrt(num[b, y, x])
-    return out, num
+    return out / np.sqrt(np.maximum(num, 1)).astype(np.float32), num
 
 
-@njit(cache=True, nogil=True)
-def _select(a, n, k):
-    """k-th smallest of a[:n] (Hoare selection, in place): O(n), no allocation."""
-    lo, hi = 0, n - 1
-    while lo < hi:
-        pivot = a[(lo + hi) // 2]
-        i, j = lo, hi
-        while i <= j:
-            while a[i] < pivot:
-                i += 1
-            while a[j] > pivot:
-                j -= 1
-            if i <= j:
-                a[i], a[j] = a[j], a[i]
-                i += 1
-                j -= 1
-        if k <= j:
-            hi = j
-        elif k >= i:
-            lo = i
-        else:
-            break
-    return a[k]
-
-
-@njit(cache=True, nogil=True)
-def _median(a, n):
-    if n % 2 == 1:
-        return _select(a, n, n // 2)
-    hi = _select(a, n, n // 2)
-    lo = a[0]
-    for i in range(1, n // 2):  # after selection, a[:n//2] holds the smaller half
-        lo = max(lo, a[i])
-    return 0.5 * (lo + hi)
-
-
-@njit(cache=True, nogil=True)
+@_jit
 def band_reference(sb, num):
-    """Per band, the median over the *other* bands (usable ones only).
-
-    For B >= 5 the median over all bands is used instead: one band moves it by
-    at most one rank, and it is computed once per pixel, not B times.
-    """
+    """Per band, the median over the *other* bands with data; for B >= 5 the median
+    over all bands (one band moves it by at most one rank; computed once per pixel)."""
     nb, ny, nx = sb.shape
     ref = np.zeros((nb, ny, nx), np.float32)
-    buf = np.empty(nb)
+    buf = np.empty(nb, np.float32)
     for y in range(ny):
         for x in range(nx):
             for b in range(nb if nb < 5 else 1):
@@ -354,36 +278,8 @@ def band_reference(sb, num):
                     if num[c, y, x] > 0 and (nb >= 5 or c != b):
                         buf[k] = sb[c, y, x]
                         k += 1
-                if k == 0:
-                    continue
-                if nb >= 5:
-                    ref[:, y, x] = _median(buf, k)
-                else:
-                    ref[b, y, x] = _median(buf, k)
+                if k > 0 and nb >= 5:
+                    ref[:, y, x] = np.median(buf[:k])
+                elif k > 0:
+                    ref[b, y, x] = np.median(buf[:k])
     return ref
-
-
-@njit(cache=True, nogil=True)
-def box3(d):
-    """3x3 box sum / 3 (unit variance for independent pixels; zero padding)."""
-    nb, ny, nx = d.shape
-    tmp = np.zeros_like(d)
-    out = np.zeros_like(d)
-    for b in range(nb):
-        for y in range(ny):
-            for x in range(nx):
-                v = d[b, y, x]
-                if x > 0:
-                    v += d[b, y, x - 1]
-                if x < nx - 1:
-                    v += d[b, y, x + 1]
-                tmp[b, y, x] = v
-        for y in range(ny):
-            for x in range(nx):
-                v = tmp[b, y, x]
-                if y > 0:
-                    v += tmp[b, y - 1, x]
-                if y < ny - 1:
-                    v += tmp[b, y + 1, x]
-                out[b, y, x] = v / 3.0
-    return out
