@@ -94,7 +94,8 @@ def _scene():
 
     frames = SimpleNamespace(shape=image.shape, cutout=cutout)
     grid = SimpleNamespace(
-        cell_of=lambda x, y: (0, 0), choice=lambda band, r, c: SimpleNamespace(stamp=stamp)
+        cell_of=lambda x, y: (0, 0),
+        choice=lambda band, r, c: SimpleNamespace(stamp=stamp, stamp_at=lambda x, y: stamp),
     )
     return catalog, frames, grid
 
