@@ -36,6 +36,7 @@ demo: $(STAMP)
 benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/white_stack.py
 	$(BIN)/python benchmarks/engine.py
+	$(BIN)/python benchmarks/artefacts.py
 
 docs: $(STAMP)
 	$(BIN)/python -m phot7dt.docs_parameters > docs/parameters.md
