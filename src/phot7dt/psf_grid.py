@@ -26,7 +26,7 @@ import numpy as np
 from phot7dt.frames import Box
 
 __all__ = ["FALLBACK_LEVELS", "PSF_MODELS", "MomentField", "PSFChoice", "PSFGrid", "cell_boxes",
-           "cell_index", "cell_tag", "gaussian_smear"]
+           "cell_index", "cell_tag", "gaussian_smear", "sky_limited_fraction"]
 
 #: Largest exponent of the Fourier gain when :func:`gaussian_smear` narrows a stamp
 #: (``exp(1)``: narrowing by more than the stamp's information allows is capped).
@@ -49,6 +49,23 @@ def gaussian_smear(stamp: np.ndarray, dsigma: np.ndarray) -> np.ndarray:
     gain = np.exp(np.minimum(exponent, MAX_SHARPEN_EXPONENT))
     out = np.fft.irfft2(np.fft.rfft2(stamp) * gain, s=stamp.shape)
     return out / out.sum()
+
+
+def sky_limited_fraction(weight: np.ndarray, sky_weight: np.ndarray, stamp: np.ndarray
+                         ) -> np.ndarray:
+    """``kappa = sum(w P**2) / sum(w0 P**2)`` over the stamp's axes: the flux Fisher
+    information with the source's own photon noise over that with sky noise alone.
+
+    A PSF fit weighs pixels by ``w = 1 / (sky variance + photon variance)``; a
+    mismatch ``dP`` of a unit-sum model moves its flux by ``sum(w P dP) / sum(w P**2)``,
+    which is the sky-limited value scaled by about ``kappa`` (1 for a faint
+    source, towards 0 for a photon-limited one, whose weights ``~1/P`` turn the
+    fit into a sum in which ``sum(dP) = 0``).
+    """
+    axes = tuple(range(-stamp.ndim, 0))
+    num = (weight * stamp**2).sum(axis=axes)
+    den = (sky_weight * stamp**2).sum(axis=axes)
+    return np.clip(np.where(den > 0, num / np.where(den > 0, den, 1.0), 1.0), 0.0, 1.0)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,7 +22,7 @@ from phot7dt.pipelines.fitting.params import SkyArtefactParams
 from phot7dt.pipelines.fitting.refit import model_images, refit_fluxes, run_fits
 from phot7dt.pipelines.fitting.psf_audit import build_psfs, psf_audit
 from phot7dt.pipelines.fitting.result_table import no_fit_table, result_table
-from phot7dt.psf_grid import PSFChoice
+from phot7dt.psf_grid import PSFChoice, sky_limited_fraction
 from phot7dt.scene import FitSettings, fit_patch
 
 __all__ = ["FitConfig", "PatchOutcome", "PatchTask", "local_psfs", "run_patch_task"]
@@ -200,12 +200,32 @@ def _fit(task: PatchTask, meta: dict[str, Any]) -> pd.DataFrame:
     meta["sky"] = _sky_meta(data, cfg.bands)
     base = ~task.sources["is_halo"].to_numpy(bool)
     xy = (task.sources["x_pix_patch"].to_numpy(float), task.sources["y_pix_patch"].to_numpy(float))
-    masked = cleaning.masked_psf_fraction(
-        data.invvar, [None if c is None else c.stamp for c in here], xy[0][base], xy[1][base])
-    table = result_table(task, results, meta, masked)
+    stamps = [None if c is None else c.stamp for c in here]
+    masked = cleaning.masked_psf_fraction(data.invvar, stamps, xy[0][base], xy[1][base])
+    kappa = _sky_limited(stamps, np.concatenate([r.flux for r in results], axis=1)[base],
+                         data.invvar, gain)
+    table = result_table(task, results, meta, kappa / (1.0 - np.clip(masked, 0.0, 0.99)))
     radius = cleaning.source_radii(task.sources, flux0, fwhm, np.ones(len(fwhm)), 2.0)
     table["n_artefact_pix"] = cleaning.masked_pixels_per_source(data.artefacts, *xy, radius)[base]
     return table
+
+
+def _sky_limited(stamps: list, flux: np.ndarray, invvar: np.ndarray, gain) -> np.ndarray:
+    """How sky-limited each source's PSF fit is, per band, (n, B): ``kappa`` of
+    :func:`~phot7dt.psf_grid.sky_limited_fraction` for a point source of its flux
+    on the band's median sky noise (1 without source Poisson noise)."""
+    kappa = np.ones(flux.shape)
+    if gain is None:
+        return kappa
+    for b, stamp in enumerate(stamps):
+        good = invvar[b][invvar[b] > 0]
+        if stamp is None or not good.size:
+            continue
+        sky_var = 1.0 / float(np.median(good))
+        f = np.nan_to_num(np.abs(flux[:, b]))[:, None, None]
+        weight = 1.0 / (sky_var + f * np.clip(stamp, 0.0, None)[None] / gain[b])
+        kappa[:, b] = sky_limited_fraction(weight, np.full(weight.shape, 1.0 / sky_var), stamp)
+    return kappa
 
 
 def _fwhm(task: PatchTask) -> np.ndarray:

@@ -91,23 +91,24 @@ def _single_band_columns(results, config, base: np.ndarray) -> dict[str, np.ndar
     return out
 
 
-def _add_psf_model_errors(cols: dict[str, np.ndarray], task, masked: np.ndarray | None) -> None:
+def _add_psf_model_errors(cols: dict[str, np.ndarray], task, lever: np.ndarray | None) -> None:
     """``FLUXERR_{band}_fit`` becomes the total error; ``FLUXERR_{band}_stat`` keeps the fit's.
 
-    total = sqrt(stat**2 + (eta_b |flux| / (1 - m))**2), with ``eta_b`` the
-    fractional PSF-model flux error of the band's PSF in this patch's cell
-    (:attr:`~phot7dt.psf_grid.PSFChoice.flux_error_frac`) and ``m`` the fraction
-    of the source's PSF flux on masked pixels (a saturated core, artefacts): a
-    flux measured from the wings alone extrapolates the model by ``1 / (1 - m)``.
-    ``m`` is capped at 0.99.
+    total = sqrt(stat**2 + (eta_b lever |flux|)**2), with ``eta_b`` the
+    fractional (sky-limited) PSF-model flux error of the band's PSF in this
+    patch's cell (:attr:`~phot7dt.psf_grid.PSFChoice.flux_error_frac`) and
+    ``lever = kappa / (1 - m)`` per source and band: ``kappa`` how sky-limited
+    the source's fit is (:func:`~phot7dt.psf_grid.sky_limited_fraction`), ``m``
+    the fraction of its PSF flux on masked pixels (a saturated core, artefacts:
+    a flux measured from the wings alone extrapolates the model by ``1 / (1 - m)``).
     """
     for b, (band, choice) in enumerate(zip(task.config.bands, task.psfs, strict=True)):
         stat = np.asarray(cols[f"FLUXERR_{band}_fit"], float)
         flux = np.asarray(cols[f"FLUX_{band}_fit"], float)
         cols[f"FLUXERR_{band}_stat"] = stat
         eta = 0.0 if choice is None else choice.flux_error_frac
-        lever = 1.0 if masked is None else 1.0 / (1.0 - np.clip(masked[:, b], 0.0, 0.99))
-        cols[f"FLUXERR_{band}_fit"] = np.hypot(stat, eta * lever * np.abs(flux))
+        scale = 1.0 if lever is None else lever[:, b]
+        cols[f"FLUXERR_{band}_fit"] = np.hypot(stat, eta * scale * np.abs(flux))
 
 
 def _white_positions(cols: dict[str, np.ndarray], roi) -> None:
@@ -119,7 +120,7 @@ def _white_positions(cols: dict[str, np.ndarray], roi) -> None:
 
 
 def result_table(task, results: list, meta: dict[str, Any],
-                 masked: np.ndarray | None = None) -> pd.DataFrame:
+                 lever: np.ndarray | None = None) -> pd.DataFrame:
     """Rows of the patch's base sources: key, patch tags, fit columns, PSF audit.
 
     Parameters
@@ -129,8 +130,9 @@ def result_table(task, results: list, meta: dict[str, Any],
         One (multi-band) or one per band (single-band mode).
     meta : dict
         Patch meta holding the PSF audit fields.
-    masked : (n_base, B) ndarray, optional
-        Fraction of each base source's PSF flux on masked pixels, per band.
+    lever : (n_base, B) ndarray, optional
+        Factor on each base source's PSF-model error per band (see
+        :func:`_add_psf_model_errors`; 1 when not given).
     """
     cfg = task.config
     base = ~task.sources["is_halo"].to_numpy(bool)
@@ -139,7 +141,7 @@ def result_table(task, results: list, meta: dict[str, Any],
         cols = _fit_columns(results[0], list(cfg.bands), cfg, base)
     else:
         cols = _single_band_columns(results, cfg, base)
-    _add_psf_model_errors(cols, task, masked)
+    _add_psf_model_errors(cols, task, lever)
     _white_positions(cols, task.roi)
     fit = pd.DataFrame(cols)
     head = pd.DataFrame({"patch_tag": task.tag, "epsf_tag": task.epsf_tag}, index=fit.index)

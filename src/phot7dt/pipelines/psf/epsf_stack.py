@@ -302,7 +302,8 @@ def stack_epsf(
             dsigma, dsigma_var = star_moment_offsets(aligned, weight, profile, fwhm)
             field = fit_moment_field(x, y, dsigma, dsigma_var, gradient_stars)
             smear = None if field is None else np.array([field.at(*p) for p in zip(x, y)])
-        ratios = loo_flux_ratios(aligned, weight, fwhm, aperture_fwhm, smear)
+        ratios = loo_flux_ratios(aligned, weight, fwhm, aperture_fwhm, smear,
+                                 flux[idx] ** 2 / noise[0])
     half = (profile.shape[0] - 1) / 2
     centre = fit_moffat(profile, min(half, max(3.0 * fwhm, 6.0)))
     ox, oy = centre.x0 - half, centre.y0 - half

@@ -21,8 +21,11 @@ not describe. We measure that fraction on the PSF stars themselves:
    finds the maximum-likelihood ``eta`` (with ``mu`` free and 5-sigma
    clipping of outliers such as stars with an unmasked neighbour).
 
-``eta`` is the fractional flux error a PSF fit inherits from the model; the
-fitting stage adds ``eta * |flux|`` in quadrature to the statistical error.
+``eta`` is the fractional flux error a *sky-limited* PSF fit inherits from the
+model: a bright star's fit, weighted by its own photon noise, depends less on
+the model's shape (:func:`~phot7dt.psf_grid.sky_limited_fraction`, ``kappa``), so each star's
+extra scatter is ``eta * kappa`` and the fitting stage adds
+``eta * kappa * |flux|`` in quadrature to the statistical error.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import dataclasses
 import numpy as np
 from astropy.stats import mad_std
 
-from phot7dt.psf_grid import gaussian_smear
+from phot7dt.psf_grid import gaussian_smear, sky_limited_fraction
 
 __all__ = ["PsfFluxRatios", "excess_scatter", "loo_flux_ratios", "pooled_eta"]
 
@@ -52,14 +55,22 @@ class PsfFluxRatios:
         ``k_psf / k_ap`` per star (dimensionless).
     sigma : (S,) float64 ndarray
         Expected noise of each ratio (dimensionless).
+    kappa : (S,) float64 ndarray or None
+        How sky-limited each star's PSF fit is, :func:`~phot7dt.psf_grid.sky_limited_fraction`: a
+        model error ``eta`` moves its flux by ``eta * kappa``.
     """
 
     ratio: np.ndarray
     sigma: np.ndarray
+    kappa: np.ndarray | None = None
 
     @classmethod
     def empty(cls) -> PsfFluxRatios:
-        return cls(np.zeros(0), np.zeros(0))
+        return cls(np.zeros(0), np.zeros(0), np.zeros(0))
+
+    def sky_limited(self) -> np.ndarray:
+        """``kappa`` per star (ones when unknown)."""
+        return np.ones(len(self.ratio)) if self.kappa is None else self.kappa
 
     def __len__(self) -> int:
         return len(self.ratio)
@@ -84,7 +95,8 @@ def _star_ratio(a, w, P, fit, ap):
 
 
 def loo_flux_ratios(aligned: np.ndarray, weight: np.ndarray, fwhm: float,
-                    aperture_fwhm: float, smear: np.ndarray | None = None) -> PsfFluxRatios:
+                    aperture_fwhm: float, smear: np.ndarray | None = None,
+                    sky_weight: np.ndarray | None = None) -> PsfFluxRatios:
     """Leave-one-out PSF/aperture flux ratios (see module doc).
 
     Parameters
@@ -101,6 +113,9 @@ def loo_flux_ratios(aligned: np.ndarray, weight: np.ndarray, fwhm: float,
         Second-moment change ``(s_xx, s_xy, s_yy)`` (px**2) of the model at each
         star (the cell's moment field), applied with
         :func:`~phot7dt.psf_grid.gaussian_smear` before the star is measured.
+    sky_weight : (S,) float64 ndarray, optional
+        Inverse variance of each aligned star's pixels from the sky alone
+        (``flux**2 / sky variance``), for :func:`~phot7dt.psf_grid.sky_limited_fraction`.
     """
     if len(aligned) < 3:
         return PsfFluxRatios.empty()
@@ -111,7 +126,7 @@ def loo_flux_ratios(aligned: np.ndarray, weight: np.ndarray, fwhm: float,
     fit, ap = r <= max(2.0 * fwhm, 4.0), r <= aperture_fwhm * fwhm
     total_w = weight.sum(0)
     total_wa = (weight * aligned).sum(0)
-    ratios, sigmas = [], []
+    ratios, sigmas, kappas = [], [], []
     for s in range(len(aligned)):
         rest_w = total_w - weight[s]
         model = np.where(rest_w > 0, (total_wa - weight[s] * aligned[s]) / np.where(rest_w > 0,
@@ -125,12 +140,15 @@ def loo_flux_ratios(aligned: np.ndarray, weight: np.ndarray, fwhm: float,
         if got is not None:
             ratios.append(got[0])
             sigmas.append(got[1])
-    return PsfFluxRatios(np.asarray(ratios, float), np.asarray(sigmas, float))
+            kappas.append(1.0 if sky_weight is None else float(sky_limited_fraction(
+                weight[s][fit], np.full(int(fit.sum()), sky_weight[s]), model[fit])))
+    return PsfFluxRatios(np.asarray(ratios, float), np.asarray(sigmas, float),
+                         np.asarray(kappas, float))
 
 
-def _profile_nll(r, s2, eta2):
+def _profile_nll(r, s2, eta2, k2=1.0):
     """Negative log-likelihood of ``r`` with the mean profiled out, for one ``eta**2``."""
-    v = s2 + eta2
+    v = s2 + eta2 * k2
     mu = np.sum(r / v) / np.sum(1.0 / v)
     return 0.5 * np.sum((r - mu) ** 2 / v + np.log(v)), mu
 
@@ -142,16 +160,20 @@ def _robust_start(r: np.ndarray, s2: np.ndarray) -> np.ndarray:
     return np.abs(r - np.median(r)) <= OUTLIER_SIGMA * np.sqrt(s2 + eta2)
 
 
-def excess_scatter(ratio: np.ndarray, sigma: np.ndarray) -> tuple[float, int]:
+def excess_scatter(ratio: np.ndarray, sigma: np.ndarray, kappa: np.ndarray | None = None
+                   ) -> tuple[float, int]:
     """Maximum-likelihood extra scatter ``eta`` of ``ratio`` beyond ``sigma``, and stars used.
 
     The mean is free (it absorbs any aperture-correction offset). Ratios further
     than :data:`OUTLIER_SIGMA` from the median (in units of their noise plus a
     MAD-based scatter) are dropped first, then those as far from the fitted mean,
-    and the fit repeated. Fewer than three usable ratios give ``(nan, n)``.
+    and the fit repeated. Each star's extra scatter is ``eta * kappa`` (``kappa``:
+    how sky-limited it is, 1 by default), so ``eta`` is the sky-limited value.
+    Fewer than three usable ratios give ``(nan, n)``.
     """
-    ok = np.isfinite(ratio) & np.isfinite(sigma) & (sigma > 0)
-    r, s2 = ratio[ok], sigma[ok] ** 2
+    kappa = np.ones(len(ratio)) if kappa is None else np.asarray(kappa, float)
+    ok = np.isfinite(ratio) & np.isfinite(sigma) & (sigma > 0) & np.isfinite(kappa)
+    r, s2, k2 = ratio[ok], sigma[ok] ** 2, kappa[ok] ** 2
     if r.size < 3:
         return float("nan"), int(r.size)
     keep = _robust_start(r, s2)
@@ -159,10 +181,10 @@ def excess_scatter(ratio: np.ndarray, sigma: np.ndarray) -> tuple[float, int]:
     for _ in range(5):
         if keep.sum() < 3:
             return float("nan"), int(keep.sum())
-        nll = [_profile_nll(r[keep], s2[keep], e**2)[0] for e in ETA_GRID]
+        nll = [_profile_nll(r[keep], s2[keep], e**2, k2[keep])[0] for e in ETA_GRID]
         eta2 = float(ETA_GRID[int(np.argmin(nll))] ** 2)
-        _, mu = _profile_nll(r[keep], s2[keep], eta2)
-        new = np.abs(r - mu) <= OUTLIER_SIGMA * np.sqrt(s2 + eta2)
+        _, mu = _profile_nll(r[keep], s2[keep], eta2, k2[keep])
+        new = np.abs(r - mu) <= OUTLIER_SIGMA * np.sqrt(s2 + eta2 * k2)
         if np.array_equal(new, keep):
             break
         keep = new
@@ -187,7 +209,7 @@ def pooled_eta(cells: dict, shrink_stars: float) -> tuple[float, dict]:
     per_cell : dict
         ``{cell key: (eta, n_stars)}`` for every key of ``cells``.
     """
-    ratios, sigmas = [], []
+    ratios, sigmas, kappas = [], [], []
     for got in cells.values():
         if len(got):
             # each cell's ratios are centred on their own mean: aperture offsets differ per cell
@@ -195,12 +217,15 @@ def pooled_eta(cells: dict, shrink_stars: float) -> tuple[float, dict]:
             mu = np.sum(got.ratio / v) / np.sum(1.0 / v)
             ratios.append(got.ratio / mu)
             sigmas.append(got.sigma / mu)
+            kappas.append(got.sky_limited())
     if not ratios:
         return float("nan"), {key: (float("nan"), 0) for key in cells}
-    eta_band, _ = excess_scatter(np.concatenate(ratios), np.concatenate(sigmas))
+    eta_band, _ = excess_scatter(np.concatenate(ratios), np.concatenate(sigmas),
+                                 np.concatenate(kappas))
     per_cell = {}
     for key, got in cells.items():
-        own, n = excess_scatter(got.ratio, got.sigma) if len(got) else (float("nan"), 0)
+        own, n = (excess_scatter(got.ratio, got.sigma, got.sky_limited()) if len(got)
+                  else (float("nan"), 0))
         if not np.isfinite(own):
             per_cell[key] = (eta_band, n)
         elif not np.isfinite(eta_band):
