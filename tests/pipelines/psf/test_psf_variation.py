@@ -168,3 +168,17 @@ def test_excess_scatter_ignores_a_few_wild_stars_in_a_small_cell():
     eta, n = excess_scatter(ratio, sigma)
     assert n == 9
     assert eta < 0.003
+
+
+def test_sky_limited_fraction_is_one_for_faint_and_small_for_photon_limited_sources():
+    from phot7dt.psf_grid import sky_limited_fraction
+
+    stamp = gaussian_pixels(21, 0, 0, 2.2, 2.2)
+    sky_var, gain = 4.0, 2.0
+    kappas = []
+    for flux in (10.0, 1e3, 1e6):
+        weight = 1.0 / (sky_var + flux * stamp / gain)
+        kappas.append(float(sky_limited_fraction(weight, np.full(stamp.shape, 1 / sky_var), stamp)))
+    assert kappas[0] == pytest.approx(1.0, abs=0.01)
+    assert kappas[0] > kappas[1] > kappas[2]
+    assert kappas[2] < 0.01
