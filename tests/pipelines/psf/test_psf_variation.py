@@ -176,7 +176,7 @@ def test_sky_limited_fraction_is_one_for_faint_and_small_for_photon_limited_sour
     stamp = gaussian_pixels(21, 0, 0, 2.2, 2.2)
     sky_var, gain = 4.0, 2.0
     kappas = []
-    for flux in (10.0, 1e3, 1e6):
+    for flux in (1.0, 1e3, 1e6):
         weight = 1.0 / (sky_var + flux * stamp / gain)
         kappas.append(float(sky_limited_fraction(weight, np.full(stamp.shape, 1 / sky_var), stamp)))
     assert kappas[0] == pytest.approx(1.0, abs=0.01)
