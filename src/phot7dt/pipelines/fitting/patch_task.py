@@ -204,10 +204,18 @@ def _fit(task: PatchTask, meta: dict[str, Any]) -> pd.DataFrame:
     masked = cleaning.masked_psf_fraction(data.invvar, stamps, xy[0][base], xy[1][base])
     kappa = _sky_limited(stamps, np.concatenate([r.flux for r in results], axis=1)[base],
                          data.invvar, gain)
-    table = result_table(task, results, meta, kappa / (1.0 - np.clip(masked, 0.0, 0.99)))
+    table = result_table(task, results, meta, _psf_error_lever(kappa, masked))
     radius = cleaning.source_radii(task.sources, flux0, fwhm, np.ones(len(fwhm)), 2.0)
     table["n_artefact_pix"] = cleaning.masked_pixels_per_source(data.artefacts, *xy, radius)[base]
     return table
+
+
+def _psf_error_lever(kappa: np.ndarray, masked: np.ndarray) -> np.ndarray:
+    """Factor on the PSF-model error, (n, B): ``kappa`` for a fully seen source, rising to
+    ``1 / (1 - m)`` as the masked fraction ``m`` of its PSF grows (a source fitted from its
+    wings depends on the model's wing fraction, whatever its photon noise); ``m`` <= 0.99."""
+    m = np.clip(masked, 0.0, 0.99)
+    return (kappa + m * (1.0 - kappa)) / (1.0 - m)
 
 
 def _sky_limited(stamps: list, flux: np.ndarray, invvar: np.ndarray, gain) -> np.ndarray:
