@@ -34,3 +34,14 @@ def test_bright_artefacts_are_grown_further_than_faint_ones():
     # 800 sigma: a disk of 2 px more
     assert grown[0, 28:33, 30].all() and grown[0, 30, 28:33].all() and grown[0, 29:32, 29:32].all()
     assert not grown[0, 27, 27]
+
+
+def test_masked_pixels_are_counted_within_each_source_radius_over_all_bands():
+    from phot7dt.pipelines.fitting.cleaning import masked_pixels_per_source
+
+    art = np.zeros((3, 50, 50), bool)
+    art[0, 10, 12] = art[1, 10, 12] = True  # 2 px from source 0, in two bands
+    art[2, 40, 40] = True  # far from both
+    got = masked_pixels_per_source(art, np.array([10.0, 30.0, np.nan]),
+                                   np.array([10.0, 30.0, 5.0]), np.array([3.0, 3.0, 3.0]))
+    assert got.tolist() == [2, 0, 0]

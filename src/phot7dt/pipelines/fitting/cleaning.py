@@ -23,6 +23,7 @@ from phot7dt.pipelines.fitting.residual_sky import (
     SkyModel,
     background_image,
     clip_residuals,
+    disk_windows,
     fit_sky,
     prefit_sky_mask,
 )
@@ -153,19 +154,10 @@ def refine(data: Cleaned, model: np.ndarray, gain, p, refit: Callable[[Cleaned],
 def masked_pixels_per_source(artefacts: np.ndarray, x, y, radius) -> np.ndarray:
     """Artefact pixels (summed over bands) within ``radius`` of each source, (n,) int."""
     total = artefacts.sum(axis=0)
-    if not total.any():
-        return np.zeros(len(x), int)
     out = np.zeros(len(x), int)
-    ny, nx = total.shape
-    for i, (xs, ys, r) in enumerate(zip(x, y, radius, strict=True)):
-        if not (np.isfinite(xs) and np.isfinite(ys)):
-            continue
-        x0, x1 = max(int(xs - r), 0), min(int(xs + r) + 2, nx)
-        y0, y1 = max(int(ys - r), 0), min(int(ys + r) + 2, ny)
-        if x0 < x1 and y0 < y1:
-            yy, xx = np.ogrid[y0:y1, x0:x1]
-            inside = (xx - xs) ** 2 + (yy - ys) ** 2 <= r * r
-            out[i] = int(total[y0:y1, x0:x1][inside].sum())
+    if total.any():
+        for i, window, disk in disk_windows(total.shape, x, y, radius):
+            out[i] = int(total[window][disk].sum())
     return out
 
 

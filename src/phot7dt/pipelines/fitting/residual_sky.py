@@ -31,7 +31,8 @@ import warnings
 
 import numpy as np
 
-__all__ = ["SkyModel", "background_image", "clip_residuals", "prefit_sky_mask", "fit_sky"]
+__all__ = ["SkyModel", "background_image", "clip_residuals", "disk_windows", "fit_sky",
+           "prefit_sky_mask"]
 
 #: Pixels where the model is below this many noise sigmas count as empty sky after a fit.
 EMPTY_MODEL_SIGMA = 0.1
@@ -85,20 +86,27 @@ def background_image(sky: SkyModel, shape: tuple[int, int]) -> np.ndarray:
         np.float32)
 
 
-def prefit_sky_mask(shape: tuple[int, int], x: np.ndarray, y: np.ndarray, radius: np.ndarray
-                    ) -> np.ndarray:
-    """Pixels within ``radius`` (px, per source) of any source ``(x, y)``: ``(ny, nx)`` bool."""
+def disk_windows(shape: tuple[int, int], x, y, radius):
+    """Per source ``(index, (rows, cols) slices, disk)``: the bounding window of the disk of
+    ``radius`` px around ``(x, y)`` clipped to ``shape``, and the disk inside it (bool).
+    Sources off the image or with a non-finite position or radius are skipped."""
     ny, nx = shape
-    mask = np.zeros(shape, bool)
-    for xs, ys, r in zip(x, y, radius, strict=True):
+    for i, (xs, ys, r) in enumerate(zip(x, y, radius, strict=True)):
         if not (np.isfinite(xs) and np.isfinite(ys) and np.isfinite(r)):
             continue
         x0, x1 = max(int(xs - r), 0), min(int(xs + r) + 2, nx)
         y0, y1 = max(int(ys - r), 0), min(int(ys + r) + 2, ny)
-        if x0 >= x1 or y0 >= y1:
-            continue
-        yy, xx = np.ogrid[y0:y1, x0:x1]
-        mask[y0:y1, x0:x1] |= (xx - xs) ** 2 + (yy - ys) ** 2 <= r * r
+        if x0 < x1 and y0 < y1:
+            yy, xx = np.ogrid[y0:y1, x0:x1]
+            yield i, np.s_[y0:y1, x0:x1], (xx - xs) ** 2 + (yy - ys) ** 2 <= r * r
+
+
+def prefit_sky_mask(shape: tuple[int, int], x: np.ndarray, y: np.ndarray, radius: np.ndarray
+                    ) -> np.ndarray:
+    """Pixels within ``radius`` (px, per source) of any source ``(x, y)``: ``(ny, nx)`` bool."""
+    mask = np.zeros(shape, bool)
+    for _, window, disk in disk_windows(shape, x, y, radius):
+        mask[window] |= disk
     return mask
 
 
