@@ -135,7 +135,8 @@ def main() -> int:
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/phot7dt_honest_errors"))
     parser.add_argument("--code", type=Path, default=PROJECT)
     parser.add_argument("--label", default="current")
-    parser.add_argument("--out", type=Path, default=PROJECT / "benchmarks/results/honest_errors.json")
+    parser.add_argument("--out", type=Path,
+                        default=PROJECT / "benchmarks/results/honest_errors.json")
     opts = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     results = json.loads(opts.out.read_text()) if opts.out.exists() else {}

@@ -7,6 +7,7 @@ on positions/shapes.  See ``README.md`` in this folder for the model, its
 conventions and how it differs from the Tractor.
 """
 
+from ._engine import noise_sigma
 from .api import fit_patch, render_model
 from .ellipse import catalog_to_soft, soft_to_columns, soft_to_q_theta
 from .fit import StageInfo
@@ -18,6 +19,7 @@ from .settings import FitSettings
 from .sources import KINDS, SourceTable
 
 __all__ = [
+    "noise_sigma",
     "FLAGS",
     "KINDS",
     "FitResult",

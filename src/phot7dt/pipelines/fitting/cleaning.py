@@ -27,6 +27,7 @@ from phot7dt.pipelines.fitting.residual_sky import (
     fit_sky,
     prefit_sky_mask,
 )
+from phot7dt.scene import noise_sigma
 
 __all__ = ["Cleaned", "masked_psf_fraction", "masked_pixels_per_source", "prepare", "refine",
            "source_radii"]
@@ -61,23 +62,13 @@ def source_radii(sources: pd.DataFrame, flux: np.ndarray, fwhm: np.ndarray,
     margin of ``2 FWHM log10(S/N / 100)`` for sources brighter than S/N 100 (their wings).
 
     ``flux`` (n, B) on the image scale, ``fwhm`` (B,) px and ``sigma`` (B,) the
-    typical pixel noise; the widest band counts.
+    typical pixel noise (inf: no margin); the widest band counts.
     """
     re = np.nan_to_num(sources["re_pix"].to_numpy(float), nan=0.0)
     re = np.where(sources["model_type"].to_numpy(str) == "STAR", 0.0, re)
     snr = np.clip(flux, 0.0, None) / (sigma * 2.0 * fwhm)[None, :]
     wing = 2.0 * fwhm[None, :] * np.log10(np.clip(snr / 100.0, 1.0, None))
     return np.max(k_fwhm * fwhm[None, :] + wing, axis=1) + 3.0 * np.clip(re, 0.0, 30.0)
-
-
-def _noise_sigma(invvar: np.ndarray) -> np.ndarray:
-    """Median pixel noise per band (image units)."""
-    out = np.ones(invvar.shape[0])
-    for b, w in enumerate(invvar):
-        good = w[w > 0]
-        if good.size:
-            out[b] = 1.0 / np.sqrt(np.median(good))
-    return out
 
 
 #: (peak significance, extra growth in px): an artefact whose peak exceeds the significance is
@@ -113,7 +104,7 @@ def prepare(images, invvar, sources: pd.DataFrame, flux0, fwhm, gain, p) -> Clea
         invvar = np.where(artefacts, np.float32(0.0), invvar)
     sky = SkyModel.zero(images.shape[0])
     if p.local_sky != "none":
-        radius = source_radii(sources, flux0, fwhm, _noise_sigma(invvar), p.sky_mask_fwhm)
+        radius = source_radii(sources, flux0, fwhm, noise_sigma(invvar), p.sky_mask_fwhm)
         x, y = sources["x_pix_patch"].to_numpy(float), sources["y_pix_patch"].to_numpy(float)
         near = prefit_sky_mask(images.shape[1:], x, y, radius)
         sky = fit_sky(images, invvar, ~near, p.local_sky, p.sky_clip_sigma)
@@ -178,7 +169,8 @@ def masked_psf_fraction(invvar: np.ndarray, stamps: list[np.ndarray], x, y) -> n
             if not (np.isfinite(xs) and np.isfinite(ys)):
                 continue
             ix, iy = int(round(xs)), int(round(ys))
-            x0, x1, y0, y1 = max(ix - h, 0), min(ix + h + 1, nx), max(iy - h, 0), min(iy + h + 1, ny)
+            x0, x1 = max(ix - h, 0), min(ix + h + 1, nx)
+            y0, y1 = max(iy - h, 0), min(iy + h + 1, ny)
             if x0 >= x1 or y0 >= y1:
                 continue
             part = stamp[y0 - iy + h : y1 - iy + h, x0 - ix + h : x1 - ix + h]

@@ -19,11 +19,11 @@ import sep
 from phot7dt.frames import Box, FrameSet
 from phot7dt.pipelines.fitting import cleaning
 from phot7dt.pipelines.fitting.params import SkyArtefactParams
-from phot7dt.pipelines.fitting.refit import model_images, refit_fluxes, run_fits
 from phot7dt.pipelines.fitting.psf_audit import build_psfs, psf_audit
+from phot7dt.pipelines.fitting.refit import model_images, refit_fluxes, run_fits
 from phot7dt.pipelines.fitting.result_table import no_fit_table, result_table
 from phot7dt.psf_grid import PSFChoice, sky_limited_fraction
-from phot7dt.scene import FitSettings, fit_patch
+from phot7dt.scene import FitSettings, noise_sigma
 
 __all__ = ["FitConfig", "PatchOutcome", "PatchTask", "local_psfs", "run_patch_task"]
 
@@ -226,11 +226,11 @@ def _sky_limited(stamps: list, flux: np.ndarray, invvar: np.ndarray, gain) -> np
     kappa = np.ones(flux.shape)
     if gain is None:
         return kappa
+    sigma = noise_sigma(invvar)
     for b, stamp in enumerate(stamps):
-        good = invvar[b][invvar[b] > 0]
-        if stamp is None or not good.size:
+        if stamp is None or not np.isfinite(sigma[b]):
             continue
-        sky_var = 1.0 / float(np.median(good))
+        sky_var = float(sigma[b]) ** 2
         f = np.nan_to_num(np.abs(flux[:, b]))[:, None, None]
         weight = 1.0 / (sky_var + f * np.clip(stamp, 0.0, None)[None] / gain[b])
         kappa[:, b] = sky_limited_fraction(weight, np.full(weight.shape, 1.0 / sky_var), stamp)

@@ -22,8 +22,8 @@ from astropy.stats import SigmaClip, sigma_clipped_stats
 from photutils.psf import EPSFBuilder, EPSFStar, EPSFStars
 
 from phot7dt.pipelines.psf.cell_image import CellImage
-from phot7dt.pipelines.psf.model_error import PsfFluxRatios
 from phot7dt.pipelines.psf.epsf_stack import StarCutouts, shifted_copies, stack_epsf
+from phot7dt.pipelines.psf.model_error import PsfFluxRatios
 from phot7dt.pipelines.psf.params import EpsfParams
 from phot7dt.pipelines.psf.stamp_models import model_wings
 from phot7dt.psf_grid import MomentField

@@ -301,7 +301,8 @@ def stack_epsf(
         if gradient_stars is not None:
             dsigma, dsigma_var = star_moment_offsets(aligned, weight, profile, fwhm)
             field = fit_moment_field(x, y, dsigma, dsigma_var, gradient_stars)
-            smear = None if field is None else np.array([field.at(*p) for p in zip(x, y)])
+            smear = (None if field is None
+                     else np.array([field.at(*p) for p in zip(x, y, strict=True)]))
         ratios = loo_flux_ratios(aligned, weight, fwhm, aperture_fwhm, smear,
                                  flux[idx] ** 2 / noise[0])
     half = (profile.shape[0] - 1) / 2

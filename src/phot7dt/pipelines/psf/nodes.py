@@ -14,14 +14,14 @@ from matplotlib.figure import Figure
 
 from phot7dt.frames import Box, FrameSet
 from phot7dt.params import section
-from phot7dt.pipelines.psf.patch_run_params import PatchRunParams
 from phot7dt.pipelines.psf import plots
-from phot7dt.pipelines.psf.cell_task import CellResult
 from phot7dt.pipelines.psf.band_choice import CellOutcome, choose_band
+from phot7dt.pipelines.psf.cell_task import CellResult
 from phot7dt.pipelines.psf.fallback_shape import BandStars
 from phot7dt.pipelines.psf.model_error import pooled_eta
 from phot7dt.pipelines.psf.parallel import map_tasks, n_workers, run_cells, shutdown_workers
 from phot7dt.pipelines.psf.params import EpsfParams, MoffatPsfParams
+from phot7dt.pipelines.psf.patch_run_params import PatchRunParams
 from phot7dt.psf_grid import PSFChoice, PSFGrid, cell_boxes, cell_index, cell_tag
 
 __all__ = ["build_epsf", "plot_epsf_qa"]
