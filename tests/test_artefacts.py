@@ -9,7 +9,7 @@ artefact is known, so completeness and purity are counted pixel by pixel.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pytest
@@ -38,7 +38,7 @@ def add(img, stamp, y0, x0):
     img[ya:yb, xa:xb] += stamp[ya - y0 + h : yb - y0 + h, xa - x0 + h : xb - x0 + h]
 
 
-@lru_cache(maxsize=None)
+@cache
 def field(seed, nb, fwhm, beta=None, nstar=30, ngal=4, shrink=1.0):
     """Stars, galaxies and noise; ``shrink`` < 1 renders a narrower PSF than stated."""
     rng = np.random.default_rng(seed)

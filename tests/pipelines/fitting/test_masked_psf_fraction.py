@@ -14,7 +14,8 @@ def test_masked_fraction_of_a_saturated_core_and_of_a_clean_star():
     stamp /= stamp.sum()
     invvar = np.ones((2, 60, 60), np.float32)
     invvar[0, 19:22, 29:32] = 0.0  # a 3x3 saturated core at (30, 20) in band 0
-    got = masked_psf_fraction(invvar, [stamp, stamp], np.array([30.0, 45.0]), np.array([20.0, 45.0]))
+    x, y = np.array([30.0, 45.0]), np.array([20.0, 45.0])
+    got = masked_psf_fraction(invvar, [stamp, stamp], x, y)
     assert got[0, 0] == pytest.approx(stamp[6:9, 6:9].sum())
     assert got[0, 1] == 0.0 and got[1, 0] == 0.0
     # near the patch edge the part of the stamp outside the patch is not counted as masked

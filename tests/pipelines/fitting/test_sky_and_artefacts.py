@@ -66,7 +66,8 @@ def _pulls(field, run) -> pd.DataFrame:
 
 
 def _medians(pulls: pd.DataFrame) -> tuple[float, float]:
-    return (pulls.loc[~pulls["galaxy"], "pull"].median(), pulls.loc[pulls["galaxy"], "pull"].median())
+    galaxy = pulls["galaxy"]
+    return pulls.loc[~galaxy, "pull"].median(), pulls.loc[galaxy, "pull"].median()
 
 
 def test_cleaning_removes_the_sky_and_artefact_bias(defect_field, baseline, upstream, tmp_path):

@@ -13,8 +13,13 @@ import pytest
 from scipy.special import erf
 
 from phot7dt.pipelines.psf.epsf_stack import StarCutouts, stack_epsf
-from phot7dt.pipelines.psf.model_error import excess_scatter, loo_flux_ratios, pooled_eta, PsfFluxRatios
-from phot7dt.pipelines.psf.spatial import fit_moment_field, star_moment_offsets
+from phot7dt.pipelines.psf.model_error import (
+    PsfFluxRatios,
+    excess_scatter,
+    loo_flux_ratios,
+    pooled_eta,
+)
+from phot7dt.pipelines.psf.spatial import fit_moment_field
 from phot7dt.psf_grid import MomentField, PSFChoice, gaussian_smear
 
 N = 41

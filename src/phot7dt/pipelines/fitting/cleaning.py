@@ -56,18 +56,21 @@ class Cleaned:
     refitted: bool = False
 
 
-def source_radii(sources: pd.DataFrame, flux: np.ndarray, fwhm: np.ndarray,
-                 sigma: np.ndarray, k_fwhm: float) -> np.ndarray:
+def source_radii(sources: pd.DataFrame, fwhm: np.ndarray, k_fwhm: float,
+                 flux: np.ndarray | None = None, sigma: np.ndarray | None = None) -> np.ndarray:
     """Radius (px) around each source holding its light: ``k FWHM + 3 Re``, plus a
     margin of ``2 FWHM log10(S/N / 100)`` for sources brighter than S/N 100 (their wings).
 
-    ``flux`` (n, B) on the image scale, ``fwhm`` (B,) px and ``sigma`` (B,) the
-    typical pixel noise (inf: no margin); the widest band counts.
+    ``fwhm`` (B,) px; ``flux`` (n, B) on the image scale and ``sigma`` (B,) the
+    typical pixel noise give the brightness margin (none without them); the widest
+    band counts.
     """
     re = np.nan_to_num(sources["re_pix"].to_numpy(float), nan=0.0)
     re = np.where(sources["model_type"].to_numpy(str) == "STAR", 0.0, re)
-    snr = np.clip(flux, 0.0, None) / (sigma * 2.0 * fwhm)[None, :]
-    wing = 2.0 * fwhm[None, :] * np.log10(np.clip(snr / 100.0, 1.0, None))
+    wing = np.zeros((1, len(fwhm)))
+    if flux is not None and sigma is not None:
+        snr = np.clip(flux, 0.0, None) / (sigma * 2.0 * fwhm)[None, :]
+        wing = 2.0 * fwhm[None, :] * np.log10(np.clip(snr / 100.0, 1.0, None))
     return np.max(k_fwhm * fwhm[None, :] + wing, axis=1) + 3.0 * np.clip(re, 0.0, 30.0)
 
 
@@ -104,7 +107,7 @@ def prepare(images, invvar, sources: pd.DataFrame, flux0, fwhm, gain, p) -> Clea
         invvar = np.where(artefacts, np.float32(0.0), invvar)
     sky = SkyModel.zero(images.shape[0])
     if p.local_sky != "none":
-        radius = source_radii(sources, flux0, fwhm, noise_sigma(invvar), p.sky_mask_fwhm)
+        radius = source_radii(sources, fwhm, p.sky_mask_fwhm, flux0, noise_sigma(invvar))
         x, y = sources["x_pix_patch"].to_numpy(float), sources["y_pix_patch"].to_numpy(float)
         near = prefit_sky_mask(images.shape[1:], x, y, radius)
         sky = fit_sky(images, invvar, ~near, p.local_sky, p.sky_clip_sigma)

@@ -205,8 +205,7 @@ def _fit(task: PatchTask, meta: dict[str, Any]) -> pd.DataFrame:
     kappa = _sky_limited(stamps, np.concatenate([r.flux for r in results], axis=1)[base],
                          data.invvar, gain)
     table = result_table(task, results, meta, _psf_error_lever(kappa, masked))
-    radius = cleaning.source_radii(task.sources, np.zeros_like(flux0), fwhm, np.ones(len(fwhm)),
-                                   2.0)  # 2 FWHM + 3 Re: no brightness margin
+    radius = cleaning.source_radii(task.sources, fwhm, 2.0)  # 2 FWHM + 3 Re
     table["n_artefact_pix"] = cleaning.masked_pixels_per_source(data.artefacts, *xy, radius)[base]
     return table
 

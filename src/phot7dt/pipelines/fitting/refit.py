@@ -17,10 +17,18 @@ __all__ = ["model_images", "refit_fluxes", "run_fits"]
 
 
 def band_sources(sources: dict, b: int) -> dict:
+    """``sources`` with only band ``b``'s flux columns."""
     return {
         k: (v[:, b : b + 1] if isinstance(v, np.ndarray) and v.ndim == 2 else v)
         for k, v in sources.items()
     }
+
+
+def _band_fit(images, invvar, psfs, band_table: dict, settings, gain, b: int):
+    """The fit of band ``b`` alone (``band_table``: the sources with band ``b``'s columns)."""
+    return fit_patch(images[b : b + 1], invvar[b : b + 1], [psfs[b]], band_table,
+                     settings.replace(enable_multi_band_simultaneous_fitting=True),
+                     gain=None if gain is None else gain[b : b + 1])
 
 
 def run_fits(images, invvar, psfs, sources: dict, cfg: FitConfig, gain, settings=None) -> list:
@@ -28,12 +36,8 @@ def run_fits(images, invvar, psfs, sources: dict, cfg: FitConfig, gain, settings
     settings = settings or cfg.settings
     if cfg.settings.enable_multi_band_simultaneous_fitting:
         return [fit_patch(images, invvar, psfs, sources, settings, gain=gain)]
-    single = settings.replace(enable_multi_band_simultaneous_fitting=True)
-    return [
-        fit_patch(images[b : b + 1], invvar[b : b + 1], [psfs[b]], band_sources(sources, b), single,
-                  gain=None if gain is None else gain[b : b + 1])
-        for b in range(len(cfg.bands))
-    ]
+    return [_band_fit(images, invvar, psfs, band_sources(sources, b), settings, gain, b)
+            for b in range(len(cfg.bands))]
 
 
 def _fitted_sources(sources: dict, result) -> dict:
@@ -66,13 +70,12 @@ def refit_fluxes(data, psfs, sources: dict, results: list, cfg: FitConfig, gain)
         placed = _fitted_sources(sources, results[0])
         again = run_fits(data.images, data.invvar, psfs, placed, cfg, gain, forced)
         return [_with_refitted_fluxes(results[0], again[0])]
-    out = []
-    for b, first in enumerate(results):
-        placed = _fitted_sources(band_sources(sources, b), first)
-        again = fit_patch(data.images[b : b + 1], data.invvar[b : b + 1], [psfs[b]], placed,
-                          forced, gain=None if gain is None else gain[b : b + 1])
-        out.append(_with_refitted_fluxes(first, again))
-    return out
+    return [
+        _with_refitted_fluxes(first, _band_fit(
+            data.images, data.invvar, psfs, _fitted_sources(band_sources(sources, b), first),
+            forced, gain, b))
+        for b, first in enumerate(results)
+    ]
 
 
 def model_images(results: list) -> np.ndarray:
