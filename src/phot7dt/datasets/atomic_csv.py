@@ -73,17 +73,22 @@ class AtomicCSVDataset(AbstractDataset[pd.DataFrame, pd.DataFrame | None]):
         return get_filepath_str(self._filepath, self._protocol)
 
     def load(self) -> pd.DataFrame | None:
-        """Read the CSV (None when the dataset is optional and its path is ``none``)."""
+        """Read the CSV (None when the dataset is optional and its path is ``none``).
+
+        The table's ``attrs["filepath"]`` names the file, for messages about its rows.
+        """
         if self._absent:
             return None
         try:
             with self._fs.open(self._path, mode="rb") as handle:
-                return pd.read_csv(handle, **self._load_args)
+                table = pd.read_csv(handle, **self._load_args)
         except FileNotFoundError as exc:
             hint = "; set it to none to run without it" if self._optional else ""
             raise DatasetError(f"{self._path}: file not found{hint}") from exc
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
             raise DatasetError(f"{self._path}: not a readable CSV table ({exc})") from exc
+        table.attrs["filepath"] = self._path
+        return table
 
     def save(self, data: pd.DataFrame) -> None:
         """Write the CSV atomically."""

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from phot7dt.coordinates import checked_sky_coordinates
 from phot7dt.frames import Box, FrameSet
 from phot7dt.params import section
 from phot7dt.pipelines.gaia_augment.params import ZpParams
@@ -36,16 +37,25 @@ GAIA_REQUIRED_COLUMNS = ("ra", "dec", "source_id", "phot_g_mean_mag")
 
 
 def _validated_gaia(gaia: pd.DataFrame, bands: list[str]) -> pd.DataFrame:
-    """Numeric GaiaXP table with ``mag_<band>`` for every band (NaN where absent)."""
+    """Numeric GaiaXP table with ``mag_<band>`` for every band (NaN where absent).
+
+    ``ra`` outside [0, 360) deg is wrapped; a finite ``dec`` outside [-90, 90] deg
+    is an error naming the file, the column, the row and the ``source_id``.
+    """
+    source = gaia.attrs.get("filepath")  # set by AtomicCSVDataset
+    where = "gaiaxp_synphot" if source is None else f"gaiaxp_synphot {source}"
     missing = [c for c in GAIA_REQUIRED_COLUMNS if c not in gaia.columns]
     if missing:
         raise ValueError(
-            f"gaiaxp_synphot: missing column(s) {missing}; expected {list(GAIA_REQUIRED_COLUMNS)}"
+            f"{where}: missing column(s) {missing}; expected {list(GAIA_REQUIRED_COLUMNS)}"
             f" and mag_<band> per band, got {list(gaia.columns)}"
         )
     out = pd.DataFrame({"source_id": gaia["source_id"].astype(str).str.strip()})
     for col in ("ra", "dec", "phot_g_mean_mag"):
         out[col] = pd.to_numeric(gaia[col], errors="coerce")
+    out["ra"], out["dec"] = checked_sky_coordinates(
+        out["ra"], out["dec"], out["source_id"], where, columns=("ra", "dec")
+    )
     by_lower = {str(c).lower(): c for c in gaia.columns}
     absent = [b for b in bands if f"mag_{b}".lower() not in by_lower]
     if absent:

@@ -16,6 +16,7 @@ import pandas as pd
 from astropy.io import fits
 from tqdm.auto import tqdm
 
+from phot7dt.coordinates import checked_sky_coordinates
 from phot7dt.frames import Box, FrameSet, RawImage
 from phot7dt.params import section
 from phot7dt.pipelines.ingest import catalog_columns as cols
@@ -54,13 +55,14 @@ def load_input_catalog(input_catalog_raw: pd.DataFrame, input_catalog: str) -> p
     -------
     DataFrame
         One row per input row, in input order, plus ``row_index``. Rows with
-        missing or invalid coordinates are kept (``flag_sources`` flags them).
+        missing (blank, NaN, inf) coordinates are kept (``flag_sources`` flags
+        them); ``RA`` outside [0, 360) deg is wrapped modulo 360 (a warning).
 
     Raises
     ------
     ValueError
         Empty catalog, no RA/DEC column, blank or duplicate IDs, a non-numeric
-        value in a numeric column.
+        value in a numeric column, a finite ``DEC`` outside [-90, 90] deg.
     """
     where = f"input catalog {input_catalog}"
     if len(input_catalog_raw) == 0:
@@ -87,6 +89,9 @@ def load_input_catalog(input_catalog_raw: pd.DataFrame, input_catalog: str) -> p
     for name in catalog.columns:
         if cols.is_numeric_column(name):
             catalog[name] = cols.parse_numeric(catalog[name], name, catalog["ID"], where)
+    catalog["RA"], catalog["DEC"] = checked_sky_coordinates(
+        catalog["RA"], catalog["DEC"], catalog["ID"], where
+    )
     catalog["row_index"] = np.arange(len(catalog), dtype=np.int64)
     logger.info("%s: %d sources, columns %s", where, len(catalog), list(catalog.columns))
     return catalog
