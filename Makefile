@@ -3,6 +3,7 @@
 #   make test   create .venv, install, run the test suite
 PYTHON ?= python3.11
 VENV   := .venv
+CONSTRAINTS := requirements/constraints-py311.txt
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export KEDRO_DISABLE_TELEMETRY := 1
@@ -13,12 +14,12 @@ export MPLBACKEND := Agg
 .PHONY: demo test install benchmarks viz docs clean-data
 
 $(BIN)/python:
-	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (phot7dt needs Python 3.11)"; exit 1; }
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (phot7dt needs Python 3.11 or newer; e.g. make PYTHON=python3.12)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+$(STAMP): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e ".[test,sim,viz,dask]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -24,6 +24,8 @@ from PIL import Image
 
 from phot7dt.pipeline_registry import register_pipelines
 
+pytest.importorskip("kedro_viz", reason="kedro-viz is the viz extra: pip install 'phot7dt[viz]'")
+
 #: One build per test session: keep these tests on one xdist worker (`make test` uses loadgroup).
 pytestmark = pytest.mark.xdist_group("kedro_viz")
 

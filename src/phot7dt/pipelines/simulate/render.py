@@ -3,18 +3,25 @@
 Conventions: positions are 0-based image pixels ``(x, y)``; a GalSim image pixel
 ``(i, j)`` (1-based) is the numpy element ``[j - 1, i - 1]``. Profiles are drawn in
 pixel units with ``method="auto"`` (integrated over the pixel).
+
+GalSim is the ``sim`` extra (``pip install "phot7dt[sim]"``): it is imported on the first
+drawing call, so registering the pipelines (``kedro run --pipeline full``) never needs it.
 """
 
 from __future__ import annotations
 
 import functools
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-import galsim
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
 from phot7dt.pipelines.simulate.sky import moffat_fwhm_at, psf_shear_at
+
+if TYPE_CHECKING:
+    import galsim
 
 #: Galaxy profiles are truncated at this many (major-axis) half-light radii, like the
 #: SDSS-style de Vaucouleurs profile the Tractor's mixtures approximate.
@@ -24,9 +31,21 @@ WING_FRACTION_OF_SKYSIG = 0.02
 STAMP_HALF_SIZE_PIX = (24, 160)
 
 
+def _galsim() -> ModuleType:
+    """The ``galsim`` module, or an ImportError saying how to install it."""
+    try:
+        import galsim
+    except ImportError as err:
+        raise ImportError(
+            "the simulate pipeline draws its images with GalSim, which is not installed: "
+            'pip install "phot7dt[sim]"'
+        ) from err
+    return galsim
+
+
 @functools.lru_cache(maxsize=64)
 def _gsparams(accuracy: float) -> galsim.GSParams:
-    return galsim.GSParams(maxk_threshold=accuracy, folding_threshold=min(5e-3, 5 * accuracy))
+    return _galsim().GSParams(maxk_threshold=accuracy, folding_threshold=min(5e-3, 5 * accuracy))
 
 
 def fft_accuracy(adu_flux: float, skysig: float) -> float:
@@ -43,7 +62,7 @@ def fft_accuracy(adu_flux: float, skysig: float) -> float:
 @functools.lru_cache(maxsize=512)
 def _unit_sersic(n: float, accuracy: float) -> galsim.Sersic:
     """Circular Sersic profile, half-light radius 1 px, truncated at GALAXY_TRUNCATION_RE."""
-    return galsim.Sersic(
+    return _galsim().Sersic(
         n=n, half_light_radius=1.0, trunc=GALAXY_TRUNCATION_RE, gsparams=_gsparams(accuracy)
     )
 
@@ -61,7 +80,7 @@ def galaxy_profile(
     """
     q = 1.0 - ell
     circular = _unit_sersic(round(float(sersic_n), 4), accuracy).dilate(re_pix * np.sqrt(q))
-    return circular.shear(q=q, beta=theta_deg * galsim.degrees)
+    return circular.shear(q=q, beta=theta_deg * _galsim().degrees)
 
 
 def stamp_half_size(adu_flux: float, fwhm: float, beta: float, skysig: float, extent: float) -> int:
@@ -85,7 +104,7 @@ def moffat_psf(band: pd.Series, x: float, y: float, accuracy: float = 1e-3) -> g
     :func:`psf_shear_at` (left round when the shear is exactly 0).
     """
     fwhm = float(moffat_fwhm_at(band, x, y))
-    psf = galsim.Moffat(beta=float(band["moffat_beta"]), fwhm=fwhm, gsparams=_gsparams(accuracy))
+    psf = _galsim().Moffat(beta=float(band["moffat_beta"]), fwhm=fwhm, gsparams=_gsparams(accuracy))
     g1, g2 = (float(g) for g in psf_shear_at(band, x, y))
     return psf.shear(g1=g1, g2=g2) if (g1 or g2) else psf
 
@@ -103,13 +122,14 @@ def true_psf_image(band: pd.Series, x: float, y: float, size: int = 25) -> np.nd
     """
     if size < 3 or size % 2 == 0:
         raise ValueError(f"true_psf_image: size must be odd and >= 3, got {size}")
-    image = galsim.ImageD(size, size, scale=1.0)
+    image = _galsim().ImageD(size, size, scale=1.0)
     moffat_psf(band, x, y, 1e-5).drawImage(image=image, method="auto")
     return image.array / image.array.sum()
 
 
 def draw_source(row: pd.Series, adu_flux: float, band: pd.Series) -> galsim.ImageF:
     """Noiseless pixel-integrated image of one source in one band, centred on its true position."""
+    gs = _galsim()
     x, y = float(row["x_pix"]), float(row["y_pix"])
     fwhm, beta, skysig = (
         float(moffat_fwhm_at(band, x, y)),
@@ -124,18 +144,18 @@ def draw_source(row: pd.Series, adu_flux: float, band: pd.Series) -> galsim.Imag
     else:
         extent = GALAXY_TRUNCATION_RE * float(row["re_pix"])
         gal = galaxy_profile(row["sersic_n"], row["re_pix"], row["ell"], row["theta_deg"], accuracy)
-        obj = galsim.Convolve(gal.withFlux(adu_flux), psf)
+        obj = gs.Convolve(gal.withFlux(adu_flux), psf)
     half = stamp_half_size(adu_flux, fwhm, beta, skysig, extent)
     ix, iy = int(round(x)), int(round(y))
-    bounds = galsim.BoundsI(ix + 1 - half, ix + 1 + half, iy + 1 - half, iy + 1 + half)
-    stamp = galsim.ImageF(bounds, scale=1.0)  # without a scale GalSim would pick the Nyquist scale
+    bounds = gs.BoundsI(ix + 1 - half, ix + 1 + half, iy + 1 - half, iy + 1 + half)
+    stamp = gs.ImageF(bounds, scale=1.0)  # without a scale GalSim would pick the Nyquist scale
     obj.drawImage(image=stamp, offset=(x - ix, y - iy), method="auto")
     return stamp
 
 
 def add_stamp(image: np.ndarray, stamp: galsim.ImageF) -> None:
     """Add the part of ``stamp`` that overlaps ``image`` (a ``(ny, nx)`` array) in place."""
-    full = galsim.BoundsI(1, image.shape[1], 1, image.shape[0])
+    full = _galsim().BoundsI(1, image.shape[1], 1, image.shape[0])
     overlap = stamp.bounds & full
     if overlap.isDefined():
         image[overlap.ymin - 1 : overlap.ymax, overlap.xmin - 1 : overlap.xmax] += stamp[
