@@ -31,7 +31,6 @@ demo: $(STAMP)
 	$(BIN)/kedro run --pipeline simulate -e sample
 	$(BIN)/kedro run --pipeline full -e sample
 	$(BIN)/kedro run --pipeline validate -e sample
-	$(BIN)/kedro run --pipeline report -e sample
 	$(BIN)/python -m phot7dt.demo_summary --work-dir data
 
 benchmarks: $(STAMP)

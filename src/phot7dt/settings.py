@@ -2,9 +2,9 @@
 
 from kedro.config import OmegaConfigLoader
 
-from phot7dt.hooks import FitFailureHooks, ParameterValidationHooks
+from phot7dt.hooks import ParameterValidationHooks, RunHooks
 
-HOOKS = (ParameterValidationHooks(), FitFailureHooks())
+HOOKS = (ParameterValidationHooks(), RunHooks())
 # kedro-viz records run events on every sequential run; the pipelines here do not need it.
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro-viz",)
 

@@ -6,6 +6,7 @@ from phot7dt.datasets.fits_table import FITSTableDataset
 from phot7dt.datasets.frame_set import FrameSetDataset
 from phot7dt.datasets.image_list import ImageListDataset, read_image_list
 from phot7dt.datasets.optional import OptionalDataset
+from phot7dt.datasets.parquet_table import ParquetTableDataset
 from phot7dt.datasets.png import PNGDataset
 from phot7dt.datasets.psf_grid_dataset import PSFGridDataset
 from phot7dt.frames import RawImage
@@ -17,6 +18,7 @@ __all__ = [
     "FrameSetDataset",
     "ImageListDataset",
     "OptionalDataset",
+    "ParquetTableDataset",
     "PNGDataset",
     "PSFGridDataset",
     "RawImage",

@@ -1,4 +1,4 @@
-"""``FITSTableDataset``: a pandas DataFrame as a FITS binary table."""
+"""``FITSTableDataset``: a pandas DataFrame or an astropy Table as a FITS binary table."""
 
 from __future__ import annotations
 
@@ -11,11 +11,14 @@ from kedro.io import DatasetError
 
 from phot7dt.datasets._files import FileDataset
 
-__all__ = ["FITSTableDataset"]
+__all__ = ["FITSTableDataset", "plain_strings", "table_hdu"]
 
 
 class FITSTableDataset(FileDataset):
-    """A DataFrame stored as a FITS binary table (through :class:`astropy.table.Table`).
+    """A table stored as a FITS binary table (through :class:`astropy.table.Table`).
+
+    Saves a DataFrame, or an astropy Table whose column units become ``TUNIT``,
+    descriptions ``TCOMM`` and ``meta`` header cards of the table HDU; loads a DataFrame.
 
     Parameters
     ----------
@@ -46,23 +49,30 @@ class FITSTableDataset(FileDataset):
         table.convert_bytestring_to_unicode()
         return table.to_pandas()
 
-    def save(self, data: pd.DataFrame) -> None:
-        """Write the DataFrame as a binary-table extension, atomically."""
+    def save(self, data: pd.DataFrame | Table) -> None:
+        """Write the table as a binary-table extension, atomically."""
         try:
-            table = Table.from_pandas(_with_plain_strings(data))
+            table = data if isinstance(data, Table) else Table.from_pandas(plain_strings(data))
+            hdu = table_hdu(table, self._save_args["extname"])
         except (TypeError, ValueError) as exc:
-            raise DatasetError(
-                f"FITS table {self._path}: cannot convert DataFrame ({exc})"
-            ) from exc
-        table_hdu = fits.table_to_hdu(table)
-        table_hdu.name = self._save_args["extname"]
+            raise DatasetError(f"FITS table {self._path}: cannot convert table ({exc})") from exc
         buffer = io.BytesIO()
-        fits.HDUList([fits.PrimaryHDU(), table_hdu]).writeto(buffer)
+        fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(buffer)
         payload = buffer.getvalue()
         self._write(lambda s: s.write(payload))
 
 
-def _with_plain_strings(data: pd.DataFrame) -> pd.DataFrame:
+def table_hdu(table: Table, extname: str) -> fits.BinTableHDU:
+    """The binary-table HDU of ``table``, with ``TCOMMn`` holding column descriptions."""
+    hdu = fits.table_to_hdu(table)
+    hdu.name = extname
+    for index, column in enumerate(table.columns.values(), start=1):
+        if column.description:
+            hdu.header[f"TCOMM{index}"] = str(column.description)
+    return hdu
+
+
+def plain_strings(data: pd.DataFrame) -> pd.DataFrame:
     """Text columns as numpy unicode (FITS has no null string: missing text becomes "")."""
     frame = data.reset_index(drop=True).copy()
     for name in frame.columns:

@@ -11,7 +11,7 @@ import pytest
 from fitting_field import run_stages
 from saturated_field import BANDS, FWHM, STARS, moffat_grid
 
-from phot7dt.hooks import FitFailureHooks, PatchFailureError
+from phot7dt.hooks import PatchFailureError, RunHooks
 from phot7dt.pipelines.fitting import patch_task, status
 from phot7dt.pipelines.fitting.nodes import plot_patch_fits
 from phot7dt.psf_grid import PSFChoice, PSFGrid
@@ -157,7 +157,7 @@ def test_a_failed_patch_gives_a_calibrated_partial_catalog_then_a_failed_run(
     assert catalog.loc[not_fitted, "FLUXERR_m400_fit"].isna().all()
     with pytest.raises(PatchFailureError, match=rf"1 of \d+ patches failed \({bad}\).*"
                        r"FloatingPointError: simulated solver failure"):
-        FitFailureHooks().after_pipeline_run(out["pipeline"], out["catalog"])
+        RunHooks().after_pipeline_run(run_params={}, pipeline=out["pipeline"], catalog=out["catalog"])
 
 
 def test_the_hook_passes_a_clean_run_and_ignores_runs_without_fits(saturated_run, tmp_path):
@@ -172,8 +172,8 @@ def test_the_hook_passes_a_clean_run_and_ignores_runs_without_fits(saturated_run
     )
     from phot7dt.pipelines.fitting import create_pipeline
 
-    FitFailureHooks().after_pipeline_run(create_pipeline(), catalog)
-    FitFailureHooks().after_pipeline_run(Pipeline([]), DataCatalog({}))
+    RunHooks().after_pipeline_run(run_params={}, pipeline=create_pipeline(), catalog=catalog)
+    RunHooks().after_pipeline_run(run_params={}, pipeline=Pipeline([]), catalog=DataCatalog({}))
 
 
 def test_a_run_where_every_patch_fails_ends_with_the_patch_failure_error(
@@ -187,4 +187,4 @@ def test_a_run_where_every_patch_fails_ends_with_the_patch_failure_error(
                               field.epsf_grid, {"cutout_max_sources": 1})
     assert figures and all(draw() is not None for draw in figures.values())  # drawn without a fit
     with pytest.raises(PatchFailureError, match=r"(\d+) of \1 patches failed.*simulated solver failure"):
-        FitFailureHooks().after_pipeline_run(out["pipeline"], out["catalog"])
+        RunHooks().after_pipeline_run(run_params={}, pipeline=out["pipeline"], catalog=out["catalog"])

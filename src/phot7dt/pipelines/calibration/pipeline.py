@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
+from .export import export_catalog
 from .nodes import (
     apply_zero_points,
     compute_zero_points,
@@ -13,7 +14,8 @@ from .nodes import (
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """``compute_zero_points`` → ``apply_zero_points``, plus the ZP diagnostic plots."""
+    """``compute_zero_points`` → ``apply_zero_points`` → ``export_catalog``, plus the ZP
+    diagnostic plots."""
     return Pipeline([
         Node(
             compute_zero_points,
@@ -26,6 +28,17 @@ def create_pipeline(**kwargs) -> Pipeline:
             inputs=["merged_catalog", "zp_summary"],
             outputs="output_catalog",
             name="apply_zero_points",
+        ),
+        Node(
+            export_catalog,
+            inputs=["output_catalog", "zp_summary", "run_provenance", "params:image_scaling"],
+            outputs=[
+                "output_catalog_fits",
+                "output_catalog_parquet",
+                "catalog_provenance",
+                "run_parameters",
+            ],
+            name="export_catalog",
         ),
         Node(
             plot_zero_points,

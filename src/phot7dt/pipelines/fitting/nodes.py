@@ -2,7 +2,7 @@
 
 A failed patch never stops the run: its rows get ``fit_status`` ``patch_failed``,
 the catalogs are marked partial and the run ends with a non-zero exit status
-(``phot7dt.hooks.FitFailureHooks``) after every later stage has written its outputs.
+(``phot7dt.hooks.RunHooks``) after every later stage has written its outputs.
 """
 
 from __future__ import annotations

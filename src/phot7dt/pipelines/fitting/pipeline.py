@@ -15,7 +15,7 @@ from phot7dt.pipelines.fitting.nodes import (
 def create_pipeline(**kwargs) -> Pipeline:
     """``fit_patches`` -> ``merge_fits`` -> ``plot_patch_fits``, ``count_fit_statuses``.
 
-    A failed patch does not stop the run here: ``phot7dt.hooks.FitFailureHooks``
+    A failed patch does not stop the run here: ``phot7dt.hooks.RunHooks``
     ends it with a non-zero exit status after every node has run.
     """
     return Pipeline(

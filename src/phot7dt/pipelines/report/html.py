@@ -89,6 +89,23 @@ def _validation(summary: Mapping[str, Any]) -> str:
     return "<h2>Validation against truth</h2>" + _table(("metric", "value"), rows, digits=4)
 
 
+def _provenance(summary: Mapping[str, Any]) -> str:
+    prov = summary.get("provenance") or {}
+    if not prov:
+        return "<h2>Provenance</h2><p class='note'>No provenance record for this catalog.</p>"
+    rows = [
+        ("phot7dt version", prov.get("phot7dt_version")),
+        ("git commit", prov.get("git_commit")),
+        ("pipeline", prov.get("pipeline")),
+        ("run started (UTC)", prov.get("started_utc")),
+        ("catalog written (UTC)", prov.get("catalog_utc")),
+        ("parameters SHA-256", prov.get("parameters_sha256")),
+    ]
+    inputs = [(i["name"], i["path"], i["bytes"], i["sha256"]) for i in prov.get("inputs", [])]
+    return ("<h2>Provenance</h2>" + _table(("item", "value"), rows)
+            + _table(("input", "path", "bytes", "SHA-256"), inputs))
+
+
 def shrink_png(png: bytes, max_width: int) -> bytes:
     """The PNG resampled to at most ``max_width`` pixels wide (unchanged when narrower)."""
     with Image.open(io.BytesIO(png)) as image:
@@ -121,10 +138,11 @@ def render_report(
     sections: Mapping[str, Sequence[tuple[str, bytes]]],
     max_width: int = 1000,
 ) -> str:
-    """The whole page: headline, bands, validation, then each figure section (figures at most
-    ``max_width`` pixels wide)."""
+    """The whole page: headline, bands, validation, each figure section (figures at most
+    ``max_width`` pixels wide), then the catalog's provenance."""
     parts = [_headline(summary), _bands(summary), _validation(summary)]
     parts += [_figures(name, figs, max_width) for name, figs in sections.items()]
+    parts.append(_provenance(summary))
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>"

@@ -97,12 +97,23 @@ def summarise_run(
     zp_summary: pd.DataFrame | None,
     fit_run_report: Mapping[str, Any] | None,
     validation_metrics: Mapping[str, Any] | None,
+    catalog_provenance: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
-    """Headline numbers of a run: sources, patches, per-band S/N and ZP, validation."""
+    """Headline numbers of a run: sources, patches, per-band S/N and ZP, validation and
+    the catalog's provenance.
+
+    The validation is left out unless it was computed on this very catalog (its
+    ``catalog_utc`` matches the provenance's), so a report never shows the numbers of
+    an earlier run in the same ``work_dir``.
+    """
     patches = {
         k: (fit_run_report or {}).get(k) for k in ("n_patches", "n_fitted", "n_failed", "seconds")
     }
+    provenance = dict(catalog_provenance or {})
     validation = dict(validation_metrics or {"truth_available": False})
+    if validation_metrics and validation.get("catalog_utc") != provenance.get("catalog_utc"):
+        logger.info("report: validation.json is of another catalog than this run's; left out")
+        validation = {"truth_available": False}
     summary = {
         "catalog": catalog_summary(output_catalog),
         "excluded_reasons": _excluded_reasons(output_catalog),
@@ -112,6 +123,7 @@ def summarise_run(
             "truth_available": bool(validation.get("truth_available")),
             **validation.get("headline", {}),
         },
+        "provenance": provenance,
     }
     return json_safe(summary)
 
@@ -137,6 +149,9 @@ def build_report(
     """One self-contained HTML page (figures embedded as base64 PNG, no external URL)."""
     params = section(ReportParams, report, "report")
     figures = {k: v for k, v in (reporting_figures or {}).items() if not k.startswith("report/")}
+    if not run_summary.get("validation", {}).get("truth_available"):
+        # validation figures belong to the validation shown, never to an earlier run's
+        figures = {k: v for k, v in figures.items() if not k.startswith("validate/")}
     figures.update(
         {OWN_FIGURES[0]: lambda: patch_overview_plot, OWN_FIGURES[1]: lambda: residual_montage_plot}
     )

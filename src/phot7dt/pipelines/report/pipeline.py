@@ -30,7 +30,13 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 summarise_run,
-                ["output_catalog", "zp_summary", "fit_run_report", "validation_metrics"],
+                [
+                    "output_catalog",
+                    "zp_summary",
+                    "fit_run_report",
+                    "validation_metrics",
+                    "catalog_provenance",
+                ],
                 "run_summary",
                 name="summarise_run",
             ),

@@ -203,20 +203,26 @@ def compute_validation_metrics(
     output_catalog: pd.DataFrame,
     zp_summary: pd.DataFrame | None,
     validation_truth_bands: pd.DataFrame | None,
+    catalog_provenance: dict[str, Any] | None,
     validate: dict[str, Any],
 ) -> dict[str, Any]:
     """The validation JSON: headline numbers on top, then per-band, per-class details.
+
+    ``catalog_utc`` names the catalog validated (its provenance's write time), so the
+    report shows the validation only beside that catalog.
 
     Flux statistics are relative (``(fit - true) / true``) and pulls are
     ``(fit - true) / FLUXERR``; positions in working-frame pixels; ZP in mag.
     """
     params = section(ValidateParams, validate, "validate")
     catalog = catalog_summary(output_catalog)
+    catalog_utc = (catalog_provenance or {}).get("catalog_utc")
     if validation_sources.empty:
         logger.info("validate: no truth; validation.json holds the catalog summary only")
         return json_safe(
             {
                 "truth_available": False,
+                "catalog_utc": catalog_utc,
                 "headline": {"fraction_converged": catalog["fraction_converged"]},
                 "catalog": catalog,
             }
@@ -227,6 +233,7 @@ def compute_validation_metrics(
     zps = zero_point_recovery(zp_summary, validation_truth_bands)
     result = {
         "truth_available": True,
+        "catalog_utc": catalog_utc,
         "headline": _headline(fluxes, zps, catalog, params),
         "catalog": catalog,
         "matching": _matching(validation_sources, params.max_listed_missing),

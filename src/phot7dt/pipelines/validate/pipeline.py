@@ -30,6 +30,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "output_catalog",
                     "zp_summary",
                     "validation_truth_bands",
+                    "catalog_provenance",
                     "params:validate",
                 ],
                 "validation_metrics",
