@@ -6,6 +6,11 @@ Amplitude/variance nodes of the Sersic mixture approximation used by the Tractor
 ``rows`` is a tuple of ``(n, amplitudes, variances)``; variances are in units of
 r_e**2 and amplitudes are unnormalised.  Nodes outside ``[n_lo, n_hi)`` are
 spline support only.
+
+Source: the Tractor (Lang, Hogg & Mykytyn 2016, Astrophysics Source Code Library
+ascl:1604.008), whose tables extend the mixture-of-Gaussian profile fits of Hogg & Lang
+(2013, PASP 125, 719, doi:10.1086/671228) to a grid of Sersic indices. Cite both when
+publishing results (``CITATION.cff``).
 """
 
 __all__ = ["SERSIC_CORE_C", "SERSIC_CORE_N", "SERSIC_RANGES"]

@@ -15,6 +15,12 @@ Tables (facts restated from ``tractor-model.md`` §2, no code copied):
   log-variances interpolated with not-a-knot cubic splines in n, amplitudes
   renormalised, plus a delta core of fraction c(n) for n > 1.  n is clamped
   to [0.29, 6.3].
+
+Sources of the published tables: the exponential and de Vaucouleurs mixtures are the
+"lux"/"luv" fits of Hogg & Lang (2013, PASP 125, 719, doi:10.1086/671228), as tabulated
+in the Tractor (Lang, Hogg & Mykytyn 2016, ascl:1604.008), which adds the de Vaucouleurs
+delta core; the Sersic node tables are the Tractor's. Cite both when publishing results
+(``CITATION.cff``).
 """
 
 from __future__ import annotations
