@@ -118,7 +118,7 @@ def _section(prefix: str, node: Mapping, model: type[BaseModel], base: Path) -> 
             value = _absolute(value, base, path)
             if not Path(value).is_file():
                 logger.warning("%s: %s does not exist (the run checks it again)", path, value)
-        if path in NOTES:
+        if path in NOTES and value is not None:
             logger.info("%s: %s", path, NOTES[path])
         out[key] = value
     return out

@@ -168,6 +168,8 @@ def key_table() -> str:
                 rows.append(f"| `{path}` | — (warning) | {reason} |")
             elif path in NOTES:
                 rows.append(f"| `{path}` | `{path}` | {NOTES[path]} |")
-    own = ", ".join(f"`{name}`" for name in sections if name not in TRACT7DT_KEYS)
-    rows.append(f"| {own} | same | phot7dt's own sections; copied when present |")
+    rows.append(
+        "| phot7dt's own sections (`scene`, `sky_and_artefacts`, …; docs/parameters.md) "
+        "| same | copied when present |"
+    )
     return "\n".join(rows) + "\n"
