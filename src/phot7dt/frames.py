@@ -1,9 +1,10 @@
-"""Prepared 7DT frames: per-band calibration values plus lazy, memory-mapped pixels.
+"""Prepared 7DT frames: per-band calibration values plus lazily read pixels.
 
 A :class:`FrameSet` is what every stage after ingest works on. It holds no pixel
-arrays: each :class:`Frame` names its FITS file and opens it through a memory
-map when pixels are asked for, so a 40-band tile costs almost nothing to carry
-between nodes or to ship to worker processes. Scaling to the common zero point
+arrays: each :class:`Frame` names its FITS file and opens it (a memory map, or a
+tile-compressed image read tile by tile: :mod:`phot7dt.pixel_maps`) when pixels
+are asked for, so a 40-band tile costs almost nothing to carry between nodes or
+to ship to worker processes. Scaling to the common zero point
 and masking are applied when a region is cut (:meth:`FrameSet.cutout`), never to
 a whole frame. A band may have a weight image (:mod:`phot7dt.weights`): its
 per-pixel noise then comes from that image, read the same way.
@@ -25,10 +26,12 @@ from astropy.io import fits
 from astropy.wcs import WCS
 from scipy import ndimage
 
-from phot7dt.pixel_maps import RawImage, open_pixels, release_pages
+from phot7dt.pixel_maps import Pixels, RawImage, open_pixels, read_region, release_pages, window
 from phot7dt.weights import check_weight_settings, to_invvar
 
-__all__ = ["Box", "Frame", "FrameSet", "RawImage", "open_pixels", "release_pages"]
+__all__ = [
+    "Box", "Frame", "FrameSet", "Pixels", "RawImage", "open_pixels", "read_region", "release_pages",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +69,7 @@ class Frame:
     path : str
         Absolute path of the FITS file.
     hdu : int
-        HDU index of the image.
+        HDU index of the image (the compressed image HDU of a ``.fits.fz`` file).
     zp_auto : float
         ``ZP_AUTO``, AB magnitude of one ADU per second.
     skysig : float
@@ -83,8 +86,8 @@ class Frame:
     scale : float
         ``10**(-0.4 (ZP_AUTO - zp_ref))``: raw ADU to common-scale counts.
     weight_path : str or None
-        Absolute path of the band's weight image (primary HDU); None: the noise is
-        ``SKYSIG`` on every pixel.
+        Absolute path of the band's weight image (its image HDU, plain or
+        tile-compressed); None: the noise is ``SKYSIG`` on every pixel.
     weight_type : str or None
         Meaning of the weight image's values (:data:`phot7dt.weights.WEIGHT_TYPES`).
     weight_ref : float or None
@@ -115,13 +118,13 @@ class Frame:
         """Sky noise per pixel on the common scale (at the median depth with a weight image)."""
         return self.skysig * self.scale
 
-    def raw(self) -> np.ndarray:
-        """The whole original image as a read-only memory map, raw ADU."""
+    def raw(self) -> Pixels:
+        """The whole original image, raw ADU, unread (:func:`~phot7dt.pixel_maps.open_pixels`)."""
         return open_pixels(self.path, self.hdu)
 
-    def weight_map(self) -> np.ndarray | None:
-        """The whole weight image as a read-only memory map (None without one)."""
-        return None if self.weight_path is None else open_pixels(self.weight_path, 0)
+    def weight_map(self) -> Pixels | None:
+        """The whole weight image, unread (None without one)."""
+        return None if self.weight_path is None else open_pixels(self.weight_path)
 
     def invvar(self, weights: np.ndarray) -> np.ndarray:
         """float32 inverse variance on the common scale of weight-image pixels (0: no data)."""
@@ -186,18 +189,17 @@ class FrameSet:
                 return f
         raise KeyError(f"no frame for band {band!r}; bands are {self.bands}")
 
-    def raw(self, band: str, box: Box | None = None) -> np.ndarray:
+    def raw(self, band: str, box: Box | None = None) -> np.ndarray | Pixels:
         """Raw ADU pixels of the working frame, read-only.
 
-        With ``box``, the pixels of that region are read into memory (a copy) and
-        the file pages they came from are released from this process, so a worker
-        cutting many regions of many bands keeps only what it holds. Without
-        ``box``, the whole working frame is returned as a memory-mapped view
-        (call :func:`release_pages` on what has been read).
+        With ``box``, the pixels of that region are read into memory
+        (:func:`~phot7dt.pixel_maps.read_region`: a copy; no file page stays
+        resident). Without ``box``, the whole working frame, unread: read its
+        regions with :func:`~phot7dt.pixel_maps.read_region`.
         """
         return self._region(self.frame(band).raw(), box)
 
-    def weights(self, band: str, box: Box | None = None) -> np.ndarray | None:
+    def weights(self, band: str, box: Box | None = None) -> np.ndarray | Pixels | None:
         """Weight-image pixels of the working frame, read as :meth:`raw` reads the image.
 
         In the unit of the band's ``weight_type``; None when the band has no weight image.
@@ -205,14 +207,10 @@ class FrameSet:
         whole = self.frame(band).weight_map()
         return None if whole is None else self._region(whole, box)
 
-    def _region(self, whole: np.ndarray, box: Box | None) -> np.ndarray:
+    def _region(self, whole: Pixels, box: Box | None) -> np.ndarray | Pixels:
         if box is None:
-            return whole[self.crop.slices]
-        view = whole[box.shifted(self.crop.x0, self.crop.y0).slices]
-        pixels = np.array(view)
-        release_pages(view)
-        pixels.flags.writeable = False
-        return pixels
+            return window(whole, *self.crop.slices)
+        return read_region(whole, *box.shifted(self.crop.x0, self.crop.y0).slices)
 
     def cutout(
         self,

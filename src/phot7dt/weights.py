@@ -1,8 +1,10 @@
 """Weight (or variance) images: the per-pixel noise of a band whose coadd has one.
 
 Owned by :mod:`phot7dt.frames`. A line of the image list may name a second file
-after the image, the band's weight image: a FITS primary HDU with the image's
-shape. What its values mean is set by ``image_scaling.weight_type``:
+after the image, the band's weight image: a FITS image with the image's shape
+(the primary HDU, or tile-compressed as images may be:
+:func:`phot7dt.pixel_maps.image_hdu`). What its values mean is set by
+``image_scaling.weight_type``:
 
 ``relative`` (default; SWarp ``MAP_WEIGHT``)
     Proportional to the inverse variance, no unit. The noise of a pixel is
@@ -33,7 +35,7 @@ from typing import Literal
 
 import numpy as np
 
-from phot7dt.pixel_maps import open_pixels, release_pages
+from phot7dt.pixel_maps import Pixels, open_pixels, read_region
 
 __all__ = [
     "REF_SAMPLE_ROWS",
@@ -85,15 +87,13 @@ class WeightSummary:
     row_step: int
 
 
-def _scan(data: np.ndarray, step: int) -> tuple[int, int, float, np.ndarray]:
+def _scan(data: Pixels, step: int) -> tuple[int, int, float, np.ndarray]:
     """Negative and usable counts, minimum, and the usable values of every ``step``-th row."""
     n_negative = n_usable = 0
     minimum = math.inf
     samples = []
     for y0 in range(0, data.shape[0], SCAN_CHUNK_ROWS):
-        view = data[y0 : y0 + SCAN_CHUNK_ROWS]
-        chunk = np.asarray(view, dtype=np.float32)
-        release_pages(view)
+        chunk = np.asarray(read_region(data, slice(y0, y0 + SCAN_CHUNK_ROWS)), dtype=np.float32)
         with np.errstate(invalid="ignore"):
             usable = np.isfinite(chunk) & (chunk > 0)
             n_negative += int(np.count_nonzero(chunk < 0))
@@ -104,12 +104,13 @@ def _scan(data: np.ndarray, step: int) -> tuple[int, int, float, np.ndarray]:
     return n_negative, n_usable, minimum, np.concatenate(samples)
 
 
-def summarize_weights(path: str, hdu: int = 0) -> WeightSummary:
+def summarize_weights(path: str, hdu: int | None = None) -> WeightSummary:
     """Scan a weight image once per process (cached on the file's identity and mtime).
 
-    The image is read through its memory map in chunks of :data:`SCAN_CHUNK_ROWS`
-    rows whose pages are released after use; only the sampled positive values are
-    kept (float32, at most about ``REF_SAMPLE_ROWS`` rows). When the sampled rows
+    ``hdu`` None is the file's image HDU. The image is read in chunks of
+    :data:`SCAN_CHUNK_ROWS` rows (:func:`~phot7dt.pixel_maps.read_region`); only
+    the sampled positive values are kept (float32, at most about
+    ``REF_SAMPLE_ROWS`` rows). When the sampled rows
     hold no positive finite value but others do, every row is sampled.
     """
     stat = os.stat(path)
@@ -117,7 +118,7 @@ def summarize_weights(path: str, hdu: int = 0) -> WeightSummary:
 
 
 @functools.lru_cache(maxsize=128)
-def _summarize(path: str, hdu: int, inode: int, mtime_ns: int) -> WeightSummary:
+def _summarize(path: str, hdu: int | None, inode: int, mtime_ns: int) -> WeightSummary:
     data = open_pixels(path, hdu)
     step = max(1, math.ceil(data.shape[0] / REF_SAMPLE_ROWS))
     n_negative, n_usable, minimum, sample = _scan(data, step)

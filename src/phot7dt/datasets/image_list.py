@@ -13,7 +13,8 @@ from astropy.io import fits
 from kedro.io import AbstractDataset, DatasetError
 
 from phot7dt.datasets._files import write_atomically
-from phot7dt.frames import RawImage, open_pixels
+from phot7dt.frames import Pixels, RawImage, open_pixels
+from phot7dt.pixel_maps import image_hdu
 from phot7dt.weights import summarize_weights, weight_problem
 
 __all__ = ["ImageListDataset", "read_image_entries", "read_image_list"]
@@ -70,39 +71,49 @@ def read_image_list(list_path: str | os.PathLike) -> list[str]:
     return [image for image, _ in read_image_entries(list_path)]
 
 
-def _open_fits(path: str, where: str) -> tuple[fits.Header, np.ndarray]:
-    """Primary header and memory-mapped 2-D float (or unscaled integer) pixels of ``path``."""
+def _open_fits(path: str, where: str) -> tuple[int, fits.Header, Pixels]:
+    """Image HDU index, its header and its unread 2-D pixels (:func:`image_hdu`).
+
+    Plain images must hold float (or unscaled integer) pixels, which are
+    memory-mapped; tile-compressed images (``.fits.fz``) may hold any type.
+    """
     if not os.path.exists(path):
         raise DatasetError(f"{where}: file not found")
     try:
         with fits.open(path, memmap=True, lazy_load_hdus=True) as hdul:
-            header = hdul[0].header.copy()
+            index = image_hdu(hdul)
+            header = fits.Header(hdul[index].header)
+            compressed = isinstance(hdul[index], fits.CompImageHDU)
     except (OSError, ValueError, TypeError, IndexError) as exc:
         raise DatasetError(f"{where}: not a readable FITS file ({exc})") from exc
     if header.get("NAXIS") != 2:
+        hdu = f"tile-compressed HDU {index}" if compressed else "primary HDU"
+        alone = "" if compressed else " and no tile-compressed image HDU follows"
         raise DatasetError(
-            f"{where}: primary HDU holds no 2-D image (NAXIS = {header.get('NAXIS')!r}, expected 2)"
+            f"{where}: {hdu} holds no 2-D image (NAXIS = {header.get('NAXIS')!r}, expected 2)"
+            + alone
         )
     scaled = {k: header[k] for k in ("BZERO", "BSCALE", "BLANK") if k in header}
-    if header.get("BITPIX", 0) > 0 and (scaled.get("BZERO", 0) != 0 or scaled.get("BSCALE", 1) != 1
-                                        or "BLANK" in scaled):
+    if not compressed and header.get("BITPIX", 0) > 0 and (
+        scaled.get("BZERO", 0) != 0 or scaled.get("BSCALE", 1) != 1 or "BLANK" in scaled
+    ):
         raise DatasetError(
             f"{where}: scaled integer pixels (BITPIX = {header['BITPIX']}, {scaled}) cannot be "
             "memory-mapped; expected float pixels (BITPIX -32 or -64): convert the image first"
         )
     try:
-        data = open_pixels(path, 0)
+        data = open_pixels(path, index)
     except (OSError, ValueError, TypeError) as exc:
         raise DatasetError(
             f"{where}: pixels cannot be read, file truncated or corrupt ({exc})"
         ) from exc
-    return header, data
+    return index, header, data
 
 
 def _check_weight(weight: str, image: RawImage, list_file: str) -> None:
     """Shape and values of a weight image (one chunked pass, cached per process)."""
     where = f"image list {list_file}: weight image {weight} (of {image.path})"
-    _, data = _open_fits(weight, where)
+    _, _, data = _open_fits(weight, where)
     if data.shape != image.shape:
         raise DatasetError(
             f"{where}: shape {tuple(data.shape)} (NAXIS2, NAXIS1) differs from the image's "
@@ -117,8 +128,8 @@ def _check_weight(weight: str, image: RawImage, list_file: str) -> None:
 
 
 def _read_image(path: str, weight: str | None, list_file: str) -> RawImage:
-    header, data = _open_fits(path, f"image list {list_file}: FITS file {path}")
-    image = RawImage(path=path, hdu=0, header=header, data=data, weight_path=weight)
+    hdu, header, data = _open_fits(path, f"image list {list_file}: FITS file {path}")
+    image = RawImage(path=path, hdu=hdu, header=header, data=data, weight_path=weight)
     if weight is not None:
         _check_weight(weight, image, list_file)
     return image
@@ -147,11 +158,14 @@ class ImageListDataset(AbstractDataset[Mapping[str, BandItem], list[RawImage]]):
     """The image list of a tile and its FITS images (tract7dt's format, plus weight images).
 
     ``load`` returns one :class:`~phot7dt.frames.RawImage` per listed image, in
-    list order: the primary header plus a read-only memory map of the pixels (no
-    image pixel is read). A line's optional second path is the band's weight
-    image (:mod:`phot7dt.weights`): it must be a 2-D primary HDU with the image's
-    shape, no negative value and some positive finite value; it is checked in
-    one pass of row chunks through its memory map (once per process).
+    list order: the image HDU's header plus its unread pixels (no image pixel is
+    read). The image HDU is the primary HDU, or in a tile-compressed file
+    (``.fits.fz``, fpack's layout) the first compressed image HDU, whose pixels
+    are later decompressed region by region
+    (:func:`~phot7dt.pixel_maps.image_hdu`). A line's optional second path is
+    the band's weight image (:mod:`phot7dt.weights`), found the same way: it
+    must be 2-D with the image's shape, no negative value and some positive
+    finite value; it is checked in one pass of row chunks (once per process).
 
     ``save`` takes ``{band: (pixels, header)}`` or ``{band: (pixels, header,
     weight)}`` (``weight`` a float32 array or None), writes
@@ -174,7 +188,7 @@ class ImageListDataset(AbstractDataset[Mapping[str, BandItem], list[RawImage]]):
         self.metadata = metadata
 
     def load(self) -> list[RawImage]:
-        """The listed images, headers read, pixels memory-mapped, weight images checked."""
+        """The listed images, headers read, pixels unread, weight images checked."""
         entries = read_image_entries(self._filepath)
         return [_read_image(path, weight, str(self._filepath)) for path, weight in entries]
 

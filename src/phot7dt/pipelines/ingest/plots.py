@@ -16,7 +16,7 @@ from astropy.visualization import AsinhStretch, ImageNormalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from phot7dt.frames import Box, FrameSet, release_pages
+from phot7dt.frames import Box, FrameSet, read_region
 from phot7dt.params import section
 from phot7dt.pipelines.ingest.params import CropParams, PlottingParams
 
@@ -84,16 +84,13 @@ def sampled_white(frames: FrameSet, step: int) -> np.ndarray:
     """Whole-image (uncropped) white stack sampled every ``step`` pixels, float32."""
     weighted = None
     weights = None
+    every = slice(None, None, step)
     for frame in frames.frames:
-        raw = frame.raw()
-        pixels = np.asarray(raw[::step, ::step], dtype=np.float32)
-        release_pages(raw)
+        pixels = np.asarray(read_region(frame.raw(), every, every), dtype=np.float32)
         good = np.isfinite(pixels)
         weight = np.float32(1.0 / frame.sky_sigma**2)
         if frame.weight_path is not None:  # per-pixel inverse variance, as the white stack
-            wmap = frame.weight_map()
-            weight = frame.invvar(np.asarray(wmap[::step, ::step]))
-            release_pages(wmap)
+            weight = frame.invvar(read_region(frame.weight_map(), every, every))
             good &= weight > 0
         term = np.where(good, pixels * np.float32(frame.scale) * weight, 0)
         weighted = term if weighted is None else weighted + term

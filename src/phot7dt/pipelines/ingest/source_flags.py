@@ -11,7 +11,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 from tqdm.auto import tqdm
 
-from phot7dt.frames import FrameSet, release_pages
+from phot7dt.frames import FrameSet, Pixels, read_region
 from phot7dt.pipelines.ingest.params import SourceSaturationCutParams
 
 logger = logging.getLogger(__name__)
@@ -57,13 +57,11 @@ def _disk(radius: float) -> tuple[int, np.ndarray]:
     return half, (offsets[:, None] ** 2 + offsets[None, :] ** 2) <= radius**2
 
 
-def _saturated_pixels(raw: np.ndarray, level: float) -> np.ndarray:
+def _saturated_pixels(raw: Pixels, level: float) -> np.ndarray:
     """``(n, 2)`` int ``(x, y)`` of the pixels at or above ``level``, read in row strips."""
     found = []
     for y0 in range(0, raw.shape[0], SCAN_ROWS):
-        strip = raw[y0 : y0 + SCAN_ROWS]
-        saturated = strip >= level
-        release_pages(strip)
+        saturated = read_region(raw, slice(y0, y0 + SCAN_ROWS)) >= level
         rows = np.flatnonzero(saturated.any(axis=1))
         ys, xs = np.nonzero(saturated[rows])
         found.append(np.column_stack([xs, rows[ys] + y0]))
@@ -85,14 +83,15 @@ def _nearest_sq_distance(pixels: np.ndarray, xc: np.ndarray, yc: np.ndarray,
     return d2
 
 
-def _core_region_size(raw: np.ndarray, xc: int, yc: int, core: np.ndarray, level: float) -> int:
+def _core_region_size(raw: Pixels, xc: int, yc: int, core: np.ndarray, level: float) -> int:
     """Pixels of the 8-connected saturated regions reaching into ``core`` around ``(xc, yc)``,
     counted within :data:`COUNT_HALF_PIX` of the position (bleed trails included)."""
     ny, nx = raw.shape
     half = max(COUNT_HALF_PIX, core.shape[0] // 2)
     xa, xb = max(xc - half, 0), min(xc + half + 1, nx)
     ya, yb = max(yc - half, 0), min(yc + half + 1, ny)
-    labels, _ = ndimage.label(raw[ya:yb, xa:xb] >= level, structure=np.ones((3, 3), bool))
+    above = read_region(raw, slice(ya, yb), slice(xa, xb)) >= level
+    labels, _ = ndimage.label(above, structure=np.ones((3, 3), bool))
     r = core.shape[0] // 2
     cx0, cy0 = max(xc - r, xa), max(yc - r, ya)
     cx1, cy1 = min(xc + r + 1, xb), min(yc + r + 1, yb)
@@ -136,7 +135,6 @@ def band_saturation(
     _, core = _disk(pad)
     for i in np.nonzero(d2 <= pad**2)[0]:
         n_sat[i] = _core_region_size(raw, int(xc[i]), int(yc[i]), core, level)
-    release_pages(raw)
     return near, n_sat
 
 

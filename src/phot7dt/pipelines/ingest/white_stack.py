@@ -5,21 +5,19 @@ from __future__ import annotations
 import numpy as np
 from astropy.io import fits
 
-from phot7dt.frames import Box, FrameSet, release_pages
+from phot7dt.frames import Box, FrameSet
 
 
 def white_chunk(frames: FrameSet, chunk: Box) -> tuple[np.ndarray, np.ndarray]:
     """White stack and its sigma over one working-frame region, float32 (see ``build_white_stack``).
 
     Sums are accumulated in float64 over the region only; each band's pixels (and
-    weight-image pixels) are read as a copy and their file pages released.
+    weight-image pixels) are read as a copy of the region (:meth:`FrameSet.raw`).
     """
     weighted_sum = np.zeros(chunk.shape, np.float64)
     weight_sum = np.zeros(chunk.shape, np.float64)
     for frame in frames.frames:
-        raw = frames.raw(frame.band, chunk)
-        pixels = np.asarray(raw, dtype=np.float32)
-        release_pages(raw)
+        pixels = np.asarray(frames.raw(frame.band, chunk), dtype=np.float32)
         good = np.isfinite(pixels)
         if frame.weight_path is None:
             weight = 1.0 / frame.sky_sigma**2
