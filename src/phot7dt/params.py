@@ -27,10 +27,21 @@ PIPELINES_WITH_PARAMS = (
     "fitting",
     "validate",
     "report",
+    "survey",
 )
 
 #: Top-level parameters that are plain values, not sections (runtime paths).
-PATH_KEYS = frozenset({"work_dir", "input_catalog", "image_list", "gaiaxp_synphot", "sample_dir"})
+PATH_KEYS = frozenset(
+    {
+        "work_dir",
+        "input_catalog",
+        "image_list",
+        "gaiaxp_synphot",
+        "sample_dir",
+        "survey_dir",
+        "survey_root",
+    }
+)
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -11,7 +11,7 @@ FULL_STAGES = (
     "ingest", "gaia_augment", "masking", "psf", "patching", "fitting", "calibration", "report"
 )
 #: Pipelines that are run on their own.
-STANDALONE = ("simulate", "validate")
+STANDALONE = ("simulate", "validate", "survey")
 #: Report nodes that ``validate`` reruns to add its section to ``report.html``.
 REPORT_PAGE = ("summarise_run", "build_report")
 
@@ -28,5 +28,8 @@ def register_pipelines() -> dict[str, Pipeline]:
     full = sum((pipelines[name] for name in FULL_STAGES), Pipeline([]))
     pipelines["validate"] = pipelines["validate"] + pipelines["report"].only_nodes(*REPORT_PAGE)
     pipelines["full"] = full
+    pipelines["simulate_survey"] = importlib.import_module(
+        "phot7dt.pipelines.simulate"
+    ).create_survey_pipeline()
     pipelines["__default__"] = full
     return pipelines

@@ -14,6 +14,7 @@ from phot7dt.pipelines.simulate.nodes import (
     simulate_field,
 )
 from phot7dt.pipelines.simulate.plots import plot_sim_quicklook
+from phot7dt.pipelines.simulate.survey import simulate_survey
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -63,5 +64,19 @@ def create_pipeline(**kwargs) -> Pipeline:
                 "sim_quicklook",
                 name="plot_sim_quicklook",
             ),
+        ]
+    )
+
+
+def create_survey_pipeline(**kwargs) -> Pipeline:
+    """``simulate_survey``: overlapping tiles on one sky and their manifest ``tiles.csv``."""
+    return Pipeline(
+        [
+            Node(
+                simulate_survey,
+                ["params:simulate", "params:simulate_survey", "params:survey_dir"],
+                "sim_survey_manifest",
+                name="simulate_survey",
+            )
         ]
     )
