@@ -80,7 +80,7 @@ class RunHooks:
             message = failure_message(catalog.load("fit_run_report"), counts)
         if message:
             logger.error(message)
-        self._finish(catalog, "failed" if message else "finished", message)
+        self._finish(catalog, "failed" if message else "finished", message or None)
         if message:
             raise PatchFailureError(message)
 

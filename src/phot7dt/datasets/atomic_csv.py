@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import io
 from copy import deepcopy
 from typing import Any
@@ -60,7 +62,9 @@ class AtomicCSVDataset(AbstractDataset[pd.DataFrame, pd.DataFrame | None]):
         metadata: dict[str, Any] | None = None,
     ) -> None:
         self._optional = optional
-        self._absent = optional and str(filepath).strip().lower() == NO_FILE
+        # Kedro makes relative catalog paths absolute against the project folder, so
+        # `none` arrives as <project>/none
+        self._absent = optional and os.path.basename(str(filepath).strip()).lower() == NO_FILE
         self._protocol, self._filepath, self._fs, _, _ = make_filesystem(
             filepath, credentials, fs_args
         )

@@ -129,8 +129,11 @@ def _summary_inputs():
         {"band": ["m500"], "zp_median": [24.9612], "zp_err": [0.0021], "n_kept": [17]}
     )
     fit_report = {"n_patches": 4, "n_fitted": 4, "n_failed": 0, "seconds": 3.0}
+    provenance = {"catalog_utc": "2026-12-07T18:00:00Z", "phot7dt_version": "0.1.0",
+                  "parameters_sha256": "ab" * 32, "inputs": []}
     validation = {
         "truth_available": True,
+        "catalog_utc": "2026-12-07T18:00:00Z",
         "headline": {
             "star_pull_std": 1.0432,
             "star_pull_robust_std": 0.9876,
@@ -140,7 +143,17 @@ def _summary_inputs():
             "fraction_converged": 0.5,
         },
     }
-    return catalog, zp, fit_report, validation
+    return catalog, zp, fit_report, validation, provenance
+
+
+def test_summary_leaves_out_the_validation_of_another_catalog():
+    catalog, zp, fit_report, validation, provenance = _summary_inputs()
+    stale = {**validation, "catalog_utc": "2026-12-06T09:00:00Z"}
+    summary = summarise_run(catalog, zp, fit_report, stale, provenance)
+    assert summary["validation"] == {"truth_available": False}
+    assert summary["provenance"]["parameters_sha256"] == "ab" * 32
+    current = summarise_run(catalog, zp, fit_report, validation, provenance)
+    assert current["validation"]["truth_available"] is True
 
 
 def test_summary_numbers():
@@ -171,7 +184,7 @@ def test_select_figures_by_pattern():
 
 
 def test_report_html_is_self_contained_with_headline_numbers():
-    catalog, zp, fit_report, validation = _summary_inputs()
+    catalog, zp, fit_report, validation, provenance = _summary_inputs()
     figures = {
         "ingest/white_overlay": lambda: _png(),
         "validate/pulls/pull_histograms": lambda: _png(),
@@ -182,6 +195,7 @@ def test_report_html_is_self_contained_with_headline_numbers():
             "zp_summary": MemoryDataset(zp),
             "fit_run_report": MemoryDataset(fit_report),
             "validation_metrics": MemoryDataset(validation),
+            "catalog_provenance": MemoryDataset(provenance),
             "reporting_figures": MemoryDataset(figures, copy_mode="assign"),
             "patch_overview_plot": MemoryDataset(_png()),
             "residual_montage_plot": MemoryDataset(_png()),

@@ -111,7 +111,7 @@ def _metrics(truth, out, params=None):
         sources,
         fluxes,
         compute_validation_metrics(
-            sources, fluxes, out, _zp_summary(), _truth_bands(), params or {}
+            sources, fluxes, out, _zp_summary(), _truth_bands(), None, params or {}
         ),
     )
 
@@ -172,6 +172,7 @@ def test_missing_truth_writes_a_no_truth_json(tmp_path, caplog):
             "validation_truth_bands": MemoryDataset(None),
             "frames": MemoryDataset(None),
             "zp_summary": MemoryDataset(None),
+            "catalog_provenance": MemoryDataset(None),
             "params:validate": MemoryDataset({}),
             "validation_metrics": metrics_file,
         }
@@ -193,6 +194,7 @@ def test_pipeline_in_memory_with_truth():
             "validation_truth_bands": MemoryDataset(_truth_bands()),
             "frames": MemoryDataset(SimpleNamespace(crop=CROP), copy_mode="assign"),
             "zp_summary": MemoryDataset(_zp_summary()),
+            "catalog_provenance": MemoryDataset(None),
             "params:validate": MemoryDataset({}),
         }
     )
