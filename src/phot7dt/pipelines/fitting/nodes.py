@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 from astropy.io import fits
 from matplotlib.figure import Figure
-from tqdm.auto import tqdm
 
 from phot7dt.datasets.patch_results_dataset import PatchResultStore
 from phot7dt.frames import FrameSet
@@ -33,10 +32,11 @@ from phot7dt.pipelines.fitting.params import (
 )
 from phot7dt.pipelines.fitting.patch_task import PatchOutcome, run_patch_task
 from phot7dt.pipelines.fitting.patch_views import patch_view
-from phot7dt.pipelines.fitting.tasks import build_tasks
+from phot7dt.pipelines.fitting.tasks import build_tasks, detach_psfs, run_detached_task
 from phot7dt.pipelines.ingest.params import SourceSaturationCutParams
 from phot7dt.pipelines.patching.geometry import roi_box
 from phot7dt.pipelines.patching.source_init import merge_key
+from phot7dt.progress import progress
 from phot7dt.psf_grid import PSFGrid
 
 __all__ = ["count_fit_statuses", "fit_patches", "merge_fits", "plot_patch_fits"]
@@ -130,16 +130,19 @@ def fit_patches(  # noqa: PLR0913 - one input per upstream product
         for task in tasks:
             patch_results.discard(task.tag)
     start = time.perf_counter()
+    # On a cluster each ePSF cell's PSFs travel once per worker, not with every patch.
+    function, items, shared = run_patch_task, tasks, None
+    if run.dask_scheduler:
+        function, (items, shared) = run_detached_task, detach_psfs(tasks)
     outcomes = map_unordered(
-        run_patch_task,
-        tasks,
+        function,
+        items,
         max_workers=run.max_workers,
         threads_per_process=run.threads_per_process,
         dask_scheduler=run.dask_scheduler,
+        shared=shared,
     )
-    for outcome in tqdm(
-        outcomes, total=len(tasks), desc="fit_patches", unit="patch", mininterval=1.0
-    ):
+    for outcome in progress(outcomes, total=len(tasks), desc="fit_patches", unit="patch"):
         records.append(_store_outcome(outcome, patch_results))
     return _report(records, time.perf_counter() - start)
 

@@ -7,12 +7,14 @@ function must catch its own errors so one failing patch never stops the map.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
-import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal, TypeVar
 
 from joblib import Parallel, delayed, parallel_config
+
+from phot7dt.workers import resolve_workers
 
 __all__ = ["map_unordered", "n_workers"]
 
@@ -35,10 +37,9 @@ LOCAL_CLUSTER_WORKERS = 2
 
 
 def n_workers(max_workers: int | Literal["auto"], n_tasks: int) -> int:
-    """Worker processes: ``max_workers`` ("auto" = CPU count), at most the CPU and task counts."""
-    cpus = os.cpu_count() or 1
-    wanted = cpus if max_workers == "auto" else int(max_workers)
-    return max(1, min(wanted, cpus, n_tasks))
+    """Worker processes: ``max_workers`` (:func:`~phot7dt.workers.resolve_workers`: auto/0/-1 =
+    available CPUs, at most those), at most the task count."""
+    return resolve_workers(max_workers, n_tasks)
 
 
 @contextlib.contextmanager
@@ -66,15 +67,50 @@ def _dask_client(scheduler: str, threads_per_process: int) -> Iterator[Any]:
         yield client
 
 
+@functools.cache
+def _threadpool_limits() -> Callable[..., Any] | None:
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        logger.warning("threadpoolctl is not installed: BLAS threads of dask tasks are not capped")
+        return None
+    return threadpool_limits
+
+
+def _limited_call(function: Callable[..., R], threads: int, *args: Any) -> R:
+    """``function(*args)`` with BLAS/OpenMP capped at ``threads`` (on a dask worker, whose
+    environment was set by whoever started it)."""
+    limits = _threadpool_limits()
+    if limits is None:
+        return function(*args)
+    with limits(limits=threads):
+        return function(*args)
+
+
+def _dask_map(
+    client: Any, function: Callable[..., R], tasks: Sequence[T], threads: int, shared: Any
+) -> Iterator[R]:
+    """Submit every task; ``shared`` goes to each worker once (scattered with broadcast)."""
+    from dask.distributed import as_completed
+
+    extra = () if shared is None else (client.scatter([shared], broadcast=True)[0],)
+    futures = [
+        client.submit(_limited_call, function, threads, t, *extra, pure=False) for t in tasks
+    ]
+    for future in as_completed(futures):
+        yield future.result()
+
+
 def map_unordered(
-    function: Callable[[T], R],
+    function: Callable[..., R],
     tasks: Sequence[T],
     *,
     max_workers: int | Literal["auto"],
     threads_per_process: int,
     dask_scheduler: str | None,
+    shared: Any = None,
 ) -> Iterator[R]:
-    """Yield ``function(task)`` for every task, in completion order.
+    """Yield ``function(task)`` (``function(task, shared)``) for every task, in completion order.
 
     Parameters
     ----------
@@ -88,19 +124,23 @@ def map_unordered(
         BLAS/OpenMP threads per worker (joblib's ``inner_max_num_threads``).
     dask_scheduler : str or None
         ``"local"`` (a loopback LocalCluster), a scheduler address, or None for joblib's loky.
+        On a cluster every task runs under ``threadpoolctl``'s limit of
+        ``threads_per_process`` BLAS threads, whatever the worker's environment.
+    shared : object, optional
+        Passed as ``function``'s second argument. On a dask cluster it is sent to each
+        worker once; locally it is pickled with every task, so give it for cluster runs.
     """
     if not tasks:
         return
+    extra = () if shared is None else (shared,)
     if dask_scheduler:
-        with _dask_client(dask_scheduler, threads_per_process), parallel_config(backend="dask"):
-            yield from Parallel(n_jobs=-1, return_as="generator_unordered")(
-                delayed(function)(t) for t in tasks
-            )
+        with _dask_client(dask_scheduler, threads_per_process) as client:
+            yield from _dask_map(client, function, tasks, threads_per_process, shared)
         return
     workers = n_workers(max_workers, len(tasks))
     if workers == 1:
         logger.info("fitting %d patch(es) in this process", len(tasks))
-        yield from (function(t) for t in tasks)
+        yield from (function(t, *extra) for t in tasks)
         return
     logger.info(
         "fitting %d patches on %d worker processes (%d BLAS thread(s) each)",
@@ -110,5 +150,5 @@ def map_unordered(
     )
     with parallel_config(backend="loky", inner_max_num_threads=threads_per_process):
         yield from Parallel(n_jobs=workers, return_as="generator_unordered")(
-            delayed(function)(t) for t in tasks
+            delayed(function)(t, *extra) for t in tasks
         )

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 
 from phot7dt.frames import FrameSet
 from phot7dt.pipelines.fitting.params import PatchRunParams, SceneParams, SkyArtefactParams
-from phot7dt.pipelines.fitting.patch_task import FitConfig, PatchTask
+from phot7dt.pipelines.fitting.patch_task import FitConfig, PatchOutcome, PatchTask, run_patch_task
 from phot7dt.pipelines.ingest.params import SourceSaturationCutParams
 from phot7dt.pipelines.patching.geometry import roi_box
-from phot7dt.psf_grid import PSFGrid
+from phot7dt.psf_grid import PSFChoice, PSFGrid
 from phot7dt.scene import FitSettings
 
-__all__ = ["build_tasks", "fit_config"]
+__all__ = ["build_tasks", "detach_psfs", "fit_config", "run_detached_task"]
 
 
 def fit_config(
@@ -121,3 +123,36 @@ def build_tasks(  # noqa: PLR0913
             )
         )
     return tasks
+
+
+def _same(a: tuple, b: tuple) -> bool:
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
+
+
+def detach_psfs(
+    tasks: list[PatchTask],
+) -> tuple[list[tuple[PatchTask, str]], dict[str, tuple[PSFChoice, ...]]]:
+    """Each task without its PSFs plus the key of its PSFs, and the PSFs by key.
+
+    The key is the task's ePSF cell (the patches of a cell share their PSFs), or its
+    own patch tag if its PSFs differ from the cell's (never with :func:`build_tasks`).
+    The table is what a cluster receives once instead of one copy per patch.
+    """
+    table: dict[str, tuple[PSFChoice, ...]] = {}
+    items = []
+    for task in tasks:
+        key = task.epsf_tag
+        if not _same(table.setdefault(key, task.psfs), task.psfs):
+            key = task.tag
+            table[key] = task.psfs
+        items.append((dataclasses.replace(task, psfs=()), key))
+    return items, table
+
+
+def run_detached_task(
+    item: tuple[PatchTask, str], psfs_by_key: dict[str, tuple[PSFChoice, ...]]
+) -> PatchOutcome:
+    """:func:`~phot7dt.pipelines.fitting.patch_task.run_patch_task` of an item of
+    :func:`detach_psfs`, its PSFs put back from the shared table."""
+    task, key = item
+    return run_patch_task(dataclasses.replace(task, psfs=psfs_by_key[key]))

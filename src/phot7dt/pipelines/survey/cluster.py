@@ -8,34 +8,27 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from phot7dt.pipelines.survey.tile_run import TileJob, run_tile
+from phot7dt.workers import available_cpus, resolve_workers
 
 __all__ = ["available_cpus", "local_workers", "run_jobs", "survey_client"]
 
 logger = logging.getLogger(__name__)
 
 
-def available_cpus() -> int:
-    """CPUs this process may run on (its affinity mask where the OS has one)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
-
-
 def local_workers(n_workers: int | Literal["auto"], n_tiles: int) -> int:
-    """Local cluster workers: ``n_workers`` ("auto" = available CPUs), at most one per tile."""
-    wanted = available_cpus() if n_workers == "auto" else int(n_workers)
-    return max(1, min(wanted, n_tiles))
+    """Local cluster workers: ``n_workers`` (:func:`~phot7dt.workers.resolve_workers`: auto/0/-1
+    = available CPUs, at most those), at most one per tile."""
+    return resolve_workers(n_workers, n_tiles)
 
 
 def _import_distributed() -> Any:
     try:
-        import distributed
+        from dask import distributed
     except ImportError as err:
         raise ImportError(
             'the survey pipeline runs tiles on dask.distributed: pip install "phot7dt[dask]"'
