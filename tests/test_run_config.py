@@ -126,3 +126,17 @@ def test_a_tile_runs_from_one_config_file(tiny_field, tmp_path):
     assert parquet.meta["PARHASH"] == manifest["parameters_sha256"]
     html = (work / "08_reporting/report.html").read_text()
     assert "Provenance" in html and manifest["parameters_sha256"] in html
+
+
+def test_the_example_run_file_validates_over_conf_base():
+    from kedro.config import OmegaConfigLoader
+
+    from phot7dt.params import validate_parameters
+
+    run = yaml.safe_load((ROOT / "examples" / "tile.yml").read_text())["run"]
+    assert run["pipelines"] == "full"
+    loader = OmegaConfigLoader(str(ROOT / "conf"), base_env="base", default_run_env="local",
+                               runtime_params=run["params"], merge_strategy={"parameters": "soft"})
+    validated = validate_parameters(loader["parameters"])
+    assert validated["zp"].clip_sigma == run["params"]["zp"]["clip_sigma"]
+    assert {"input_catalog", "image_list", "gaiaxp_synphot", "work_dir"} <= set(run["params"])
