@@ -71,7 +71,7 @@ def test_inputs_are_absolute_against_the_yaml_folder():
 def test_section_keys_land_in_params_with_their_values():
     run = convert(FIXTURE)["run"]
     params = run["params"]
-    assert run["pipeline"] == "full"
+    assert run["pipelines"] == "full"
     assert params["image_scaling"] == {"zp_ref": 23.9}
     assert params["epsf"]["epsf_ngrid"] == 3
     assert params["epsf"]["q_range"] == [0.8, 1.25]
@@ -154,7 +154,7 @@ def test_round_trip_validates_over_conf_base(tmp_path):
     text = out.read_text(encoding="utf-8")
     assert f"# converted from the tract7dt config {FIXTURE.resolve()}" in text
     run = OmegaConf.to_container(OmegaConf.load(out))["run"]  # as `kedro run --config` reads it
-    assert run["pipeline"] == "full"
+    assert run["pipelines"] == "full"
     loader = OmegaConfigLoader(
         str(CONF_SOURCE), base_env="base", default_run_env="base",
         runtime_params=run["params"], merge_strategy={"parameters": "soft"},

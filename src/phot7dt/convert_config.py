@@ -1,7 +1,7 @@
 """Turn a tract7dt 0.7 YAML configuration into a phot7dt run config.
 
 ``python -m phot7dt.convert_config tract7dt.yaml > tile.yml`` (or ``-o tile.yml``)
-writes the file ``kedro run --config tile.yml`` reads: ``run.pipeline: full`` and
+writes the file ``kedro run --config tile.yml`` reads: ``run.pipelines: full`` and
 ``run.params`` holding the inputs, ``work_dir`` and every parameter section of the
 tract7dt file. Relative input paths are resolved against the YAML file's folder, as
 tract7dt does, and written absolute. Keys that do not apply to phot7dt and keys
@@ -207,14 +207,14 @@ def validate_run_params(params: Mapping[str, Any], conf_source: Path = CONF_SOUR
 
 
 def convert(source: Path, conf_source: Path = CONF_SOURCE) -> dict[str, Any]:
-    """The run config (``{"run": {"pipeline": "full", "params": ...}}``) of a tract7dt file."""
+    """The run config (``{"run": {"pipelines": "full", "params": ...}}``) of a tract7dt file."""
     source = source.expanduser().resolve()
     params = to_run_params(load_tract7dt(source), source.parent)
     try:
         validate_run_params(params, conf_source)
     except ConversionError as exc:
         raise ConversionError(f"{source}: {exc}") from None
-    return {"run": {"pipeline": "full", "params": params}}
+    return {"run": {"pipelines": "full", "params": params}}
 
 
 class _Dumper(yaml.SafeDumper):
