@@ -31,6 +31,25 @@ def make_filesystem(
     return protocol, PurePosixPath(path), fs, open_args_load, open_args_save
 
 
+def current_umask() -> int:
+    """The process's file-mode creation mask.
+
+    Read from ``/proc/self/status`` where the kernel reports it (Linux >= 4.7),
+    so no other thread ever sees a changed mask; elsewhere set and restored
+    at once with :func:`os.umask`.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def _local_atomic(path: str) -> Iterator[IO[bytes]]:
     folder = os.path.dirname(os.path.abspath(path))
@@ -42,9 +61,7 @@ def _local_atomic(path: str) -> Iterator[IO[bytes]]:
             stream.flush()
             os.fsync(stream.fileno())
         # mkstemp creates 0600 files; give the result the permissions of a normal new file.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -62,8 +79,10 @@ def write_atomically(
     """Write ``path`` so that readers see the old file or the complete new one, never a part.
 
     Local files are written to a temporary file in the same folder and moved into
-    place with :func:`os.replace`; object stores commit an object only when it is
-    closed, so they are written directly.
+    place with :func:`os.replace`, ending with the permissions of any new file
+    (``0o666`` less the user's umask, e.g. 0644); object stores commit an object
+    only when it is closed, so they are written directly. The one atomic writer
+    of the project's datasets.
     """
     if protocol in LOCAL_PROTOCOLS:
         with _local_atomic(path) as stream:

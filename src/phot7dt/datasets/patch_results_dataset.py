@@ -17,38 +17,22 @@ systems only.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import re
 import shutil
-import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from kedro.io import AbstractDataset, DatasetError
 
+from phot7dt.datasets._files import write_atomically
+
 __all__ = ["PatchResultStore", "PatchResultsDataset"]
 
 _TAG = re.compile(r"^[A-Za-z0-9_.-]+$")
-
-
-def _atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
 
 
 class PatchResultStore:
@@ -86,8 +70,9 @@ class PatchResultStore:
     def write(self, tag: str, table: pd.DataFrame, meta: Mapping[str, Any]) -> None:
         """Store one patch atomically (meta first, the table last)."""
         text = json.dumps(meta, indent=2, sort_keys=True, allow_nan=False, default=_plain)
-        _atomic_write(self.meta_path(tag), lambda s: s.write(text.encode()))
-        _atomic_write(self.table_path(tag), lambda s: table.to_parquet(s, index=False))
+        write_atomically(None, "file", str(self.meta_path(tag)), lambda s: s.write(text.encode()))
+        write_atomically(None, "file", str(self.table_path(tag)),
+                         lambda s: table.to_parquet(s, index=False))
 
     def discard(self, tag: str) -> None:
         """Remove a patch's stored result (e.g. before it is fitted again)."""

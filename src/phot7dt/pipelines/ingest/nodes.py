@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from astropy.io import fits
-from tqdm.auto import tqdm
 
 from phot7dt.coordinates import checked_sky_coordinates
 from phot7dt.frames import Box, FrameSet, RawImage
@@ -30,6 +29,7 @@ from phot7dt.pipelines.ingest.params import (
 )
 from phot7dt.pipelines.ingest.source_flags import flag_catalog
 from phot7dt.pipelines.ingest.white_stack import white_chunk, white_header
+from phot7dt.progress import progress
 
 logger = logging.getLogger(__name__)
 
@@ -267,7 +267,7 @@ def build_white_stack(
         white[chunk.slices], sigma[chunk.slices] = white_chunk(frames, chunk)
 
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        for _ in tqdm(
+        for _ in progress(
             pool.map(accumulate, chunks), total=len(chunks), desc="white stack", unit="chunk"
         ):
             pass

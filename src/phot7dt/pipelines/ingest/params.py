@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
 from phot7dt.params import Section
 from phot7dt.weights import WeightType
+from phot7dt.workers import resolve_workers
 
-Workers = Annotated[int, Field(ge=1)] | Literal["auto"]
+#: A worker count: "auto", 0 or -1 = every CPU the process may use (:mod:`phot7dt.workers`).
+Workers = Annotated[int, Field(ge=-1)] | Literal["auto"]
 
 
 class ImageScalingParams(Section):
@@ -155,7 +156,8 @@ class PerformanceParams(Section):
         Accepted for tract7dt compatibility; frames are prepared from their
         headers alone (no pixel is read), which needs no threads.
     white_stack_workers : int or "auto"
-        Threads accumulating white-stack row chunks; ``"auto"`` = CPU count.
+        Threads accumulating white-stack row chunks; ``"auto"``, 0 or -1 = every
+        CPU the process may use (affinity, cgroup quota), a larger count is capped at them.
     """
 
     frame_prep_workers: Workers = "auto"
@@ -163,9 +165,7 @@ class PerformanceParams(Section):
 
     def white_stack_threads(self, n_chunks: int) -> int:
         """Threads to use for ``n_chunks`` row chunks (at least 1)."""
-        if self.white_stack_workers == "auto":
-            return max(1, min(os.cpu_count() or 1, n_chunks))
-        return max(1, min(self.white_stack_workers, n_chunks))
+        return resolve_workers(self.white_stack_workers, n_chunks)
 
 
 class PlottingParams(Section):

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 from scipy.spatial import cKDTree
-from tqdm.auto import tqdm
 
 from phot7dt.frames import FrameSet, Pixels, read_region
 from phot7dt.pipelines.ingest.params import SourceSaturationCutParams
+from phot7dt.progress import progress
 
 logger = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ def _saturation(
         band_saturation(
             frames, b, x[active], y[active], params.radius_pix, params.saturation_core_pad_pix
         )
-        for b in tqdm(frames.bands, desc="saturation cut", unit="band")
+        for b in progress(frames.bands, desc="saturation cut", unit="band")
     ]
     for band, (_, n_sat) in zip(frames.bands, per_band, strict=True):
         counts.loc[active, f"n_sat_pix_{band}"] = n_sat

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Sequence
 
 import pandas as pd
 from joblib import Parallel, delayed, parallel_config
 from joblib.externals.loky import get_reusable_executor
-from tqdm.auto import tqdm
 
 from phot7dt.frames import Box, FrameSet
 from phot7dt.pipelines.psf.cell_task import CellResult, run_cell
 from phot7dt.pipelines.psf.params import EpsfParams
+from phot7dt.progress import progress
+from phot7dt.workers import resolve_workers
 
 __all__ = ["map_tasks", "n_workers", "run_cells", "shutdown_workers"]
 
@@ -23,12 +23,11 @@ Task = tuple[str, tuple[int, int, Box]]
 
 
 def n_workers(p: EpsfParams, n_bands: int) -> int:
-    """Worker processes: 1 unless ``parallel_bands``; ``auto`` = min(bands, CPUs)."""
+    """Worker processes: 1 unless ``parallel_bands``; else ``max_workers`` for ``n_bands``
+    (:func:`~phot7dt.workers.resolve_workers`: auto/0/-1 = available CPUs, at most bands)."""
     if not p.parallel_bands:
         return 1
-    if p.max_workers == "auto":
-        return max(1, min(n_bands, os.cpu_count() or 1))
-    return p.max_workers
+    return resolve_workers(p.max_workers, n_bands)
 
 
 def _seeds_near(seeds: pd.DataFrame | None, box: Box, margin: int) -> pd.DataFrame | None:
@@ -68,7 +67,7 @@ def map_tasks(function: Callable, args: Sequence[tuple], workers: int, desc: str
     worker is configured, else runs in this process. The processes stay up
     for the next call; :func:`shutdown_workers` stops them.
     """
-    bar = tqdm(total=len(args), desc=desc, unit=unit, mininterval=1.0)
+    bar = progress(total=len(args), desc=desc, unit=unit)
     results: dict[int, object] = {}
     try:
         if workers == 1:

@@ -124,8 +124,11 @@ class EpsfParams(Section):
             problems.append("epsf.gaia_mag_min must not exceed epsf.gaia_mag_max")
         if self.gaia_forced_rmin_pix > self.gaia_forced_rmax_pix:
             problems.append("epsf.gaia_forced_rmin_pix must not exceed epsf.gaia_forced_rmax_pix")
-        if isinstance(self.max_workers, int) and self.max_workers < 1:
-            problems.append(f"epsf.max_workers must be >= 1 or 'auto' (got {self.max_workers})")
+        if isinstance(self.max_workers, int) and self.max_workers < -1:
+            problems.append(
+                f"epsf.max_workers must be >= 1, or 'auto'/0/-1 for every available CPU "
+                f"(got {self.max_workers})"
+            )
         if problems:
             raise ValueError("; ".join(problems))
         return self

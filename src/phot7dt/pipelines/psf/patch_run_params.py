@@ -13,7 +13,7 @@ run in a joblib worker pool or on a dask cluster (``dask_scheduler``).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -24,7 +24,7 @@ class PatchRunParams(Section):
     """``patch_run``: per-patch fitting and the PSF used for it (tract7dt units)."""
 
     resume: bool = False
-    max_workers: int | Literal["auto"] = 32
+    max_workers: Annotated[int, Field(ge=-1)] | Literal["auto"] = 32
     threads_per_process: int = Field(1, ge=1)
     dask_scheduler: str | None = None
     gal_model: Literal["dev", "exp", "sersic", "star"] = "exp"

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from phot7dt.pipelines.simulate.sky import moffat_fwhm_at, psf_shear_at
+from phot7dt.progress import progress
 
 if TYPE_CHECKING:
     import galsim
@@ -169,13 +169,8 @@ def render_model(
     """Noiseless band image (float32, ADU) and the stamp bounds of sources whose peak saturates."""
     image = np.zeros(shape, dtype=np.float32)
     saturating = []
-    rows = tqdm(
-        sources.iterrows(),
-        total=len(sources),
-        desc=f"render {band['band']}",
-        disable=None,
-        leave=False,
-    )
+    rows = progress(sources.iterrows(), total=len(sources), desc=f"render {band['band']}",
+                    unit="source")
     for (_, row), flux in zip(rows, adu_flux, strict=True):
         stamp = draw_source(row, float(flux), band)
         add_stamp(image, stamp)
