@@ -93,6 +93,11 @@ class RunProvenance:
         self._checksums = pool.submit(lambda: [sha256_of(p) for p in paths])
         pool.shutdown(wait=False)
 
+    def __deepcopy__(self, memo) -> RunProvenance:
+        # one record per run, never changed after it is made: copies share it (and its
+        # checksum thread)
+        return self
+
     def inputs(self, wait: bool = True) -> list[dict[str, Any]]:
         """Each input file: name, absolute path, size (bytes) and SHA-256 (None until
         the checksums are done when ``wait`` is false)."""

@@ -10,6 +10,7 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
 from phot7dt.pipelines.calibration import create_pipeline
+from phot7dt.provenance import RunProvenance
 
 
 def test_pipeline_runs_in_memory(caplog):
@@ -19,13 +20,17 @@ def test_pipeline_runs_in_memory(caplog):
         "gaiaxp_synphot": MemoryDataset(gaia),
         "frames": MemoryDataset(frame_set(), copy_mode="assign"),
         "params:zp": MemoryDataset({"clip_sigma": 3.0, "zp_err_method": "bright_std"}),
+        "params:image_scaling": MemoryDataset({"zp_ref": 25.0}),
+        "run_provenance": MemoryDataset(RunProvenance("calibration", {}, [])),
     })
     caplog.set_level(logging.INFO, logger="kedro")
     out = SequentialRunner().run(create_pipeline(), catalog)
     assert "Pipeline execution completed successfully" in caplog.text
-    output = out["output_catalog"].load()
+    output = out["output_catalog_fits"].load().to_pandas()  # the science table, all rows
     assert len(out["zp_band_plots"].load()) == 2 * len(OFFSETS)
     assert "zp_offset_plot" in out
+    table = out["output_catalog_fits"].load()
+    assert {f"FLUX_{band}_uJy" for band in OFFSETS} <= set(table.colnames)
     bright = (~truth["outlier"] & merged["fit_is_reliable"]).to_numpy()
     for band in OFFSETS:
         selected = bright & (truth[f"MAG_{band}_true"] < 16.0).to_numpy()

@@ -12,6 +12,7 @@ from fitting_field import run_stages
 from saturated_field import BANDS, FWHM, STARS, moffat_grid
 
 from phot7dt.hooks import PatchFailureError, RunHooks
+from phot7dt.provenance import RunProvenance
 from phot7dt.pipelines.fitting import patch_task, status
 from phot7dt.pipelines.fitting.nodes import plot_patch_fits
 from phot7dt.psf_grid import PSFChoice, PSFGrid
@@ -130,7 +131,8 @@ def _run_with_failures(upstream, tmp_path, monkeypatch, failing):
         field,
         tmp_path / "patches",
         patch_run={"max_workers": 1},
-        calibration={"gaiaxp_synphot": gaia, "params:zp": {}},
+        calibration={"gaiaxp_synphot": gaia, "params:zp": {}, "params:image_scaling": {
+            "zp_ref": 25.0}, "run_provenance": RunProvenance("test", {}, [])},
     )
     return field, out
 
@@ -157,7 +159,8 @@ def test_a_failed_patch_gives_a_calibrated_partial_catalog_then_a_failed_run(
     assert catalog.loc[not_fitted, "FLUXERR_m400_fit"].isna().all()
     with pytest.raises(PatchFailureError, match=rf"1 of \d+ patches failed \({bad}\).*"
                        r"FloatingPointError: simulated solver failure"):
-        RunHooks().after_pipeline_run(run_params={}, pipeline=out["pipeline"], catalog=out["catalog"])
+        RunHooks().after_pipeline_run(run_params={}, pipeline=out["pipeline"],
+                                      catalog=out["catalog"])
 
 
 def test_the_hook_passes_a_clean_run_and_ignores_runs_without_fits(saturated_run, tmp_path):
@@ -187,4 +190,5 @@ def test_a_run_where_every_patch_fails_ends_with_the_patch_failure_error(
                               field.epsf_grid, {"cutout_max_sources": 1})
     assert figures and all(draw() is not None for draw in figures.values())  # drawn without a fit
     with pytest.raises(PatchFailureError, match=r"(\d+) of \1 patches failed.*simulated solver failure"):
-        RunHooks().after_pipeline_run(run_params={}, pipeline=out["pipeline"], catalog=out["catalog"])
+        RunHooks().after_pipeline_run(run_params={}, pipeline=out["pipeline"],
+                                      catalog=out["catalog"])
