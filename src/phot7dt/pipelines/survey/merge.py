@@ -15,6 +15,7 @@ import astropy.units as u
 import numpy as np
 import pandas as pd
 from astropy.coordinates import SkyCoord, search_around_sky
+from astropy.table import Table
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -41,12 +42,13 @@ FRAMES = Path("02_intermediate") / "frames.json"
 def read_tile_catalog(work_dir: str | Path) -> pd.DataFrame:
     """The final catalog of one tile run: ``output_catalog.parquet``, else the CSV.
 
-    ``ID`` and ``gaia_source_id`` come back as text.
+    The Parquet file is read through astropy, which turns its masked entries into
+    missing values; ``ID`` and ``gaia_source_id`` come back as text.
     """
     base = Path(work_dir) / CATALOG
     parquet = base.with_suffix(".parquet")
     if parquet.is_file():
-        table = pd.read_parquet(parquet)
+        table = Table.read(parquet, format="parquet").to_pandas()
     else:
         table = pd.read_csv(base.with_suffix(".csv"), dtype={"ID": str, "gaia_source_id": str})
     table["ID"] = table["ID"].astype(str)

@@ -67,7 +67,7 @@ class TileJob:
 
 
 def finished_run(work_dir: str | Path, inputs: dict[str, str] | None = None) -> bool:
-    """Whether ``work_dir/run_manifest.json`` records a finished run of these inputs.
+    """Whether ``work_dir/run_manifest.json`` records a finished ``full`` run of these inputs.
 
     ``inputs`` (``{"input_catalog": path, ...}``): every one of them that the run
     manifest lists under ``inputs`` must have the same path.
@@ -78,6 +78,8 @@ def finished_run(work_dir: str | Path, inputs: dict[str, str] | None = None) -> 
     except (OSError, ValueError):
         return False
     if not isinstance(record, dict) or record.get("status") != "finished":
+        return False
+    if record.get("pipeline", "full") != "full":
         return False
     recorded = {
         str(item.get("name")): str(item.get("path"))
