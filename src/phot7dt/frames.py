@@ -20,14 +20,16 @@ import dataclasses
 import functools
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from astropy.io import fits
-from astropy.wcs import WCS
-from scipy import ndimage
 
 from phot7dt.pixel_maps import Pixels, RawImage, open_pixels, read_region, release_pages, window
 from phot7dt.weights import check_weight_settings, to_invvar
+
+if TYPE_CHECKING:
+    from astropy.wcs import WCS
 
 __all__ = [
     "Box", "Frame", "FrameSet", "Pixels", "RawImage", "open_pixels", "read_region", "release_pages",
@@ -137,6 +139,8 @@ def _near_saturation(raw: np.ndarray, level: float, pad: int) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         saturated = raw >= level
     if saturated.any():
+        from scipy import ndimage
+
         offsets = np.arange(-pad, pad + 1)
         disk = (offsets[:, None] ** 2 + offsets[None, :] ** 2) <= pad**2
         saturated = ndimage.binary_dilation(saturated, structure=disk)
@@ -180,6 +184,8 @@ class FrameSet:
     @functools.cached_property
     def wcs(self) -> WCS:
         """Celestial WCS of the working frame."""
+        from astropy.wcs import WCS
+
         return WCS(fits.Header.fromstring(self.wcs_header))
 
     def frame(self, band: str) -> Frame:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 from astropy.io import fits
-from astropy.wcs import WCS
-from astropy.wcs.utils import proj_plane_pixel_scales
 
 from phot7dt.frames import Frame, RawImage
 from phot7dt.pipelines.ingest.params import WCSTolerance
 from phot7dt.weights import summarize_weights
+
+if TYPE_CHECKING:
+    from astropy.wcs import WCS
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +55,7 @@ def band_name(header: fits.Header, path: str) -> str:
 
 def celestial_wcs(header: fits.Header, path: str) -> WCS:
     """The image's celestial WCS; an error names the file when there is none."""
+    from astropy.wcs import WCS
     try:
         wcs = WCS(header).celestial
     except Exception as exc:  # astropy raises several unrelated types for bad WCS keys
@@ -78,6 +81,7 @@ def _saturation(header: fits.Header, path: str) -> float:
 
 def _fwhm_pix(header: fits.Header, wcs: WCS) -> float:
     """FWHM from ``PEEING`` (pixels), else ``SEEING`` (arcsec) over the pixel scale, else NaN."""
+    from astropy.wcs.utils import proj_plane_pixel_scales
     peeing = _number(header, "PEEING")
     if peeing is not None and math.isfinite(peeing) and peeing > 0:
         return peeing

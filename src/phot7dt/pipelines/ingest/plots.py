@@ -8,29 +8,32 @@ asinh stretch between the 0.5 and 99.5 percentiles, x/y in working-frame pixels.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from astropy.visualization import AsinhStretch, ImageNormalize
-from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
 
 from phot7dt.frames import Box, FrameSet, read_region
 from phot7dt.params import section
 from phot7dt.pipelines.ingest.params import CropParams, PlottingParams
+
+if TYPE_CHECKING:
+    from astropy.visualization import ImageNormalize
+    from matplotlib.figure import Figure
 
 GALAXY_TYPES = frozenset({"GAL", "EXP", "DEV", "SERSIC"})
 _WIDTH_IN = 9.0
 
 
 def _normalize(image: np.ndarray) -> ImageNormalize:
+    from astropy.visualization import AsinhStretch, ImageNormalize
     finite = image[np.isfinite(image)]
     lo, hi = np.percentile(finite, [0.5, 99.5]) if finite.size else (0.0, 1.0)
     return ImageNormalize(vmin=lo, vmax=hi if hi > lo else lo + 1.0, stretch=AsinhStretch(0.05))
 
 
 def _figure(shape: tuple[int, int], dpi: int, panels: int = 1) -> tuple[Figure, list[Any]]:
+    from matplotlib.figure import Figure
     ny, nx = shape
     height = min(max(_WIDTH_IN / panels * ny / max(nx, 1), 2.5), 12.0) + 0.8
     fig = Figure(figsize=(_WIDTH_IN, height), dpi=dpi, layout="constrained")
@@ -75,6 +78,7 @@ def block_mean(image: np.ndarray, step: int) -> np.ndarray:
 
 def placeholder(message: str, dpi: int) -> Figure:
     """A small figure that says why a plot was not drawn."""
+    from matplotlib.figure import Figure
     fig = Figure(figsize=(5, 1.2), dpi=dpi)
     fig.text(0.5, 0.5, message, ha="center", va="center")
     return fig
@@ -101,6 +105,7 @@ def sampled_white(frames: FrameSet, step: int) -> np.ndarray:
 
 def white_before_crop(frames: FrameSet, crop: CropParams, dpi: int) -> Figure:
     """Whole-image white stack with the working-frame crop box."""
+    from matplotlib.patches import Rectangle
     if not crop.plot_pre_crop:
         return placeholder("pre-crop plot disabled (crop.plot_pre_crop: false)", dpi)
     step = crop.display_downsample
@@ -179,6 +184,7 @@ def _draw_sources(ax: Any, catalog: pd.DataFrame, size: float) -> None:
 
 def source_overlay(white: np.ndarray, catalog: pd.DataFrame, crop: CropParams, dpi: int) -> Figure:
     """White stack with catalog positions coloured by TYPE, plus an optional zoom panel."""
+    from matplotlib.patches import Rectangle
     if not crop.overlay_catalog:
         return placeholder("overlay disabled (crop.overlay_catalog: false)", dpi)
     panels = 2 if crop.overlay_crop_enabled else 1

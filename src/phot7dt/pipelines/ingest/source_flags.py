@@ -7,8 +7,6 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import ndimage
-from scipy.spatial import cKDTree
 
 from phot7dt.frames import FrameSet, Pixels, read_region
 from phot7dt.pipelines.ingest.params import SourceSaturationCutParams
@@ -74,6 +72,7 @@ def _nearest_sq_distance(pixels: np.ndarray, xc: np.ndarray, yc: np.ndarray,
 
     Exact up to ``reach`` pixels; larger distances come back as ``inf``.
     """
+    from scipy.spatial import cKDTree
     _, nearest = cKDTree(pixels).query(np.column_stack([xc, yc]), k=1,
                                        distance_upper_bound=reach + 1.0)
     found = nearest < len(pixels)
@@ -86,6 +85,7 @@ def _nearest_sq_distance(pixels: np.ndarray, xc: np.ndarray, yc: np.ndarray,
 def _core_region_size(raw: Pixels, xc: int, yc: int, core: np.ndarray, level: float) -> int:
     """Pixels of the 8-connected saturated regions reaching into ``core`` around ``(xc, yc)``,
     counted within :data:`COUNT_HALF_PIX` of the position (bleed trails included)."""
+    from scipy import ndimage
     ny, nx = raw.shape
     half = max(COUNT_HALF_PIX, core.shape[0] // 2)
     xa, xb = max(xc - half, 0), min(xc + half + 1, nx)
