@@ -193,6 +193,8 @@ class CompressedImage:
         Corner ``(y, x)`` and ``(ny, nx)`` of the view in the image.
     dtype : numpy.dtype
         Type of the pixels read (after ``BSCALE``/``BZERO``).
+    tile_shape : (int, int)
+        ``(rows, cols)`` of the compression tiles (fpack's default: ``(1, nx)``).
     """
 
     ndim = 2
@@ -202,6 +204,7 @@ class CompressedImage:
         self._hdul = hdul
         self._section = hdul[hdu].section
         self.shape = tuple(int(n) for n in self._section.shape)
+        self.tile_shape = tuple(int(n) for n in hdul[hdu].tile_shape)
         if len(self.shape) != 2:
             raise ValueError(f"{path}: HDU {hdu} holds a {len(self.shape)}-D image, not 2-D")
         # One tiny read: the output dtype (after BSCALE/BZERO) and astropy's file map are

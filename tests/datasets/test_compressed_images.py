@@ -183,3 +183,20 @@ def test_compressed_weight_image_scans_like_the_plain_one(tmp_path):
     packed = summarize_weights(str(write_fz(tmp_path / "w.fits.fz", weights)))
     assert packed == summarize_weights(str(tmp_path / "w.fits"))
     assert packed.n_usable == 297 * 40
+
+
+@pytest.mark.parametrize(("tiles", "warned"), [(None, True), ((16, 256), False)])
+def test_wide_images_in_full_row_tiles_get_one_warning(tmp_path, caplog, tiles, warned):
+    data = np.zeros((32, 2048), np.float32)
+    options = {**LOSSLESS, **({"tile_shape": tiles} if tiles else {})}
+    for band in ("m400", "m412"):
+        write_fz(tmp_path / f"{band}.fits.fz", data, fits.Header({"FILTER": band}), **options)
+    (tmp_path / "list.txt").write_text("m400.fits.fz\nm412.fits.fz\n")
+    ImageListDataset(filepath=str(tmp_path / "list.txt")).load()
+    messages = [r.getMessage() for r in caplog.records if "full-row tiles" in r.getMessage()]
+    assert messages == ([f"image list {tmp_path / 'list.txt'}: 2 image(s) tile-compressed in "
+                         f"full-row tiles ({tmp_path / 'm400.fits.fz'}: tiles 1x2048): every "
+                         "region read decompresses whole 2048 px rows, so patches and ePSF cells "
+                         "cost their height x 2048 px of decompression per band; for a tile you "
+                         "will fit, decompress the files once (funpack) or recompress them in "
+                         "square tiles (fpack -t 256,256)"] if warned else [])

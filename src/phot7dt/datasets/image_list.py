@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shlex
 from collections.abc import Mapping
@@ -14,10 +15,16 @@ from kedro.io import AbstractDataset, DatasetError
 
 from phot7dt.datasets._files import write_atomically
 from phot7dt.frames import Pixels, RawImage, open_pixels
-from phot7dt.pixel_maps import image_hdu
+from phot7dt.pixel_maps import CompressedImage, image_hdu
 from phot7dt.weights import summarize_weights, weight_problem
 
 __all__ = ["ImageListDataset", "read_image_entries", "read_image_list"]
+
+logger = logging.getLogger(__name__)
+
+#: Tile-compressed images at least this wide in full-row tiles get a warning (region reads
+#: decompress whole rows: a 300 px wide patch of a 9576 px wide image costs 32 times its pixels).
+ROW_TILE_WARN_WIDTH = 2048
 
 #: What ``save`` takes per band: ``(pixels, header)`` or ``(pixels, header, weight or None)``.
 BandItem = tuple[np.ndarray, fits.Header] | tuple[np.ndarray, fits.Header, np.ndarray | None]
@@ -135,6 +142,24 @@ def _read_image(path: str, weight: str | None, list_file: str) -> RawImage:
     return image
 
 
+def _warn_row_tiles(images: list[RawImage], list_file: str) -> None:
+    """One warning when wide tile-compressed images are compressed in full-row tiles."""
+    rows = [
+        image for image in images
+        if isinstance(image.data, CompressedImage) and image.shape[1] >= ROW_TILE_WARN_WIDTH
+        and image.data.tile_shape[1] >= image.shape[1]
+    ]
+    if rows:
+        logger.warning(
+            "image list %s: %d image(s) tile-compressed in full-row tiles (%s: tiles %s): every "
+            "region read decompresses whole %d px rows, so patches and ePSF cells cost their "
+            "height x %d px of decompression per band; for a tile you will fit, decompress the "
+            "files once (funpack) or recompress them in square tiles (fpack -t 256,256)",
+            list_file, len(rows), rows[0].path, "x".join(map(str, rows[0].data.tile_shape)),
+            rows[0].shape[1], rows[0].shape[1],
+        )
+
+
 def _unpack(band: str, item: Any, where: str) -> tuple[np.ndarray, fits.Header, np.ndarray | None]:
     if not isinstance(item, tuple | list) or len(item) not in (2, 3):
         raise DatasetError(
@@ -190,7 +215,9 @@ class ImageListDataset(AbstractDataset[Mapping[str, BandItem], list[RawImage]]):
     def load(self) -> list[RawImage]:
         """The listed images, headers read, pixels unread, weight images checked."""
         entries = read_image_entries(self._filepath)
-        return [_read_image(path, weight, str(self._filepath)) for path, weight in entries]
+        images = [_read_image(path, weight, str(self._filepath)) for path, weight in entries]
+        _warn_row_tiles(images, str(self._filepath))
+        return images
 
     def save(self, data: Mapping[str, BandItem]) -> None:
         """Write the FITS files of every band (image, then weight image), then the list."""
