@@ -47,8 +47,9 @@ def band_image(size: int, seed: int) -> np.ndarray:
     image = rng.normal(0.0, 5.0, (size, size)).astype(np.float32)
     sigma, half = 3.5 / 2.3548, 10
     yy, xx = np.mgrid[-half : half + 1, -half : half + 1]
-    for x, y, flux in zip(rng.integers(half, size - half, 400), rng.integers(half, size - half, 400),
-                          10 ** rng.uniform(2, 5, 400), strict=True):
+    xs = rng.integers(half, size - half, 400)
+    ys = rng.integers(half, size - half, 400)
+    for x, y, flux in zip(xs, ys, 10 ** rng.uniform(2, 5, 400), strict=True):
         star = flux * np.exp(-(xx**2 + yy**2) / (2 * sigma**2)) / (2 * np.pi * sigma**2)
         image[y - half : y + half + 1, x - half : x + half + 1] += star.astype(np.float32)
     return image

@@ -40,7 +40,7 @@ def test_auto_zero_and_minus_one_mean_every_available_cpu(four_cpus, requested, 
 
 @pytest.mark.parametrize("bad", [-2, True, "all", 2.5])
 def test_other_requests_are_errors(bad):
-    with pytest.raises(ValueError, match="worker count must be a positive integer, 0, -1 or 'auto'"):
+    with pytest.raises(ValueError, match="must be a positive integer, 0, -1 or 'auto'"):
         resolve_workers(bad)
 
 
