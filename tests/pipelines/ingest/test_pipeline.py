@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -94,7 +95,11 @@ def test_kedro_run_ingest_with_inputs_outside_the_repo(tiny_field, tmp_path, mon
         "08_reporting/ingest/white_after_crop.png",
         "08_reporting/ingest/white_before_crop.png",
         "08_reporting/ingest/white_overlay.png",
+        "run.log",
+        "run_manifest.json",
     ]
+    manifest = json.loads((work_dir / "run_manifest.json").read_text())
+    assert manifest["status"] == "finished" and manifest["pipeline"] == "ingest"
     flagged = pd.read_parquet(work_dir / "02_intermediate/flagged_catalog.parquet")
     # fit_wings (the default): the saturated star 006 is kept and flagged, not excluded
     assert not flagged["excluded_saturation"].any()
