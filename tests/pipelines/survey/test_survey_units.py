@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from phot7dt.pipelines.survey.manifest import ManifestError, read_manifest
-from phot7dt.pipelines.survey.merge import add_calibrated_fluxes, mark_primary
+from phot7dt.pipelines.survey.merge import add_calibrated_fluxes, mark_primary, read_tile_catalog
 from phot7dt.pipelines.survey.nodes import SurveyTileFailure, check_tile_runs, tile_job
 from phot7dt.pipelines.survey.params import SurveyParams
 from phot7dt.pipelines.survey.qa import overlap_agreement
@@ -217,3 +217,16 @@ def test_failed_tiles_end_the_survey_naming_them():
     with pytest.raises(SurveyTileFailure, match=r"1 of 2 tile\(s\) failed \(b: DatasetError"):
         check_tile_runs(runs, "<html>")
     check_tile_runs(runs.assign(status="finished"), "<html>")
+
+
+def test_tile_catalog_flags_with_missing_entries_become_nullable_booleans(tmp_path):
+    folder = tmp_path / "07_model_output"
+    folder.mkdir()
+    pd.DataFrame(
+        {"ID": ["007", "8"], "opt_converged": [True, None], "excluded_any": [False, True]}
+    ).to_csv(folder / "output_catalog.csv", index=False)
+    table = read_tile_catalog(tmp_path)
+    assert table["ID"].tolist() == ["007", "8"]
+    assert str(table["opt_converged"].dtype) == "boolean"
+    assert table["opt_converged"].isna().tolist() == [False, True]
+    assert table["excluded_any"].dtype == bool

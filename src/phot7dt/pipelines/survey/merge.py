@@ -11,13 +11,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import astropy.units as u
 import numpy as np
 import pandas as pd
-from astropy.coordinates import SkyCoord, search_around_sky
-from astropy.table import Table
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from phot7dt.datasets import FrameSetDataset
 
@@ -45,6 +40,7 @@ def read_tile_catalog(work_dir: str | Path) -> pd.DataFrame:
     The Parquet file is read through astropy, which turns its masked entries into
     missing values; ``ID`` and ``gaia_source_id`` come back as text.
     """
+    from astropy.table import Table
     base = Path(work_dir) / CATALOG
     parquet = base.with_suffix(".parquet")
     if parquet.is_file():
@@ -52,6 +48,16 @@ def read_tile_catalog(work_dir: str | Path) -> pd.DataFrame:
     else:
         table = pd.read_csv(base.with_suffix(".csv"), dtype={"ID": str, "gaia_source_id": str})
     table["ID"] = table["ID"].astype(str)
+    return _nullable_flags(table)
+
+
+def _nullable_flags(table: pd.DataFrame) -> pd.DataFrame:
+    """True/False columns with missing entries (unfitted rows) as pandas' ``boolean`` dtype,
+    so that every tile's flags stack and write to FITS and Parquet alike."""
+    for name in [c for c in table.columns if table[c].dtype == "object"]:
+        values = table[name].dropna()
+        if len(values) and values.map(lambda v: isinstance(v, bool | np.bool_)).all():
+            table[name] = table[name].astype("boolean")
     return table
 
 
@@ -114,6 +120,8 @@ def _mutual_nearest(pairs: pd.DataFrame) -> pd.DataFrame:
 
 def _links(table: pd.DataFrame, radius_arcsec: float) -> pd.DataFrame:
     """Row pairs of different tiles that are the same source (see the module docstring)."""
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord, search_around_sky
     ra, dec = table["RA"].to_numpy(float), table["DEC"].to_numpy(float)
     rows = np.flatnonzero(np.isfinite(ra) & np.isfinite(dec))
     if len(rows) < 2:  # noqa: PLR2004 - a pair needs two rows
@@ -144,6 +152,8 @@ def mark_primary(table: pd.DataFrame, radius_arcsec: float) -> pd.DataFrame:
     ``survey_edge_dist_pix``. The primary row of a group has the largest edge distance
     (ties: first tile in manifest order, then row order).
     """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
     out = table.reset_index(drop=True).copy()
     n = len(out)
     links = _links(out, radius_arcsec)
