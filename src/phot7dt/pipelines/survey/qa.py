@@ -6,11 +6,13 @@ from __future__ import annotations
 import html
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from astropy.stats import mad_std
-from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["overlap_agreement", "primary_counts", "survey_report_html", "zero_point_figure"]
 
@@ -46,6 +48,7 @@ def overlap_pulls(catalog: pd.DataFrame, band: str) -> np.ndarray:
 def overlap_agreement(catalog: pd.DataFrame) -> pd.DataFrame:
     """Per band: ``n_pairs``, ``pull_median``, ``pull_std`` and ``pull_mad_std`` of the
     duplicate measurements (:func:`overlap_pulls`); near 0 and 1 when errors are honest."""
+    from astropy.stats import mad_std
     rows = []
     for band in _bands(catalog):
         pulls = overlap_pulls(catalog, band)
@@ -77,6 +80,7 @@ def primary_counts(catalog: pd.DataFrame) -> pd.DataFrame:
 
 def zero_point_figure(zero_points: pd.DataFrame) -> Figure:
     """Zero point of each band (x) for every tile (one line each), with its error, mag."""
+    from matplotlib.figure import Figure
     fig = Figure(figsize=(8, 4.5))
     ax = fig.add_subplot()
     bands = list(dict.fromkeys(zero_points["band"]))
@@ -110,6 +114,8 @@ def _link(target: Path, start: Path, text: str) -> str:
 
 def _tile_table(tile_runs: pd.DataFrame, counts: pd.DataFrame, folder: Path) -> pd.DataFrame:
     table = tile_runs.merge(counts, left_on="tile", right_on="TILE", how="left")
+    counted = ["n_rows", "n_primary", "n_shared"]
+    table[counted] = table[counted].astype("Int64")  # failed tiles have none
     table["report"] = [_link(Path(w) / REPORT, folder, "report") for w in table["work_dir"]]
     table["log"] = [_link(Path(p), folder, "log") for p in table["log"]]
     table["error"] = table["error"].fillna("").astype(str).map(html.escape)
