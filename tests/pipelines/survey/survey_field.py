@@ -96,14 +96,14 @@ def survey_env() -> dict[str, str]:
 
 
 def run_survey(manifest: Path, root: Path, extra: str = "") -> subprocess.CompletedProcess:
-    """Run the survey CLI to its end (15 min at most)."""
+    """Run the survey CLI to its end (30 min at most)."""
     return subprocess.run(
         survey_command(manifest, root, extra),
         cwd=PROJECT,
         env=survey_env(),
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=1800,
         check=False,
     )
 

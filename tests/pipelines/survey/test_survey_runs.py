@@ -107,7 +107,7 @@ def test_a_lost_worker_costs_a_rerun_not_the_tile(survey_field, baseline, tmp_pa
         time.sleep(3.0)  # the tile is under way
         worker = tile.parent()
         worker.send_signal(signal.SIGKILL)
-        assert survey.wait(timeout=900) == 0
+        assert survey.wait(timeout=1800) == 0
     finally:
         if survey.poll() is None:
             survey.kill()
