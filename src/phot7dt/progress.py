@@ -16,9 +16,11 @@ import math
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tqdm import tqdm
+if TYPE_CHECKING:
+    from tqdm import tqdm
+
 
 __all__ = ["LogProgress", "on_terminal", "progress"]
 
@@ -144,6 +146,7 @@ def progress(iterable: Iterable | None = None, *, total: int | None = None, desc
     log : logging.Logger, optional
         Logger of the log lines (this module's by default).
     """
+    from tqdm import tqdm
     if on_terminal():
         return tqdm(iterable, total=total, desc=desc, unit=unit, mininterval=1.0)
     return LogProgress(iterable, total=total, desc=desc, unit=unit, log=log)

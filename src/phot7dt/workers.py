@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-import joblib
 
 __all__ = ["ALL_CPUS", "WorkerCount", "available_cpus", "resolve_workers"]
 
@@ -24,6 +23,7 @@ WorkerCount = int | Literal["auto"]
 
 def available_cpus() -> int:
     """CPUs this process may run on (affinity and cgroup quota; at least 1)."""
+    import joblib
     return max(1, int(joblib.cpu_count(only_physical_cores=False)))
 
 

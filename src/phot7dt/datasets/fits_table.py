@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from astropy.io import fits
-from astropy.table import Table
 from kedro.io import DatasetError
 
 from phot7dt.datasets._files import FileDataset
+
+if TYPE_CHECKING:
+    from astropy.table import Table
 
 __all__ = ["FITSTableDataset", "plain_strings", "table_hdu"]
 
@@ -37,6 +40,7 @@ class FITSTableDataset(FileDataset):
 
     def load(self) -> pd.DataFrame:
         """Read the table HDU into a DataFrame (text columns as str)."""
+        from astropy.table import Table
         hdu = self._load_args["hdu"]
         try:
             with self._fs.open(self._path, **{"mode": "rb", **self._open_load}) as stream:
@@ -51,6 +55,7 @@ class FITSTableDataset(FileDataset):
 
     def save(self, data: pd.DataFrame | Table) -> None:
         """Write the table as a binary-table extension, atomically."""
+        from astropy.table import Table
         try:
             table = data if isinstance(data, Table) else Table.from_pandas(plain_strings(data))
             hdu = table_hdu(table, self._save_args["extname"])

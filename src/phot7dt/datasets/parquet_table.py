@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from typing import TYPE_CHECKING
 
 import pandas as pd
-from astropy.table import Table
 from kedro.io import DatasetError
 
 from phot7dt.datasets._files import FileDataset
+
+if TYPE_CHECKING:
+    from astropy.table import Table
 
 __all__ = ["ParquetTableDataset"]
 
@@ -40,6 +43,7 @@ class ParquetTableDataset(FileDataset):
 
     def save(self, data: Table) -> None:
         """Write the Table, atomically."""
+        from astropy.table import Table
         if not isinstance(data, Table):
             raise DatasetError(f"Parquet table {self._path}: expected an astropy Table, "
                                f"got {type(data).__name__}")

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import io
 from copy import deepcopy
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kedro.io import AbstractDataset, DatasetError
 from kedro.io.core import get_filepath_str
-from matplotlib.figure import Figure
 
 from phot7dt.datasets._files import make_filesystem, write_atomically
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["PNGDataset"]
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-class PNGDataset(AbstractDataset[Figure | bytes, bytes]):
+class PNGDataset(AbstractDataset["Figure | bytes", bytes]):
     """A PNG file: saves a Figure (``savefig`` with ``save_args``) or PNG bytes; loads bytes.
 
     Parameters
@@ -62,6 +64,8 @@ class PNGDataset(AbstractDataset[Figure | bytes, bytes]):
 
     def save(self, data: Figure | bytes) -> None:
         """Write the figure (or bytes) as PNG, atomically."""
+        from matplotlib.figure import Figure
+
         if isinstance(data, Figure):
             buffer = io.BytesIO()
             data.savefig(buffer, **self._save_args)

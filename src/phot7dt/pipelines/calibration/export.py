@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from astropy.table import Table
 
 from phot7dt.datasets.fits_table import plain_strings
 from phot7dt.output_columns import column_info
 from phot7dt.provenance import utc_now
+
+if TYPE_CHECKING:
+    from astropy.table import Table
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +84,7 @@ def _typed_flags(catalog: pd.DataFrame) -> pd.DataFrame:
 
 
 def _science_table(catalog: pd.DataFrame, meta: dict[str, Any]) -> Table:
+    from astropy.table import Table
     table = Table.from_pandas(plain_strings(_typed_flags(catalog)))
     for name in table.colnames:
         info = column_info(name)

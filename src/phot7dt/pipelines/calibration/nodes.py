@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from phot7dt.frames import FrameSet
 from phot7dt.params import section
@@ -25,6 +24,9 @@ from .bands import band_wavelength_nm
 from .plots import zero_point_band_figure, zero_point_offset_figure
 from .stars import calibration_stars
 from .zeropoint import K_MAG, MIN_ZP_STARS, estimate_zero_point
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 logger = logging.getLogger(__name__)
 

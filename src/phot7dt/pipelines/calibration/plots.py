@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 #: Marker style of each star status in the per-band plots.
 _STATUS_STYLE = {
@@ -41,6 +43,7 @@ def zero_point_band_figure(
     zp_half_range : float, optional
         Zero-point axis half range around the median (mag); full range when None.
     """
+    from matplotlib.figure import Figure
     fig = Figure(figsize=(7.0, 4.6), layout="constrained")
     ax = fig.add_subplot()
     zp, scatter, err = summary["zp_median"], summary["zp_scatter"], summary["zp_err"]
@@ -101,6 +104,7 @@ def _outside(values: pd.Series, lo: float, hi: float) -> np.ndarray:
 
 def zero_point_offset_figure(summary: pd.DataFrame) -> Figure:
     """``zp_median - zp_ref`` with its error per band versus central wavelength."""
+    from matplotlib.figure import Figure
     fig = Figure(figsize=(9.0, 4.6), layout="constrained")
     ax = fig.add_subplot()
     ax.axhline(0.0, color="0.4", lw=1, ls="--", label="nominal zp_ref (ZP_AUTO)")

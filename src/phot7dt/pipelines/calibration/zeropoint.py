@@ -31,7 +31,6 @@ import dataclasses
 import math
 
 import numpy as np
-from scipy.optimize import brentq, minimize_scalar
 
 #: 2.5 / ln 10: magnitude error per unit relative flux error.
 K_MAG = 2.5 / math.log(10.0)
@@ -98,6 +97,7 @@ def intrinsic_scatter(residuals: np.ndarray, sigma: np.ndarray) -> float:
 
     Zero when the measurement errors alone already explain the scatter.
     """
+    from scipy.optimize import brentq
     abs_res = np.abs(residuals)
 
     def excess(s: float) -> float:
@@ -117,6 +117,7 @@ def reml_intrinsic_scatter(values: np.ndarray, sigma: np.ndarray) -> float:
     REML term removes most of the small-sample bias of plain maximum likelihood.
     Meant for clipped samples.
     """
+    from scipy.optimize import minimize_scalar
 
     def neg_log_likelihood(s: float) -> float:
         weights = 1.0 / (sigma**2 + s**2)

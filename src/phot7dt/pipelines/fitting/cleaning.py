@@ -17,7 +17,6 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from phot7dt.artefacts import find_artefacts
 from phot7dt.pipelines.fitting.residual_sky import (
     EMPTY_MODEL_SIGMA,
     SkyModel,
@@ -27,7 +26,6 @@ from phot7dt.pipelines.fitting.residual_sky import (
     fit_sky,
     prefit_sky_mask,
 )
-from phot7dt.scene import noise_sigma
 
 __all__ = ["Cleaned", "masked_psf_fraction", "masked_pixels_per_source", "prepare", "refine",
            "source_radii"]
@@ -100,6 +98,8 @@ def grow_bright_artefacts(mask: np.ndarray, significance: np.ndarray) -> np.ndar
 
 def prepare(images, invvar, sources: pd.DataFrame, flux0, fwhm, gain, p) -> Cleaned:
     """Artefact pixels zero-weighted and the pre-fit background subtracted (see module doc)."""
+    from phot7dt.artefacts import find_artefacts
+    from phot7dt.scene import noise_sigma
     artefacts = np.zeros(images.shape, bool)
     if p.detect_artefacts:
         found = find_artefacts(images, invvar, fwhm, gain=gain).mask

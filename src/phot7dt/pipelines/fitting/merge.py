@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import logging
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from astropy.io import fits
-from astropy.wcs import WCS, FITSFixedWarning
 
 from phot7dt.scene import flag_bit
+
+if TYPE_CHECKING:
+    from astropy.wcs import WCS
 
 __all__ = [
     "assigned_patches",
@@ -219,6 +222,7 @@ def for_fits_table(merged: pd.DataFrame) -> pd.DataFrame:
 
 def working_wcs(snapshot_header: fits.Header, wcs_fits: str | None) -> WCS:
     """Celestial WCS of the working frame: the snapshot, or ``merge.wcs_fits`` when given."""
+    from astropy.wcs import WCS, FITSFixedWarning
     if wcs_fits is None:
         header = snapshot_header
     else:

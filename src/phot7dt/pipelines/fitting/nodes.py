@@ -12,12 +12,11 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from astropy.io import fits
-from matplotlib.figure import Figure
 
 from phot7dt.datasets.patch_results_dataset import PatchResultStore
 from phot7dt.frames import FrameSet
@@ -38,6 +37,9 @@ from phot7dt.pipelines.patching.geometry import roi_box
 from phot7dt.pipelines.patching.source_init import merge_key
 from phot7dt.progress import progress
 from phot7dt.psf_grid import PSFGrid
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["count_fit_statuses", "fit_patches", "merge_fits", "plot_patch_fits"]
 

@@ -12,7 +12,6 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal, TypeVar
 
-from joblib import Parallel, delayed, parallel_config
 
 from phot7dt.workers import resolve_workers
 
@@ -130,6 +129,7 @@ def map_unordered(
         Passed as ``function``'s second argument. On a dask cluster it is sent to each
         worker once; locally it is pickled with every task, so give it for cluster runs.
     """
+    from joblib import Parallel, delayed, parallel_config
     if not tasks:
         return
     extra = () if shared is None else (shared,)

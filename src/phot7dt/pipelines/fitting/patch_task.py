@@ -23,7 +23,7 @@ from phot7dt.pipelines.fitting.psf_audit import build_psfs, psf_audit
 from phot7dt.pipelines.fitting.refit import model_images, refit_fluxes, run_fits
 from phot7dt.pipelines.fitting.result_table import no_fit_table, result_table
 from phot7dt.psf_grid import PSFChoice, sky_limited_fraction
-from phot7dt.scene import FitSettings, noise_sigma
+from phot7dt.scene import FitSettings
 
 __all__ = ["FitConfig", "PatchOutcome", "PatchTask", "local_psfs", "run_patch_task"]
 
@@ -222,6 +222,7 @@ def _sky_limited(stamps: list, flux: np.ndarray, invvar: np.ndarray, gain) -> np
     """How sky-limited each source's PSF fit is, per band, (n, B): ``kappa`` of
     :func:`~phot7dt.psf_grid.sky_limited_fraction` for a point source of its flux
     on the band's median sky noise (1 without source Poisson noise)."""
+    from phot7dt.scene import noise_sigma
     kappa = np.ones(flux.shape)
     if gain is None:
         return kappa

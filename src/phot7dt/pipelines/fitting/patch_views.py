@@ -15,7 +15,7 @@ import pandas as pd
 
 from phot7dt.frames import Box, FrameSet
 from phot7dt.psf_grid import PSFGrid
-from phot7dt.scene import PixelizedPSF, catalog_to_soft, render_model
+from phot7dt.scene import PixelizedPSF, catalog_to_soft
 
 __all__ = ["PatchView", "patch_view"]
 
@@ -86,6 +86,7 @@ def patch_view(
     grid: PSFGrid,
 ) -> PatchView:
     """Cut ``box`` from the frames and render the merged catalog's model of it."""
+    from phot7dt.scene import render_model
     bands = tuple(frames.bands)
     mask = None if bright_mask is None else np.asarray(bright_mask[box.slices] > 0)
     data, invvar, _ = frames.cutout(box, extra_mask=mask)

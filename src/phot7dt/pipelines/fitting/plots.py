@@ -6,13 +6,17 @@ Built with ``matplotlib.figure.Figure`` (no pyplot state), saved by the catalog
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from astropy.visualization import AsinhStretch, ImageNormalize
-from matplotlib.figure import Figure
 
 from phot7dt.frames import Box
 from phot7dt.pipelines.fitting.params import PatchRunParams
 from phot7dt.pipelines.fitting.patch_views import PatchView
+
+if TYPE_CHECKING:
+    from astropy.visualization import ImageNormalize
+    from matplotlib.figure import Figure
 
 __all__ = ["patch_overview", "source_montage"]
 
@@ -21,6 +25,7 @@ CUTOUT_PANEL_INCH = 1.6
 
 
 def _norm(image: np.ndarray, lo: float, hi: float) -> ImageNormalize:
+    from astropy.visualization import AsinhStretch, ImageNormalize
     finite = image[np.isfinite(image)]
     if finite.size == 0:
         return ImageNormalize(vmin=0.0, vmax=1.0)
@@ -36,6 +41,7 @@ def _resid_limits(image: np.ndarray, p_abs: float) -> tuple[float, float]:
 
 def patch_overview(view: PatchView, tag: str, run: PatchRunParams) -> Figure:
     """White (inverse-variance weighted) data, model and residual of a patch region."""
+    from matplotlib.figure import Figure
     data, model = view.white(view.data), view.white(view.model)
     resid = data - model
     fig = Figure(figsize=(3 * PANEL_INCH + 0.6, PANEL_INCH + 0.7), layout="constrained")
@@ -66,6 +72,7 @@ def _crop(view: PatchView, x: float, y: float, size: int) -> Box:
 
 def source_montage(view: PatchView, index: int, run: PatchRunParams) -> Figure:
     """Data / model / residual rows, one column per band, around one source."""
+    from matplotlib.figure import Figure
     src = view.sources.iloc[index]
     box = _crop(view, src["x"], src["y"], run.cutout_size)
     rows = (("data", view.data), ("model", view.model), ("residual", view.residual))

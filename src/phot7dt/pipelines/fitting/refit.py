@@ -8,8 +8,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from phot7dt.scene import fit_patch
-
 if TYPE_CHECKING:
     from phot7dt.pipelines.fitting.patch_task import FitConfig
 
@@ -26,6 +24,7 @@ def band_sources(sources: dict, b: int) -> dict:
 
 def _band_fit(images, invvar, psfs, band_table: dict, settings, gain, b: int):
     """The fit of band ``b`` alone (``band_table``: the sources with band ``b``'s columns)."""
+    from phot7dt.scene import fit_patch
     return fit_patch(images[b : b + 1], invvar[b : b + 1], [psfs[b]], band_table,
                      settings.replace(enable_multi_band_simultaneous_fitting=True),
                      gain=None if gain is None else gain[b : b + 1])
@@ -33,6 +32,7 @@ def _band_fit(images, invvar, psfs, band_table: dict, settings, gain, b: int):
 
 def run_fits(images, invvar, psfs, sources: dict, cfg: FitConfig, gain, settings=None) -> list:
     """One multi-band fit, or one fit per band in single-band mode."""
+    from phot7dt.scene import fit_patch
     settings = settings or cfg.settings
     if cfg.settings.enable_multi_band_simultaneous_fitting:
         return [fit_patch(images, invvar, psfs, sources, settings, gain=gain)]

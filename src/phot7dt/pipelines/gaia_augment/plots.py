@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from astropy.visualization import ImageNormalize, ZScaleInterval
-from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 #: Longest side, in display pixels, of a white stack drawn under an overlay.
 DISPLAY_MAX_SIDE = 2000
@@ -22,6 +22,7 @@ def display_step(shape: tuple[int, int], max_side: int = DISPLAY_MAX_SIDE) -> in
 
 def show_white(ax, white: np.ndarray, step: int) -> None:
     """Draw the white stack subsampled by ``step``, zscale-stretched, in full-frame pixel units."""
+    from astropy.visualization import ImageNormalize, ZScaleInterval
     small = np.asarray(white[::step, ::step], dtype=np.float32)
     finite = small[np.isfinite(small)]
     norm = ImageNormalize(finite if finite.size else np.zeros(1), interval=ZScaleInterval())
@@ -43,6 +44,8 @@ def plot_augmentation_overlay(
     white_stack: tuple[np.ndarray, Any], augmented_catalog: pd.DataFrame, summary: dict[str, Any]
 ) -> Figure:
     """White stack with input sources, Gaia-matched rows, injected stars and the selection box."""
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
     white = white_stack[0]
     fig = Figure(figsize=(9, 9 * white.shape[0] / max(white.shape[1], 1) + 0.8), layout="constrained")
     ax = fig.add_subplot()

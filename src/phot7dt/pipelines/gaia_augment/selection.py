@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import astropy.units as u
 import numpy as np
-from astropy.coordinates import SkyCoord
 
 from phot7dt.frames import Box, FrameSet
 
@@ -62,6 +60,8 @@ def match_rows_to_gaia(
     Rows with non-finite RA/DEC, or with no star within the radius, get
     ``NO_MATCH`` (-1). Several rows may take the same star.
     """
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord
     matched = np.full(len(ra), NO_MATCH, dtype=np.int64)
     ok = np.isfinite(ra) & np.isfinite(dec)
     if not ok.any() or len(gaia_ra) == 0:
@@ -82,6 +82,8 @@ def synphot_flux(mag: np.ndarray, zp_ref: float) -> np.ndarray:
 
 def sky_to_pixel(frames: FrameSet, ra: np.ndarray, dec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Working-frame pixels of sky positions; NaN for points far outside the frame."""
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord
     if len(ra) == 0:
         return np.empty(0), np.empty(0)
     ny, nx = frames.shape

@@ -16,9 +16,6 @@ import numpy as np
 import pandas as pd
 import sep
 from astropy.io import fits
-from astropy.wcs import WCS
-from scipy.ndimage import binary_dilation
-from scipy.spatial import cKDTree
 
 from phot7dt.params import section
 from phot7dt.pipelines.masking.params import BrightMaskParams
@@ -89,6 +86,7 @@ def listed_detections(detections: pd.DataFrame, x: np.ndarray, y: np.ndarray, ra
     ``x``, ``y`` are the active catalog sources' working-frame positions
     (non-finite ones ignored).
     """
+    from scipy.spatial import cKDTree
     ok = np.isfinite(x) & np.isfinite(y)
     if len(detections) == 0 or not ok.any():
         return np.zeros(len(detections), dtype=bool)
@@ -108,6 +106,7 @@ def ellipse_mask(shape: tuple[int, int], detections: pd.DataFrame, params: Brigh
     -------
     (ny, nx) bool ndarray
     """
+    from scipy.ndimage import binary_dilation
     mask = np.zeros(shape, dtype=bool)
     if len(detections) == 0:
         return mask
@@ -130,6 +129,7 @@ def _active_positions(catalog: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _mask_header(white_header: fits.Header, params: BrightMaskParams, n_masked: int) -> fits.Header:
+    from astropy.wcs import WCS
     header = WCS(white_header).celestial.to_header()
     header["BUNIT"] = ("", "1 = pixel of a bright source absent from the catalog")
     header["BMENABLE"] = (params.enabled, "bright_mask.enabled")

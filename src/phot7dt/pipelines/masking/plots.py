@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.colors import ListedColormap
-from matplotlib.figure import Figure
 
 from phot7dt.pipelines.gaia_augment.plots import display_step, show_white
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def _block_any(mask: np.ndarray, step: int) -> np.ndarray:
@@ -27,6 +28,8 @@ def plot_bright_mask(
     active_catalog: pd.DataFrame,
 ) -> Figure:
     """White stack with the bright mask in red, listed/unlisted detections and affected sources."""
+    from matplotlib.colors import ListedColormap
+    from matplotlib.figure import Figure
     white, mask = white_stack[0], bright_mask[0]
     step = display_step(white.shape)
     fig = Figure(figsize=(9, 9 * white.shape[0] / max(white.shape[1], 1) + 0.8), layout="constrained")

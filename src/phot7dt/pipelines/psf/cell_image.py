@@ -12,7 +12,6 @@ import math
 
 import numpy as np
 import sep
-from scipy import ndimage
 
 from phot7dt.frames import Box, FrameSet
 from phot7dt.pipelines.psf.params import EpsfParams
@@ -74,6 +73,7 @@ def _region_around(cell: Box, margin: int, shape: tuple[int, int]) -> Box:
 
 def _source_mask(image: np.ndarray, bad: np.ndarray, sky_sigma: float, p: EpsfParams):
     """Bad pixels plus dilated pixels above ``median + k sigma``."""
+    from scipy import ndimage
     good = image[~bad]
     level = (np.median(good) if good.size else 0.0) + p.background_source_mask_sigma * sky_sigma
     sources = (image > level) & ~bad

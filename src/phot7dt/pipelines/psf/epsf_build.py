@@ -16,10 +16,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
-from astropy.stats import SigmaClip, sigma_clipped_stats
-from photutils.psf import EPSFBuilder, EPSFStar, EPSFStars
 
 from phot7dt.pipelines.psf.cell_image import CellImage
 from phot7dt.pipelines.psf.epsf_stack import StarCutouts, shifted_copies, stack_epsf
@@ -27,6 +26,9 @@ from phot7dt.pipelines.psf.model_error import PsfFluxRatios
 from phot7dt.pipelines.psf.params import EpsfParams
 from phot7dt.pipelines.psf.stamp_models import model_wings
 from phot7dt.psf_grid import MomentField
+
+if TYPE_CHECKING:
+    from photutils.psf import EPSFStars
 
 __all__ = ["EPSFBuild", "build_cell_epsf", "star_cutouts"]
 
@@ -89,6 +91,7 @@ class EPSFBuild:
 def _annulus_background(cutout: np.ndarray, bad: np.ndarray, cx: float, cy: float,
                         p: EpsfParams) -> float | None:
     """Sigma-clipped annulus median around ``(cx, cy)``; None if too few pixels."""
+    from astropy.stats import sigma_clipped_stats
     r_out = min(p.star_local_bkg_annulus_rout_pix, p.half_size - 1)
     yy, xx = np.indices(cutout.shape)
     r = np.hypot(xx - cx, yy - cy)
@@ -182,6 +185,8 @@ class _Raw:
 
 def _run_photutils(stars: StarCutouts, p: EpsfParams) -> _Raw:
     """tract7dt's EPSFBuilder median stack."""
+    from astropy.stats import SigmaClip
+    from photutils.psf import EPSFBuilder, EPSFStar, EPSFStars
     epsf_stars = [EPSFStar(d, weights=(~b).astype(float), cutout_center=(x, y), flux=f,
                            origin=tuple(o))
                   for d, b, x, y, f, o in zip(stars.data, stars.bad, stars.cx, stars.cy,

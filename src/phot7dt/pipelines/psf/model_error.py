@@ -33,7 +33,6 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from astropy.stats import mad_std
 
 from phot7dt.psf_grid import gaussian_smear, sky_limited_fraction
 
@@ -156,6 +155,7 @@ def _profile_nll(r, s2, eta2, k2=1.0):
 def _robust_start(r: np.ndarray, s2: np.ndarray) -> np.ndarray:
     """Ratios within :data:`OUTLIER_SIGMA` of the median, in units of their noise plus a
     MAD-based extra scatter: the first guess that outliers cannot inflate."""
+    from astropy.stats import mad_std
     eta2 = max(float(mad_std(r)) ** 2 - float(np.median(s2)), 0.0)
     return np.abs(r - np.median(r)) <= OUTLIER_SIGMA * np.sqrt(s2 + eta2)
 

@@ -10,9 +10,12 @@ counted from the bottom (``origin="lower"``), as the cells lie in the frame.
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.axes import Axes
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 __all__ = ["Mosaic", "build_mosaic", "label_cells"]
 

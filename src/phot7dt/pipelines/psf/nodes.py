@@ -6,11 +6,10 @@ import dataclasses
 import logging
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from phot7dt.frames import Box, FrameSet
 from phot7dt.params import section
@@ -23,6 +22,9 @@ from phot7dt.pipelines.psf.parallel import map_tasks, n_workers, run_cells, shut
 from phot7dt.pipelines.psf.params import EpsfParams, MoffatPsfParams
 from phot7dt.pipelines.psf.patch_run_params import PatchRunParams
 from phot7dt.psf_grid import PSFChoice, PSFGrid, cell_boxes, cell_index, cell_tag
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["build_epsf", "plot_epsf_qa"]
 

@@ -6,8 +6,6 @@ import logging
 from collections.abc import Callable, Sequence
 
 import pandas as pd
-from joblib import Parallel, delayed, parallel_config
-from joblib.externals.loky import get_reusable_executor
 
 from phot7dt.frames import Box, FrameSet
 from phot7dt.pipelines.psf.cell_task import CellResult, run_cell
@@ -67,6 +65,7 @@ def map_tasks(function: Callable, args: Sequence[tuple], workers: int, desc: str
     worker is configured, else runs in this process. The processes stay up
     for the next call; :func:`shutdown_workers` stops them.
     """
+    from joblib import Parallel, delayed, parallel_config
     bar = progress(total=len(args), desc=desc, unit=unit)
     results: dict[int, object] = {}
     try:
@@ -92,6 +91,7 @@ def shutdown_workers() -> None:
 
     Idle, they would hold their memory through the stages that follow.
     """
+    from joblib.externals.loky import get_reusable_executor
     get_reusable_executor(reuse=True).shutdown(wait=True)
 
 

@@ -10,17 +10,19 @@ layout) and saved by the catalog (``epsf_plots``).
 
 from __future__ import annotations
 
-import numpy as np
-from astropy.visualization import AsinhStretch, ImageNormalize, LogStretch, ZScaleInterval
-from matplotlib import colormaps
-from matplotlib.collections import LineCollection
-from matplotlib.colors import Normalize
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING
 
-from phot7dt.pipelines.psf.cell_task import CellResult
+import numpy as np
+
 from phot7dt.pipelines.psf.mosaic import Mosaic, build_mosaic, label_cells
 from phot7dt.pipelines.psf.params import EpsfParams
 from phot7dt.psf_grid import PSFGrid, cell_tag
+
+if TYPE_CHECKING:
+    from astropy.visualization import ImageNormalize
+    from matplotlib.figure import Figure
+
+    from phot7dt.pipelines.psf.cell_task import CellResult
 
 __all__ = [
     "growth_curve_sheet",
@@ -45,6 +47,7 @@ def _mosaic_figure(mosaic: Mosaic, title: str, tile_inch: float = TILE_INCH):
 
     A fixed layout (no layout engine) renders the figure once instead of twice.
     """
+    from matplotlib.figure import Figure
     ny, nx = mosaic.image.shape
     width = tile_inch * mosaic.ncol
     height = width * ny / nx
@@ -71,11 +74,13 @@ def _show(fig: Figure, axes, mosaic: Mosaic, norm, cmap: str, label: str, colorb
 
 def _with_bad(cmap: str):
     """``cmap`` with separators and empty slots in a colour that stands out of it."""
+    from matplotlib import colormaps
     return colormaps[cmap].with_extremes(bad=SEPARATOR_COLOURS.get(cmap, "0.5"))
 
 
 def _log_norm() -> ImageNormalize:
     """Log stretch of tiles scaled by :func:`_to_peak` (NaN separators stay NaN)."""
+    from astropy.visualization import ImageNormalize, LogStretch
     return ImageNormalize(vmin=LOG_FLOOR, vmax=1.0, stretch=LogStretch(1000), clip=False)
 
 
@@ -128,6 +133,7 @@ def _thumbnail_positions(res: CellResult, mosaic: Mosaic, x, y):
 def star_selection_sheet(grid: PSFGrid, band: str, cells: list[CellResult],
                          p: EpsfParams) -> Figure:
     """Background-subtracted cells with accepted (green) and rejected (red) candidates."""
+    from astropy.visualization import AsinhStretch, ImageNormalize, ZScaleInterval
     shown = [res for res in cells if res.thumbnail is not None]
     mosaic = build_mosaic({(res.row, res.col): res.thumbnail for res in shown},
                           grid.ngrid, grid.ngrid)
@@ -166,6 +172,9 @@ def star_selection_sheet(grid: PSFGrid, band: str, cells: list[CellResult],
 def growth_curve_sheet(grid: PSFGrid, band: str, cells: list[CellResult],
                        p: EpsfParams) -> Figure:
     """Encircled energy of every built ePSF coloured by its FWHM, and the FWHM map."""
+    from matplotlib.collections import LineCollection
+    from matplotlib.colors import Normalize
+    from matplotlib.figure import Figure
     fig = Figure(figsize=(11, 4.5))
     ax, ax_map = fig.subplots(1, 2, width_ratios=[1.4, 1],
                               gridspec_kw={"left": 0.06, "right": 0.97, "bottom": 0.11,
@@ -205,6 +214,7 @@ def growth_curve_sheet(grid: PSFGrid, band: str, cells: list[CellResult],
 
 def residual_sheet(grid: PSFGrid, band: str, cells: list[CellResult], p: EpsfParams) -> Figure:
     """Median of (star / flux - ePSF) over used stars, in percent of each ePSF's peak."""
+    from matplotlib.colors import Normalize
     built = [res for res in cells if res.build is not None]
     tiles = {(res.row, res.col): 100.0 * res.build.residual / res.build.stamp.max()
              for res in built}

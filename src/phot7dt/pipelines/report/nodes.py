@@ -7,11 +7,10 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from phot7dt.frames import FrameSet
 from phot7dt.params import section
@@ -23,6 +22,9 @@ from phot7dt.pipelines.validate.matching import fitted_bands, numeric_column
 from phot7dt.pipelines.validate.metrics import json_safe
 from phot7dt.pipelines.validate.nodes import catalog_summary
 from phot7dt.psf_grid import PSFGrid
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 logger = logging.getLogger(__name__)
 

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
-from astropy.visualization import AsinhStretch, ImageNormalize, ZScaleInterval
-from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
 
 from phot7dt.pipelines.report.residuals import ResidualStamp
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 _RESIDUAL_SIGMA = 5.0
 
 
 def residual_montage_figure(stamps: list[ResidualStamp], band: str) -> Figure:
     """One row per source: data, fitted model (same asinh stretch), residual in sigma units."""
+    from astropy.visualization import AsinhStretch, ImageNormalize, ZScaleInterval
+    from matplotlib.figure import Figure
     if not stamps:
         fig = Figure(figsize=(6, 1.5), layout="constrained")
         fig.text(
@@ -61,6 +65,9 @@ def _block_mean(image: np.ndarray, max_pix: int) -> tuple[np.ndarray, int]:
 def patch_overview_figure(white: np.ndarray, patches: pd.DataFrame, max_pix: int) -> Figure:
     """White stack (downsampled, z-scale) with each patch's base box (solid) and fitted
     region with its halo (dashed), working-frame pixels."""
+    from astropy.visualization import AsinhStretch, ImageNormalize, ZScaleInterval
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
     small, step = _block_mean(white, max_pix)
     fig = Figure(
         figsize=(8, 8 * small.shape[0] / max(small.shape[1], 1) + 0.6), layout="constrained"

@@ -16,7 +16,7 @@ import pandas as pd
 from phot7dt.frames import Box, FrameSet
 from phot7dt.pipelines.validate.matching import as_bool, numeric_column
 from phot7dt.psf_grid import PSFGrid
-from phot7dt.scene import PixelizedPSF, catalog_to_soft, render_model
+from phot7dt.scene import PixelizedPSF, catalog_to_soft
 
 #: Sources up to this far outside a stamp (px) are rendered too (their wings reach in).
 NEIGHBOUR_MARGIN_PIX = 15
@@ -82,6 +82,7 @@ def residual_stamp(
     source: pd.Series, fitted: pd.DataFrame, frames: FrameSet, grid: PSFGrid, band: str, size: int
 ) -> ResidualStamp:
     """Render the fitted scene in a ``size`` x ``size`` box centred on ``source``."""
+    from phot7dt.scene import render_model
     ny, nx = frames.shape
     half = size // 2
     xc, yc = round(float(source["x_pix_white_fit"])), round(float(source["y_pix_white_fit"]))

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
-from astropy.wcs import WCS
 
 from phot7dt.pipelines.simulate.params import SimulateParams
+
+if TYPE_CHECKING:
+    from astropy.wcs import WCS
 
 TRUTH_COLUMNS = ["ID", "in_catalog", "role", "TYPE", "RA", "DEC", "x_pix", "y_pix"]
 SHAPE_COLUMNS = ["re_pix", "ell", "theta_deg", "sersic_n"]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
-from astropy.wcs import WCS
 
 from phot7dt.pipelines.simulate.params import FieldLayout, SimulateParams
 from phot7dt.pipelines.simulate.sources import (
@@ -17,6 +18,9 @@ from phot7dt.pipelines.simulate.sources import (
     power_law_ab_offset,
     random_galaxy_types,
 )
+
+if TYPE_CHECKING:
+    from astropy.wcs import WCS
 
 #: Gaia G range (Vega mag) and number-count slope ``dlog10 N / dG`` of the ``bright_star`` role.
 GAIA_STAR_G = (11.0, 21.0)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import warnings
+from typing import TYPE_CHECKING
 
-import matplotlib
 import numpy as np
 import pandas as pd
-from astropy.visualization import AsinhStretch, ImageNormalize, ManualInterval
-from matplotlib.figure import Figure
 
 from phot7dt.frames import RawImage
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 #: The displayed image is block-averaged down to at most this many pixels a side.
 MAX_DISPLAY_PIX = 1000
@@ -42,6 +43,9 @@ def quicklook_figure(pixels: np.ndarray, band: str, truth: pd.DataFrame) -> Figu
     truth : pandas.DataFrame
         ``truth.csv`` rows (``x_pix``, ``y_pix``, ``TYPE``, ``in_catalog``).
     """
+    import matplotlib
+    from astropy.visualization import AsinhStretch, ImageNormalize, ManualInterval
+    from matplotlib.figure import Figure
     step = max(1, int(np.ceil(max(pixels.shape) / MAX_DISPLAY_PIX)))
     shown = _block_average(np.asarray(pixels, dtype=np.float32), step)
     finite = shown[np.isfinite(shown)]

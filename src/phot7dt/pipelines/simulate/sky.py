@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 from astropy.io import fits
-from astropy.wcs import WCS
 
 from phot7dt.pipelines.simulate.params import (
     MEDIUM_BAND_WAVELENGTHS_NM,
     FieldLayout,
     SimulateParams,
 )
+
+if TYPE_CHECKING:
+    from astropy.wcs import WCS
 
 #: Per-band PSF ellipticity coefficients in ``truth_bands.csv`` (see :func:`psf_shear_at`).
 PSF_SHAPE_COLUMNS = (
@@ -172,6 +176,7 @@ def adu_per_scaled_flux(band: pd.Series, zp_ref: float) -> float:
 
 def make_wcs(params: SimulateParams, layout: FieldLayout) -> WCS:
     """Celestial TAN WCS with a CD matrix, north up and east left, centred on the image."""
+    from astropy.wcs import WCS
     scale = params.pixel_scale_arcsec / 3600.0
     wcs = WCS(naxis=2)
     wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]

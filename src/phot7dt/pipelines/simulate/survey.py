@@ -12,11 +12,10 @@ import dataclasses
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from astropy.wcs import WCS
 
 from phot7dt.datasets import ImageListDataset
 from phot7dt.params import section
@@ -33,6 +32,9 @@ from phot7dt.pipelines.simulate.nodes import (
 from phot7dt.pipelines.simulate.params import FieldLayout, SimulateParams
 from phot7dt.pipelines.simulate.sky import draw_band_table, make_wcs
 from phot7dt.pipelines.simulate.survey_params import SimSurveyParams
+
+if TYPE_CHECKING:
+    from astropy.wcs import WCS
 
 logger = logging.getLogger(__name__)
 

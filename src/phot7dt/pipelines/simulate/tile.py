@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from astropy.wcs import WCS
 
 from phot7dt.pipelines.simulate.artefacts import add_defects, apply_nan_border
 from phot7dt.pipelines.simulate.depth import depth_factor, relative_weight
@@ -19,6 +19,9 @@ from phot7dt.pipelines.simulate.render import (
     render_model,
 )
 from phot7dt.pipelines.simulate.sky import adu_per_scaled_flux, band_header
+
+if TYPE_CHECKING:
+    from astropy.wcs import WCS
 
 logger = logging.getLogger(__name__)
 

@@ -6,11 +6,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from kedro.utils import find_kedro_project
-from matplotlib.figure import Figure
 
 from phot7dt.params import section
 from phot7dt.pipelines.survey.cluster import available_cpus, local_workers, run_jobs, survey_client
@@ -25,6 +24,9 @@ from phot7dt.pipelines.survey.merge import (
 from phot7dt.pipelines.survey.params import SurveyParams
 from phot7dt.pipelines.survey.qa import overlap_agreement, survey_report_html, zero_point_figure
 from phot7dt.pipelines.survey.tile_run import THREAD_VARS, TileJob, finished_run
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 logger = logging.getLogger(__name__)
 

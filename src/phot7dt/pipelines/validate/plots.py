@@ -3,16 +3,17 @@ and zero-point recovery. Each function takes the validation tables and returns a
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
-from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
 from phot7dt.params import section
 from phot7dt.pipelines.validate.metrics import CLASSES, robust_sigma
 from phot7dt.pipelines.validate.params import ValidateParams
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 _COLOURS = {"star": "tab:blue", "galaxy": "tab:orange"}
 _PLURAL = {"star": "stars", "galaxy": "galaxies"}
@@ -38,6 +39,7 @@ def flux_ratio_figure(fluxes: pd.DataFrame, band: str) -> Figure:
 
     Points beyond the axis range are drawn on its edge; lines are running medians.
     """
+    from matplotlib.figure import Figure
     fig = Figure(figsize=(6.4, 4.2), layout="constrained")
     ax = fig.add_subplot()
     for cls in CLASSES:
@@ -67,6 +69,7 @@ def flux_ratio_figure(fluxes: pd.DataFrame, band: str) -> Figure:
 
 def pull_histogram_figure(fluxes: pd.DataFrame, bands: list[str]) -> Figure:
     """Histograms of ``(fit - true) / FLUXERR`` per band, with the unit normal law."""
+    from matplotlib.figure import Figure
     ncol = min(4, len(bands))
     nrow = -(-len(bands) // ncol)
     fig = Figure(figsize=(3.2 * ncol, 2.6 * nrow), layout="constrained")
@@ -97,6 +100,7 @@ def pull_histogram_figure(fluxes: pd.DataFrame, bands: list[str]) -> Figure:
 
 def zp_recovery_figure(zero_points: list[dict[str, Any]]) -> Figure:
     """Measured minus true zero-point offset versus band wavelength, with ``zp_err`` bars."""
+    from matplotlib.figure import Figure
     fig = Figure(figsize=(6.4, 3.8), layout="constrained")
     ax = fig.add_subplot()
     table = pd.DataFrame(zero_points)
@@ -129,6 +133,7 @@ def zp_recovery_figure(zero_points: list[dict[str, Any]]) -> Figure:
 
 def position_recovery_figure(sources: pd.DataFrame) -> Figure:
     """Fitted minus true working-frame position (px): offsets and radius versus S/N."""
+    from matplotlib.figure import Figure
     fig = Figure(figsize=(10, 4.2), layout="constrained")
     left, right = fig.subplots(1, 2)
     used = sources[sources["in_output"] & ~sources["excluded"]]
@@ -164,6 +169,8 @@ def position_recovery_figure(sources: pd.DataFrame) -> Figure:
 
 def shape_recovery_figure(sources: pd.DataFrame, theta_min_ell: float) -> Figure:
     """Galaxies: fitted versus true Re (px) and ELL, and THETA error versus true ELL."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
     fig = Figure(figsize=(12, 4), layout="constrained")
     ax_re, ax_ell, ax_theta = fig.subplots(1, 3)
     gal = sources[
