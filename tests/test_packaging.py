@@ -100,3 +100,19 @@ def test_simulate_without_galsim_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "galsim", None)  # makes `import galsim` raise ImportError
     with pytest.raises(ImportError, match=r'pip install "phot7dt\[sim\]"'):
         render._galsim()
+
+
+def test_conf_source_is_the_checkouts_else_the_working_directorys(tmp_path, monkeypatch):
+    from phot7dt import project_paths
+
+    checkout = tmp_path / "clone"
+    (checkout / "conf" / "base").mkdir(parents=True)
+    monkeypatch.setattr(project_paths, "__file__", str(checkout / "src/phot7dt/project_paths.py"))
+    assert project_paths.conf_source() == checkout / "conf"
+
+    project = tmp_path / "project"
+    (project / "conf" / "base").mkdir(parents=True)
+    installed = tmp_path / "site-packages/phot7dt/project_paths.py"
+    monkeypatch.setattr(project_paths, "__file__", str(installed))
+    monkeypatch.chdir(project)
+    assert project_paths.conf_source() == project / "conf"

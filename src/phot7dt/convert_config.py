@@ -38,11 +38,12 @@ from phot7dt.convert_config_keys import (
     not_applied_reason,
 )
 from phot7dt.params import ParameterError, registered_sections, validate_parameters
+from phot7dt.project_paths import conf_source
 
 logger = logging.getLogger(__name__)
 
 #: The project's configuration folder (``conf/base`` holds the parameter defaults).
-CONF_SOURCE = Path(__file__).resolve().parents[2] / "conf"
+CONF_SOURCE = conf_source()
 _INPUT_SECTIONS = ("inputs", "outputs")
 
 

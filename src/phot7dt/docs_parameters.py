@@ -21,15 +21,9 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from phot7dt.params import registered_sections
+from phot7dt.project_paths import conf_source
 
-
-def _conf_base() -> Path:
-    """``conf/base`` beside the source tree, else in the working directory (installed phot7dt)."""
-    source_tree = Path(__file__).resolve().parents[2] / "conf" / "base"
-    return source_tree if source_tree.is_dir() else Path.cwd() / "conf" / "base"
-
-
-CONF_BASE = _conf_base()
+CONF_BASE = conf_source() / "base"
 _KEY_LINE = re.compile(r"^(?P<indent>\s*)(?P<key>[A-Za-z_][\w]*):(?P<rest>.*)$")
 _UNITS = (
     r"(pixels?|px|deg(?:rees)?(?:/pixel)?|arcsec(?:/px)?|AB mag|mag|mmag|ADU|e-/ADU|nm|seconds|GB)"
