@@ -20,6 +20,7 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e ".[test,sim,viz,dask]"
+	$(BIN)/python -m phot7dt.warmup  # compile the numba kernels once (~45 s of CPU)
 	touch $(STAMP)
 
 install: $(STAMP)
