@@ -9,6 +9,7 @@ the ``[unit]`` at the start of that comment, or a unit word found in the meaning
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import sys
@@ -64,14 +65,14 @@ def yaml_comments(folder: Path = CONF_BASE) -> tuple[dict[str, str], dict[str, s
 
 def docstring_attributes(model: type[BaseModel]) -> dict[str, str]:
     """``{name: text}`` from the numpydoc ``Attributes`` section of a model's docstring."""
-    doc = model.__doc__ or ""
+    doc = inspect.cleandoc(model.__doc__ or "")  # as Python 3.13 stores it: dedented
     _, _, body = doc.partition("Attributes\n")
     entries: dict[str, str] = {}
     names: list[str] = []
     for line in body.splitlines()[1:]:
-        if line.strip() and not line.startswith(" " * 8) and " : " not in line and entries:
+        if line.strip() and not line.startswith(" ") and " : " not in line and entries:
             break
-        if " : " in line and not line.startswith(" " * 8):
+        if " : " in line and not line.startswith(" "):
             names = [n.strip() for n in line.split(" : ")[0].split(",")]
             for name in names:
                 entries[name] = ""
@@ -171,7 +172,7 @@ def render() -> str:
         "",
     ]
     for name, model in registered_sections().items():
-        summary = (model.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
+        summary = inspect.cleandoc(model.__doc__ or "").split("\n\n")[0].replace("\n", " ")
         where = files.get(name, "(not in conf/base)")
         lines += [
             f"## `{name}`",
