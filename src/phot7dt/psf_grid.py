@@ -39,16 +39,18 @@ def gaussian_smear(stamp: np.ndarray, dsigma: np.ndarray) -> np.ndarray:
     ``dsigma = (s_xx, s_xy, s_yy)`` may be negative (definite or not): the stamp
     is then narrowed by the inverse filter ``exp(+k^T |dsigma| k / 2)``, capped at
     :data:`MAX_SHARPEN_EXPONENT`. This is how a PSF of second moments ``M``
-    becomes one of moments ``M + dsigma`` to first order in ``dsigma``.
+    becomes one of moments ``M + dsigma`` to first order in ``dsigma``. A stack
+    of stamps ``(..., n, n)`` takes one ``dsigma`` each, ``(..., 3)``.
     """
-    sxx, sxy, syy = (float(v) for v in dsigma)
-    n = stamp.shape[0]
+    dsigma = np.asarray(dsigma, float)
+    sxx, sxy, syy = (dsigma[..., k, None, None] for k in range(3))
+    n = stamp.shape[-1]
     kx = 2.0 * np.pi * np.fft.rfftfreq(n)[None, :]
     ky = 2.0 * np.pi * np.fft.fftfreq(n)[:, None]
     exponent = -0.5 * (sxx * kx**2 + 2.0 * sxy * kx * ky + syy * ky**2)
     gain = np.exp(np.minimum(exponent, MAX_SHARPEN_EXPONENT))
-    out = np.fft.irfft2(np.fft.rfft2(stamp) * gain, s=stamp.shape)
-    return out / out.sum()
+    out = np.fft.irfft2(np.fft.rfft2(stamp) * gain, s=stamp.shape[-2:])
+    return out / out.sum(axis=(-2, -1), keepdims=True)
 
 
 def sky_limited_fraction(weight: np.ndarray, sky_weight: np.ndarray, stamp: np.ndarray

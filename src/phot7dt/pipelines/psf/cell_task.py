@@ -15,7 +15,8 @@ import pandas as pd
 
 from phot7dt.frames import Box, FrameSet
 from phot7dt.pipelines.psf.cell_image import CellImage, load_cell_image
-from phot7dt.pipelines.psf.epsf_build import EPSFBuild, build_cell_epsf, star_cutouts
+from phot7dt.pipelines.psf.cutouts import star_cutouts
+from phot7dt.pipelines.psf.epsf_build import EPSFBuild, build_cell_epsf
 from phot7dt.pipelines.psf.params import EpsfParams
 from phot7dt.pipelines.psf.stamp_models import StampMetrics, measure_stamp
 from phot7dt.pipelines.psf.star_moffat import FitStars, fit_stars_from_cutouts
@@ -79,7 +80,7 @@ def _build(result: CellResult, ci: CellImage, accepted: pd.DataFrame, p: EpsfPar
     guess = fwhm if math.isfinite(fwhm) and fwhm > 0 else DEFAULT_FWHM_PIX
     result.fit_stars = fit_stars_from_cutouts(stars, fit_radius_fwhm * guess)
     result.build = build_cell_epsf(stars, star_bkg, p, guess, max_cutouts, ci.sky_sigma, ci.gain)
-    result.metrics = measure_stamp(result.build.stamp, guess)
+    result.metrics = measure_stamp(result.build.stamp, guess, result.build.core_shape)
     return ""
 
 

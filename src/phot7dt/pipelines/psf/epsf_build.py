@@ -14,13 +14,11 @@ outskirts of the stamp are replaced by the Moffat fitted to its core (see
 from __future__ import annotations
 
 import dataclasses
-import math
 import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from phot7dt.pipelines.psf.cell_image import CellImage
 from phot7dt.pipelines.psf.epsf_stack import StarCutouts, shifted_copies, stack_epsf
 from phot7dt.pipelines.psf.model_error import PsfFluxRatios
 from phot7dt.pipelines.psf.params import EpsfParams
@@ -30,7 +28,7 @@ from phot7dt.psf_grid import MomentField
 if TYPE_CHECKING:
     from photutils.psf import EPSFStars
 
-__all__ = ["EPSFBuild", "build_cell_epsf", "star_cutouts"]
+__all__ = ["EPSFBuild", "build_cell_epsf"]
 
 #: Recentering iterations per EPSFBuilder step (tract7dt's value).
 RECENTER_MAXITERS = 30
@@ -71,6 +69,9 @@ class EPSFBuild:
     moment_field : MomentField or None
         Change of the PSF's second moments across the cell (stack builder with
         ``psf_spatial_model``).
+    core_shape : (float, float) or None
+        ``alpha`` (pixels) and ``beta`` of the Moffat fitted to the stack's core
+        (stack builder), where later fits of the stamp start.
     """
 
     stamp: np.ndarray
@@ -86,53 +87,7 @@ class EPSFBuild:
     cutouts: list
     flux_ratios: PsfFluxRatios = dataclasses.field(default_factory=PsfFluxRatios.empty)
     moment_field: MomentField | None = None
-
-
-def _annulus_background(cutout: np.ndarray, bad: np.ndarray, cx: float, cy: float,
-                        p: EpsfParams) -> float | None:
-    """Sigma-clipped annulus median around ``(cx, cy)``; None if too few pixels."""
-    from astropy.stats import sigma_clipped_stats
-    r_out = min(p.star_local_bkg_annulus_rout_pix, p.half_size - 1)
-    yy, xx = np.indices(cutout.shape)
-    r = np.hypot(xx - cx, yy - cy)
-    ring = (r >= p.star_local_bkg_annulus_rin_pix) & (r <= r_out) & ~bad
-    if ring.sum() < p.star_local_bkg_minpix:
-        return None
-    _, median, _ = sigma_clipped_stats(cutout[ring], sigma=p.star_local_bkg_sigma, maxiters=5)
-    return float(median)
-
-
-def star_cutouts(ci: CellImage, xs, ys, p: EpsfParams) -> tuple[StarCutouts, dict]:
-    """Background-subtracted cutouts of accepted stars (working-frame positions).
-
-    Stars whose valid pixels do not sum to a positive flux are left out.
-    """
-    half = p.half_size
-    data, bad, centres, fluxes, origins, backgrounds = [], [], [], [], [], []
-    for x, y in zip(*ci.to_region(xs, ys), strict=True):
-        ix, iy = int(math.floor(x + 0.5)), int(math.floor(y + 0.5))
-        sl = np.s_[iy - half : iy + half + 1, ix - half : ix + half + 1]
-        cut, cut_bad = ci.image[sl].astype(np.float64), ci.bad[sl]
-        cx, cy = x - (ix - half), y - (iy - half)
-        if p.star_local_bkg_subtract:
-            level = _annulus_background(cut, cut_bad, cx, cy, p)
-            backgrounds.append(level)
-            cut = cut - (level or 0.0)
-        cut[cut_bad] = 0.0
-        flux = float(cut.sum())
-        if not flux > 0:
-            continue
-        data.append(cut), bad.append(cut_bad), centres.append((cx, cy)), fluxes.append(flux)
-        origins.append((ix - half + ci.region.x0, iy - half + ci.region.y0))
-    n = p.cutout_size
-    cx, cy = np.asarray(centres, float).reshape(-1, 2).T
-    stars = StarCutouts(np.asarray(data, float).reshape(-1, n, n),
-                        np.asarray(bad, bool).reshape(-1, n, n), cx, cy,
-                        np.asarray(fluxes, float), np.asarray(origins, int).reshape(-1, 2))
-    ok = [b for b in backgrounds if b is not None]
-    summary = {"n": len(backgrounds), "n_ok": len(ok),
-               "median": float(np.median(ok)) if ok else float("nan")}
-    return stars, summary
+    core_shape: tuple[float, float] | None = None
 
 
 def _centre_crop(image: np.ndarray, size: int) -> np.ndarray:
@@ -181,6 +136,7 @@ class _Raw:
     residual: np.ndarray
     ratios: PsfFluxRatios = dataclasses.field(default_factory=PsfFluxRatios.empty)
     moment_field: MomentField | None = None
+    core_shape: tuple[float, float] | None = None
 
 
 def _run_photutils(stars: StarCutouts, p: EpsfParams) -> _Raw:
@@ -226,7 +182,7 @@ def _run_stack(stars: StarCutouts, p: EpsfParams, fwhm: float, sky_sigma: float,
     median = (_centre_crop(np.nanmedian(resid, axis=0), p.final_psf_size) if len(shown)
               else np.zeros((p.final_psf_size, p.final_psf_size)))
     return _Raw(res.stamp, res.used, res.iterations, res.converged, np.nan_to_num(median),
-                res.ratios, res.moment_field)
+                res.ratios, res.moment_field, res.core_shape)
 
 
 def build_cell_epsf(
@@ -246,7 +202,8 @@ def build_cell_epsf(
     stamp, edge = _crop_unit_sum(raw.full, p.final_psf_size)
     wing_radius, wing_fraction = (p.final_psf_size - 1) / 2, 0.0
     if p.model_wings:
-        stamp, wing_radius, wing_fraction = model_wings(stamp, fwhm_guess)
+        stamp, wing_radius, wing_fraction = model_wings(stamp, fwhm_guess,
+                                                        start=raw.core_shape)
     used = np.nonzero(raw.used)[0]
     return EPSFBuild(
         stamp=stamp,
@@ -262,4 +219,5 @@ def build_cell_epsf(
         cutouts=[np.asarray(stars.data[s], np.float32) for s in used[:max_cutouts]],
         flux_ratios=raw.ratios,
         moment_field=raw.moment_field,
+        core_shape=raw.core_shape,
     )

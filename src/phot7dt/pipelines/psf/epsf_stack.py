@@ -6,7 +6,8 @@ position, divided by its flux, and the cutouts are combined per pixel by an
 inverse-variance weighted mean (sky noise plus the star's own photon noise,
 so bright stars dominate as they should) with ``clip_sigma`` clipping. Star
 centres and fluxes are then re-fitted against the new stamp (flux linear,
-position by Gauss-Newton with Fourier derivatives, within ``2 FWHM``) and
+position by Gauss-Newton with Fourier derivatives, within ``2 FWHM``; see
+:mod:`~phot7dt.pipelines.psf.star_refit`) and
 the stack is repeated until no star moves by more than ``1e-3`` pixels
 relative to the others. Finally the stamp is shifted so that its fitted
 Moffat centre is the central pixel.
@@ -28,16 +29,13 @@ import numpy as np
 from phot7dt.pipelines.psf.model_error import PsfFluxRatios, loo_flux_ratios
 from phot7dt.pipelines.psf.spatial import fit_moment_field, star_moment_offsets
 from phot7dt.pipelines.psf.stamp_models import fit_moffat
+from phot7dt.pipelines.psf.star_refit import refit_stars
 from phot7dt.psf_grid import MomentField
 
 __all__ = ["StackResult", "StarCutouts", "fourier_shift", "shifted_copies", "stack_epsf"]
 
-#: Gauss-Newton steps per star and stack iteration.
-STAR_FIT_STEPS = 3
 #: Convergence: largest relative star-centre change, pixels.
 CENTRE_TOLERANCE_PIX = 1e-3
-#: A star whose fitted centre leaves its initial position by more than this is dropped, pixels.
-MAX_SHIFT_PIX = 2.0
 #: A shifted bad pixel spoils a stamp pixel when its interpolated weight exceeds this.
 BAD_SPILL = 0.02
 
@@ -73,7 +71,11 @@ class StarCutouts:
 
 @dataclasses.dataclass(frozen=True)
 class StackResult:
-    """Outcome of :func:`stack_epsf` (stamp at cutout size, unit sum)."""
+    """Outcome of :func:`stack_epsf` (stamp at cutout size, unit sum).
+
+    ``core_shape`` is ``alpha`` (pixels) and ``beta`` of the Moffat fitted to the
+    stamp's core to centre it.
+    """
 
     stamp: np.ndarray
     variance: np.ndarray
@@ -85,6 +87,7 @@ class StackResult:
     converged: bool
     ratios: PsfFluxRatios
     moment_field: MomentField | None
+    core_shape: tuple[float, float] | None = None
 
 
 def _frequencies(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -110,36 +113,6 @@ def _shifted_stack(spectra: np.ndarray, dx: np.ndarray, dy: np.ndarray, n: int) 
     kx, ky = _frequencies(n)
     ramps = np.exp(-2j * np.pi * (kx[None] * dx[:, None, None] + ky[None] * dy[:, None, None]))
     return np.fft.irfft2(spectra * ramps, s=(n, n), axes=(-2, -1))
-
-
-class _StampSpectrum:
-    """The real FFT of one stamp, for shifted copies and their derivatives on a window.
-
-    A star fit needs the shifted stamp only on the pixels near the star, so the
-    inverse transform is evaluated there as two small matrix products (the phase
-    ramp is separable) instead of a full inverse FFT; the values equal the full
-    ``irfft2`` on those pixels to rounding.
-    """
-
-    def __init__(self, stamp: np.ndarray):
-        n = stamp.shape[0]
-        self.n = n
-        self.spectrum = np.fft.rfft2(stamp) / n**2
-        kx, ky = _frequencies(n)
-        self.kx, self.ky = kx[0], ky[:, 0]
-        # Hermitian weights of the half spectrum along x (n odd: no Nyquist column).
-        self.weight_x = np.where(np.arange(len(self.kx)) == 0, 1.0, 2.0)
-
-    def window_with_gradient(self, dx: float, dy: float, rows: np.ndarray, cols: np.ndarray):
-        """The stamp moved by ``(dx, dy)`` and its derivatives in ``dx`` and ``dy``, on the
-        pixels ``rows x cols``: three ``(len(rows), len(cols))`` arrays."""
-        ey = np.exp(2j * np.pi * self.ky[None, :] * (rows[:, None] - dy))
-        ex = np.exp(2j * np.pi * self.kx[None, :] * (cols[:, None] - dx)) * self.weight_x
-        left = ey @ self.spectrum
-        model = (left @ ex.T).real
-        grad_x = (left @ (ex * (-2j * np.pi * self.kx)).T).real
-        grad_y = (((ey * (-2j * np.pi * self.ky)) @ self.spectrum) @ ex.T).real
-        return model, grad_x, grad_y
 
 
 def _weighted_stack(aligned, weight, clip_sigma: float):
@@ -195,56 +168,10 @@ def _stack(stars: StarCutouts, spectra: _Spectra, used, cx, cy, flux, profile, n
     return (*_weighted_stack(aligned, weight, clip_sigma), aligned, weight)
 
 
-def _fit_star(data, bad, stamp: _StampSpectrum, start, noise, fit_radius):
-    """Least-squares ``(cx, cy, flux)`` of one star against ``stamp``; None if it fails."""
-    sky_var, gain = noise
-    cx, cy, flux = start
-    c = (data.shape[0] - 1) / 2
-    yy, xx = np.indices(data.shape)
-    region = (np.hypot(xx - cx, yy - cy) <= fit_radius) & ~bad
-    rows, cols = np.nonzero(region.any(axis=1))[0], np.nonzero(region.any(axis=0))[0]
-    if not rows.size:
-        return None  # no pixel to fit: the normal equations are singular
-    window = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    rows, cols = np.arange(rows[0], rows[-1] + 1), np.arange(cols[0], cols[-1] + 1)
-    data, region = data[window], region[window]
-    for _ in range(STAR_FIT_STEPS):
-        model, gx, gy = stamp.window_with_gradient(cx - c, cy - c, rows, cols)
-        w = (1.0 / (sky_var + np.clip(flux * model, 0.0, None) / gain))[region]
-        design = np.stack([model[region], flux * gx[region], flux * gy[region]])
-        resid = data[region] - flux * model[region]
-        try:
-            step = np.linalg.solve((design * w) @ design.T, (design * w) @ resid)
-        except np.linalg.LinAlgError:
-            return None
-        flux += step[0]
-        cx += float(np.clip(step[1], -0.5, 0.5))
-        cy += float(np.clip(step[2], -0.5, 0.5))
-    return (cx, cy, flux) if np.isfinite(flux) and flux > 0 else None
-
-
 def _initial_profile(stars: StarCutouts) -> np.ndarray:
     """Median of the flux-normalised cutouts (unit sum, non-negative): first photon-noise model."""
     norm = np.median(stars.data / stars.flux[:, None, None], axis=0).clip(0.0, None)
     return norm / norm.sum() if norm.sum() > 0 else norm
-
-
-def _refit_stars(stars, used, cx, cy, flux, stamp, noise, fit_radius) -> float:
-    """Re-fit used stars in place; drop failures; return the largest relative centre move."""
-    moves = []
-    spectrum = _StampSpectrum(stamp)
-    for s in np.nonzero(used)[0]:
-        fit = _fit_star(stars.data[s], stars.bad[s], spectrum, (cx[s], cy[s], flux[s]), noise,
-                        fit_radius)
-        if fit is None or np.hypot(fit[0] - stars.cx[s], fit[1] - stars.cy[s]) > MAX_SHIFT_PIX:
-            used[s] = False
-            continue
-        moves.append((fit[0] - cx[s], fit[1] - cy[s]))
-        cx[s], cy[s], flux[s] = fit
-    if not moves:
-        return 0.0
-    moves = np.asarray(moves)
-    return float(np.abs(moves - moves.mean(axis=0)).max())
 
 
 def stack_epsf(
@@ -285,7 +212,7 @@ def stack_epsf(
                                       clip_sigma)
         total = mean.sum()
         profile, variance = mean / total, variance / total**2
-        moved = _refit_stars(stars, used, cx, cy, flux, profile, noise, max(2.0 * fwhm, 4.0))
+        moved = refit_stars(stars, used, cx, cy, flux, profile, noise, max(2.0 * fwhm, 4.0))
         if not used.any():
             break
         if moved < CENTRE_TOLERANCE_PIX:
@@ -310,4 +237,5 @@ def stack_epsf(
     ox, oy = centre.x0 - half, centre.y0 - half
     stamp = fourier_shift(profile, -ox, -oy)
     return StackResult(stamp / stamp.sum(), fourier_shift(variance, -ox, -oy).clip(0.0, None),
-                       used, cx - ox, cy - oy, flux, iteration, converged, ratios, field)
+                       used, cx - ox, cy - oy, flux, iteration, converged, ratios, field,
+                       (centre.alpha, centre.beta))

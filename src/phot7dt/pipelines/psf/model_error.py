@@ -93,6 +93,20 @@ def _star_ratio(a, w, P, fit, ap):
     return k_psf / k_ap, np.sqrt(var) / k_ap
 
 
+def _loo_models(aligned: np.ndarray, weight: np.ndarray, smear: np.ndarray | None):
+    """Unit-sum leave-one-out stacks (smeared to each star's moments when ``smear`` is
+    given) and the stars they belong to; stars whose stack has no positive sum are left out."""
+    rest_w = weight.sum(0) - weight
+    rest_wa = (weight * aligned).sum(0) - weight * aligned
+    models = np.where(rest_w > 0, rest_wa / np.where(rest_w > 0, rest_w, 1), 0)
+    sums = models.sum(axis=(1, 2))
+    stars = np.nonzero(sums > 0)[0]
+    models = models[stars] / sums[stars, None, None]
+    if smear is not None and len(stars):
+        models = gaussian_smear(models, np.asarray(smear)[stars])
+    return models, stars
+
+
 def loo_flux_ratios(aligned: np.ndarray, weight: np.ndarray, fwhm: float,
                     aperture_fwhm: float, smear: np.ndarray | None = None,
                     sky_weight: np.ndarray | None = None) -> PsfFluxRatios:
@@ -123,18 +137,9 @@ def loo_flux_ratios(aligned: np.ndarray, weight: np.ndarray, fwhm: float,
     yy, xx = np.indices((n, n))
     r = np.hypot(xx - c, yy - c)
     fit, ap = r <= max(2.0 * fwhm, 4.0), r <= aperture_fwhm * fwhm
-    total_w = weight.sum(0)
-    total_wa = (weight * aligned).sum(0)
+    models, stars = _loo_models(aligned, weight, smear)
     ratios, sigmas, kappas = [], [], []
-    for s in range(len(aligned)):
-        rest_w = total_w - weight[s]
-        model = np.where(rest_w > 0, (total_wa - weight[s] * aligned[s]) / np.where(rest_w > 0,
-                                                                                     rest_w, 1), 0)
-        if not model.sum() > 0:
-            continue
-        model = model / model.sum()
-        if smear is not None:
-            model = gaussian_smear(model, smear[s])
+    for model, s in zip(models, stars, strict=True):
         got = _star_ratio(aligned[s], weight[s], model, fit, ap)
         if got is not None:
             ratios.append(got[0])

@@ -3,17 +3,24 @@
 Stamps sample the *pixel-convolved* profile at pixel centres (each pixel holds
 the profile integrated over it), the convention of an ePSF. Measurements fit
 the same pixel-integrated Moffat, so the FWHM they report is the FWHM of the
-profile before pixel convolution, comparable with a seeing FWHM.
+profile before pixel convolution, comparable with a seeing FWHM. Pixel
+integrals use the quadrature of :mod:`~phot7dt.pipelines.psf.moffat_profile`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import numpy as np
-from photutils.aperture import CircularAperture
-from scipy.optimize import least_squares
+
+from phot7dt.pipelines.psf.moffat_profile import (
+    integrate_pixels,
+    moffat_alpha,
+    moffat_integrated,
+    quadrature_offsets,
+)
 
 __all__ = [
     "MoffatFit",
@@ -30,8 +37,6 @@ __all__ = [
     "ncircular_gaussian_stamp",
 ]
 
-#: Sub-pixels per axis used to integrate a profile over a pixel.
-SUBSAMPLE = 7
 #: (sigma multiples, weights) of tract7dt's NCircularGaussianPSF fallback by number of components.
 NCIRCULAR_COMPONENTS = {
     1: ((1.0,), (1.0,)),
@@ -39,29 +44,13 @@ NCIRCULAR_COMPONENTS = {
     3: ((1.0, 2.0, 4.0), (0.8, 0.15, 0.05)),
 }
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
-
-
-def moffat_alpha(fwhm: float, beta: float) -> float:
-    """Moffat core radius ``alpha`` (pixels) of a profile with ``fwhm`` and ``beta``."""
-    return fwhm / (2.0 * math.sqrt(2.0 ** (1.0 / beta) - 1.0))
-
-
-def _subpixel_grid(size: int, x0: float, y0: float) -> tuple[np.ndarray, np.ndarray]:
-    """Sub-pixel offsets from ``(x0, y0)``, shape ``(size, size, S, S)``."""
-    idx = np.arange(size, dtype=float)
-    return _window_offsets(idx, idx, x0, y0)
-
-
-def _window_offsets(rows: np.ndarray, cols: np.ndarray, x0: float, y0: float):
-    """Sub-pixel offsets from ``(x0, y0)`` of the pixels ``rows x cols``: ``(R, C, S, S)``."""
-    offsets = (np.arange(SUBSAMPLE) + 0.5) / SUBSAMPLE - 0.5
-    dx = cols[None, :, None, None] + offsets[None, None, None, :] - x0
-    dy = rows[:, None, None, None] + offsets[None, None, :, None] - y0
-    return dx, dy
+#: Default start of a stamp fit: core radius (pixels) and index.
+START_ALPHA_BETA = (2.0, 3.0)
 
 
 def moffat_pixels(size: int, x0: float, y0: float, alpha: float, beta: float) -> np.ndarray:
-    """Unit-flux Moffat integrated over the pixels of a ``size x size`` grid, centre ``(x0, y0)``."""
+    """Unit-flux Moffat integrated over the pixels of a ``size x size`` grid, centred on
+    ``(x0, y0)``."""
     idx = np.arange(size, dtype=float)
     return moffat_window(idx, idx, x0, y0, alpha, beta)
 
@@ -69,9 +58,8 @@ def moffat_pixels(size: int, x0: float, y0: float, alpha: float, beta: float) ->
 def moffat_window(rows: np.ndarray, cols: np.ndarray, x0: float, y0: float, alpha: float,
                   beta: float) -> np.ndarray:
     """:func:`moffat_pixels` on the pixels ``rows x cols`` only (float pixel indices)."""
-    dx, dy = _window_offsets(rows, cols, x0, y0)
-    profile = (1.0 + (dx**2 + dy**2) / alpha**2) ** (-beta)
-    return profile.mean(axis=(2, 3)) * (beta - 1.0) / (math.pi * alpha**2)
+    return moffat_integrated(np.asarray(cols, float)[None, :] - x0,
+                             np.asarray(rows, float)[:, None] - y0, alpha, beta)
 
 
 def _stamp_size(radius: float) -> int:
@@ -90,7 +78,8 @@ def ncircular_gaussian_stamp(fwhm: float, n: int, radius: float) -> np.ndarray:
     """Unit-sum stamp of tract7dt's ``n``-component concentric Gaussian fallback."""
     size = _stamp_size(radius)
     c = (size - 1) / 2
-    dx, dy = _subpixel_grid(size, c, c)
+    idx = np.arange(size, dtype=float) - c
+    dx, dy = quadrature_offsets(idx[None, :], idx[:, None])
     r2 = dx**2 + dy**2
     sigma = fwhm / FWHM_PER_SIGMA
     scales, weights = NCIRCULAR_COMPONENTS[n]
@@ -98,7 +87,7 @@ def ncircular_gaussian_stamp(fwhm: float, n: int, radius: float) -> np.ndarray:
         w * np.exp(-0.5 * r2 / (k * sigma) ** 2) / (2 * math.pi * (k * sigma) ** 2)
         for k, w in zip(scales, weights, strict=True)
     )
-    stamp = profile.mean(axis=(2, 3))
+    stamp = integrate_pixels(profile)
     return stamp / stamp.sum()
 
 
@@ -107,19 +96,24 @@ def gaussian_stamp(fwhm: float, radius: float) -> np.ndarray:
     return ncircular_gaussian_stamp(fwhm, 1, radius)
 
 
+@functools.lru_cache(maxsize=16)
+def _overlaps(size: int, radii: tuple[float, ...]) -> np.ndarray:
+    """Exact overlap of each pixel of a ``size x size`` grid with circles of ``radii``
+    around its central pixel: ``(len(radii), size * size)``."""
+    from photutils.geometry import circular_overlap_grid
+    lo, hi = -size / 2, size / 2
+    return np.stack([circular_overlap_grid(lo, hi, lo, hi, size, size, r, 1, 1).ravel()
+                     for r in radii])
+
+
 def growth_curve(stamp: np.ndarray, radii: np.ndarray) -> np.ndarray:
     """Encircled energy of a unit-sum ``stamp`` within circles of ``radii`` (pixels).
 
     Exact pixel/circle overlaps, centred on the central pixel; the total is the
     stamp sum, so values are fractions of the stamp's flux.
     """
-    c = (stamp.shape[0] - 1) / 2
-    total = float(stamp.sum())
-    flux = [
-        CircularAperture((c, c), float(r)).do_photometry(stamp, method="exact")[0][0]
-        for r in radii
-    ]
-    return np.asarray(flux) / total
+    overlaps = _overlaps(stamp.shape[0], tuple(float(r) for r in radii))
+    return overlaps @ stamp.ravel() / float(stamp.sum())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,35 +151,58 @@ class MoffatFit:
         return self.amplitude * moffat_pixels(size, self.x0, self.y0, self.alpha, self.beta)
 
 
-def fit_moffat(stamp: np.ndarray, fit_radius: float) -> MoffatFit:
-    """Fit a pixel-integrated Moffat to the pixels within ``fit_radius`` of the centre."""
+def fit_moffat(stamp: np.ndarray, fit_radius: float,
+               start: tuple[float, float] | None = None) -> MoffatFit:
+    """Fit a pixel-integrated Moffat to the pixels within ``fit_radius`` of the centre.
+
+    Least squares (Levenberg-Marquardt with the analytic Jacobian) in amplitude,
+    centre, ``log alpha`` and ``log(beta - 1)``, starting from the stamp's sum,
+    its central pixel and ``start`` (``alpha`` in pixels, ``beta``; default
+    :data:`START_ALPHA_BETA`).
+    """
+    from scipy.optimize import least_squares
     size = stamp.shape[0]
     c = (size - 1) / 2
-    yy, xx = np.indices(stamp.shape)
-    inside = np.hypot(xx - c, yy - c) <= fit_radius
     lo, hi = int(max(c - fit_radius - 1, 0)), int(min(c + fit_radius + 2, size))
-    sub, sub_inside = stamp[lo:hi, lo:hi], inside[lo:hi, lo:hi]
-    n = hi - lo
+    idx = np.arange(lo, hi, dtype=float)
+    xx, yy = np.meshgrid(idx, idx)
+    inside = np.hypot(xx - c, yy - c) <= fit_radius
+    xs, ys, data = xx[inside] - lo, yy[inside] - lo, stamp[lo:hi, lo:hi][inside]
+    cache: dict = {}
+
+    def terms(p: np.ndarray) -> np.ndarray:
+        key = p.tobytes()
+        if key not in cache:
+            cache.clear()
+            _, x0, y0, log_alpha, log_beta_m1 = p
+            cache[key] = moffat_integrated(xs - x0, ys - y0, math.exp(log_alpha),
+                                           1.0 + math.exp(log_beta_m1), derivatives=True)
+        return cache[key]
 
     def residual(p: np.ndarray) -> np.ndarray:
-        amp, x0, y0, log_alpha, log_beta_m1 = p
-        model = amp * moffat_pixels(n, x0, y0, math.exp(log_alpha), 1.0 + math.exp(log_beta_m1))
-        return (model - sub)[sub_inside]
+        return p[0] * terms(p)[0] - data
 
-    start = np.array([float(stamp.sum()), c - lo, c - lo, math.log(2.0), math.log(2.0)])
-    fit = least_squares(residual, start, method="lm", x_scale="jac")
+    def jacobian(p: np.ndarray) -> np.ndarray:
+        t = terms(p)
+        return np.column_stack([t[0], p[0] * t[1], p[0] * t[2], p[0] * t[3], p[0] * t[4]])
+
+    alpha, beta = start or START_ALPHA_BETA
+    p0 = np.array([float(stamp.sum()), c - lo, c - lo, math.log(alpha), math.log(beta - 1.0)])
+    fit = least_squares(residual, p0, jac=jacobian, method="lm", x_scale="jac")
     amp, x0, y0, log_alpha, log_beta_m1 = fit.x
     return MoffatFit(amp, x0 + lo, y0 + lo, math.exp(log_alpha), 1.0 + math.exp(log_beta_m1))
 
 
-def model_wings(stamp: np.ndarray, fwhm_guess: float, snr_min: float = 3.0):
+def model_wings(stamp: np.ndarray, fwhm_guess: float, snr_min: float = 3.0,
+                start: tuple[float, float] | None = None):
     """Replace the noise-dominated wings of an ePSF by its fitted Moffat.
 
     The empirical stamp is kept where the fitted profile exceeds ``snr_min``
     times the stamp noise (robust scatter of stamp minus model beyond 2 FWHM),
     never inside 2 FWHM; outside, the model takes over through a 2-pixel
     linear taper. Summed wing noise otherwise sets the unit-sum normalisation
-    (several per cent for faint PSF stars in a 55 px stamp).
+    (several per cent for faint PSF stars in a 55 px stamp). ``start``
+    (``alpha`` in pixels, ``beta``) starts the Moffat fit (see :func:`fit_moffat`).
 
     Returns
     -------
@@ -198,7 +215,7 @@ def model_wings(stamp: np.ndarray, fwhm_guess: float, snr_min: float = 3.0):
     """
     size = stamp.shape[0]
     half = (size - 1) / 2
-    fit = fit_moffat(stamp, min(half, max(3.0 * fwhm_guess, 6.0)))
+    fit = fit_moffat(stamp, min(half, max(3.0 * fwhm_guess, 6.0)), start)
     model = fit.render(size)
     yy, xx = np.indices(stamp.shape)
     r = np.hypot(xx - fit.x0, yy - fit.y0)
@@ -223,10 +240,14 @@ def _radius_at(fraction: float, radii: np.ndarray, ee: np.ndarray) -> float:
     return float(np.interp(fraction, ee[i - 1 : i + 1], radii[i - 1 : i + 1]))
 
 
-def measure_stamp(stamp: np.ndarray, fwhm_guess: float) -> StampMetrics:
-    """FWHM (Moffat fit), growth curve and encircled-energy radii of a PSF stamp."""
+def measure_stamp(stamp: np.ndarray, fwhm_guess: float,
+                  start: tuple[float, float] | None = None) -> StampMetrics:
+    """FWHM (Moffat fit), growth curve and encircled-energy radii of a PSF stamp.
+
+    ``start`` (``alpha`` in pixels, ``beta``) starts the Moffat fit (see :func:`fit_moffat`).
+    """
     half = (stamp.shape[0] - 1) / 2
-    fit = fit_moffat(stamp, min(half, max(3.0 * fwhm_guess, 6.0)))
+    fit = fit_moffat(stamp, min(half, max(3.0 * fwhm_guess, 6.0)), start)
     fwhm, beta = fit.fwhm, fit.beta
     offset = math.hypot(fit.x0 - half, fit.y0 - half)
     radii = np.arange(0.5, half + 0.25, 0.5)

@@ -14,6 +14,13 @@ Stars the shared profile does not describe (an unflagged blend, a galaxy, a
 cosmic ray) are dropped once: those whose reduced chi-square exceeds the
 median of all stars by more than ``OUTLIER_MADS`` robust standard deviations
 (and by at least ``OUTLIER_MIN_EXCESS``); the fit is then repeated without them.
+
+Each weighted least-squares pass is solved by
+:func:`~phot7dt.pipelines.psf.arrow_lm.solve_arrow` with analytic derivatives
+(:mod:`~phot7dt.pipelines.psf.moffat_profile`). The optimum of a pass depends
+only on its weights, so a fit may start the optimiser from an earlier
+solution (:class:`StarFitStart`) and still ends where a start from the guess
+ends.
 """
 
 from __future__ import annotations
@@ -22,18 +29,22 @@ import dataclasses
 import math
 
 import numpy as np
-from scipy.optimize import least_squares
-from scipy.sparse import lil_matrix
 
+from phot7dt.pipelines.psf.arrow_lm import Evaluation, solve_arrow
 from phot7dt.pipelines.psf.epsf_stack import StarCutouts
-from phot7dt.pipelines.psf.stamp_models import moffat_alpha, moffat_window
+from phot7dt.pipelines.psf.moffat_profile import moffat_alpha, moffat_fwhm, moffat_integrated
 
-__all__ = ["FitStars", "MoffatStarFit", "fit_moffat_to_stars", "fit_stars_from_cutouts"]
+__all__ = ["FitStars", "MoffatStarFit", "StarFitStart", "fit_moffat_to_stars",
+           "fit_stars_from_cutouts"]
 
 #: A star's centre may move at most this far from its starting position, pixels.
 MAX_CENTRE_SHIFT_PIX = 1.5
 #: Bounds of the fitted Moffat index.
 BETA_BOUNDS = (1.2, 20.0)
+#: Bounds of the fitted core radius alpha, pixels.
+ALPHA_BOUNDS = (0.2, 50.0)
+#: Bounds of each star's flux relative to its initial estimate.
+FLUX_FACTOR_BOUNDS = (1e-3, 1e3)
 #: Outlier stars: reduced chi-square above the median by this many robust sigmas ...
 OUTLIER_MADS = 5.0
 #: ... and by at least this much.
@@ -95,7 +106,11 @@ def fit_stars_from_cutouts(stars: StarCutouts, radius: float) -> FitStars:
 
 @dataclasses.dataclass(frozen=True)
 class MoffatStarFit:
-    """Result of :func:`fit_moffat_to_stars` (pixels)."""
+    """Result of :func:`fit_moffat_to_stars` (pixels).
+
+    ``star_params`` holds each fitted star's flux factor and centre shift
+    ``(k, dx, dy)`` (NaN for stars left out as outliers), to start later fits.
+    """
 
     fwhm_pix: float
     beta: float
@@ -103,111 +118,108 @@ class MoffatStarFit:
     beta_err: float
     nstars: int
     chi2_dof: float
+    star_params: np.ndarray | None = dataclasses.field(default=None, compare=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class StarFitStart:
+    """Where the optimiser starts: ``alpha`` (pixels), ``beta`` and, per star,
+    ``(k, dx, dy)`` (NaN rows: the guess ``(1, 0, 0)``)."""
+
+    alpha: float
+    beta: float
+    star_params: np.ndarray
+
+
+class _Pixels:
+    """The fitted pixels of all stars, flattened: owner star, position and data."""
+
+    def __init__(self, stars: FitStars, fit_radius: float):
+        yy, xx = np.indices(stars.data.shape[1:], dtype=float)
+        region = ((np.hypot(xx[None] - stars.cx[:, None, None], yy[None] - stars.cy[:, None, None])
+                   <= fit_radius) & ~stars.bad)
+        self.owner, iy, ix = np.nonzero(region)
+        self.x, self.y = ix.astype(float), iy.astype(float)
+        self.data = stars.data[self.owner, iy, ix].astype(float)
+        self.counts = np.bincount(self.owner, minlength=len(stars))
 
 
 class _Problem:
-    """Weighted residuals of the joint fit.
+    """Weighted residuals of the joint fit and their derivatives.
 
-    Parameters ``[log alpha, log(beta - 1), g_1 .. g_K | per star: flux, dx, dy]``;
-    star ``s`` has ``log alpha + sum_k g_k terms[s, k]`` (``log(beta - 1)``
-    absent with a fixed ``beta``, ``dx, dy`` with fixed centres).
+    Shared parameters ``[log alpha, log(beta - 1)]`` (``log alpha`` only with a
+    fixed ``beta``); per star ``[k, dx, dy]`` (``k`` only with fixed centres),
+    the star's flux being ``k`` times its initial estimate.
     """
 
     def __init__(self, stars: FitStars, fit_radius: float, noise: tuple[float, float],
-                 free: tuple[bool, bool], terms: np.ndarray) -> None:
-        self.stars, self.noise, self.terms = stars, noise, terms
+                 free: tuple[bool, bool], beta_fixed: float):
+        self.stars, self.noise, self.beta_fixed = stars, noise, beta_fixed
         self.free_centres, self.free_beta = free
-        yy, xx = np.indices(stars.data.shape[1:])
-        self.regions = [(np.hypot(xx - cx, yy - cy) <= fit_radius) & ~bad
-                        for cx, cy, bad in zip(stars.cx, stars.cy, stars.bad, strict=True)]
-        self.windows = [_bounding_window(r) for r in self.regions]
-        self.inv_sigma = [np.full(r.sum(), 1.0 / math.sqrt(noise[0])) for r in self.regions]
-        self.n_shape = 2 if self.free_beta else 1
-        self.n_global = self.n_shape + terms.shape[1]
-        self.n_star = 3 if self.free_centres else 1
+        self.pixels = _Pixels(stars, fit_radius)
+        self.n_shared = 2 if self.free_beta else 1
+        self.n_local = 3 if self.free_centres else 1
+        self.inv_sigma = np.full(len(self.pixels.data), 1.0 / math.sqrt(noise[0]))
 
-    def unpack(self, p: np.ndarray, beta_fixed: float):
-        beta = 1.0 + math.exp(p[1]) if self.free_beta else beta_fixed
-        alphas = np.exp(p[0] + self.terms @ p[self.n_shape : self.n_global])
-        per_star = p[self.n_global :].reshape(len(self.stars), self.n_star)
-        return alphas, beta, per_star
+    def shape(self, shared: np.ndarray) -> tuple[float, float]:
+        beta = 1.0 + math.exp(shared[1]) if self.free_beta else self.beta_fixed
+        return math.exp(shared[0]), beta
 
-    def models(self, p: np.ndarray, beta_fixed: float) -> list[np.ndarray]:
-        alphas, beta, per_star = self.unpack(p, beta_fixed)
-        out = []
-        for s, q in enumerate(per_star):
-            dx, dy = (q[1], q[2]) if self.free_centres else (0.0, 0.0)
-            rows, cols, inside = self.windows[s]
-            image = moffat_window(rows, cols, self.stars.cx[s] + dx, self.stars.cy[s] + dy,
-                                  alphas[s], beta)
-            out.append(q[0] * self.stars.flux[s] * image[inside])
-        return out
+    def model(self, shared: np.ndarray, local: np.ndarray, derivatives: bool):
+        """Model per pixel (common flux scale) and, optionally, the profile's derivatives."""
+        px, s = self.pixels, self.pixels.owner
+        dx, dy = (local[:, 1], local[:, 2]) if self.free_centres else (0.0, 0.0)
+        cx, cy = self.stars.cx + dx, self.stars.cy + dy
+        alpha, beta = self.shape(shared)
+        profile = moffat_integrated(px.x - cx[s], px.y - cy[s], alpha, beta, derivatives)
+        amplitude = local[s, 0] * self.stars.flux[s]
+        return (amplitude * profile[0], amplitude, profile) if derivatives else (
+            amplitude * profile, amplitude, None)
 
-    def residuals(self, p: np.ndarray, beta_fixed: float) -> np.ndarray:
-        models = self.models(p, beta_fixed)
-        return np.concatenate([(self.stars.data[s][r] - m) * w for s, (r, m, w) in enumerate(
-            zip(self.regions, models, self.inv_sigma, strict=True))])
+    def evaluate(self, shared: np.ndarray, local: np.ndarray) -> Evaluation:
+        model, amplitude, d = self.model(shared, local, derivatives=True)
+        w = self.inv_sigma
+        scale = (w * amplitude)[:, None]
+        shared_d = scale * np.column_stack([d[3], d[4]][: self.n_shared])
+        local_d = [w * self.stars.flux[self.pixels.owner] * d[0]]
+        if self.free_centres:
+            local_d += [w * amplitude * d[1], w * amplitude * d[2]]
+        return Evaluation((self.pixels.data - model) * w, shared_d, np.column_stack(local_d))
 
-    def star_chi2(self, p: np.ndarray, beta_fixed: float) -> np.ndarray:
-        """Reduced chi-square of each star (pixels per star minus its own parameters)."""
-        models = self.models(p, beta_fixed)
-        return np.array([float((((self.stars.data[s][r] - m) * w) ** 2).sum())
-                         / max(r.sum() - self.n_star, 1)
-                         for s, (r, m, w) in enumerate(zip(self.regions, models, self.inv_sigma,
-                                                           strict=True))])
-
-    def reweight(self, p: np.ndarray, beta_fixed: float) -> None:
+    def reweight(self, shared: np.ndarray, local: np.ndarray) -> None:
         sky_var, gain = self.noise
-        self.inv_sigma = [1.0 / np.sqrt(sky_var + np.clip(m, 0.0, None) / gain)
-                          for m in self.models(p, beta_fixed)]
+        model = self.model(shared, local, derivatives=False)[0]
+        self.inv_sigma = 1.0 / np.sqrt(sky_var + np.clip(model, 0.0, None) / gain)
 
-    def sparsity(self) -> lil_matrix:
-        sizes = [int(r.sum()) for r in self.regions]
-        jac = lil_matrix((sum(sizes), self.n_global + self.n_star * len(sizes)), dtype=int)
-        start = 0
-        for s, n in enumerate(sizes):
-            jac[start : start + n, : self.n_global] = 1
-            col = self.n_global + self.n_star * s
-            jac[start : start + n, col : col + self.n_star] = 1
-            start += n
-        return jac
+    def star_chi2(self, residual: np.ndarray) -> np.ndarray:
+        """Reduced chi-square of each star (pixels per star minus its own parameters)."""
+        chi2 = np.bincount(self.pixels.owner, weights=residual**2, minlength=len(self.stars))
+        return chi2 / np.maximum(self.pixels.counts - self.n_local, 1)
 
-    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        lo = [math.log(0.2), math.log(BETA_BOUNDS[0] - 1.0)][: self.n_shape]
-        hi = [math.log(50.0), math.log(BETA_BOUNDS[1] - 1.0)][: self.n_shape]
-        lo, hi = lo + [-1.0] * self.terms.shape[1], hi + [1.0] * self.terms.shape[1]
-        lo_s = [1e-3, -MAX_CENTRE_SHIFT_PIX, -MAX_CENTRE_SHIFT_PIX][: self.n_star]
-        hi_s = [1e3, MAX_CENTRE_SHIFT_PIX, MAX_CENTRE_SHIFT_PIX][: self.n_star]
-        n = len(self.stars)
-        return np.array(lo + lo_s * n), np.array(hi + hi_s * n)
+    def bounds(self):
+        lo = [math.log(ALPHA_BOUNDS[0]), math.log(BETA_BOUNDS[0] - 1.0)][: self.n_shared]
+        hi = [math.log(ALPHA_BOUNDS[1]), math.log(BETA_BOUNDS[1] - 1.0)][: self.n_shared]
+        lo_s = [FLUX_FACTOR_BOUNDS[0], -MAX_CENTRE_SHIFT_PIX, -MAX_CENTRE_SHIFT_PIX]
+        hi_s = [FLUX_FACTOR_BOUNDS[1], MAX_CENTRE_SHIFT_PIX, MAX_CENTRE_SHIFT_PIX]
+        return (np.array(lo), np.array(hi), np.array(lo_s[: self.n_local]),
+                np.array(hi_s[: self.n_local]))
 
 
-def _bounding_window(region: np.ndarray):
-    """Float row and column indices of the box around ``region``, and ``region`` in that box."""
-    rows, cols = np.nonzero(region.any(axis=1))[0], np.nonzero(region.any(axis=0))[0]
-    if not rows.size:
-        return np.zeros(0), np.zeros(0), np.zeros((0, 0), bool)
-    inside = region[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    return (np.arange(rows[0], rows[-1] + 1, dtype=float),
-            np.arange(cols[0], cols[-1] + 1, dtype=float), inside)
-
-
-def _global_errors(jac, p: np.ndarray, scale: float, n_shape: int, beta: float):
+def _global_errors(cov: np.ndarray | None, shared: np.ndarray, scale: float, n_shared: int,
+                   beta: float):
     """1-sigma errors of FWHM and beta from the Gauss-Newton covariance (delta method)."""
-    jtj = (jac.T @ jac).toarray() if hasattr(jac, "toarray") else jac.T @ jac
-    try:
-        cov = np.linalg.inv(jtj)[:n_shape, :n_shape] * scale
-    except np.linalg.LinAlgError:
+    if cov is None:
         return math.nan, math.nan
-    alpha = math.exp(p[0])
+    cov = cov * scale
+    alpha = math.exp(shared[0])
     root = math.sqrt(2.0 ** (1.0 / beta) - 1.0)
     d_fwhm = [2.0 * alpha * root]  # d fwhm / d log alpha
-    if n_shape == 2:
+    if n_shared == 2:
         d_root = -(2.0 ** (1.0 / beta)) * math.log(2.0) / beta**2 / (2.0 * root)
         d_fwhm.append(2.0 * alpha * d_root * (beta - 1.0))  # d fwhm / d log(beta - 1)
     g = np.array(d_fwhm)
     fwhm_err = math.sqrt(max(float(g @ cov @ g), 0.0))
-    beta_err = math.sqrt(max(cov[1, 1], 0.0)) * (beta - 1.0) if n_shape == 2 else 0.0
+    beta_err = math.sqrt(max(cov[1, 1], 0.0)) * (beta - 1.0) if n_shared == 2 else 0.0
     return fwhm_err, beta_err
 
 
@@ -220,7 +232,7 @@ def fit_moffat_to_stars(
     fit_radius: float,
     free_centres: bool = True,
     free_beta: bool = True,
-    terms: np.ndarray | None = None,
+    start: StarFitStart | None = None,
 ) -> MoffatStarFit | None:
     """Fit one Moffat (FWHM, beta) jointly to ``stars`` (see module doc).
 
@@ -233,15 +245,16 @@ def fit_moffat_to_stars(
     gain : float
         Electrons per common-scale count (``inf`` for sky noise only).
     fwhm_guess, beta_guess : float
-        Starting FWHM (pixels) and ``beta``; ``beta_guess`` is kept when not ``free_beta``.
+        Guess FWHM (pixels) and ``beta``: they set the first pass's weights;
+        ``beta_guess`` is kept when not ``free_beta``.
     fit_radius : float
         Pixels within this distance (pixels) of a star's centre enter the fit.
     free_centres, free_beta : bool
         Fit each star's centre / the Moffat index (else keep them).
-    terms : (S, K) ndarray, optional
-        Field-position terms of each star (zero at the position the result
-        describes): ``log alpha`` of star ``s`` is ``log alpha + g . terms[s]``
-        with fitted ``g``. None for one profile shared by all stars.
+    start : StarFitStart, optional
+        Where the optimiser starts (default: the guess, each star's flux
+        estimate and centre); the result does not depend on it beyond the
+        fit's tolerance.
 
     Returns
     -------
@@ -250,25 +263,28 @@ def fit_moffat_to_stars(
     """
     if len(stars) == 0:
         return None
-    terms = np.zeros((len(stars), 0)) if terms is None else np.asarray(terms, float)
-    guess = (fwhm_guess, beta_guess)
-    fitted = _fit(stars, terms, fit_radius, (sky_sigma**2, gain), (free_centres, free_beta), guess)
+    args = (fit_radius, (sky_sigma**2, gain), (free_centres, free_beta), (fwhm_guess, beta_guess))
+    fitted = _fit(stars, *args, start)
     if fitted is None:
         return None
-    keep = _inliers(fitted[2])
+    keep = _inliers(fitted[0].star_chi2(fitted[1].evaluation.residual))
     if not keep.all():
-        fitted = _fit(stars.take(keep), terms[keep], fit_radius, (sky_sigma**2, gain),
-                      (free_centres, free_beta), guess)
+        sub_start = None if start is None else dataclasses.replace(
+            start, star_params=start.star_params[keep])
+        fitted = _fit(stars.take(keep), *args, sub_start)
         if fitted is None:
             return None
-    problem, result, _ = fitted
-    p = result.x
-    alpha, beta = math.exp(p[0]), problem.unpack(p, beta_guess)[1]
-    dof = max(result.fun.size - p.size, 1)
-    chi2_dof = float(result.fun @ result.fun) / dof
-    fwhm = 2.0 * alpha * math.sqrt(2.0 ** (1.0 / beta) - 1.0)
-    fwhm_err, beta_err = _global_errors(result.jac, p, max(chi2_dof, 1.0), problem.n_shape, beta)
-    return MoffatStarFit(fwhm, beta, fwhm_err, beta_err, len(problem.stars), chi2_dof)
+    problem, result = fitted
+    alpha, beta = problem.shape(result.shared)
+    residual = result.evaluation.residual
+    dof = max(residual.size - result.shared.size - result.local.size, 1)
+    chi2_dof = float(residual @ residual) / dof
+    fwhm_err, beta_err = _global_errors(result.shared_cov, result.shared, max(chi2_dof, 1.0),
+                                        problem.n_shared, beta)
+    params = np.full((len(stars), 3), np.nan)
+    params[np.nonzero(keep)[0], : problem.n_local] = result.local
+    return MoffatStarFit(moffat_fwhm(alpha, beta), beta, fwhm_err, beta_err, len(problem.stars),
+                         chi2_dof, params)
 
 
 def _inliers(chi2: np.ndarray) -> np.ndarray:
@@ -280,22 +296,27 @@ def _inliers(chi2: np.ndarray) -> np.ndarray:
     return chi2 <= median + max(OUTLIER_MADS * spread, OUTLIER_MIN_EXCESS)
 
 
-def _fit(stars: FitStars, terms: np.ndarray, fit_radius: float, noise, free, guess):
-    """Two weighted least-squares passes; (problem, result, per-star chi2) or None."""
+def _fit(stars: FitStars, fit_radius: float, noise, free, guess, start: StarFitStart | None):
+    """Two weighted least-squares passes; (problem, ArrowFit) or None."""
     fwhm_guess, beta_guess = guess
-    problem = _Problem(stars, fit_radius, noise, free, terms)
-    start = [math.log(moffat_alpha(fwhm_guess, beta_guess)), math.log(beta_guess - 1.0)]
-    start = start[: problem.n_shape] + [0.0] * terms.shape[1]
-    p = np.array(start + [1.0, 0.0, 0.0][: problem.n_star] * len(stars))
-    lower, upper = problem.bounds()
-    p = np.clip(p, lower, upper)
-    sparsity = problem.sparsity()
+    problem = _Problem(stars, fit_radius, noise, free, beta_guess)
+    lo_g, hi_g, lo_l, hi_l = bounds = problem.bounds()
+    guess_shared = [math.log(moffat_alpha(fwhm_guess, beta_guess)), math.log(beta_guess - 1.0)]
+    guess_shared = np.clip(guess_shared[: problem.n_shared], lo_g, hi_g)
+    guess_local = np.clip(np.tile([1.0, 0.0, 0.0][: problem.n_local], (len(stars), 1)),
+                          lo_l, hi_l)
+    problem.reweight(guess_shared, guess_local)  # first pass: weights from the guess
+    shared, local = guess_shared, guess_local
+    if start is not None:
+        shared = np.array([math.log(start.alpha), math.log(start.beta - 1.0)][: problem.n_shared])
+        warm = start.star_params[:, : problem.n_local]
+        local = np.where(np.isfinite(warm), warm, guess_local)
     result = None
-    for _ in range(2):  # weights from the start model, then from the first fit
-        problem.reweight(p, beta_guess)
-        result = least_squares(problem.residuals, p, bounds=(lower, upper), args=(beta_guess,),
-                               jac_sparsity=sparsity, x_scale="jac", method="trf")
-        if result.status <= 0 or not np.all(np.isfinite(result.x)):
+    for pass_ in range(2):  # weights from the guess, then from the first pass's result
+        if pass_:
+            problem.reweight(shared, local)
+        result = solve_arrow(problem.evaluate, shared, local, problem.pixels.owner, bounds)
+        if result is None or not np.all(np.isfinite(result.shared)):
             return None
-        p = result.x
-    return problem, result, problem.star_chi2(p, beta_guess)
+        shared, local = result.shared, result.local
+    return problem, result

@@ -20,6 +20,7 @@ has few stars. Rules (tract7dt's, see ``epsf`` parameters):
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -36,20 +37,30 @@ CANDIDATE_COLUMNS = ["x", "y", "flux", "q", "origin", "reason"]
 DEFAULT_FWHM_PIX = 4.0
 
 
-def _detect(ci: CellImage, p: EpsfParams) -> pd.DataFrame:
+class _Detections:
+    """SEP detections in region pixel coordinates (arrays of equal length)."""
+
+    def __init__(self, x, y, flux, q, blended):
+        self.x, self.y, self.flux, self.q, self.blended = x, y, flux, q, blended
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def take(self, index) -> _Detections:
+        return _Detections(self.x[index], self.y[index], self.flux[index], self.q[index],
+                           self.blended[index])
+
+
+def _detect(ci: CellImage, p: EpsfParams) -> _Detections:
     """SEP detections in region pixel coordinates."""
     objects = sep.extract(
         ci.image, p.thresh_sigma, err=ci.sky_sigma, mask=ci.bad, minarea=p.minarea,
         deblend_nthresh=32, deblend_cont=0.001, clean=True, clean_param=1.0,
     )
     b = np.maximum(objects["b"], 1e-6)
-    return pd.DataFrame({
-        "x": objects["x"].astype(float),
-        "y": objects["y"].astype(float),
-        "flux": objects["flux"].astype(float),
-        "q": (objects["a"] / b).astype(float),
-        "blended": (objects["flag"] & (sep.OBJ_MERGED | sep.OBJ_TRUNC)) != 0,
-    })
+    return _Detections(objects["x"].astype(float), objects["y"].astype(float),
+                       objects["flux"].astype(float), (objects["a"] / b).astype(float),
+                       (objects["flag"] & (sep.OBJ_MERGED | sep.OBJ_TRUNC)) != 0)
 
 
 def _in_cell(ci: CellImage, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -77,12 +88,17 @@ def _position_problem(ci: CellImage, x: float, y: float, p: EpsfParams, fwhm: fl
     if _box_any(ci.saturated, ix, iy, p.saturation_check_radius):
         return "saturated"
     core = max(int(math.ceil(2.0 * fwhm)), 2)
-    yy, xx = np.ogrid[-core : core + 1, -core : core + 1]
-    disk = xx**2 + yy**2 <= core**2
     patch = ci.bad[iy - core : iy + core + 1, ix - core : ix + core + 1]
+    disk = _disk(core)
     if patch.shape == disk.shape and (patch & disk).any():
         return "bad_pixels"
     return ""
+
+
+@functools.lru_cache(maxsize=8)
+def _disk(radius: int) -> np.ndarray:
+    yy, xx = np.ogrid[-radius : radius + 1, -radius : radius + 1]
+    return xx**2 + yy**2 <= radius**2
 
 
 def _forced_snr(ci: CellImage, x: float, y: float, p: EpsfParams, fwhm: float) -> float:
@@ -94,72 +110,70 @@ def _forced_snr(ci: CellImage, x: float, y: float, p: EpsfParams, fwhm: float) -
     return float(flux[0] / err[0])
 
 
-def _sep_candidates(ci: CellImage, det: pd.DataFrame, p: EpsfParams, fwhm: float) -> pd.DataFrame:
-    """SEP detections in the cell, with their rejection reasons."""
+def _sep_candidates(ci: CellImage, det: _Detections, p: EpsfParams, fwhm: float) -> list[tuple]:
+    """SEP detections in the cell with their rejection reasons, brightest first."""
     q_lo, q_hi = p.q_range
-    rows = det[_in_cell(ci, det["x"].to_numpy(), det["y"].to_numpy())]
-    reasons = []
-    for r in rows.itertuples():
-        if r.blended:
-            reasons.append("blended")
-        elif not q_lo <= r.q <= q_hi:
-            reasons.append("roundness")
+    inside = np.nonzero(_in_cell(ci, det.x, det.y))[0]
+    rows = []
+    for i in inside[np.argsort(-det.flux[inside], kind="stable")]:
+        x, y, q = float(det.x[i]), float(det.y[i]), float(det.q[i])
+        if det.blended[i]:
+            reason = "blended"
+        elif not q_lo <= q <= q_hi:
+            reason = "roundness"
         else:
-            reasons.append(_position_problem(ci, r.x, r.y, p, fwhm))
-    out = rows.assign(origin="sep", reason=reasons)
-    return out.sort_values("flux", ascending=False, kind="stable")
+            reason = _position_problem(ci, x, y, p, fwhm)
+        rows.append((x, y, float(det.flux[i]), q, "sep", reason))
+    return rows
 
 
-def _snap(det: pd.DataFrame, used: np.ndarray, x: float, y: float, radius: float) -> int | None:
+def _snap(det: _Detections, used: np.ndarray, x: float, y: float, radius: float) -> int | None:
     """Index of the nearest unused detection within ``radius`` of ``(x, y)``."""
-    if det.empty:
+    if not len(det):
         return None
-    d = np.hypot(det["x"].to_numpy() - x, det["y"].to_numpy() - y)
+    d = np.hypot(det.x - x, det.y - y)
     d[used] = np.inf
     i = int(np.argmin(d))
     return i if d[i] <= radius else None
 
 
-def _seed_row(ci, det, used, x, y, p, fwhm) -> dict:
+def _seed_row(ci, det: _Detections, used, x, y, p, fwhm) -> tuple:
     """One GaiaXP seed (region coordinates): position after snapping and reason."""
-    row = {"x": x, "y": y, "flux": float("nan"), "q": float("nan"), "origin": "gaia"}
+    flux = q = float("nan")
     ix, iy = int(math.floor(x + 0.5)), int(math.floor(y + 0.5))
     if _box_any(ci.seed_saturated, ix, iy, p.gaia_seed_sat_r):
-        return row | {"reason": "saturated"}
+        return (x, y, flux, q, "gaia", "saturated")
     if p.gaia_snap_to_sep:
         i = _snap(det, used, x, y, p.gaia_match_r_pix)
         if i is not None:
             used[i] = True
-            d = det.iloc[i]
-            row |= {"x": float(d["x"]), "y": float(d["y"]), "flux": float(d["flux"]),
-                    "q": float(d["q"])}
-            if d["blended"]:
-                return row | {"reason": "blended"}
-            if not p.q_range[0] <= d["q"] <= p.q_range[1]:
-                return row | {"reason": "roundness"}
-    problem = _position_problem(ci, row["x"], row["y"], p, fwhm)
+            x, y, flux, q = float(det.x[i]), float(det.y[i]), float(det.flux[i]), float(det.q[i])
+            if det.blended[i]:
+                return (x, y, flux, q, "gaia", "blended")
+            if not p.q_range[0] <= q <= p.q_range[1]:
+                return (x, y, flux, q, "gaia", "roundness")
+    problem = _position_problem(ci, x, y, p, fwhm)
     if problem:
-        return row | {"reason": problem}
-    snr = _forced_snr(ci, row["x"], row["y"], p, fwhm)
-    return row | {"reason": "" if snr >= p.gaia_snr_min else "low_snr"}
+        return (x, y, flux, q, "gaia", problem)
+    snr = _forced_snr(ci, x, y, p, fwhm)
+    return (x, y, flux, q, "gaia", "" if snr >= p.gaia_snr_min else "low_snr")
 
 
-def _gaia_candidates(ci, det, used, seeds: pd.DataFrame, p, fwhm) -> pd.DataFrame:
+def _gaia_candidates(ci, det: _Detections, used, seeds: pd.DataFrame, p, fwhm) -> list[tuple]:
     """GaiaXP seeds (working-frame ``x``, ``y``, ``mag``) in the cell, in catalog order."""
     sx, sy = ci.to_region(seeds["x"].to_numpy(float), seeds["y"].to_numpy(float))
     mags = seeds["mag"].to_numpy(float)
     window = (mags >= p.gaia_mag_min) & (mags <= p.gaia_mag_max) & np.isfinite(sx) & np.isfinite(sy)
     keep = window & _in_cell(ci, np.nan_to_num(sx), np.nan_to_num(sy))
-    rows = [_seed_row(ci, det, used, x, y, p, fwhm) for x, y in zip(sx[keep], sy[keep],
-                                                                     strict=True)]
-    return pd.DataFrame(rows, columns=CANDIDATE_COLUMNS)
+    return [_seed_row(ci, det, used, float(x), float(y), p, fwhm)
+            for x, y in zip(sx[keep], sy[keep], strict=True)]
 
 
-def _accept(candidates: pd.DataFrame, p: EpsfParams) -> pd.DataFrame:
-    """Apply ``min_sep`` and ``max_stars`` in order to candidates without a reason."""
-    reasons = candidates["reason"].to_list()
+def _accept(rows: list[tuple], p: EpsfParams) -> list[str]:
+    """Reasons after applying ``min_sep`` and ``max_stars`` in order to candidates without one."""
+    reasons = [row[5] for row in rows]
     picked: list[tuple[float, float]] = []
-    for i, (x, y) in enumerate(zip(candidates["x"], candidates["y"], strict=True)):
+    for i, (x, y, *_) in enumerate(rows):
         if reasons[i]:
             continue
         if len(picked) >= p.max_stars:
@@ -168,7 +182,7 @@ def _accept(candidates: pd.DataFrame, p: EpsfParams) -> pd.DataFrame:
             reasons[i] = "too_close"
         else:
             picked.append((x, y))
-    return candidates.assign(reason=reasons)
+    return reasons
 
 
 def select_stars(
@@ -198,13 +212,13 @@ def select_stars(
     fwhm = fwhm_pix if math.isfinite(fwhm_pix) and fwhm_pix > 0 else DEFAULT_FWHM_PIX
     det = _detect(ci, p)
     used = np.zeros(len(det), bool)
-    parts = []
+    rows = []
     if p.psfstar_mode != "sep" and seeds is not None and len(seeds):
-        parts.append(_gaia_candidates(ci, det, used, seeds, p, fwhm))
+        rows += _gaia_candidates(ci, det, used, seeds, p, fwhm)
     if p.psfstar_mode != "gaia":
-        parts.append(_sep_candidates(ci, det[~used], p, fwhm).drop(columns="blended"))
-    parts = [part for part in parts if len(part)]
-    if not parts:
+        rows += _sep_candidates(ci, det.take(~used), p, fwhm)
+    if not rows:
         return pd.DataFrame(columns=CANDIDATE_COLUMNS)
-    table = _accept(pd.concat(parts, ignore_index=True)[CANDIDATE_COLUMNS], p)
-    return table.assign(x=table["x"] + ci.region.x0, y=table["y"] + ci.region.y0)
+    table = pd.DataFrame(rows, columns=CANDIDATE_COLUMNS)
+    return table.assign(x=table["x"] + ci.region.x0, y=table["y"] + ci.region.y0,
+                        reason=_accept(rows, p))
