@@ -58,6 +58,7 @@ def _kedro(args: list[str], log: Path) -> float:
 
 def serial(manifest: pd.DataFrame, out: Path, workers: int) -> float:
     """Seconds for the tiles' full runs one after the other."""
+    out.mkdir(parents=True, exist_ok=True)
     total = 0.0
     for row in manifest.itertuples():
         params = (
@@ -91,9 +92,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=PROJECT / "benchmarks/results/survey.json")
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=None,
+        help="keep the tiles and runs here (default: a temporary folder)",
+    )
     opts = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="phot7dt_survey_") as tmp:
-        root = Path(tmp)
+        root = (opts.work_dir or Path(tmp)).absolute()
         manifest = simulate_survey(SIMULATE, SURVEY, str(root / "raw"))
         manifest.to_csv(root / "raw" / "tiles.csv", index=False)
         load_before = os.getloadavg()[0]

@@ -23,6 +23,7 @@ __all__ = [
     "mark_primary",
     "read_tile_catalog",
     "read_zero_points",
+    "stack_tiles",
 ]
 
 logger = logging.getLogger(__name__)
@@ -48,6 +49,20 @@ def read_tile_catalog(work_dir: str | Path) -> pd.DataFrame:
     else:
         table = pd.read_csv(base.with_suffix(".csv"), dtype={"ID": str, "gaia_source_id": str})
     table["ID"] = table["ID"].astype(str)
+    return _nullable_flags(table)
+
+
+def stack_tiles(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    """The rows of every tile in one table, in the given order.
+
+    A column that holds text in one tile and only missing values (read as float) in another
+    stays text; True/False flags with missing entries become nullable booleans.
+    """
+    table = pd.concat(tables, ignore_index=True)
+    for name in [c for c in table.columns if table[c].dtype == "object"]:
+        values = table[name].dropna()
+        if len(values) and values.map(lambda v: isinstance(v, str)).all():
+            table[name] = table[name].astype("str")
     return _nullable_flags(table)
 
 

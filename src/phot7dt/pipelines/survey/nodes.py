@@ -20,6 +20,7 @@ from phot7dt.pipelines.survey.merge import (
     mark_primary,
     read_tile_catalog,
     read_zero_points,
+    stack_tiles,
 )
 from phot7dt.pipelines.survey.params import SurveyParams
 from phot7dt.pipelines.survey.qa import overlap_agreement, survey_report_html, zero_point_figure
@@ -182,8 +183,7 @@ def merge_tiles(
         empty = pd.DataFrame(columns=["TILE", "ID", "RA", "DEC", "survey_primary"])
         zps = pd.DataFrame(columns=["tile", "band", "zp", "zp_err"])
         return empty, empty, empty, zps
-    table = pd.concat([p[0] for p in parts], ignore_index=True)
-    catalog = mark_primary(table, params.match_radius_arcsec)
+    catalog = mark_primary(stack_tiles([p[0] for p in parts]), params.match_radius_arcsec)
     zero_points = pd.concat([p[1] for p in parts], ignore_index=True)[
         ["tile", "band", "zp", "zp_err"]
     ]
