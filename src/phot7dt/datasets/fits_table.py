@@ -14,7 +14,9 @@ from phot7dt.datasets._files import FileDataset
 if TYPE_CHECKING:
     from astropy.table import Table
 
-__all__ = ["FITSTableDataset", "plain_strings", "table_hdu"]
+__all__ = ["FITSTableDataset", "nullable_flags", "plain_strings", "table_hdu"]
+
+_TRUTH = {True: True, False: False, "True": True, "False": False, "true": True, "false": False}
 
 
 class FITSTableDataset(FileDataset):
@@ -75,6 +77,22 @@ def table_hdu(table: Table, extname: str) -> fits.BinTableHDU:
         if column.description:
             hdu.header[f"TCOMM{index}"] = str(column.description)
     return hdu
+
+
+def nullable_flags(data: pd.DataFrame) -> pd.DataFrame:
+    """Text or object columns holding only True/False and blanks (flags of rows that were
+    not fitted, e.g. after a CSV round trip) as pandas' nullable ``boolean``: masked in
+    Parquet, False in FITS."""
+    out = data.copy()
+    for name in out.columns:
+        column = out[name]
+        if column.dtype == bool or pd.api.types.is_numeric_dtype(column):
+            continue
+        values = column.dropna()
+        values = values[values.astype(str).str.strip() != ""]
+        if len(values) and values.map(lambda v: v in _TRUTH).all():
+            out[name] = column.map(lambda v: _TRUTH.get(v, pd.NA)).astype("boolean")
+    return out
 
 
 def plain_strings(data: pd.DataFrame) -> pd.DataFrame:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from phot7dt.datasets.fits_table import plain_strings
+from phot7dt.datasets.fits_table import nullable_flags, plain_strings
 from phot7dt.output_columns import column_info
 from phot7dt.provenance import utc_now
 
@@ -65,27 +65,9 @@ def _finite(value: Any) -> float | str:
     return value if np.isfinite(value) else "nan"
 
 
-_TRUTH = {True: True, False: False, "True": True, "False": False, "true": True, "false": False}
-
-
-def _typed_flags(catalog: pd.DataFrame) -> pd.DataFrame:
-    """Text columns holding only booleans and blanks (flags of rows that were not fitted,
-    after a CSV round trip) as nullable booleans: masked in Parquet, False in FITS."""
-    out = catalog.copy()
-    for name in out.columns:
-        column = out[name]
-        if column.dtype == bool or pd.api.types.is_numeric_dtype(column):
-            continue
-        values = column.dropna()
-        values = values[values.astype(str).str.strip() != ""]
-        if len(values) and values.map(lambda v: v in _TRUTH).all():
-            out[name] = column.map(lambda v: _TRUTH.get(v, pd.NA)).astype("boolean")
-    return out
-
-
 def _science_table(catalog: pd.DataFrame, meta: dict[str, Any]) -> Table:
     from astropy.table import Table
-    table = Table.from_pandas(plain_strings(_typed_flags(catalog)))
+    table = Table.from_pandas(plain_strings(nullable_flags(catalog)))
     for name in table.colnames:
         info = column_info(name)
         if info is None:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from phot7dt.datasets import FrameSetDataset
+from phot7dt.datasets.fits_table import nullable_flags
 
 __all__ = [
     "AB_ZP_UJY",
@@ -49,7 +50,7 @@ def read_tile_catalog(work_dir: str | Path) -> pd.DataFrame:
     else:
         table = pd.read_csv(base.with_suffix(".csv"), dtype={"ID": str, "gaia_source_id": str})
     table["ID"] = table["ID"].astype(str)
-    return _nullable_flags(table)
+    return nullable_flags(table)
 
 
 def stack_tiles(tables: list[pd.DataFrame]) -> pd.DataFrame:
@@ -63,17 +64,7 @@ def stack_tiles(tables: list[pd.DataFrame]) -> pd.DataFrame:
         values = table[name].dropna()
         if len(values) and values.map(lambda v: isinstance(v, str)).all():
             table[name] = table[name].astype("str")
-    return _nullable_flags(table)
-
-
-def _nullable_flags(table: pd.DataFrame) -> pd.DataFrame:
-    """True/False columns with missing entries (unfitted rows) as pandas' ``boolean`` dtype,
-    so that every tile's flags stack and write to FITS and Parquet alike."""
-    for name in [c for c in table.columns if table[c].dtype == "object"]:
-        values = table[name].dropna()
-        if len(values) and values.map(lambda v: isinstance(v, bool | np.bool_)).all():
-            table[name] = table[name].astype("boolean")
-    return table
+    return nullable_flags(table)
 
 
 def read_zero_points(work_dir: str | Path) -> pd.DataFrame:
