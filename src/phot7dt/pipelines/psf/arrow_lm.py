@@ -30,16 +30,19 @@ MAX_DAMPING = 1e12
 
 @dataclasses.dataclass(frozen=True)
 class Evaluation:
-    """Weighted residuals ``(data - model) / sigma`` and their model derivatives.
+    """Weighted residuals ``(data - model) / sigma`` and their model derivatives, per star.
+
+    Stars may have fewer residuals than the table's rows: the rest are zero,
+    with zero derivatives.
 
     Attributes
     ----------
-    residual : (N,) ndarray
-        One value per pixel.
-    shared : (N, G) ndarray
+    residual : (S, P) ndarray
+        Residuals of each star.
+    shared : (S, P, G) ndarray
         Derivatives of the weighted model in the shared parameters.
-    local : (N, L) ndarray
-        Derivatives in the parameters of the star that owns each pixel.
+    local : (S, P, L) ndarray
+        Derivatives in the parameters of the star.
     """
 
     residual: np.ndarray
@@ -48,7 +51,7 @@ class Evaluation:
 
     @property
     def cost(self) -> float:
-        return 0.5 * float(self.residual @ self.residual)
+        return 0.5 * float(np.sum(self.residual**2))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,36 +66,18 @@ class ArrowFit:
     iterations: int
 
 
-class _Stars:
-    """Which residuals belong to which star (residuals sorted by star)."""
-
-    def __init__(self, owner: np.ndarray, n_stars: int):
-        if np.any(np.diff(owner) < 0):
-            raise ValueError("residuals must be sorted by star")
-        self.owner, self.n = owner, n_stars
-        counts = np.bincount(owner, minlength=n_stars)
-        self.starts = np.cumsum(counts) - counts
-        self.all_have_data = bool(np.all(counts > 0))
-
-    def sums(self, values: np.ndarray) -> np.ndarray:
-        """Sums of ``values`` (N, ...) over the residuals of each star: ``(n_stars, ...)``."""
-        if self.all_have_data:
-            return np.add.reduceat(values, self.starts, axis=0)
-        flat = values.reshape(len(values), -1)
-        out = np.stack([np.bincount(self.owner, weights=flat[:, k], minlength=self.n)
-                        for k in range(flat.shape[1])], axis=1)
-        return out.reshape(self.n, *values.shape[1:])
-
-
 class _Normal:
     """The blocks of ``J^T J`` and ``J^T r`` of one evaluation."""
 
-    def __init__(self, ev: Evaluation, stars: _Stars):
-        a, b, r = ev.shared, ev.local, ev.residual
-        self.u, self.grad_shared = a.T @ a, a.T @ r
-        self.w = stars.sums(a[:, :, None] * b[:, None, :])  # (S, G, L)
-        self.v = stars.sums(b[:, :, None] * b[:, None, :])  # (S, L, L)
-        self.grad_local = stars.sums(b * r[:, None])  # (S, L)
+    def __init__(self, ev: Evaluation):
+        g = ev.shared.shape[2]
+        jac = np.concatenate([ev.shared, ev.local, ev.residual[:, :, None]], axis=2)
+        products = jac.transpose(0, 2, 1) @ jac  # per star: [J r]^T [J r]
+        self.u = products[:, :g, :g].sum(axis=0)
+        self.grad_shared = products[:, :g, -1].sum(axis=0)
+        self.w = products[:, :g, g:-1]  # (S, G, L)
+        self.v = products[:, g:-1, g:-1]  # (S, L, L)
+        self.grad_local = products[:, g:-1, -1]  # (S, L)
 
     def step(self, damping: float):
         """Shared and local steps for ``damping`` (None if the system is singular)."""
@@ -125,7 +110,6 @@ def solve_arrow(
     evaluate: Callable[[np.ndarray, np.ndarray], Evaluation],
     shared: np.ndarray,
     local: np.ndarray,
-    owner: np.ndarray,
     bounds: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     max_iterations: int = 200,
 ) -> ArrowFit | None:
@@ -136,9 +120,7 @@ def solve_arrow(
     evaluate : callable
         ``(shared (G,), local (S, L)) -> Evaluation``.
     shared, local : ndarray
-        Starting values (clipped to the bounds).
-    owner : (N,) int ndarray
-        Star of each residual (non-decreasing).
+        Starting values (clipped to the bounds), ``(G,)`` and ``(S, L)``.
     bounds : tuple of ndarray
         Lower and upper bounds of the shared (G,) and local (L,) parameters.
 
@@ -152,11 +134,10 @@ def solve_arrow(
     ev = evaluate(shared, local)
     if not np.all(np.isfinite(ev.residual)):
         return None
-    stars = _Stars(owner, len(local))
     damping, iteration = START_DAMPING, 0
     while iteration < max_iterations:
         iteration += 1
-        normal = _Normal(ev, stars)
+        normal = _Normal(ev)
         accepted = False
         while damping < MAX_DAMPING:
             steps = normal.step(damping)
@@ -179,5 +160,5 @@ def solve_arrow(
         damping = max(damping / 3.0, 1e-12)
         if drop < FTOL * ev.cost or moved < XTOL * (XTOL + size):
             break
-    cov = _Normal(ev, stars).shared_covariance()
+    cov = _Normal(ev).shared_covariance()
     return ArrowFit(shared, local, ev, cov, iteration)

@@ -30,6 +30,8 @@ __all__ = [
 
 #: Gauss-Legendre points per axis used to integrate a profile over a pixel.
 QUAD_POINTS = 3
+#: Pixels evaluated at a time (keeps the temporaries in cache).
+CHUNK_PIXELS = 2048
 _NODES, _WEIGHTS = np.polynomial.legendre.leggauss(QUAD_POINTS)
 _NODES, _WEIGHTS = _NODES / 2.0, _WEIGHTS / 2.0  # on [-0.5, 0.5], weights summing to 1
 #: The ``Q x Q`` points of a pixel (offsets from its centre, x fastest) and their weights.
@@ -81,6 +83,25 @@ def moffat_integrated(dx: np.ndarray, dy: np.ndarray, alpha: float, beta: float,
         the values and their derivatives in the centre ``x0``, ``y0`` (per pixel),
         ``log alpha`` and ``log(beta - 1)``.
     """
+    dx, dy = np.broadcast_arrays(np.asarray(dx, float), np.asarray(dy, float))
+    shape, dx, dy = dx.shape, dx.ravel(), dy.ravel()
+    out = np.empty((5 if derivatives else 1, dx.size))
+    for lo in range(0, dx.size, CHUNK_PIXELS):
+        part = slice(lo, lo + CHUNK_PIXELS)
+        out[:, part] = _pixel_sums(dx[part], dy[part], alpha, beta, derivatives)
+    norm = (beta - 1.0) / (math.pi * alpha**2)
+    if not derivatives:
+        return (out[0] * norm).reshape(shape)
+    total = out[0]
+    out[1:3] *= 2.0 * beta / alpha**2
+    out[3] = 2.0 * beta * out[3] - 2.0 * total
+    out[4] = total - (beta - 1.0) * out[4]
+    return (out * norm).reshape((5, *shape))
+
+
+def _pixel_sums(dx: np.ndarray, dy: np.ndarray, alpha: float, beta: float, derivatives: bool):
+    """Pixel integrals of ``p = t ** -beta`` (``t = 1 + r**2 / alpha**2``) and, with
+    ``derivatives``, of ``p x / t``, ``p y / t``, ``p u / t`` and ``p log t``."""
     ox, oy = quadrature_offsets(dx, dy)
     u = ox * ox
     u += oy * oy
@@ -88,15 +109,9 @@ def moffat_integrated(dx: np.ndarray, dy: np.ndarray, alpha: float, beta: float,
     t = u + 1.0
     log_t = np.log(t)
     p = np.exp(log_t * -beta)
-    norm = (beta - 1.0) / (math.pi * alpha**2)
-    total = integrate_pixels(p)
     if not derivatives:
-        return total * norm
+        return integrate_pixels(p)
     q = np.divide(p, t, out=t)
     log_t *= p
-    out = np.stack([total, integrate_pixels(ox * q), integrate_pixels(oy * q),
-                    integrate_pixels(np.multiply(u, q, out=u)), integrate_pixels(log_t)])
-    out[1:3] *= 2.0 * beta / alpha**2
-    out[3] = 2.0 * beta * out[3] - 2.0 * total
-    out[4] = total - (beta - 1.0) * out[4]
-    return out * norm
+    return np.stack([integrate_pixels(p), integrate_pixels(ox * q), integrate_pixels(oy * q),
+                     integrate_pixels(np.multiply(u, q, out=u)), integrate_pixels(log_t)])

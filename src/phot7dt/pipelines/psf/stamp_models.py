@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from phot7dt.pipelines.psf.arrow_lm import Evaluation, solve_arrow
 from phot7dt.pipelines.psf.moffat_profile import (
     integrate_pixels,
     moffat_alpha,
@@ -155,42 +156,35 @@ def fit_moffat(stamp: np.ndarray, fit_radius: float,
                start: tuple[float, float] | None = None) -> MoffatFit:
     """Fit a pixel-integrated Moffat to the pixels within ``fit_radius`` of the centre.
 
-    Least squares (Levenberg-Marquardt with the analytic Jacobian) in amplitude,
-    centre, ``log alpha`` and ``log(beta - 1)``, starting from the stamp's sum,
-    its central pixel and ``start`` (``alpha`` in pixels, ``beta``; default
+    Unweighted least squares (Levenberg-Marquardt with analytic derivatives,
+    :func:`~phot7dt.pipelines.psf.arrow_lm.solve_arrow`) in amplitude, centre,
+    ``log alpha`` and ``log(beta - 1)``, starting from the stamp's sum, its
+    central pixel and ``start`` (``alpha`` in pixels, ``beta``; default
     :data:`START_ALPHA_BETA`).
     """
-    from scipy.optimize import least_squares
     size = stamp.shape[0]
     c = (size - 1) / 2
     lo, hi = int(max(c - fit_radius - 1, 0)), int(min(c + fit_radius + 2, size))
     idx = np.arange(lo, hi, dtype=float)
     xx, yy = np.meshgrid(idx, idx)
     inside = np.hypot(xx - c, yy - c) <= fit_radius
-    xs, ys, data = xx[inside] - lo, yy[inside] - lo, stamp[lo:hi, lo:hi][inside]
-    cache: dict = {}
+    xs, ys, data = xx[inside], yy[inside], stamp[lo:hi, lo:hi][inside]
 
-    def terms(p: np.ndarray) -> np.ndarray:
-        key = p.tobytes()
-        if key not in cache:
-            cache.clear()
-            _, x0, y0, log_alpha, log_beta_m1 = p
-            cache[key] = moffat_integrated(xs - x0, ys - y0, math.exp(log_alpha),
-                                           1.0 + math.exp(log_beta_m1), derivatives=True)
-        return cache[key]
-
-    def residual(p: np.ndarray) -> np.ndarray:
-        return p[0] * terms(p)[0] - data
-
-    def jacobian(p: np.ndarray) -> np.ndarray:
-        t = terms(p)
-        return np.column_stack([t[0], p[0] * t[1], p[0] * t[2], p[0] * t[3], p[0] * t[4]])
+    def evaluate(shared: np.ndarray, local: np.ndarray) -> Evaluation:
+        amp, x0, y0 = local[0]
+        d = moffat_integrated(xs - x0, ys - y0, math.exp(shared[0]), 1.0 + math.exp(shared[1]),
+                              derivatives=True)
+        return Evaluation((data - amp * d[0])[None], (amp * d[3:5].T)[None],
+                          np.column_stack([d[0], amp * d[1], amp * d[2]])[None])
 
     alpha, beta = start or START_ALPHA_BETA
-    p0 = np.array([float(stamp.sum()), c - lo, c - lo, math.log(alpha), math.log(beta - 1.0)])
-    fit = least_squares(residual, p0, jac=jacobian, method="lm", x_scale="jac")
-    amp, x0, y0, log_alpha, log_beta_m1 = fit.x
-    return MoffatFit(amp, x0 + lo, y0 + lo, math.exp(log_alpha), 1.0 + math.exp(log_beta_m1))
+    free = (np.full(2, -np.inf), np.full(2, np.inf), np.full(3, -np.inf), np.full(3, np.inf))
+    fit = solve_arrow(evaluate, np.array([math.log(alpha), math.log(beta - 1.0)]),
+                      np.array([[float(stamp.sum()), c, c]]), free)
+    if fit is None:
+        raise ValueError("Moffat fit of a stamp with non-finite pixels")
+    (amp, x0, y0), (log_alpha, log_beta_m1) = fit.local[0], fit.shared
+    return MoffatFit(amp, x0, y0, math.exp(log_alpha), 1.0 + math.exp(log_beta_m1))
 
 
 def model_wings(stamp: np.ndarray, fwhm_guess: float, snr_min: float = 3.0,

@@ -17,10 +17,7 @@ median of all stars by more than ``OUTLIER_MADS`` robust standard deviations
 
 Each weighted least-squares pass is solved by
 :func:`~phot7dt.pipelines.psf.arrow_lm.solve_arrow` with analytic derivatives
-(:mod:`~phot7dt.pipelines.psf.moffat_profile`). The optimum of a pass depends
-only on its weights, so a fit may start the optimiser from an earlier
-solution (:class:`StarFitStart`) and still ends where a start from the guess
-ends.
+(:mod:`~phot7dt.pipelines.psf.moffat_profile`).
 """
 
 from __future__ import annotations
@@ -34,8 +31,7 @@ from phot7dt.pipelines.psf.arrow_lm import Evaluation, solve_arrow
 from phot7dt.pipelines.psf.epsf_stack import StarCutouts
 from phot7dt.pipelines.psf.moffat_profile import moffat_alpha, moffat_fwhm, moffat_integrated
 
-__all__ = ["FitStars", "MoffatStarFit", "StarFitStart", "fit_moffat_to_stars",
-           "fit_stars_from_cutouts"]
+__all__ = ["FitStars", "MoffatStarFit", "fit_moffat_to_stars", "fit_stars_from_cutouts"]
 
 #: A star's centre may move at most this far from its starting position, pixels.
 MAX_CENTRE_SHIFT_PIX = 1.5
@@ -106,11 +102,7 @@ def fit_stars_from_cutouts(stars: StarCutouts, radius: float) -> FitStars:
 
 @dataclasses.dataclass(frozen=True)
 class MoffatStarFit:
-    """Result of :func:`fit_moffat_to_stars` (pixels).
-
-    ``star_params`` holds each fitted star's flux factor and centre shift
-    ``(k, dx, dy)`` (NaN for stars left out as outliers), to start later fits.
-    """
+    """Result of :func:`fit_moffat_to_stars` (pixels)."""
 
     fwhm_pix: float
     beta: float
@@ -118,30 +110,25 @@ class MoffatStarFit:
     beta_err: float
     nstars: int
     chi2_dof: float
-    star_params: np.ndarray | None = dataclasses.field(default=None, compare=False)
-
-
-@dataclasses.dataclass(frozen=True)
-class StarFitStart:
-    """Where the optimiser starts: ``alpha`` (pixels), ``beta`` and, per star,
-    ``(k, dx, dy)`` (NaN rows: the guess ``(1, 0, 0)``)."""
-
-    alpha: float
-    beta: float
-    star_params: np.ndarray
 
 
 class _Pixels:
-    """The fitted pixels of all stars, flattened: owner star, position and data."""
+    """The fitted pixels of each star as a row of an ``(S, P)`` table: position, data and
+    whether the entry is a pixel (rows are padded to the longest)."""
 
     def __init__(self, stars: FitStars, fit_radius: float):
         yy, xx = np.indices(stars.data.shape[1:], dtype=float)
         region = ((np.hypot(xx[None] - stars.cx[:, None, None], yy[None] - stars.cy[:, None, None])
                    <= fit_radius) & ~stars.bad)
-        self.owner, iy, ix = np.nonzero(region)
-        self.x, self.y = ix.astype(float), iy.astype(float)
-        self.data = stars.data[self.owner, iy, ix].astype(float)
-        self.counts = np.bincount(self.owner, minlength=len(stars))
+        star, iy, ix = np.nonzero(region)
+        self.counts = region.sum(axis=(1, 2))
+        slot = np.arange(len(star)) - np.repeat(np.cumsum(self.counts) - self.counts, self.counts)
+        shape = (len(stars), max(int(self.counts.max(initial=0)), 1))
+        self.x, self.y, self.data = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+        self.valid = np.zeros(shape, bool)
+        self.x[star, slot], self.y[star, slot] = ix, iy
+        self.data[star, slot] = stars.data[star, iy, ix]
+        self.valid[star, slot] = True
 
 
 class _Problem:
@@ -159,42 +146,57 @@ class _Problem:
         self.pixels = _Pixels(stars, fit_radius)
         self.n_shared = 2 if self.free_beta else 1
         self.n_local = 3 if self.free_centres else 1
-        self.inv_sigma = np.full(len(self.pixels.data), 1.0 / math.sqrt(noise[0]))
+        self.inv_sigma = np.where(self.pixels.valid, 1.0 / math.sqrt(noise[0]), 0.0)
+        self._last = None
 
     def shape(self, shared: np.ndarray) -> tuple[float, float]:
         beta = 1.0 + math.exp(shared[1]) if self.free_beta else self.beta_fixed
         return math.exp(shared[0]), beta
 
     def model(self, shared: np.ndarray, local: np.ndarray, derivatives: bool):
-        """Model per pixel (common flux scale) and, optionally, the profile's derivatives."""
-        px, s = self.pixels, self.pixels.owner
+        """Model per pixel ``(S, P)`` (common flux scale), the star amplitudes ``(S, 1)`` and,
+        optionally, the profile and its derivatives ``(5, S, P)``.
+
+        The last evaluation with derivatives is kept: a new pass starts where the
+        previous one ended, with new weights but the same model.
+        """
+        key = (shared.tobytes(), local.tobytes())
+        if self._last is not None and self._last[0] == key:
+            return self._last[1] if derivatives else self._last[1][:2] + (None,)
+        got = self._model(shared, local, derivatives)
+        if derivatives:
+            self._last = (key, got)
+        return got
+
+    def _model(self, shared: np.ndarray, local: np.ndarray, derivatives: bool):
+        px = self.pixels
         dx, dy = (local[:, 1], local[:, 2]) if self.free_centres else (0.0, 0.0)
-        cx, cy = self.stars.cx + dx, self.stars.cy + dy
+        cx, cy = (self.stars.cx + dx)[:, None], (self.stars.cy + dy)[:, None]
         alpha, beta = self.shape(shared)
-        profile = moffat_integrated(px.x - cx[s], px.y - cy[s], alpha, beta, derivatives)
-        amplitude = local[s, 0] * self.stars.flux[s]
+        profile = moffat_integrated(px.x - cx, px.y - cy, alpha, beta, derivatives)
+        amplitude = (local[:, 0] * self.stars.flux)[:, None]
         return (amplitude * profile[0], amplitude, profile) if derivatives else (
             amplitude * profile, amplitude, None)
 
     def evaluate(self, shared: np.ndarray, local: np.ndarray) -> Evaluation:
         model, amplitude, d = self.model(shared, local, derivatives=True)
         w = self.inv_sigma
-        scale = (w * amplitude)[:, None]
-        shared_d = scale * np.column_stack([d[3], d[4]][: self.n_shared])
-        local_d = [w * self.stars.flux[self.pixels.owner] * d[0]]
+        scale = w * amplitude
+        shared_d = np.stack([scale * d[3], scale * d[4]][: self.n_shared], axis=2)
+        local_d = [w * self.stars.flux[:, None] * d[0]]
         if self.free_centres:
-            local_d += [w * amplitude * d[1], w * amplitude * d[2]]
-        return Evaluation((self.pixels.data - model) * w, shared_d, np.column_stack(local_d))
+            local_d += [scale * d[1], scale * d[2]]
+        return Evaluation((self.pixels.data - model) * w, shared_d, np.stack(local_d, axis=2))
 
     def reweight(self, shared: np.ndarray, local: np.ndarray) -> None:
         sky_var, gain = self.noise
         model = self.model(shared, local, derivatives=False)[0]
-        self.inv_sigma = 1.0 / np.sqrt(sky_var + np.clip(model, 0.0, None) / gain)
+        self.inv_sigma = np.where(self.pixels.valid,
+                                  1.0 / np.sqrt(sky_var + np.clip(model, 0.0, None) / gain), 0.0)
 
     def star_chi2(self, residual: np.ndarray) -> np.ndarray:
         """Reduced chi-square of each star (pixels per star minus its own parameters)."""
-        chi2 = np.bincount(self.pixels.owner, weights=residual**2, minlength=len(self.stars))
-        return chi2 / np.maximum(self.pixels.counts - self.n_local, 1)
+        return (residual**2).sum(axis=1) / np.maximum(self.pixels.counts - self.n_local, 1)
 
     def bounds(self):
         lo = [math.log(ALPHA_BOUNDS[0]), math.log(BETA_BOUNDS[0] - 1.0)][: self.n_shared]
@@ -232,7 +234,6 @@ def fit_moffat_to_stars(
     fit_radius: float,
     free_centres: bool = True,
     free_beta: bool = True,
-    start: StarFitStart | None = None,
 ) -> MoffatStarFit | None:
     """Fit one Moffat (FWHM, beta) jointly to ``stars`` (see module doc).
 
@@ -251,10 +252,6 @@ def fit_moffat_to_stars(
         Pixels within this distance (pixels) of a star's centre enter the fit.
     free_centres, free_beta : bool
         Fit each star's centre / the Moffat index (else keep them).
-    start : StarFitStart, optional
-        Where the optimiser starts (default: the guess, each star's flux
-        estimate and centre); the result does not depend on it beyond the
-        fit's tolerance.
 
     Returns
     -------
@@ -264,27 +261,23 @@ def fit_moffat_to_stars(
     if len(stars) == 0:
         return None
     args = (fit_radius, (sky_sigma**2, gain), (free_centres, free_beta), (fwhm_guess, beta_guess))
-    fitted = _fit(stars, *args, start)
+    fitted = _fit(stars, *args)
     if fitted is None:
         return None
     keep = _inliers(fitted[0].star_chi2(fitted[1].evaluation.residual))
     if not keep.all():
-        sub_start = None if start is None else dataclasses.replace(
-            start, star_params=start.star_params[keep])
-        fitted = _fit(stars.take(keep), *args, sub_start)
+        fitted = _fit(stars.take(keep), *args)
         if fitted is None:
             return None
     problem, result = fitted
     alpha, beta = problem.shape(result.shared)
     residual = result.evaluation.residual
-    dof = max(residual.size - result.shared.size - result.local.size, 1)
-    chi2_dof = float(residual @ residual) / dof
+    dof = max(int(problem.pixels.counts.sum()) - result.shared.size - result.local.size, 1)
+    chi2_dof = float(np.sum(residual**2)) / dof
     fwhm_err, beta_err = _global_errors(result.shared_cov, result.shared, max(chi2_dof, 1.0),
                                         problem.n_shared, beta)
-    params = np.full((len(stars), 3), np.nan)
-    params[np.nonzero(keep)[0], : problem.n_local] = result.local
     return MoffatStarFit(moffat_fwhm(alpha, beta), beta, fwhm_err, beta_err, len(problem.stars),
-                         chi2_dof, params)
+                         chi2_dof)
 
 
 def _inliers(chi2: np.ndarray) -> np.ndarray:
@@ -296,7 +289,7 @@ def _inliers(chi2: np.ndarray) -> np.ndarray:
     return chi2 <= median + max(OUTLIER_MADS * spread, OUTLIER_MIN_EXCESS)
 
 
-def _fit(stars: FitStars, fit_radius: float, noise, free, guess, start: StarFitStart | None):
+def _fit(stars: FitStars, fit_radius: float, noise, free, guess):
     """Two weighted least-squares passes; (problem, ArrowFit) or None."""
     fwhm_guess, beta_guess = guess
     problem = _Problem(stars, fit_radius, noise, free, beta_guess)
@@ -305,17 +298,11 @@ def _fit(stars: FitStars, fit_radius: float, noise, free, guess, start: StarFitS
     guess_shared = np.clip(guess_shared[: problem.n_shared], lo_g, hi_g)
     guess_local = np.clip(np.tile([1.0, 0.0, 0.0][: problem.n_local], (len(stars), 1)),
                           lo_l, hi_l)
-    problem.reweight(guess_shared, guess_local)  # first pass: weights from the guess
     shared, local = guess_shared, guess_local
-    if start is not None:
-        shared = np.array([math.log(start.alpha), math.log(start.beta - 1.0)][: problem.n_shared])
-        warm = start.star_params[:, : problem.n_local]
-        local = np.where(np.isfinite(warm), warm, guess_local)
     result = None
-    for pass_ in range(2):  # weights from the guess, then from the first pass's result
-        if pass_:
-            problem.reweight(shared, local)
-        result = solve_arrow(problem.evaluate, shared, local, problem.pixels.owner, bounds)
+    for _ in range(2):  # weights from the guess, then from the first pass's result
+        problem.reweight(shared, local)
+        result = solve_arrow(problem.evaluate, shared, local, bounds)
         if result is None or not np.all(np.isfinite(result.shared)):
             return None
         shared, local = result.shared, result.local
