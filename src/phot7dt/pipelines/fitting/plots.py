@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 __all__ = ["patch_overview", "source_montage"]
 
 PANEL_INCH = 3.0
+PANEL_GAP_INCH = 0.3
+#: Margins around the overview's panels, inches: left, right (colour bar), bottom (x label
+#: and legend), top (panel titles and the figure title).
+OVERVIEW_MARGINS_INCH = (0.65, 1.3, 0.8, 0.7)
 CUTOUT_PANEL_INCH = 1.6
 
 
@@ -39,27 +43,51 @@ def _resid_limits(image: np.ndarray, p_abs: float) -> tuple[float, float]:
     return -max(lim, 1e-12), max(lim, 1e-12)
 
 
+def _overview_axes(shape: tuple[int, int]):
+    """Figure with three equal image panels side by side and a colour bar, at fixed places.
+
+    A fixed layout (no layout engine) draws the figure once instead of twice.
+    """
+    from matplotlib.figure import Figure
+    ny, nx = shape
+    width = PANEL_INCH
+    height = min(max(PANEL_INCH * ny / max(nx, 1), 1.5), 2.5 * PANEL_INCH)
+    left, right, bottom, top = OVERVIEW_MARGINS_INCH
+    fw, fh = left + 3 * width + 2 * PANEL_GAP_INCH + right, bottom + height + top
+    fig = Figure(figsize=(fw, fh))
+    axes = [fig.add_axes(((left + i * (width + PANEL_GAP_INCH)) / fw, bottom / fh, width / fw,
+                          height / fh)) for i in range(3)]
+    for ax in axes[1:]:
+        ax.sharex(axes[0])
+        ax.sharey(axes[0])
+        ax.tick_params(labelleft=False)
+    cax = fig.add_axes(((left + 3 * width + 2 * PANEL_GAP_INCH + 0.15) / fw,
+                        (bottom + 0.1 * height) / fh, 0.15 / fw, 0.8 * height / fh))
+    return fig, axes, cax
+
+
 def patch_overview(view: PatchView, tag: str, run: PatchRunParams) -> Figure:
     """White (inverse-variance weighted) data, model and residual of a patch region."""
-    from matplotlib.figure import Figure
     data, model = view.white(view.data), view.white(view.model)
     resid = data - model
-    fig = Figure(figsize=(3 * PANEL_INCH + 0.6, PANEL_INCH + 0.7), layout="constrained")
-    axes = fig.subplots(1, 3, sharex=True, sharey=True)
+    fig, axes, cax = _overview_axes(data.shape)
     norm = _norm(data, run.cutout_data_p_lo, run.cutout_data_p_hi)
     axes[0].imshow(data, origin="lower", norm=norm, cmap="gray")
     axes[1].imshow(model, origin="lower", norm=norm, cmap="gray")
     vmin, vmax = _resid_limits(resid, run.cutout_resid_p_abs)
     image = axes[2].imshow(resid, origin="lower", vmin=vmin, vmax=vmax, cmap="RdBu_r")
-    fig.colorbar(image, ax=axes[2], shrink=0.8, label="residual (scaled counts)")
+    fig.colorbar(image, cax=cax, label="residual (scaled counts)")
     for ax, title in zip(axes, ("data (white)", "model", "residual"), strict=True):
         ax.set_title(title)
         ax.set_xlabel("x (px)")
         ax.plot(view.sources["x0"], view.sources["y0"], "x", color="orange", ms=5, label="catalog")
         ax.plot(view.sources["x"], view.sources["y"], "x", color="deepskyblue", ms=5, label="fit")
     axes[0].set_ylabel("y (px)")
-    axes[0].legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, fontsize=8)
-    fig.suptitle(f"patch {tag} (x0={view.box.x0}, y0={view.box.y0}); {len(view.sources)} sources")
+    left = OVERVIEW_MARGINS_INCH[0] / fig.get_figwidth()
+    axes[0].legend(loc="lower left", bbox_to_anchor=(left, 0.0), bbox_transform=fig.transFigure,
+                   ncol=2, fontsize=8, frameon=False)
+    fig.suptitle(f"patch {tag} (x0={view.box.x0}, y0={view.box.y0}); {len(view.sources)} sources",
+                 y=1.0 - 0.08 / fig.get_figheight(), va="top")
     return fig
 
 
