@@ -176,6 +176,7 @@ def run_stages(
         "params:source_saturation_cut": {},
         "params:sky_and_artefacts": sky_and_artefacts or {},
         "params:merge": {},
+        "params:plotting": {},
         **(inputs or {}),
         **(calibration or {}),
     }

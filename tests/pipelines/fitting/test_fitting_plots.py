@@ -7,17 +7,19 @@ from matplotlib.figure import Figure
 
 from phot7dt.pipelines.fitting.nodes import plot_patch_fits
 from phot7dt.pipelines.fitting.patch_views import patch_view
+from phot7dt.pipelines.ingest.params import SUMMARY_PATCHES
 from phot7dt.pipelines.patching.geometry import roi_box
 
 
-def _args(upstream, baseline, patch_run):
+def _args(upstream, baseline, patch_run, detail="full", merged=None):
     return (
         baseline["patches"],
-        baseline["merged_catalog"],
+        baseline["merged_catalog"] if merged is None else merged,
         upstream.frames,
         upstream.bright_mask,
         upstream.epsf_grid,
         patch_run,
+        {"detail": detail},
     )
 
 
@@ -37,6 +39,20 @@ def test_figures_are_drawn_lazily(upstream, baseline):
     assert sum("/cutouts/src_" in k for k in figures) == len(tags)
     first = [k for k in figures if k.startswith(tags[0])]
     assert all(isinstance(figures[k](), Figure) for k in first)
+
+
+def test_summary_draws_the_patches_with_the_most_unconverged_fits(upstream, baseline):
+    merged = baseline["merged_catalog"].copy()
+    tags = sorted(merged["patch_tag"].dropna().unique())
+    assert len(tags) > SUMMARY_PATCHES
+    troubled = tags[-1]  # the last patch in tag order, with the fewest sources or not
+    merged["opt_converged"] = merged["opt_converged"].astype(object)
+    merged.loc[merged["patch_tag"] == troubled, "opt_converged"] = False
+    figures = plot_patch_fits(*_args(upstream, baseline, {"cutout_max_sources": 1}, "summary",
+                                     merged))
+    overviews = sorted(k.split("/")[0] for k in figures if k.endswith("/patch_overview"))
+    assert len(overviews) == SUMMARY_PATCHES and troubled in overviews
+    assert sorted({k.split("/")[0] for k in figures if "/cutouts/" in k}) == overviews
 
 
 def test_rendered_model_explains_the_data(upstream, baseline):

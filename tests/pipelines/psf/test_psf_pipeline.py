@@ -29,6 +29,7 @@ def test_pipeline_runs_in_parallel_and_writes_qa_figures(psf_field, tmp_path, ca
         "params:epsf": MemoryDataset(epsf),
         "params:patch_run": MemoryDataset({"min_epsf_nstars_for_use": 3}),
         "params:moffat_psf": MemoryDataset({"beta": 3.0}),
+        "params:plotting": MemoryDataset({"detail": "full"}),
         "epsf_grid": PSFGridDataset(filepath=str(tmp_path / "epsf")),
         "epsf_summary": CSVDataset(filepath=str(tmp_path / "epsf_summary.csv")),
         "epsf_plots": plots,
@@ -57,8 +58,11 @@ def test_plot_node_returns_lazy_figures(psf_field):
 
     epsf = EPSF_TEST_PARAMS | {"save_growth_curve": False, "save_residual_diagnostics": False}
     grid, _, qa = build_epsf(psf_field.frames, psf_field.flagged_catalog, None, epsf, {}, {})
-    figures = plot_epsf_qa(grid, qa, epsf)
+    figures = plot_epsf_qa(grid, qa, epsf, {"detail": "full"})
     assert not any(k.startswith(("growth", "residuals")) for k in figures)
+    assert {k.split("_")[0] for k in figures} == {"stamps", "stars", "star"}
+    summary = plot_epsf_qa(grid, qa, EPSF_TEST_PARAMS, {"detail": "summary"})
+    assert sorted(summary) == ["growth_m500", "growth_m650", "stamps_m500", "stamps_m650"]
     fig = figures["stamps_m500"]()
     assert isinstance(fig, Figure)
     image_axes, colorbar_axes = fig.axes  # the 2 x 2 cells in one mosaic image, one colour bar

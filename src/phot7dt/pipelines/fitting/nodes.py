@@ -32,7 +32,11 @@ from phot7dt.pipelines.fitting.params import (
 from phot7dt.pipelines.fitting.patch_task import PatchOutcome, run_patch_task
 from phot7dt.pipelines.fitting.patch_views import patch_view
 from phot7dt.pipelines.fitting.tasks import build_tasks, detach_psfs, run_detached_task
-from phot7dt.pipelines.ingest.params import SourceSaturationCutParams
+from phot7dt.pipelines.ingest.params import (
+    SUMMARY_PATCHES,
+    PlottingParams,
+    SourceSaturationCutParams,
+)
 from phot7dt.pipelines.patching.geometry import roi_box
 from phot7dt.pipelines.patching.source_init import merge_key
 from phot7dt.progress import progress
@@ -261,12 +265,14 @@ def plot_patch_fits(
     bright_mask: tuple[np.ndarray | None, Any],
     epsf_grid: PSFGrid,
     patch_run: dict,
+    plotting: dict,
 ) -> dict[str, Callable[[], Figure]]:
     """Patch overviews and per-source montages as lazily drawn partitions.
 
     ``<tag>/patch_overview`` (unless ``no_patch_overview``) and
     ``<tag>/cutouts/src_<ID>`` for the patch's sources ``cutout_start`` ...
-    ``cutout_start + cutout_max_sources`` (unless ``no_cutouts``).
+    ``cutout_start + cutout_max_sources`` (unless ``no_cutouts``), for every patch
+    (``plotting.detail: full``) or the few with the most unconverged fits (``summary``).
     """
     run = section(PatchRunParams, patch_run, "patch_run")
     if run.no_patch_overview and run.no_cutouts:
@@ -274,6 +280,8 @@ def plot_patch_fits(
         return {}
     by_tag = patches.set_index("patch_tag")
     tags = sorted(t for t in merged_catalog["patch_tag"].dropna().unique() if t in by_tag.index)
+    if section(PlottingParams, plotting, "plotting").detail == "summary":
+        tags = _summary_patches(merged_catalog, tags)
 
     @functools.lru_cache(maxsize=1)
     def view(tag: str):
@@ -306,6 +314,21 @@ def plot_patch_fits(
             )
     logger.info("patch figures: %d to draw", len(figures))
     return figures
+
+
+def _summary_patches(merged: pd.DataFrame, tags: list[str]) -> list[str]:
+    """The :data:`SUMMARY_PATCHES` patches with the most unconverged (or failed) fits, then
+    the most sources (ties: tag order), in tag order."""
+    rows = merged[merged["patch_tag"].isin(tags)]
+    converged = rows["opt_converged"].astype("boolean").fillna(False).to_numpy(bool)
+    stats = pd.DataFrame({"tag": rows["patch_tag"].to_numpy(), "unconverged": ~converged})
+    ranked = stats.groupby("tag", sort=True)["unconverged"].agg(["sum", "size"])
+    ranked = ranked.sort_values(["sum", "size"], ascending=False, kind="stable")
+    chosen = sorted(ranked.index[:SUMMARY_PATCHES])
+    if len(chosen) < len(tags):
+        logger.info("plotting.detail summary: figures of %d of %d patches (%s); "
+                    "plotting.detail: full draws all", len(chosen), len(tags), ", ".join(chosen))
+    return chosen
 
 
 def _overview(view, tag: str, run: PatchRunParams) -> Figure:

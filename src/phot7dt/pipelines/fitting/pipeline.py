@@ -63,6 +63,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "bright_mask",
                     "epsf_grid",
                     "params:patch_run",
+                    "params:plotting",
                 ],
                 outputs="patch_fit_plots",
                 name="plot_patch_fits",

@@ -169,15 +169,28 @@ class PerformanceParams(Section):
 
 
 class PlottingParams(Section):
-    """``plotting``: figure resolution of every diagnostic PNG.
+    """``plotting``: resolution of the ingest figures and how many QA figures a run draws.
 
     Attributes
     ----------
     dpi : int
-        Dots per inch.
+        Dots per inch of the ingest figures.
+    detail : "summary" or "full"
+        ``summary``: the figures a run needs to be trusted, drawn in a few seconds even
+        on a tile - patch overviews and per-source montages (when switched on) only for
+        the :data:`SUMMARY_PATCHES` patches with the most unconverged fits, the ePSF
+        stamp and growth-curve sheets of every band (not the star-selection and residual
+        sheets), and the full-range zero-point view of a band only when its constrained
+        view leaves stars off the axes. ``full``: every figure the other keys ask for
+        (tract7dt's output).
     """
 
     dpi: int = Field(300, ge=10)
+    detail: Literal["summary", "full"] = "summary"
+
+
+#: Patches with figures under ``plotting.detail: summary``.
+SUMMARY_PATCHES = 4
 
 
 SECTIONS = {

@@ -13,6 +13,7 @@ import pandas as pd
 
 from phot7dt.frames import Box, FrameSet
 from phot7dt.params import section
+from phot7dt.pipelines.ingest.params import PlottingParams
 from phot7dt.pipelines.psf import plots
 from phot7dt.pipelines.psf.band_choice import CellOutcome, choose_band
 from phot7dt.pipelines.psf.cell_task import CellResult
@@ -270,7 +271,7 @@ def _log_summary(summary: pd.DataFrame) -> None:
 
 
 def plot_epsf_qa(
-    epsf_grid: PSFGrid, epsf_qa: list[CellResult], epsf: dict
+    epsf_grid: PSFGrid, epsf_qa: list[CellResult], epsf: dict, plotting: dict
 ) -> dict[str, Callable[[], Figure]]:
     """QA figures per band, as lazily drawn partitions ``<kind>_<band>``.
 
@@ -279,9 +280,11 @@ def plot_epsf_qa(
     ``save_patch_background_diagnostics``), ``growth`` (encircled energy,
     ``save_growth_curve``), ``residuals`` (median residual of used stars,
     ``save_residual_diagnostics``), ``star_cutouts``
-    (``save_star_local_background_diagnostics``).
+    (``save_star_local_background_diagnostics``). ``plotting.detail: summary``
+    draws only ``stamps`` and ``growth``.
     """
     p = section(EpsfParams, epsf, "epsf")
+    summary = section(PlottingParams, plotting, "plotting").detail == "summary"
     kinds = {
         "stamps": (p.save_epsf_montage, plots.stamp_sheet),
         "stars": (p.save_patch_background_diagnostics, plots.star_selection_sheet),
@@ -293,9 +296,13 @@ def plot_epsf_qa(
     for band in epsf_grid.bands:
         cells = [r for r in epsf_qa if r.band == band]
         for kind, (enabled, draw) in kinds.items():
-            if enabled:
+            if enabled and not (summary and kind not in SUMMARY_KINDS):
                 figures[f"{kind}_{band}"] = _lazy(draw, epsf_grid, band, cells, p)
     return figures
+
+
+#: QA figure kinds drawn under ``plotting.detail: summary``.
+SUMMARY_KINDS = ("stamps", "growth")
 
 
 def _lazy(draw, grid: PSFGrid, band: str, cells: list[CellResult], p: EpsfParams):

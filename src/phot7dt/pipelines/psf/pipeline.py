@@ -21,7 +21,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 plot_epsf_qa,
-                inputs=["epsf_grid", "epsf_qa", "params:epsf"],
+                inputs=["epsf_grid", "epsf_qa", "params:epsf", "params:plotting"],
                 outputs="epsf_plots",
                 name="plot_epsf_qa",
                 tags=["psf", "plots"],
