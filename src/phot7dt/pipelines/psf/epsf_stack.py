@@ -111,7 +111,8 @@ def shifted_copies(image: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndar
 def _shifted_stack(spectra: np.ndarray, dx: np.ndarray, dy: np.ndarray, n: int) -> np.ndarray:
     """Images of ``spectra`` (K, n, n // 2 + 1) each moved by its ``(dx, dy)``, one batched FFT."""
     kx, ky = _frequencies(n)
-    ramps = np.exp(-2j * np.pi * (kx[None] * dx[:, None, None] + ky[None] * dy[:, None, None]))
+    ramps = (np.exp(-2j * np.pi * kx[None] * dx[:, None, None])
+             * np.exp(-2j * np.pi * ky[None] * dy[:, None, None]))  # separable phase ramp
     return np.fft.irfft2(spectra * ramps, s=(n, n), axes=(-2, -1))
 
 
