@@ -19,6 +19,7 @@ from phot7dt.pipelines.calibration.nodes import (
     plot_zero_point_offsets,
     plot_zero_points,
 )
+from phot7dt.pipelines.calibration.plots import stars_off_axes
 
 ZP = {"clip_sigma": 3.0, "clip_max_iters": 10, "zp_err_method": "all_mad"}
 
@@ -143,9 +144,15 @@ def test_uses_opt_converged_without_fit_is_reliable_and_rejects_neither(field):
 def test_plots_per_band_and_offsets(field):
     merged, gaia, _ = field
     summary, per_object = compute_zero_points(merged, gaia, frame_set(), ZP)
-    figures = plot_zero_points(per_object, summary, ZP)
+    figures = plot_zero_points(per_object, summary, ZP, {"detail": "full"})
     assert sorted(figures) == sorted(
         [f"zp_vs_mag__{b}.png" for b in OFFSETS] + [f"zp_vs_mag_full__{b}.png" for b in OFFSETS])
+    brief = plot_zero_points(per_object, summary, ZP, {"detail": "summary"})
+    assert sorted(brief) == sorted(f"zp_vs_mag__{b}.png" for b in OFFSETS)  # constrained only
+    n_off = stars_off_axes(per_object[per_object["band"] == "m400"],
+                           summary.set_index("band", drop=False).loc["m400"], (10.0, 20.0), 0.25)
+    title = brief["zp_vs_mag__m400.png"].axes[0].get_title()
+    assert n_off > 0 and f"{n_off} star(s) off axes" in title
     constrained = figures["zp_vs_mag__m400.png"].axes[0]
     assert constrained.get_xlim() == (10.0, 20.0)
     assert constrained.get_ylim()[1] - constrained.get_ylim()[0] == pytest.approx(0.5)

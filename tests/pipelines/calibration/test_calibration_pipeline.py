@@ -21,6 +21,7 @@ def test_pipeline_runs_in_memory(caplog):
         "frames": MemoryDataset(frame_set(), copy_mode="assign"),
         "params:zp": MemoryDataset({"clip_sigma": 3.0, "zp_err_method": "bright_std"}),
         "params:image_scaling": MemoryDataset({"zp_ref": 25.0}),
+        "params:plotting": MemoryDataset({"detail": "full"}),
         "run_provenance": MemoryDataset(RunProvenance("calibration", {}, [])),
     })
     caplog.set_level(logging.INFO, logger="kedro")

@@ -47,11 +47,12 @@ def test_use_saturated_puts_them_in_and_the_plot_marks_them():
     assert m400["status"].isin(["kept", "clipped"]).all() and m400["saturated_core"].all()
     offset = summary.set_index("band").loc["m400", "zp_offset"]
     assert offset - OFFSETS["m400"] > 0.01  # the biased wing fluxes now pull the zero point
-    figures = plot_zero_points(per_object, summary, {**ZP, "use_saturated": True})
+    figures = plot_zero_points(per_object, summary, {**ZP, "use_saturated": True},
+                               {"detail": "full"})
     ax = figures["zp_vs_mag_full__m400.png"].axes[0]
     assert isinstance(figures["zp_vs_mag_full__m400.png"], Figure)
     labels = ax.get_legend_handles_labels()[1]
     assert any(label.startswith("saturated core, fitted from the wings") for label in labels)
-    default = plot_zero_points(*compute_zero_points(merged, gaia, frame_set(), ZP)[::-1], ZP)
+    default = plot_zero_points(*compute_zero_points(merged, gaia, frame_set(), ZP)[::-1], ZP, {})
     labels = default["zp_vs_mag__m400.png"].axes[0].get_legend_handles_labels()[1]
     assert any(label.startswith("saturated core, not used") for label in labels)

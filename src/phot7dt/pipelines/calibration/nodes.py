@@ -19,6 +19,7 @@ import pandas as pd
 from phot7dt.frames import FrameSet
 from phot7dt.params import section
 from phot7dt.pipelines.gaia_augment.params import ZpParams
+from phot7dt.pipelines.ingest.params import PlottingParams
 
 from .bands import band_wavelength_nm
 from .plots import zero_point_band_figure, zero_point_offset_figure
@@ -192,18 +193,22 @@ def _numeric(table: pd.DataFrame, column: str) -> np.ndarray:
 
 
 def plot_zero_points(
-    zp_per_object: pd.DataFrame, zp_summary: pd.DataFrame, zp: dict[str, Any]
+    zp_per_object: pd.DataFrame, zp_summary: pd.DataFrame, zp: dict[str, Any],
+    plotting: dict[str, Any],
 ) -> dict[str, Figure]:
     """ZP versus Gaia magnitude per band, a constrained and a full-range view.
 
     The constrained view spans ``zp.plot_mag_lo``..``zp.plot_mag_hi`` in
-    magnitude and ``zp_median ± zp.plot_zp_offset`` in zero point.
+    magnitude and ``zp_median ± zp.plot_zp_offset`` in zero point (its title counts
+    the stars off the axes); ``plotting.detail: summary`` draws only this view.
 
     Returns:
         ``{"zp_vs_mag__<band>.png": Figure, "zp_vs_mag_full__<band>.png": Figure}``
-        for every band with calibration stars.
+        for every band with calibration stars (the second under ``detail: full``).
     """
     params = section(ZpParams, zp, "zp")
+    full = section(PlottingParams, plotting, "plotting").detail == "full"
+    mag_range = (params.plot_mag_lo, params.plot_mag_hi)
     figures: dict[str, Figure] = {}
     summary = zp_summary.assign(reason=zp_summary["reason"].fillna("").astype(str))
     for row in summary.to_dict("records"):
@@ -211,10 +216,10 @@ def plot_zero_points(
         if stars.empty:
             continue
         figures[f"zp_vs_mag__{row['band']}.png"] = zero_point_band_figure(
-            stars, row, mag_range=(params.plot_mag_lo, params.plot_mag_hi),
-            zp_half_range=params.plot_zp_offset)
-        figures[f"zp_vs_mag_full__{row['band']}.png"] = zero_point_band_figure(stars, row)
-    logger.info("Zero-point plots for %d band(s)", len(figures) // 2)
+            stars, row, mag_range=mag_range, zp_half_range=params.plot_zp_offset)
+        if full:
+            figures[f"zp_vs_mag_full__{row['band']}.png"] = zero_point_band_figure(stars, row)
+    logger.info("Zero-point plots: %d figure(s)", len(figures))
     return figures
 
 

@@ -42,7 +42,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         ),
         Node(
             plot_zero_points,
-            inputs=["zp_per_object", "zp_summary", "params:zp"],
+            inputs=["zp_per_object", "zp_summary", "params:zp", "params:plotting"],
             outputs="zp_band_plots",
             name="plot_zero_points",
         ),

@@ -44,8 +44,8 @@ def zero_point_band_figure(
         Zero-point axis half range around the median (mag); full range when None.
     """
     from matplotlib.figure import Figure
-    fig = Figure(figsize=(7.0, 4.6), layout="constrained")
-    ax = fig.add_subplot()
+    fig = Figure(figsize=(7.0, 4.6))  # fixed layout: drawn once, not twice
+    ax = fig.add_axes((0.11, 0.11, 0.86, 0.76))
     zp, scatter, err = summary["zp_median"], summary["zp_scatter"], summary["zp_err"]
     if math.isfinite(zp):
         if math.isfinite(scatter) and scatter > 0:
@@ -63,14 +63,11 @@ def zero_point_band_figure(
                     mfc="none", mec="k", ecolor="0.5", elinewidth=0.7, capsize=0,
                     label=f"kept ({len(kept)})")
     _ring_saturated_used(ax, stars)
-    outside = 0
     if mag_range is not None:
         ax.set_xlim(*mag_range)
-        outside |= _outside(stars["mag_gaia"], *mag_range)
     if zp_half_range is not None and math.isfinite(zp):
         ax.set_ylim(zp - zp_half_range, zp + zp_half_range)
-        outside |= _outside(stars["zp_i"], zp - zp_half_range, zp + zp_half_range)
-    n_outside = int(np.sum(outside))
+    n_outside = stars_off_axes(stars, summary, mag_range, zp_half_range)
     view = "constrained view" if mag_range is not None else "full range"
     title = f"{summary['band']}: zero point from GaiaXP stars ({view})"
     if n_outside:
@@ -95,6 +92,18 @@ def _ring_saturated_used(ax, stars: pd.DataFrame) -> None:
         ax.scatter(used["mag_gaia"], used["zp_i"], marker="o", s=110, facecolors="none",
                    edgecolors="tab:purple", linewidths=1.4,
                    label=f"saturated core, fitted from the wings ({len(used)})")
+
+
+def stars_off_axes(stars: pd.DataFrame, summary: dict[str, Any],
+                   mag_range: tuple[float, float] | None, zp_half_range: float | None) -> int:
+    """Stars of a band outside the magnitude range or ``zp_median ± zp_half_range``."""
+    outside = np.zeros(len(stars), bool)
+    if mag_range is not None:
+        outside |= _outside(stars["mag_gaia"], *mag_range)
+    zp = summary["zp_median"]
+    if zp_half_range is not None and math.isfinite(zp):
+        outside |= _outside(stars["zp_i"], zp - zp_half_range, zp + zp_half_range)
+    return int(outside.sum())
 
 
 def _outside(values: pd.Series, lo: float, hi: float) -> np.ndarray:

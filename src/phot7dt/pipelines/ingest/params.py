@@ -180,9 +180,8 @@ class PlottingParams(Section):
         on a tile - patch overviews and per-source montages (when switched on) only for
         the :data:`SUMMARY_PATCHES` patches with the most unconverged fits, the ePSF
         stamp and growth-curve sheets of every band (not the star-selection and residual
-        sheets), and the full-range zero-point view of a band only when its constrained
-        view leaves stars off the axes. ``full``: every figure the other keys ask for
-        (tract7dt's output).
+        sheets) and the constrained zero-point view of every band (not the full-range
+        one). ``full``: every figure the other keys ask for (tract7dt's output).
     """
 
     dpi: int = Field(300, ge=10)
