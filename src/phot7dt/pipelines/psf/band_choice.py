@@ -1,8 +1,9 @@
 """PSF choice of every cell of one band: the ePSF, or a fallback fitted to the band's stars.
 
-The fallback Moffat fits are joint least-squares fits to tens of stars (about
-a second each), so ``build_epsf`` runs this per band in the worker pool, where
-BLAS is pinned to one thread.
+The fallback Moffat fits are joint least-squares fits to up to
+``moffat_psf.fit_max_stars`` stars (tens of milliseconds each, about what a
+cell's ePSF build costs), so ``build_epsf`` runs this per band in the worker
+pool, where BLAS is pinned to one thread.
 """
 
 from __future__ import annotations
