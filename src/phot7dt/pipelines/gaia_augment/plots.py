@@ -11,13 +11,34 @@ import pandas as pd
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-#: Longest side, in display pixels, of a white stack drawn under an overlay.
-DISPLAY_MAX_SIDE = 2000
+#: Longest side, in display pixels, of a white stack drawn under an overlay: about the
+#: axes' width in pixels at the catalog's 150 dpi, so no drawn pixel is thrown away.
+DISPLAY_MAX_SIDE = 1200
+#: Overlay figure: width and margins (left, right, bottom: axis label and legend, top), inches.
+OVERLAY_WIDTH_INCH = 9.0
+OVERLAY_MARGINS_INCH = (0.8, 0.25, 1.25, 0.4)
 
 
 def display_step(shape: tuple[int, int], max_side: int = DISPLAY_MAX_SIDE) -> int:
     """Integer subsampling step that brings ``shape`` under ``max_side`` pixels."""
     return max(1, math.ceil(max(shape) / max_side))
+
+
+def overlay_figure(shape: tuple[int, int]):
+    """Figure and axes for a white-stack overlay of a frame of ``shape``, at fixed places
+    (drawn once; a layout engine draws twice), room for a legend below the axes."""
+    from matplotlib.figure import Figure
+    left, right, bottom, top = OVERLAY_MARGINS_INCH
+    width = OVERLAY_WIDTH_INCH - left - right
+    height = width * shape[0] / max(shape[1], 1)
+    fw, fh = OVERLAY_WIDTH_INCH, height + bottom + top
+    fig = Figure(figsize=(fw, fh))
+    return fig, fig.add_axes((left / fw, bottom / fh, width / fw, height / fh))
+
+
+def overlay_legend(fig) -> None:
+    """The figure's legend, centred below the axes."""
+    fig.legend(loc="lower center", bbox_to_anchor=(0.5, 0.02), ncols=3, fontsize=8)
 
 
 def show_white(ax, white: np.ndarray, step: int) -> None:
@@ -44,11 +65,9 @@ def plot_augmentation_overlay(
     white_stack: tuple[np.ndarray, Any], augmented_catalog: pd.DataFrame, summary: dict[str, Any]
 ) -> Figure:
     """White stack with input sources, Gaia-matched rows, injected stars and the selection box."""
-    from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
     white = white_stack[0]
-    fig = Figure(figsize=(9, 9 * white.shape[0] / max(white.shape[1], 1) + 0.8), layout="constrained")
-    ax = fig.add_subplot()
+    fig, ax = overlay_figure(white.shape)
     show_white(ax, white, display_step(white.shape))
     cat = augmented_catalog
     injected = cat["is_injected_gaia"].astype(bool)
@@ -67,5 +86,5 @@ def plot_augmentation_overlay(
         ax.set_title("Gaia augmentation on the white stack")
     else:
         ax.set_title("Gaia augmentation switched off (zp.enabled: false)")
-    fig.legend(loc="outside lower center", ncols=3, fontsize=8)
+    overlay_legend(fig)
     return fig

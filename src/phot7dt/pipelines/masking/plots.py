@@ -7,7 +7,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from phot7dt.pipelines.gaia_augment.plots import display_step, show_white
+from phot7dt.pipelines.gaia_augment.plots import (
+    display_step,
+    overlay_figure,
+    overlay_legend,
+    show_white,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -29,11 +34,9 @@ def plot_bright_mask(
 ) -> Figure:
     """White stack with the bright mask in red, listed/unlisted detections and affected sources."""
     from matplotlib.colors import ListedColormap
-    from matplotlib.figure import Figure
     white, mask = white_stack[0], bright_mask[0]
     step = display_step(white.shape)
-    fig = Figure(figsize=(9, 9 * white.shape[0] / max(white.shape[1], 1) + 0.8), layout="constrained")
-    ax = fig.add_subplot()
+    fig, ax = overlay_figure(white.shape)
     show_white(ax, white, step)
     small = _block_any(mask, step)
     extent = (-0.5, small.shape[1] * step - 0.5, -0.5, small.shape[0] * step - 0.5)
@@ -52,5 +55,5 @@ def plot_bright_mask(
     fraction = 100.0 * np.count_nonzero(mask) / max(mask.size, 1)
     ax.set_title(f"Bright-source mask (red): {fraction:.2f}% of the frame")
     if ax.get_legend_handles_labels()[0]:
-        fig.legend(loc="outside lower center", ncols=3, fontsize=8)
+        overlay_legend(fig)
     return fig
