@@ -178,7 +178,7 @@ class PlottingParams(Section):
     detail : "summary" or "full"
         ``summary``: the figures a run needs to be trusted, drawn in a few seconds even
         on a tile - patch overviews and per-source montages (when switched on) only for
-        the :data:`SUMMARY_PATCHES` patches with the most unconverged fits, the ePSF
+        the 4 patches with the most unconverged fits, the ePSF
         stamp and growth-curve sheets of every band (not the star-selection and residual
         sheets) and the constrained zero-point view of every band (not the full-range
         one). ``full``: every figure the other keys ask for (tract7dt's output).
@@ -188,7 +188,7 @@ class PlottingParams(Section):
     detail: Literal["summary", "full"] = "summary"
 
 
-#: Patches with figures under ``plotting.detail: summary``.
+#: Patches with figures under ``plotting.detail: summary`` (the docstring above says 4).
 SUMMARY_PATCHES = 4
 
 
