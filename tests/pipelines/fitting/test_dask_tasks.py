@@ -45,6 +45,13 @@ def _blas_threads(_task: object, _shared: object = None) -> int:
     return max(info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas")
 
 
+def _allow_blas_threads(n: int) -> None:
+    """Raise the worker's own BLAS thread count to ``n`` (whatever its environment said)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=n, user_api="blas")
+
+
 @pytest.mark.xdist_group("survey")
 def test_dask_tasks_run_under_the_blas_thread_limit():
     pytest.importorskip("threadpoolctl")
@@ -56,7 +63,8 @@ def test_dask_tasks_run_under_the_blas_thread_limit():
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
-        assert client.submit(_blas_threads, None).result() == 2  # the worker's own setting
+        client.run(_allow_blas_threads, 2)  # the worker's own setting, independent of inherited env
+        assert client.submit(_blas_threads, None).result() == 2
         limited = parallel.map_unordered(
             _blas_threads,
             [0, 1],
