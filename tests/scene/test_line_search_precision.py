@@ -7,8 +7,8 @@ import numpy as np
 from phot7dt import scene
 from phot7dt.scene._engine import PatchModel
 from phot7dt.scene._problem import make_problem
-from phot7dt.scene.fit import _settle, _Stage
-from phot7dt.scene.render import Layout
+from phot7dt.scene._lm import _settle, _Stage
+from phot7dt.scene._render import Layout
 
 SHAPE = (64, 64)
 N_BAND = 4

@@ -10,7 +10,7 @@ from _galsim_helpers import draw, galsim_mixture, galsim_profile
 from phot7dt import scene
 from phot7dt.scene._engine import PatchModel  # noqa: F401  (import check)
 from phot7dt.scene.ellipse import shape_covariance
-from phot7dt.scene.render import Layout, base_factors, render_band
+from phot7dt.scene._render import Layout, base_factors, render_band
 
 SHAPE = (96, 96)
 X, Y = 47.3, 48.6

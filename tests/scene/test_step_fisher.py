@@ -7,7 +7,7 @@ import pytest
 
 from phot7dt import scene
 from phot7dt.scene._engine import PatchModel
-from phot7dt.scene.render import Layout
+from phot7dt.scene._render import Layout
 
 SHAPE = (72, 72)
 N_BAND = 12

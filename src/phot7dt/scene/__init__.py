@@ -24,7 +24,7 @@ _EXPORTS = {
     "catalog_to_soft": "ellipse",
     "soft_to_columns": "ellipse",
     "soft_to_q_theta": "ellipse",
-    "StageInfo": "fit",
+    "StageInfo": "_lm",
     "FLAGS": "flags",
     "FlagDefinition": "flags",
     "decode_flags": "flags",
@@ -83,9 +83,9 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from ._engine import noise_sigma
+    from ._lm import StageInfo
     from .api import fit_patch, render_model
     from .ellipse import catalog_to_soft, soft_to_columns, soft_to_q_theta
-    from .fit import StageInfo
     from .flags import FLAGS, FlagDefinition, decode_flags, flag_bit
     from .mixtures import Mixture, profile_mixture, sersic_mixture
     from .psf import GaussianMixturePSF, MoffatPSF, NCircularGaussianPSF, PixelizedPSF

@@ -31,13 +31,14 @@ import numpy as np
 from ._engine import PatchModel
 from ._problem import make_problem
 from ._schedule import fit_scene
-from .extent import psf_sigma
 
 __all__ = ["BlendedPSF", "binned_patch", "coarse_pass", "psf_bins", "use_coarse"]
 
 
 class BlendedPSF:
-    """A weighted mean of PSFs (weights summing to 1), e.g. the PSF of a coadd."""
+    """A weighted mean of PSFs (weights summing to 1), e.g. the PSF of a coadd (a :class:`.psf.PSF`)."""
+
+    caches_fourier = True
 
     def __init__(self, psfs, weights):
         self.psfs = list(psfs)
@@ -57,6 +58,10 @@ class BlendedPSF:
         """Beyond the largest member radius every member, hence the mean, is below ``threshold``."""
         return np.max([p.wing_radius(threshold) for p in self.psfs], axis=0)
 
+    def rms_width(self):
+        """RMS width per axis (px): second moments add over the weighted members."""
+        return float(np.sqrt(sum(w * p.rms_width() ** 2 for w, p in zip(self.weights, self.psfs, strict=True))))
+
 
 def psf_bins(psfs, sigma, n_bins):
     """Bands grouped into ``n_bins`` bins of similar PSF width (list of index arrays).
@@ -67,7 +72,7 @@ def psf_bins(psfs, sigma, n_bins):
     left out.
     """
     good = np.flatnonzero(np.isfinite(sigma))
-    order = good[np.argsort([psf_sigma(psfs[b]) for b in good], kind="stable")]
+    order = good[np.argsort([psfs[b].rms_width() for b in good], kind="stable")]
     n_bins = max(1, min(n_bins, order.size))
     return [np.sort(part) for part in np.array_split(order, n_bins)]
 

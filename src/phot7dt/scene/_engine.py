@@ -33,11 +33,19 @@ import scipy.fft
 
 from . import _solve
 from ._evaluation import Accumulator, Geometry
-from ._kernels import (add_model, gram_pairs, padded_data, poisson_weights, positive_range, project,
-                       self_terms, weighted_residual)
+from ._kernels import (
+    add_model,
+    gram_pairs,
+    padded_data,
+    poisson_weights,
+    positive_range,
+    project,
+    self_terms,
+    weighted_residual,
+)
+from ._render import base_factors
 from ._step import Adjoint, StampCache, binned_fluxes, fisher_band_plan, model_bases, theta_columns
 from .psf import FourierStacks
-from .render import base_factors
 
 _CHUNK_BYTES = 48 * 2**20  # stamp memory per chunk of bands
 #: Normalised model overlap <u_s, W u_t> / sqrt(<u_s, W u_s><u_t, W u_t>) above which a

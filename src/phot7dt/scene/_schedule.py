@@ -3,7 +3,7 @@
 * **Groups.**  Sources whose stamps (plus a 2 px margin) overlap, directly or
   through a chain of neighbours, form a group.  Groups share no pixel, so
   their likelihoods are independent; each group is fitted by its own LM loop
-  (own damping, own iteration count, :func:`.fit.run_stage`), and only its
+  (own damping, own iteration count, :func:`._lm.run_stage`), and only its
   own stamps are rendered.  Groups are recomputed at every stage.
 * **Unconstrained shapes.**  Before the stages, the Fisher errors of the
   shape parameters are computed at the catalog values (Fisher matrix
@@ -11,7 +11,7 @@
   sigma(log r_e) or sigma(ee1/ee2) exceeds ``freeze_shape_sigma`` keeps its
   catalog shape and n (flag ``shape_unconstrained``); one whose sigma(n)
   exceeds ``freeze_sersic_n_sigma`` keeps its n (``sersic_n_unconstrained``).
-* **Runaway galaxies** (see :mod:`.fit`): once a stage resets one, its
+* **Runaway galaxies** (see :mod:`._lm`): once a stage resets one, its
   shape and n stay fixed in the later stages, the polish and the final check.
 * **Stages** (``enable_staged_fit``): positions as a warm-up (converged at
   ``WARMUP_STEP_TOL`` sigmas), then everything at ``step_tol_sigma``.  A
@@ -45,8 +45,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from ._kernels import overlapping_pairs
-from .fit import WARMUP_STEP_TOL, StageInfo, covariance, newton_test, run_stage
-from .render import FFT_SIZES, Layout
+from ._lm import WARMUP_STEP_TOL, StageInfo, covariance, newton_test, run_stage
+from ._render import FFT_SIZES, Layout
 
 __all__ = ["fit_scene"]
 
@@ -115,7 +115,7 @@ def _run_groups(name, model, prob, params, sizes, free, tol, rec, anchors, lnp_s
     Returns (params, StageInfo, reusable): with ``final``, ``reusable`` lists
     (group indices, evaluation) of groups that converged on an evaluation
     made as the final check makes it (see :func:`final_check`).  ``lnp_scale``
-    is the whole patch's |ln P| (see :func:`.fit.run_stage`).
+    is the whole patch's |ln P| (see :func:`._lm.run_stage`).
     """
     s = prob.s
     new = params.copy()

@@ -60,7 +60,7 @@ class Adjoint:
     """Exact theta-gradient of ln L from the residual images, without derivative stamps.
 
     A derivative stamp of source s in band b is irfft2(P_b D_s) with D_s its
-    band-independent factor (:func:`.render.base_factors`), so by Parseval
+    band-independent factor (:func:`._render.base_factors`), so by Parseval
 
         sum_b f_sb <dU_sb, w_b r_b> = Re sum_k c_k D_s(k) Y_s(k) / S^2,
         Y_s = sum_b f_sb P_b conj(rfft2(w_b r_b on the stamp)),

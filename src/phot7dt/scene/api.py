@@ -8,12 +8,12 @@ import numpy as np
 
 from ._coarse import coarse_pass, use_coarse
 from ._engine import PatchModel, noise_sigma
+from ._extent import stamp_sizes
+from ._lm import covariance
 from ._problem import make_problem
+from ._render import FFT_SIZES, Layout, base_factors, render_band
 from ._schedule import fit_scene
-from .extent import stamp_sizes
-from .fit import covariance
 from .flags import flag_bit
-from .render import FFT_SIZES, Layout, base_factors, render_band
 from .result import FitResult
 from .settings import FitSettings
 from .sources import SourceTable

@@ -1,6 +1,7 @@
 """Point-spread functions: pixelized stamps, Moffat and Gaussian mixtures.
 
-Every PSF is an immutable, picklable value with the same small role:
+Every PSF is an immutable, picklable value that plays the roles of the
+:class:`PSF` protocol, the only members the engine calls:
 
 ``fourier(size)``
     Complex ``(size, size//2 + 1)`` rfft2 transform of the unit-sum PSF whose
@@ -10,6 +11,12 @@ Every PSF is an immutable, picklable value with the same small role:
     (a fraction of unit flux per pixel); used to size source stamps.
 ``half_size``
     Radius (px) of the PSF's own support (stamp half width, or 5 sigma).
+``rms_width()``
+    RMS width per axis (px) from the second moments; sizes galaxy stamps and
+    sorts bands into the coadds of the coarse pass.
+``caches_fourier``
+    Whether ``fourier`` keeps its transforms (then :func:`fourier_in` keeps
+    its dtype casts too).
 
 :class:`PixelizedPSF` holds an odd-size stamp at native pixel scale, already
 pixel-convolved (an ePSF); models built from it are pixel-integrated.  The
@@ -24,9 +31,32 @@ multiplies with (cast to its dtypes, stacked over bands).
 
 from __future__ import annotations
 
+from typing import ClassVar, Protocol, runtime_checkable
+
 import numpy as np
 
-__all__ = ["FourierStacks", "GaussianMixturePSF", "MoffatPSF", "NCircularGaussianPSF", "PixelizedPSF", "fourier_in"]
+__all__ = ["PSF", "FourierStacks", "GaussianMixturePSF", "MoffatPSF", "NCircularGaussianPSF", "PixelizedPSF",
+           "fourier_in"]
+
+
+@runtime_checkable
+class PSF(Protocol):
+    """The roles a PSF plays for the engine (see the module docstring)."""
+
+    caches_fourier: ClassVar[bool]
+
+    @property
+    def half_size(self) -> float:
+        """Radius (px) of the PSF's own support."""
+
+    def fourier(self, size: int) -> np.ndarray:
+        """rfft2 transform, complex (size, size//2 + 1), of the unit-sum PSF centred at index 0."""
+
+    def wing_radius(self, threshold) -> np.ndarray:
+        """Smallest box half-width (px) beyond which the PSF stays below ``threshold`` (per pixel)."""
+
+    def rms_width(self) -> float:
+        """RMS width per axis (px): sqrt of half the trace of the second-moment matrix."""
 
 
 def _radial_wing(stamp):
@@ -64,6 +94,8 @@ class PixelizedPSF:
         If the stamp is not 2-D, has an even side, non-finite values or a
         non-positive sum.
     """
+
+    caches_fourier: ClassVar[bool] = True
 
     def __init__(self, stamp):
         arr = np.array(stamp, dtype=np.float64)
@@ -112,6 +144,17 @@ class PixelizedPSF:
         if self._wing is None:
             self._wing = _radial_wing(self._stamp)
         return _wing_lookup(*self._wing, threshold)
+
+    def rms_width(self):
+        """RMS width per axis (px) of the stamp's positive part about its central pixel (cached)."""
+        width = self.__dict__.get("_rms_width")
+        if width is None:
+            st = np.maximum(self._stamp, 0.0)
+            h, w = st.shape
+            yy, xx = np.mgrid[:h, :w]
+            r2 = (xx - w // 2) ** 2 + (yy - h // 2) ** 2
+            width = self.__dict__["_rms_width"] = float(np.sqrt(0.5 * np.sum(st * r2) / st.sum()))
+        return width
 
     def __getstate__(self):
         return {"stamp": self._stamp}
@@ -188,6 +231,8 @@ class GaussianMixturePSF:
         Covariances (px**2), [[xx, xy], [xy, yy]], positive definite.
     """
 
+    caches_fourier: ClassVar[bool] = False
+
     def __init__(self, amp, mean, var):
         amp = np.array(amp, float).ravel()
         mean = np.array(mean, float).reshape(amp.size, 2)
@@ -241,6 +286,10 @@ class GaussianMixturePSF:
             wing = self.__dict__["_wing"] = _radial_wing(self.evaluate(xx, yy))
         return _wing_lookup(*wing, threshold)
 
+    def rms_width(self):
+        """RMS width per axis (px): sqrt(sum_j amp_j trace(var_j) / 2) (component offsets not counted)."""
+        return float(np.sqrt(0.5 * np.sum(self.amp * np.trace(self.var, axis1=1, axis2=2))))
+
     def __getstate__(self):
         return {"amp": self.amp, "mean": self.mean, "var": self.var}
 
@@ -291,7 +340,7 @@ def fourier_in(psf, size, dtype):
     ft = psf.fourier(size)
     if ft.dtype == dtype:
         return ft
-    if "_ft_cache" not in getattr(psf, "__dict__", {}):  # not cached (analytic PSFs): no cache either
+    if not psf.caches_fourier:  # (analytic PSFs: no cache either)
         return ft.astype(dtype)
     cache = psf.__dict__.setdefault("_ft_cast_cache", {})
     key = (size, np.dtype(dtype).str)

@@ -37,7 +37,7 @@ class FitResult:
     flux_err_marginal : ndarray, shape (n, B)
         Flux errors that also include the uncertainty of positions/shapes.
     converged : ndarray of bool, shape (n,)
-        Per-source convergence (see :mod:`.fit`), AND over fits.
+        Per-source convergence (see :mod:`._lm`), AND over fits.
     flags : ndarray of int64, shape (n,)
         OR of :data:`phot7dt.scene.flags.FLAGS` bits.
     stages : tuple of tuple of StageInfo

@@ -46,7 +46,7 @@ import logging
 
 import numpy as np
 
-from .render import Layout
+from ._render import Layout
 
 __all__ = ["WARMUP_STEP_TOL", "GroupRun", "StageInfo", "newton_test", "run_stage"]
 

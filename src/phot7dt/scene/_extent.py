@@ -5,44 +5,24 @@ fraction ``model_trunc_frac`` of the pixel noise (so truncation is invisible
 in residuals of bright sources) while staying small for faint ones:
 
 * PSF part: the box half-width beyond which flux * PSF < frac * sigma
-  (:meth:`wing_radius` of the band's PSF), maximised over bands;
+  (:meth:`.psf.PSF.wing_radius` of the band's PSF), maximised over bands;
 * galaxy part: for each mixture component j (major-axis variance
-  v_j r_e**2 + s_psf**2), the radius where its surface brightness drops below
+  v_j r_e**2 + s_psf**2, s_psf = :meth:`.psf.PSF.rms_width`), the radius where its surface brightness drops below
   the same threshold; combined with the PSF part in quadrature.
 
 The stamp is also the FFT box, so light beyond it wraps around; the same
-threshold bounds that error.  Sizes come from :data:`render.FFT_SIZES`.
+threshold bounds that error.  Sizes come from :data:`._render.FFT_SIZES`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ._render import fft_size_at_least
 from .ellipse import shape_covariance
 from .mixtures import mixture_arrays
-from .render import fft_size_at_least
 
-__all__ = ["psf_sigma", "stamp_sizes"]
-
-
-def psf_sigma(psf):
-    """RMS width per axis (px) of a PSF, from its second moments (cached on the PSF)."""
-    cached = psf.__dict__.get("_sigma_cache")
-    if cached is None:
-        cached = psf.__dict__["_sigma_cache"] = _psf_sigma(psf)
-    return cached
-
-
-def _psf_sigma(psf):
-    if hasattr(psf, "weights"):  # a BlendedPSF: second moments add over the mixture
-        return float(np.sqrt(sum(w * psf_sigma(p) ** 2 for w, p in zip(psf.weights, psf.psfs, strict=True))))
-    if hasattr(psf, "stamp"):
-        st = np.maximum(psf.stamp, 0.0)
-        h, w = st.shape
-        yy, xx = np.mgrid[:h, :w]
-        r2 = (xx - w // 2) ** 2 + (yy - h // 2) ** 2
-        return float(np.sqrt(0.5 * np.sum(st * r2) / st.sum()))
-    return float(np.sqrt(0.5 * np.sum(psf.amp * np.trace(psf.var, axis1=1, axis2=2))))
+__all__ = ["stamp_sizes"]
 
 
 def _galaxy_radii(kinds, params, flux, thr, s_psf2):
@@ -97,7 +77,7 @@ def stamp_sizes(kinds, params, fluxes, noise_sigma, psfs, settings, frac=None):
     params = np.asarray(params, float)
     fluxes = np.abs(np.asarray(fluxes, float))
     sigma = np.asarray(noise_sigma, float)
-    s_psf2 = np.array([psf_sigma(p) ** 2 for p in psfs])
+    s_psf2 = np.array([psf.rms_width() ** 2 for psf in psfs])
     known = np.isfinite(fluxes) & np.isfinite(sigma)[None, :]
     with np.errstate(divide="ignore", invalid="ignore"):
         thr = np.where(known, frac * sigma[None, :] / fluxes, 0.0)
