@@ -36,7 +36,7 @@ from process_tree import tree_rss  # noqa: E402
 from synthetic_tile import TileSpec, write_tile  # noqa: E402
 
 from phot7dt.pipeline_registry import FULL_STAGES, register_pipelines  # noqa: E402
-from phot7dt.pipelines.simulate.params import MEDIUM_BAND_WAVELENGTHS_NM  # noqa: E402
+from phot7dt.config.simulate import MEDIUM_BAND_WAVELENGTHS_NM  # noqa: E402
 
 logger = logging.getLogger("benchmarks.full_tile")
 PROJECT = Path(__file__).resolve().parents[1]

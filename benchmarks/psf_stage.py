@@ -97,12 +97,12 @@ def _per_band(work: Path, field: Path, conf: Path, n_bands: int) -> dict:
     import yaml
 
     from phot7dt.datasets import FrameSetDataset
-    from phot7dt.params import section
+    from phot7dt.config import section
     from phot7dt.pipelines.psf import cell_task, nodes
     from phot7dt.pipelines.psf.band_choice import CellOutcome, choose_band
     from phot7dt.pipelines.psf.parallel import _seeds_near
-    from phot7dt.pipelines.psf.params import EpsfParams, MoffatPsfParams
-    from phot7dt.pipelines.psf.patch_run_params import PatchRunParams
+    from phot7dt.config.epsf import EpsfParams, MoffatPsfParams
+    from phot7dt.config.patch_run import PatchRunParams
     from phot7dt.psf_grid import cell_boxes
 
     frames = FrameSetDataset(filepath=str(work / "02_intermediate/frames.json")).load()

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from analytic_stamps import chunks, moffat_stamps, sersic_stamps
 from phot7dt.pipelines.simulate.catalogs import gaiaxp_table, input_catalog, truth_table
 from phot7dt.pipelines.simulate.field import finish_sources
-from phot7dt.pipelines.simulate.params import MEDIUM_BAND_WAVELENGTHS_NM, SimulateParams
+from phot7dt.config.simulate import MEDIUM_BAND_WAVELENGTHS_NM, SimulateParams
 from phot7dt.pipelines.simulate.render import add_bad_pixels, add_noise, bleed_and_clip
 from phot7dt.pipelines.simulate.sky import (
     adu_per_scaled_flux,

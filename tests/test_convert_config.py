@@ -17,7 +17,7 @@ from phot7dt.convert_config_keys import (
     not_applied_reason,
     tract7dt_paths,
 )
-from phot7dt.params import registered_sections, validate_parameters
+from phot7dt.config import registered_sections, validate_parameters
 
 FIXTURE = Path(__file__).parent / "fixtures" / "tract7dt_sample_config.yaml"
 ROOT = Path(__file__).resolve().parents[1]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from phot7dt.params import ParameterError, Section, section, validate_parameters
+from phot7dt.config import ParameterError, Section, section, validate_parameters
 
 
 class _Crop(Section):

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from kedro.config import OmegaConfigLoader
 
-from phot7dt.params import validate_parameters
+from phot7dt.config import validate_parameters
 from phot7dt.pipeline_registry import FULL_STAGES, register_pipelines
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -131,7 +131,7 @@ def test_a_tile_runs_from_one_config_file(tiny_field, tmp_path):
 def test_the_example_run_file_validates_over_conf_base():
     from kedro.config import OmegaConfigLoader
 
-    from phot7dt.params import validate_parameters
+    from phot7dt.config import validate_parameters
 
     run = yaml.safe_load((ROOT / "examples" / "tile.yml").read_text())["run"]
     assert run["pipelines"] == "full"

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from phot7dt import workers
-from phot7dt.params import ParameterError, section
+from phot7dt.config import ParameterError, section
 from phot7dt.pipelines.fitting import parallel as fitting_parallel
-from phot7dt.pipelines.ingest.params import PerformanceParams
+from phot7dt.config.ingest import PerformanceParams
 from phot7dt.pipelines.psf import parallel as psf_parallel
-from phot7dt.pipelines.psf.params import EpsfParams
-from phot7dt.pipelines.psf.patch_run_params import PatchRunParams
+from phot7dt.config.epsf import EpsfParams
+from phot7dt.config.patch_run import PatchRunParams
 from phot7dt.pipelines.survey.cluster import local_workers
 from phot7dt.workers import available_cpus, resolve_workers
 

@@ -27,6 +27,7 @@ from kedro.config import OmegaConfigLoader
 from pydantic import BaseModel
 
 from phot7dt import __version__
+from phot7dt.config import ParameterError, registered_sections, validate_parameters
 from phot7dt.convert_config_keys import (
     CONFIG_RELATIVE_PATHS,
     INPUT_PATHS,
@@ -37,7 +38,6 @@ from phot7dt.convert_config_keys import (
     key_table,
     not_applied_reason,
 )
-from phot7dt.params import ParameterError, registered_sections, validate_parameters
 from phot7dt.project_paths import conf_source
 
 logger = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from fnmatch import fnmatchcase
 
-from phot7dt.params import registered_sections
+from phot7dt.config import registered_sections
 
 #: tract7dt 0.7's configuration keys, by section (nested keys dotted).
 TRACT7DT_KEYS: dict[str, tuple[str, ...]] = {

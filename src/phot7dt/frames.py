@@ -29,10 +29,12 @@ from phot7dt.pixel_maps import Pixels, RawImage, open_pixels, read_region, relea
 from phot7dt.weights import check_weight_settings, to_invvar
 
 if TYPE_CHECKING:
+    import pandas as pd
     from astropy.wcs import WCS
 
 __all__ = [
     "Box", "Frame", "FrameSet", "Pixels", "RawImage", "open_pixels", "read_region", "release_pages",
+    "roi_box",
 ]
 
 
@@ -293,3 +295,8 @@ class FrameSet:
         ny, nx = self.shape
         x0, y0 = max(box.x0 - pad, 0), max(box.y0 - pad, 0)
         return Box(x0, y0, min(box.x1 + pad, nx), min(box.y1 + pad, ny))
+
+
+def roi_box(row: pd.Series) -> Box:
+    """Region of interest (base box plus halo) of a patches-table row."""
+    return Box(int(row["x0_roi"]), int(row["y0_roi"]), int(row["x1_roi"]), int(row["y1_roi"]))

@@ -10,7 +10,7 @@ from typing import Any
 from kedro.framework.hooks import hook_impl
 from kedro.io import MemoryDataset
 
-from phot7dt.params import validate_parameters
+from phot7dt.config import validate_parameters
 from phot7dt.provenance import RunProvenance, utc_now
 from phot7dt.run_inputs import REQUIRED, check_run_inputs, input_files
 

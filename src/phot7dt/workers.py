@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-
 __all__ = ["ALL_CPUS", "WorkerCount", "available_cpus", "resolve_workers"]
 
 #: Worker settings meaning "every available CPU".

@@ -12,9 +12,9 @@ from fitting_field import run_stages
 from saturated_field import BANDS, FWHM, STARS, moffat_grid
 
 from phot7dt.hooks import PatchFailureError, RunHooks
-from phot7dt.provenance import RunProvenance
 from phot7dt.pipelines.fitting import patch_task, status
 from phot7dt.pipelines.fitting.nodes import plot_patch_fits
+from phot7dt.provenance import RunProvenance
 from phot7dt.psf_grid import PSFChoice, PSFGrid
 
 NOT_FITTED = {"excluded_crop", "excluded_saturation", "patch_failed", "no_psf", "masked"}

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from astropy.wcs import WCS
 
+from phot7dt.catalog_columns import merge_key
 from phot7dt.pipelines.fitting import merge, status
-from phot7dt.pipelines.patching.source_init import merge_key
 
 
 def _catalog() -> pd.DataFrame:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
+from phot7dt.config.ingest import SUMMARY_PATCHES
+from phot7dt.frames import roi_box
 from phot7dt.pipelines.fitting.nodes import plot_patch_fits
 from phot7dt.pipelines.fitting.patch_views import patch_view
-from phot7dt.pipelines.ingest.params import SUMMARY_PATCHES
-from phot7dt.pipelines.patching.geometry import roi_box
 
 
 def _args(upstream, baseline, patch_run, detail="full", merged=None):

@@ -7,11 +7,10 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
+from gaia_field import WORK_WCS
 
 from phot7dt.pipelines.gaia_augment.nodes import augment_catalog_with_gaia
 from phot7dt.pipelines.gaia_augment.selection import gaia_selection_box
-
-from gaia_field import WORK_WCS
 
 SAT = {"enabled": True, "mode": "exclude", "radius_pix": 20.0, "require_all_bands": False}
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from phot7dt.params import ParameterError, section
-from phot7dt.pipelines.gaia_augment.params import ZpParams
+from phot7dt.config import ParameterError, section
+from phot7dt.config.zp import ZpParams
 
 CONF = Path(__file__).parents[3] / "conf" / "base" / "parameters_gaia_augment.yml"
 

@@ -10,10 +10,10 @@ import pytest
 from astropy.wcs import WCS
 from tiny_field import tiny_wcs
 
+from phot7dt.config.ingest import WCSTolerance
 from phot7dt.datasets import ImageListDataset
 from phot7dt.pipelines.ingest.headers import wcs_differences
 from phot7dt.pipelines.ingest.nodes import check_frames, prepare_frames
-from phot7dt.pipelines.ingest.params import WCSTolerance
 
 CROP = {"margin": 5}
 

@@ -9,9 +9,9 @@ from astropy.io import fits
 from scipy import ndimage
 from tiny_field import tiny_wcs, wcs_header
 
+from phot7dt import source_flags
+from phot7dt.config.ingest import SourceSaturationCutParams
 from phot7dt.frames import Box, Frame, FrameSet
-from phot7dt.pipelines.ingest import source_flags
-from phot7dt.pipelines.ingest.params import SourceSaturationCutParams
 
 SHAPE = (150, 170)
 LEVEL = 50.0

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from weighted_field import BANDS, NO_DATA, SPLIT_X, ZP_REF, write_weighted_field
 
+from phot7dt.config import ParameterError
 from phot7dt.datasets import FrameSetDataset, ImageListDataset
 from phot7dt.frames import Box, FrameSet
-from phot7dt.params import ParameterError
 from phot7dt.pipelines.ingest.nodes import build_white_stack, prepare_frames
 
 WEIGHT_TYPES = ["relative", "inverse_variance", "variance", "rms"]

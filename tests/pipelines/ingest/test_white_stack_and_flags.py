@@ -13,7 +13,8 @@ from tiny_field import tiny_wcs, wcs_header
 from phot7dt.frames import Box, Frame, FrameSet
 from phot7dt.pipelines.ingest import nodes
 from phot7dt.pipelines.ingest.nodes import build_white_stack, flag_sources
-from phot7dt.pipelines.ingest.plots import block_mean, zoom_box
+from phot7dt.pipelines.ingest.plots import zoom_box
+from phot7dt.plotting import block_mean
 
 SHAPE = (40, 30)
 

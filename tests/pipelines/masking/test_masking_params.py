@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from phot7dt.params import ParameterError, section
-from phot7dt.pipelines.masking.params import BrightMaskParams
+from phot7dt.config import ParameterError, section
+from phot7dt.config.bright_mask import BrightMaskParams
 
 CONF = Path(__file__).parents[3] / "conf" / "base" / "parameters_masking.yml"
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import galsim
 import numpy as np
 import pytest
+from psf_field import BAND_PSF, EPSF_TEST_PARAMS, FEW_STAR_CELL
 
 from phot7dt.pipelines.psf.nodes import build_epsf
 from phot7dt.pipelines.psf.stamp_models import growth_curve
-
-from psf_field import BAND_PSF, EPSF_TEST_PARAMS, FEW_STAR_CELL
 
 
 @pytest.fixture(scope="module")

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from phot7dt import scene
+from phot7dt.config.epsf import EpsfParams
 from phot7dt.pipelines.psf.epsf_build import build_cell_epsf
 from phot7dt.pipelines.psf.epsf_stack import StarCutouts, fourier_shift, stack_epsf
-from phot7dt.pipelines.psf.params import EpsfParams
 from phot7dt.pipelines.psf.stamp_models import fit_moffat
 
 BETA, FWHM, SKY, GAIN = 3.3, 3.6, 3.0, 1.5

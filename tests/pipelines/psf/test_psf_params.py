@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import yaml
 
-from phot7dt.params import ParameterError, section, validate_parameters
-from phot7dt.pipelines.psf.params import EpsfParams, MoffatPsfParams
-from phot7dt.pipelines.psf.patch_run_params import PatchRunParams
+from phot7dt.config import ParameterError, section, validate_parameters
+from phot7dt.config.epsf import EpsfParams, MoffatPsfParams
+from phot7dt.config.patch_run import PatchRunParams
 from phot7dt.pipelines.psf.stamp_models import measure_stamp, moffat_stamp
 
 CONF = Path(__file__).parents[3] / "conf"

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 from matplotlib.collections import LineCollection
 
+from phot7dt.config.epsf import EpsfParams
 from phot7dt.pipelines.psf import plots
 from phot7dt.pipelines.psf.cell_task import CellResult
 from phot7dt.pipelines.psf.epsf_build import EPSFBuild
 from phot7dt.pipelines.psf.mosaic import build_mosaic
-from phot7dt.pipelines.psf.params import EpsfParams
 from phot7dt.pipelines.psf.stamp_models import StampMetrics
 from phot7dt.psf_grid import PSFChoice, PSFGrid, cell_boxes
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from phot7dt.config import registered_sections
+from phot7dt.config.validate import ValidateParams
 from phot7dt.docs_parameters import docstring_attributes, render, type_name
-from phot7dt.params import registered_sections
-from phot7dt.pipelines.validate.params import ValidateParams
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "parameters.md"
 

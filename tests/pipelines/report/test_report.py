@@ -14,8 +14,8 @@ from kedro.runner import SequentialRunner
 from matplotlib.figure import Figure
 from PIL import Image
 
-from phot7dt.pipelines.report import create_pipeline
 from phot7dt.datasets import OptionalDataset, PNGDataset
+from phot7dt.pipelines.report import create_pipeline
 from phot7dt.pipelines.report.html import shrink_png
 from phot7dt.pipelines.report.nodes import select_figures, summarise_run
 from phot7dt.pipelines.report.plots import residual_montage_figure

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from phot7dt.pipelines.simulate.params import SimulateParams
+from phot7dt.config.simulate import SimulateParams
 
 
 @pytest.fixture

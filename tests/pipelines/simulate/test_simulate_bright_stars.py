@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from phot7dt.config.simulate import SimulateParams
 from phot7dt.pipelines.simulate import nodes
 from phot7dt.pipelines.simulate.field import CLEARANCE_PIX, GAIA_STAR_G
-from phot7dt.pipelines.simulate.params import SimulateParams
 from phot7dt.pipelines.simulate.sky import adu_per_scaled_flux, moffat_fwhm_at, point_source_snr
 
 SNR_BINS = [0, 20, 100, 300, 1000, 3000, np.inf]

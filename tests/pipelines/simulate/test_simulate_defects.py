@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from phot7dt.params import ParameterError
+from phot7dt.config import ParameterError
+from phot7dt.config.simulate import SimulateParams
 from phot7dt.pipelines.simulate import nodes
 from phot7dt.pipelines.simulate.artefacts import artefact_mask, border_mask
 from phot7dt.pipelines.simulate.defects import SKY_COLUMNS
-from phot7dt.pipelines.simulate.params import SimulateParams
 from phot7dt.pipelines.simulate.render import (
     add_bad_pixels,
     add_noise,

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from astropy.wcs import WCS
 
-from phot7dt.params import ParameterError
+from phot7dt.config import ParameterError
+from phot7dt.config.simulate import MEDIUM_BAND_WAVELENGTHS_NM, SimulateParams
 from phot7dt.pipelines.simulate import nodes
-from phot7dt.pipelines.simulate.params import MEDIUM_BAND_WAVELENGTHS_NM, SimulateParams
 from phot7dt.pipelines.simulate.sky import adu_per_scaled_flux, moffat_fwhm_at
 
 

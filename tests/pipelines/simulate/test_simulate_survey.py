@@ -8,7 +8,7 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from phot7dt.params import ParameterError
+from phot7dt.config import ParameterError
 from phot7dt.pipelines.simulate.survey import simulate_survey
 
 SIMULATE = {

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from phot7dt.config.survey import SurveyParams
 from phot7dt.pipelines.survey.manifest import ManifestError, read_manifest
 from phot7dt.pipelines.survey.merge import add_calibrated_fluxes, mark_primary, read_tile_catalog
 from phot7dt.pipelines.survey.nodes import SurveyTileFailure, check_tile_runs, tile_job
-from phot7dt.pipelines.survey.params import SurveyParams
 from phot7dt.pipelines.survey.qa import overlap_agreement
 from phot7dt.pipelines.survey.tile_run import finished_run, run_error
 

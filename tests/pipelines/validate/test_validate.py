@@ -13,8 +13,8 @@ import pytest
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
-from phot7dt.frames import Box
 from phot7dt.datasets import OptionalDataset
+from phot7dt.frames import Box
 from phot7dt.pipelines.validate import create_pipeline
 from phot7dt.pipelines.validate.metrics import flux_statistics, robust_sigma, wrap_angle_deg
 from phot7dt.pipelines.validate.nodes import compute_validation_metrics, match_truth

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from phot7dt.config import section
+from phot7dt.config.ingest import PlottingParams
+from phot7dt.config.zp import ZpParams
 from phot7dt.frames import FrameSet
-from phot7dt.params import section
-from phot7dt.pipelines.gaia_augment.params import ZpParams
-from phot7dt.pipelines.ingest.params import PlottingParams
 
 from .bands import band_wavelength_nm
 from .plots import zero_point_band_figure, zero_point_offset_figure

@@ -6,7 +6,7 @@ explains get zero weight, the background is re-estimated from the residuals
 and, when either changed anything that matters, the fluxes are solved again at
 the fitted positions and shapes). The method is in
 :mod:`phot7dt.pipelines.fitting.residual_sky`; settings are the
-``sky_and_artefacts`` section (:class:`~phot7dt.pipelines.fitting.params.SkyArtefactParams`).
+``sky_and_artefacts`` section (:class:`~phot7dt.config.scene.SkyArtefactParams`).
 """
 
 from __future__ import annotations

@@ -18,27 +18,22 @@ import numpy as np
 import pandas as pd
 from astropy.io import fits
 
-from phot7dt.datasets.patch_results_dataset import PatchResultStore
-from phot7dt.frames import FrameSet
-from phot7dt.params import section
-from phot7dt.pipelines.fitting import merge, plots, status
-from phot7dt.pipelines.fitting.parallel import map_unordered
-from phot7dt.pipelines.fitting.params import (
-    MergeParams,
-    PatchRunParams,
-    SceneParams,
-    SkyArtefactParams,
-)
-from phot7dt.pipelines.fitting.patch_task import PatchOutcome, run_patch_task
-from phot7dt.pipelines.fitting.patch_views import patch_view
-from phot7dt.pipelines.fitting.tasks import build_tasks, detach_psfs, run_detached_task
-from phot7dt.pipelines.ingest.params import (
+from phot7dt.catalog_columns import merge_key
+from phot7dt.config import section
+from phot7dt.config.ingest import (
     SUMMARY_PATCHES,
     PlottingParams,
     SourceSaturationCutParams,
 )
-from phot7dt.pipelines.patching.geometry import roi_box
-from phot7dt.pipelines.patching.source_init import merge_key
+from phot7dt.config.patch_run import PatchRunParams
+from phot7dt.config.scene import MergeParams, SceneParams, SkyArtefactParams
+from phot7dt.datasets.patch_results_dataset import PatchResultStore
+from phot7dt.frames import FrameSet, roi_box
+from phot7dt.pipelines.fitting import merge, plots, status
+from phot7dt.pipelines.fitting.parallel import map_unordered
+from phot7dt.pipelines.fitting.patch_task import PatchOutcome, run_patch_task
+from phot7dt.pipelines.fitting.patch_views import patch_view
+from phot7dt.pipelines.fitting.tasks import build_tasks, detach_psfs, run_detached_task
 from phot7dt.progress import progress
 from phot7dt.psf_grid import PSFGrid
 

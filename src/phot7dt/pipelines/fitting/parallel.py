@@ -12,7 +12,6 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal, TypeVar
 
-
 from phot7dt.workers import resolve_workers
 
 __all__ = ["map_unordered", "n_workers"]

@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 import sep
 
+from phot7dt.config.scene import SkyArtefactParams
 from phot7dt.frames import Box, FrameSet
 from phot7dt.pipelines.fitting import cleaning
-from phot7dt.pipelines.fitting.params import SkyArtefactParams
 from phot7dt.pipelines.fitting.psf_audit import build_psfs, psf_audit
 from phot7dt.pipelines.fitting.refit import model_images, refit_fluxes, run_fits
 from phot7dt.pipelines.fitting.result_table import no_fit_table, result_table

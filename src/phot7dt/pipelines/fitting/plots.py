@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from phot7dt.config.patch_run import PatchRunParams
 from phot7dt.frames import Box
-from phot7dt.pipelines.fitting.params import PatchRunParams
 from phot7dt.pipelines.fitting.patch_views import PatchView
 
 if TYPE_CHECKING:

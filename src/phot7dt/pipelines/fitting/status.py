@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from phot7dt.catalog_columns import bool_column, numeric_column
 from phot7dt.scene import flag_bit
 
 __all__ = [
@@ -58,16 +59,6 @@ STATUS_NAMES = tuple(s.name for s in FIT_STATUSES)
 _MASKED_BITS = flag_bit("no_data") | flag_bit("fully_masked")
 
 
-def _bool(frame: pd.DataFrame, name: str) -> np.ndarray:
-    if name not in frame.columns:
-        return np.zeros(len(frame), bool)
-    return frame[name].astype("boolean").fillna(False).to_numpy(bool)
-
-
-def _numeric(frame: pd.DataFrame, name: str) -> np.ndarray:
-    if name not in frame.columns:
-        return np.full(len(frame), np.nan)
-    return pd.to_numeric(frame[name], errors="coerce").to_numpy(float)
 
 
 def _lists(frame: pd.DataFrame, name: str) -> list[set[str]]:
@@ -90,17 +81,17 @@ def _has_result(merged: pd.DataFrame) -> np.ndarray:
 
 
 def _not_fitted_rules(merged: pd.DataFrame) -> dict[str, np.ndarray]:
-    saturation = _bool(merged, "excluded_saturation")
+    saturation = bool_column(merged, "excluded_saturation")
     return {
-        "excluded_crop": _bool(merged, "excluded_crop")
-        | (_bool(merged, "excluded_any") & ~saturation),
+        "excluded_crop": bool_column(merged, "excluded_crop")
+        | (bool_column(merged, "excluded_any") & ~saturation),
         "excluded_saturation": saturation,
         "patch_failed": ~_has_result(merged),
     }
 
 
 def _snr(merged: pd.DataFrame, band: str) -> np.ndarray:
-    flux, err = _numeric(merged, f"FLUX_{band}_fit"), _numeric(merged, f"FLUXERR_{band}_fit")
+    flux, err = numeric_column(merged, f"FLUX_{band}_fit"), numeric_column(merged, f"FLUXERR_{band}_fit")
     with np.errstate(invalid="ignore", divide="ignore"):
         snr = np.where(err > 0, np.maximum(flux, 0.0) / err, np.nan)
     return np.nan_to_num(snr, nan=0.0)
@@ -120,7 +111,7 @@ def row_statuses(merged: pd.DataFrame, bands: list[str], low_snr_threshold: floa
     """
     missing = _lists(merged, "psf_missing_bands")
     if multi_band:
-        flags = np.nan_to_num(_numeric(merged, "fit_flags")).astype(np.int64)
+        flags = np.nan_to_num(numeric_column(merged, "fit_flags")).astype(np.int64)
         masked = (flags & flag_bit("fully_masked")) != 0
     else:
         masked = np.logical_and.reduce([_masked_in(merged, f"fit_flags_{b}") for b in bands])
@@ -129,8 +120,8 @@ def row_statuses(merged: pd.DataFrame, bands: list[str], low_snr_threshold: floa
         **_not_fitted_rules(merged),
         "no_psf": np.array([set(bands) <= m for m in missing]) if bands else False,
         "masked": masked,
-        "not_converged": _bool(merged, "opt_hit_max_iters") | ~_bool(merged, "opt_converged"),
-        "hit_bound": _bool(merged, "flag_bound_stalled"),
+        "not_converged": bool_column(merged, "opt_hit_max_iters") | ~bool_column(merged, "opt_converged"),
+        "hit_bound": bool_column(merged, "flag_bound_stalled"),
         "saturated_core": np.array([bool(s) for s in _lists(merged, "saturated_bands")]),
         "low_snr": combined < low_snr_threshold,
     }
@@ -148,9 +139,9 @@ def band_statuses(merged: pd.DataFrame, bands: list[str],
             **_not_fitted_rules(merged),
             "no_psf": np.array([band in m for m in missing], bool),
             "masked": _masked_in(merged, f"fit_flags_{band}"),
-            "not_converged": _bool(merged, f"opt_hit_max_iters_{band}")
-            | ~_bool(merged, f"opt_converged_{band}"),
-            "hit_bound": _bool(merged, f"flag_bound_stalled_{band}"),
+            "not_converged": bool_column(merged, f"opt_hit_max_iters_{band}")
+            | ~bool_column(merged, f"opt_converged_{band}"),
+            "hit_bound": bool_column(merged, f"flag_bound_stalled_{band}"),
             "saturated_core": np.array([band in s for s in saturated], bool),
             "low_snr": _snr(merged, band) < low_snr_threshold,
         }

@@ -7,11 +7,11 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from phot7dt.frames import FrameSet
-from phot7dt.pipelines.fitting.params import PatchRunParams, SceneParams, SkyArtefactParams
+from phot7dt.config.ingest import SourceSaturationCutParams
+from phot7dt.config.patch_run import PatchRunParams
+from phot7dt.config.scene import SceneParams, SkyArtefactParams
+from phot7dt.frames import FrameSet, roi_box
 from phot7dt.pipelines.fitting.patch_task import FitConfig, PatchOutcome, PatchTask, run_patch_task
-from phot7dt.pipelines.ingest.params import SourceSaturationCutParams
-from phot7dt.pipelines.patching.geometry import roi_box
 from phot7dt.psf_grid import PSFChoice, PSFGrid
 from phot7dt.scene import FitSettings
 

@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from phot7dt.config import section
+from phot7dt.config.ingest import SourceSaturationCutParams
+from phot7dt.config.zp import ZpParams
 from phot7dt.coordinates import checked_sky_coordinates
 from phot7dt.frames import Box, FrameSet
-from phot7dt.params import section
-from phot7dt.pipelines.gaia_augment.params import ZpParams
 from phot7dt.pipelines.gaia_augment.selection import (
     NO_MATCH,
     gaia_selection_box,
@@ -28,8 +29,7 @@ from phot7dt.pipelines.gaia_augment.selection import (
     sky_to_pixel,
     synphot_flux,
 )
-from phot7dt.pipelines.ingest.params import SourceSaturationCutParams
-from phot7dt.pipelines.ingest.source_flags import flag_catalog
+from phot7dt.source_flags import flag_catalog
 
 logger = logging.getLogger(__name__)
 

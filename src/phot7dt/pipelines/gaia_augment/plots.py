@@ -2,58 +2,20 @@
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from phot7dt.plotting import display_step, overlay_figure, overlay_legend, show_white
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-#: Longest side, in display pixels, of a white stack drawn under an overlay: about the
-#: axes' width in pixels at the catalog's 150 dpi, so no drawn pixel is thrown away.
-DISPLAY_MAX_SIDE = 1200
-#: Overlay figure: width and margins (left, right, bottom: axis label and legend, top), inches.
-OVERLAY_WIDTH_INCH = 9.0
-OVERLAY_MARGINS_INCH = (0.8, 0.25, 1.25, 0.4)
 
 
-def display_step(shape: tuple[int, int], max_side: int = DISPLAY_MAX_SIDE) -> int:
-    """Integer subsampling step that brings ``shape`` under ``max_side`` pixels."""
-    return max(1, math.ceil(max(shape) / max_side))
 
 
-def overlay_figure(shape: tuple[int, int]):
-    """Figure and axes for a white-stack overlay of a frame of ``shape``, at fixed places
-    (drawn once; a layout engine draws twice), room for a legend below the axes."""
-    from matplotlib.figure import Figure
-    left, right, bottom, top = OVERLAY_MARGINS_INCH
-    width = OVERLAY_WIDTH_INCH - left - right
-    height = width * shape[0] / max(shape[1], 1)
-    fw, fh = OVERLAY_WIDTH_INCH, height + bottom + top
-    fig = Figure(figsize=(fw, fh))
-    return fig, fig.add_axes((left / fw, bottom / fh, width / fw, height / fh))
-
-
-def overlay_legend(fig) -> None:
-    """The figure's legend, centred below the axes."""
-    fig.legend(loc="lower center", bbox_to_anchor=(0.5, 0.02), ncols=3, fontsize=8)
-
-
-def show_white(ax, white: np.ndarray, step: int) -> None:
-    """Draw the white stack subsampled by ``step``, zscale-stretched, in full-frame pixel units."""
-    from astropy.visualization import ImageNormalize, ZScaleInterval
-    small = np.asarray(white[::step, ::step], dtype=np.float32)
-    finite = small[np.isfinite(small)]
-    norm = ImageNormalize(finite if finite.size else np.zeros(1), interval=ZScaleInterval())
-    ny, nx = white.shape
-    extent = (-0.5, small.shape[1] * step - 0.5, -0.5, small.shape[0] * step - 0.5)
-    ax.imshow(small, origin="lower", cmap="gray", norm=norm, extent=extent, interpolation="nearest")
-    ax.set_xlim(-0.5, nx - 0.5)
-    ax.set_ylim(-0.5, ny - 0.5)
-    ax.set_xlabel("x (working-frame pixels)")
-    ax.set_ylabel("y (working-frame pixels)")
 
 
 def _scatter(ax, rows: pd.DataFrame, label: str, **style: Any) -> None:

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from astropy.io import fits
 
+from phot7dt.config.ingest import WCSTolerance
 from phot7dt.frames import Frame, RawImage
-from phot7dt.pipelines.ingest.params import WCSTolerance
 from phot7dt.weights import summarize_weights
 
 if TYPE_CHECKING:

@@ -15,21 +15,21 @@ import numpy as np
 import pandas as pd
 from astropy.io import fits
 
-from phot7dt.coordinates import checked_sky_coordinates
-from phot7dt.frames import Box, FrameSet, RawImage
-from phot7dt.params import section
-from phot7dt.pipelines.ingest import catalog_columns as cols
-from phot7dt.pipelines.ingest.headers import celestial_wcs, frame_from_image, wcs_differences
-from phot7dt.pipelines.ingest.params import (
+from phot7dt import catalog_columns as cols
+from phot7dt.config import section
+from phot7dt.config.ingest import (
     ChecksParams,
     CropParams,
     ImageScalingParams,
     PerformanceParams,
     SourceSaturationCutParams,
 )
-from phot7dt.pipelines.ingest.source_flags import flag_catalog
+from phot7dt.coordinates import checked_sky_coordinates
+from phot7dt.frames import Box, FrameSet, RawImage
+from phot7dt.pipelines.ingest.headers import celestial_wcs, frame_from_image, wcs_differences
 from phot7dt.pipelines.ingest.white_stack import white_chunk, white_header
 from phot7dt.progress import progress
+from phot7dt.source_flags import flag_catalog
 
 logger = logging.getLogger(__name__)
 

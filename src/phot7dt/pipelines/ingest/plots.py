@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from phot7dt.config import section
+from phot7dt.config.ingest import CropParams, PlottingParams
 from phot7dt.frames import Box, FrameSet, read_region
-from phot7dt.params import section
-from phot7dt.pipelines.ingest.params import CropParams, PlottingParams
+from phot7dt.plotting import block_mean
 
 if TYPE_CHECKING:
     from astropy.visualization import ImageNormalize
@@ -56,24 +57,6 @@ def _show(ax: Any, image: np.ndarray, step: int, origin: tuple[int, int] = (0, 0
     ax.set_xlabel("x (working-frame pixels)")
     ax.set_ylabel("y (working-frame pixels)")
 
-
-def block_mean(image: np.ndarray, step: int) -> np.ndarray:
-    """Mean of ``step x step`` pixel blocks (NaN-aware), streamed in row bands, float32.
-
-    Trailing rows/columns that do not fill a block are dropped.
-    """
-    ny, nx = (image.shape[0] // step) * step, (image.shape[1] // step) * step
-    out = np.full((ny // step, nx // step), np.nan, np.float32)
-    rows = step * 256
-    for y0 in range(0, ny, rows):
-        band = np.asarray(image[y0 : min(y0 + rows, ny), :nx], dtype=np.float32)
-        blocks = band.reshape(band.shape[0] // step, step, nx // step, step)
-        good = np.isfinite(blocks)
-        count = good.sum(axis=(1, 3))
-        total = np.where(good, blocks, 0).sum(axis=(1, 3))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[y0 // step : y0 // step + count.shape[0]] = total / count
-    return out
 
 
 def placeholder(message: str, dpi: int) -> Figure:

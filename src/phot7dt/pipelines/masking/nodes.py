@@ -17,8 +17,8 @@ import pandas as pd
 import sep
 from astropy.io import fits
 
-from phot7dt.params import section
-from phot7dt.pipelines.masking.params import BrightMaskParams
+from phot7dt.config import section
+from phot7dt.config.bright_mask import BrightMaskParams
 
 logger = logging.getLogger(__name__)
 

@@ -7,23 +7,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from phot7dt.pipelines.gaia_augment.plots import (
-    display_step,
-    overlay_figure,
-    overlay_legend,
-    show_white,
-)
+from phot7dt.plotting import block_any, display_step, overlay_figure, overlay_legend, show_white
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-
-def _block_any(mask: np.ndarray, step: int) -> np.ndarray:
-    """``mask`` reduced by ``step`` with a logical OR per block, so thin regions stay visible."""
-    ny, nx = mask.shape
-    py, px = -ny % step, -nx % step
-    padded = np.pad(np.asarray(mask) > 0, ((0, py), (0, px)))
-    return padded.reshape(padded.shape[0] // step, step, padded.shape[1] // step, step).any(axis=(1, 3))
 
 
 def plot_bright_mask(
@@ -38,7 +26,7 @@ def plot_bright_mask(
     step = display_step(white.shape)
     fig, ax = overlay_figure(white.shape)
     show_white(ax, white, step)
-    small = _block_any(mask, step)
+    small = block_any(mask, step)
     extent = (-0.5, small.shape[1] * step - 0.5, -0.5, small.shape[0] * step - 0.5)
     ax.imshow(np.ma.masked_equal(small.astype(np.uint8), 0), origin="lower", extent=extent,
               cmap=ListedColormap(["red"]), alpha=0.45, interpolation="nearest")

@@ -21,7 +21,7 @@ __all__ = [
     "halo_pix",
     "nearest_pixel",
     "patch_tag",
-    "roi_box",
+    
     "split_cell",
 ]
 
@@ -100,8 +100,3 @@ def grow(box: Box, halo: int, shape: tuple[int, int]) -> Box:
 def base_box(row: pd.Series) -> Box:
     """Base box of a patches-table row."""
     return Box(int(row["x0_base"]), int(row["y0_base"]), int(row["x1_base"]), int(row["y1_base"]))
-
-
-def roi_box(row: pd.Series) -> Box:
-    """Region of interest (base box plus halo) of a patches-table row."""
-    return Box(int(row["x0_roi"]), int(row["y0_roi"]), int(row["x1_roi"]), int(row["y1_roi"]))

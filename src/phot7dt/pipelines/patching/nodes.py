@@ -7,9 +7,12 @@ import logging
 import numpy as np
 import pandas as pd
 
+from phot7dt.catalog_columns import merge_key
+from phot7dt.config import section
+from phot7dt.config.epsf import EpsfParams
+from phot7dt.config.patch_run import PatchRunParams
+from phot7dt.config.patches import PatchesParams, PatchInputsParams
 from phot7dt.frames import FrameSet
-from phot7dt.params import section
-from phot7dt.pipelines.fitting.params import PatchRunParams
 from phot7dt.pipelines.patching.geometry import (
     PATCH_COLUMNS,
     grow,
@@ -18,9 +21,7 @@ from phot7dt.pipelines.patching.geometry import (
     patch_tag,
     split_cell,
 )
-from phot7dt.pipelines.patching.params import PatchesParams, PatchInputsParams
-from phot7dt.pipelines.patching.source_init import initial_columns, merge_key
-from phot7dt.pipelines.psf.params import EpsfParams
+from phot7dt.pipelines.patching.source_init import initial_columns
 from phot7dt.psf_grid import cell_boxes, cell_tag
 
 __all__ = ["build_patch_payloads", "define_patches"]

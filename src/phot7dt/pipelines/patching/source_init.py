@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["MODEL_TYPES", "find_column", "initial_columns", "merge_key"]
+__all__ = ["MODEL_TYPES", "find_column", "initial_columns", ]
 
 #: Model names the fit accepts.
 MODEL_TYPES = ("STAR", "EXP", "DEV", "SERSIC")
@@ -28,10 +28,6 @@ MODEL_TYPES = ("STAR", "EXP", "DEV", "SERSIC")
 ELL_WITHOUT_COLUMN = 0.2
 THETA_WITHOUT_COLUMN = 90.0
 
-
-def merge_key(catalog: pd.DataFrame) -> list[str]:
-    """Columns identifying a source: ``ID`` when present, else ``RA`` and ``DEC`` (tract7dt)."""
-    return ["ID"] if "ID" in catalog.columns else ["RA", "DEC"]
 
 
 def find_column(catalog: pd.DataFrame, name: str, *, case_insensitive: bool = False) -> str | None:

@@ -13,11 +13,11 @@ import functools
 
 import numpy as np
 
+from phot7dt.config.epsf import MoffatPsfParams
+from phot7dt.config.patch_run import PatchRunParams
 from phot7dt.frames import Box
 from phot7dt.pipelines.psf.cell_task import CellResult
 from phot7dt.pipelines.psf.fallback_shape import BandStars, fallback_shape
-from phot7dt.pipelines.psf.params import MoffatPsfParams
-from phot7dt.pipelines.psf.patch_run_params import PatchRunParams
 from phot7dt.pipelines.psf.psf_choice import choose_psf, fallback_psf
 from phot7dt.pipelines.psf.stamp_models import StampMetrics
 from phot7dt.psf_grid import PSFChoice

@@ -13,8 +13,8 @@ import math
 import numpy as np
 import sep
 
+from phot7dt.config.epsf import EpsfParams
 from phot7dt.frames import Box, FrameSet
-from phot7dt.pipelines.psf.params import EpsfParams
 
 __all__ = ["CellImage", "load_cell_image"]
 

@@ -13,14 +13,15 @@ import time
 import numpy as np
 import pandas as pd
 
+from phot7dt.config.epsf import EpsfParams
 from phot7dt.frames import Box, FrameSet
 from phot7dt.pipelines.psf.cell_image import CellImage, load_cell_image
 from phot7dt.pipelines.psf.cutouts import star_cutouts
 from phot7dt.pipelines.psf.epsf_build import EPSFBuild, build_cell_epsf
-from phot7dt.pipelines.psf.params import EpsfParams
 from phot7dt.pipelines.psf.stamp_models import StampMetrics, measure_stamp
 from phot7dt.pipelines.psf.star_moffat import FitStars, fit_stars_from_cutouts
 from phot7dt.pipelines.psf.star_selection import DEFAULT_FWHM_PIX, select_stars
+from phot7dt.plotting import block_mean
 
 __all__ = ["CellResult", "run_cell"]
 
@@ -66,9 +67,7 @@ def _thumbnail(ci: CellImage) -> tuple[np.ndarray, int]:
     c, r = ci.cell, ci.region
     cell = ci.image[c.y0 - r.y0 : c.y1 - r.y0, c.x0 - r.x0 : c.x1 - r.x0]
     step = max(1, math.ceil(max(cell.shape) / THUMBNAIL_SIZE))
-    ny, nx = (cell.shape[0] // step) * step, (cell.shape[1] // step) * step
-    blocks = cell[:ny, :nx].reshape(ny // step, step, nx // step, step)
-    return blocks.mean(axis=(1, 3)).astype(np.float32), step
+    return block_mean(cell, step), step
 
 
 def _build(result: CellResult, ci: CellImage, accepted: pd.DataFrame, p: EpsfParams,

@@ -15,9 +15,9 @@ import warnings
 
 import numpy as np
 
+from phot7dt.config.epsf import EpsfParams
 from phot7dt.pipelines.psf.cell_image import CellImage
 from phot7dt.pipelines.psf.epsf_stack import StarCutouts
-from phot7dt.pipelines.psf.params import EpsfParams
 
 __all__ = ["annulus_backgrounds", "clipped_medians", "star_cutouts"]
 

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from phot7dt.config.epsf import EpsfParams
 from phot7dt.pipelines.psf.epsf_stack import StarCutouts, shifted_copies, stack_epsf
 from phot7dt.pipelines.psf.model_error import PsfFluxRatios
-from phot7dt.pipelines.psf.params import EpsfParams
 from phot7dt.pipelines.psf.stamp_models import model_wings
 from phot7dt.psf_grid import MomentField
 

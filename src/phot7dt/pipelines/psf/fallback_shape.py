@@ -27,8 +27,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from phot7dt.config.epsf import MoffatPsfParams
 from phot7dt.frames import Box
-from phot7dt.pipelines.psf.params import MoffatPsfParams
 from phot7dt.pipelines.psf.star_moffat import FitStars, fit_moffat_to_stars
 from phot7dt.psf_grid import FALLBACK_LEVELS
 

@@ -11,17 +11,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from phot7dt.config import section
+from phot7dt.config.epsf import EpsfParams, MoffatPsfParams
+from phot7dt.config.ingest import PlottingParams
+from phot7dt.config.patch_run import PatchRunParams
 from phot7dt.frames import Box, FrameSet
-from phot7dt.params import section
-from phot7dt.pipelines.ingest.params import PlottingParams
+from phot7dt.json_values import json_safe
 from phot7dt.pipelines.psf import plots
 from phot7dt.pipelines.psf.band_choice import CellOutcome, choose_band
 from phot7dt.pipelines.psf.cell_task import CellResult
 from phot7dt.pipelines.psf.fallback_shape import BandStars
 from phot7dt.pipelines.psf.model_error import pooled_eta
 from phot7dt.pipelines.psf.parallel import map_tasks, n_workers, run_cells, shutdown_workers
-from phot7dt.pipelines.psf.params import EpsfParams, MoffatPsfParams
-from phot7dt.pipelines.psf.patch_run_params import PatchRunParams
 from phot7dt.psf_grid import PSFChoice, PSFGrid, cell_boxes, cell_index, cell_tag
 
 if TYPE_CHECKING:
@@ -113,14 +114,6 @@ def _qa_record(res: CellResult, choice: PSFChoice) -> dict[str, Any]:
     }
 
 
-def _json_safe(record: dict[str, Any]) -> dict[str, Any]:
-    """Plain Python values for ``meta.json``: numpy scalars unwrapped, NaN as None."""
-    out = {}
-    for key, value in record.items():
-        value = value.item() if isinstance(value, np.generic) else value
-        out[key] = None if isinstance(value, float) and not math.isfinite(value) else value
-    return out
-
 
 def _band_stars(frames: FrameSet, band: str, cells: list[CellResult]) -> BandStars:
     """The band's accepted PSF stars by cell, for the fallback fits."""
@@ -207,7 +200,7 @@ def build_epsf(
         res.fit_stars = None
     summary = pd.DataFrame(list(records.values()))
     _log_summary(summary)
-    qa = {key: _json_safe(rec) for key, rec in records.items()}
+    qa = {key: json_safe(rec) for key, rec in records.items()}
     grid = PSFGrid(frames.shape, p.epsf_ngrid, tuple(frames.bands), choices, qa)
     return grid, summary, [r for r in results if r.status != "skipped"]
 

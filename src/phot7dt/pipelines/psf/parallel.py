@@ -7,9 +7,9 @@ from collections.abc import Callable, Sequence
 
 import pandas as pd
 
+from phot7dt.config.epsf import EpsfParams
 from phot7dt.frames import Box, FrameSet
 from phot7dt.pipelines.psf.cell_task import CellResult, run_cell
-from phot7dt.pipelines.psf.params import EpsfParams
 from phot7dt.progress import progress
 from phot7dt.workers import resolve_workers
 

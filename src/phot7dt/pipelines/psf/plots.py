@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from phot7dt.config.epsf import EpsfParams
 from phot7dt.pipelines.psf.mosaic import Mosaic, build_mosaic, label_cells
-from phot7dt.pipelines.psf.params import EpsfParams
 from phot7dt.psf_grid import PSFGrid, cell_tag
 
 if TYPE_CHECKING:

@@ -14,9 +14,9 @@ import functools
 import math
 from collections.abc import Callable
 
+from phot7dt.config.epsf import MoffatPsfParams
+from phot7dt.config.patch_run import PatchRunParams
 from phot7dt.pipelines.psf.fallback_shape import FallbackShape
-from phot7dt.pipelines.psf.patch_run_params import PatchRunParams
-from phot7dt.pipelines.psf.params import MoffatPsfParams
 from phot7dt.pipelines.psf.stamp_models import (
     StampMetrics,
     gaussian_stamp,

@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 import sep
 
+from phot7dt.config.epsf import EpsfParams
 from phot7dt.pipelines.psf.cell_image import CellImage
-from phot7dt.pipelines.psf.params import EpsfParams
 
 __all__ = ["CANDIDATE_COLUMNS", "select_stars"]
 

@@ -12,15 +12,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from phot7dt.catalog_columns import catalog_summary, fitted_bands, numeric_column
+from phot7dt.config import section
+from phot7dt.config.report import ReportParams
 from phot7dt.frames import FrameSet
-from phot7dt.params import section
+from phot7dt.json_values import json_safe
 from phot7dt.pipelines.report.html import render_report
-from phot7dt.pipelines.report.params import ReportParams
 from phot7dt.pipelines.report.plots import patch_overview_figure, residual_montage_figure
 from phot7dt.pipelines.report.residuals import choose_sources, fitted_sources, residual_stamp
-from phot7dt.pipelines.validate.matching import fitted_bands, numeric_column
-from phot7dt.pipelines.validate.metrics import json_safe
-from phot7dt.pipelines.validate.nodes import catalog_summary
 from phot7dt.psf_grid import PSFGrid
 
 if TYPE_CHECKING:

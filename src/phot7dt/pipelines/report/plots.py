@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from phot7dt.pipelines.report.residuals import ResidualStamp
+from phot7dt.plotting import block_mean, display_step
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -52,15 +53,6 @@ def residual_montage_figure(stamps: list[ResidualStamp], band: str) -> Figure:
     return fig
 
 
-def _block_mean(image: np.ndarray, max_pix: int) -> tuple[np.ndarray, int]:
-    step = max(1, int(np.ceil(max(image.shape) / max_pix)))
-    ny, nx = (image.shape[0] // step) * step, (image.shape[1] // step) * step
-    blocks = np.asarray(image[:ny, :nx], dtype=np.float32).reshape(
-        ny // step, step, nx // step, step
-    )
-    with np.errstate(invalid="ignore"):
-        return np.nanmean(blocks, axis=(1, 3)), step
-
 
 def patch_overview_figure(white: np.ndarray, patches: pd.DataFrame, max_pix: int) -> Figure:
     """White stack (downsampled, z-scale) with each patch's base box (solid) and fitted
@@ -68,7 +60,8 @@ def patch_overview_figure(white: np.ndarray, patches: pd.DataFrame, max_pix: int
     from astropy.visualization import AsinhStretch, ImageNormalize, ZScaleInterval
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
-    small, step = _block_mean(white, max_pix)
+    step = display_step(white.shape, max_pix)
+    small = block_mean(white, step)
     fig = Figure(
         figsize=(8, 8 * small.shape[0] / max(small.shape[1], 1) + 0.6), layout="constrained"
     )

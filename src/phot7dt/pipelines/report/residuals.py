@@ -13,8 +13,8 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
+from phot7dt.catalog_columns import as_bool, numeric_column
 from phot7dt.frames import Box, FrameSet
-from phot7dt.pipelines.validate.matching import as_bool, numeric_column
 from phot7dt.psf_grid import PSFGrid
 from phot7dt.scene import PixelizedPSF, catalog_to_soft
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from phot7dt.pipelines.simulate.params import SimulateParams
+from phot7dt.config.simulate import SimulateParams
 
 if TYPE_CHECKING:
     from astropy.wcs import WCS

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from phot7dt.pipelines.simulate.params import FieldLayout, SimulateParams
+from phot7dt.config.simulate import FieldLayout, SimulateParams
 
 #: First element of the defect generators' seed sequence after the seed.
 DEFECT_STREAM = 20

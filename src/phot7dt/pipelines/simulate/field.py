@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from phot7dt.pipelines.simulate.params import FieldLayout, SimulateParams
+from phot7dt.config.simulate import FieldLayout, SimulateParams
 from phot7dt.pipelines.simulate.sources import (
     Placer,
     blackbody_ab_offset,

@@ -14,11 +14,11 @@ import numpy as np
 import pandas as pd
 from astropy.io import fits
 
-from phot7dt.params import section
+from phot7dt.config import section
+from phot7dt.config.simulate import SimulateParams
 from phot7dt.pipelines.simulate.catalogs import gaiaxp_table, input_catalog, truth_table
 from phot7dt.pipelines.simulate.defects import draw_artefacts, draw_band_defects
 from phot7dt.pipelines.simulate.field import draw_sources
-from phot7dt.pipelines.simulate.params import SimulateParams
 from phot7dt.pipelines.simulate.render import saturated_sources
 from phot7dt.pipelines.simulate.sky import (
     adu_per_scaled_flux,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from phot7dt.frames import RawImage
+from phot7dt.plotting import block_mean
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -22,13 +22,6 @@ TYPE_STYLES = {
     "SERSIC": ("^", "tab:green"),
 }
 
-
-def _block_average(pixels: np.ndarray, step: int) -> np.ndarray:
-    ny, nx = (pixels.shape[0] // step) * step, (pixels.shape[1] // step) * step
-    blocks = pixels[:ny, :nx].reshape(ny // step, step, nx // step, step)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN blocks stay NaN
-        return np.nanmean(blocks, axis=(1, 3))
 
 
 def quicklook_figure(pixels: np.ndarray, band: str, truth: pd.DataFrame) -> Figure:
@@ -47,7 +40,7 @@ def quicklook_figure(pixels: np.ndarray, band: str, truth: pd.DataFrame) -> Figu
     from astropy.visualization import AsinhStretch, ImageNormalize, ManualInterval
     from matplotlib.figure import Figure
     step = max(1, int(np.ceil(max(pixels.shape) / MAX_DISPLAY_PIX)))
-    shown = _block_average(np.asarray(pixels, dtype=np.float32), step)
+    shown = block_mean(pixels, step)
     finite = shown[np.isfinite(shown)]
     median = float(np.median(finite))
     noise = 1.4826 * float(np.median(np.abs(finite - median)))

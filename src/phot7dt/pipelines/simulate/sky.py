@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from astropy.io import fits
 
-from phot7dt.pipelines.simulate.params import (
+from phot7dt.config.simulate import (
     MEDIUM_BAND_WAVELENGTHS_NM,
     FieldLayout,
     SimulateParams,

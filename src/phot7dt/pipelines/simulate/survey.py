@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from phot7dt.config import section
+from phot7dt.config.simulate import FieldLayout, SimulateParams
+from phot7dt.config.simulate_survey import SimSurveyParams
 from phot7dt.datasets import ImageListDataset
-from phot7dt.params import section
 from phot7dt.pipelines.simulate.field import _band_photometry, draw_sources
 from phot7dt.pipelines.simulate.nodes import (
     EDGE_PAD_PIX,
@@ -29,9 +31,7 @@ from phot7dt.pipelines.simulate.nodes import (
     draw_sim_defects,
     simulate_field,
 )
-from phot7dt.pipelines.simulate.params import FieldLayout, SimulateParams
 from phot7dt.pipelines.simulate.sky import draw_band_table, make_wcs
-from phot7dt.pipelines.simulate.survey_params import SimSurveyParams
 
 if TYPE_CHECKING:
     from astropy.wcs import WCS

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from phot7dt.config.simulate import FieldLayout, SimulateParams
 from phot7dt.pipelines.simulate.artefacts import add_defects, apply_nan_border
 from phot7dt.pipelines.simulate.depth import depth_factor, relative_weight
-from phot7dt.pipelines.simulate.params import FieldLayout, SimulateParams
 from phot7dt.pipelines.simulate.render import (
     add_bad_pixels,
     add_noise,

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from kedro.utils import find_kedro_project
 
-from phot7dt.params import section
+from phot7dt.config import section
+from phot7dt.config.survey import SurveyParams
 from phot7dt.pipelines.survey.cluster import available_cpus, local_workers, run_jobs, survey_client
 from phot7dt.pipelines.survey.manifest import parse_overrides, read_manifest
 from phot7dt.pipelines.survey.merge import (
@@ -22,7 +23,6 @@ from phot7dt.pipelines.survey.merge import (
     read_zero_points,
     stack_tiles,
 )
-from phot7dt.pipelines.survey.params import SurveyParams
 from phot7dt.pipelines.survey.qa import overlap_agreement, survey_report_html, zero_point_figure
 from phot7dt.pipelines.survey.tile_run import THREAD_VARS, TileJob, finished_run
 

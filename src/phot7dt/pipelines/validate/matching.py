@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from phot7dt.catalog_columns import as_bool, fitted_bands, numeric_column
 from phot7dt.pipelines.validate.metrics import wrap_angle_deg
 
 SOURCE_COLUMNS = [
@@ -51,28 +52,7 @@ FLUX_COLUMNS = [
 ]
 
 
-def fitted_bands(catalog: pd.DataFrame) -> list[str]:
-    """Bands of the ``FLUX_<band>_fit`` columns, in column order."""
-    return [
-        c[len("FLUX_") : -len("_fit")]
-        for c in catalog.columns
-        if c.startswith("FLUX_") and c.endswith("_fit")
-    ]
 
-
-def as_bool(values: pd.Series) -> np.ndarray:
-    """Booleans from bool, nullable or CSV text columns (missing -> False)."""
-    if values.dtype == bool:
-        return values.to_numpy()
-    text = values.astype("string").str.strip().str.lower()
-    return text.isin(["true", "1", "1.0"]).fillna(False).to_numpy(bool)
-
-
-def numeric_column(frame: pd.DataFrame, column: str) -> np.ndarray:
-    """A column as floats (NaN where missing or not a number; all NaN when absent)."""
-    if column not in frame.columns:
-        return np.full(len(frame), np.nan)
-    return pd.to_numeric(frame[column], errors="coerce").to_numpy(float)
 
 
 def truth_keys(catalog: pd.DataFrame, truth: pd.DataFrame) -> pd.Series:

@@ -8,7 +8,7 @@ dicts (NaN for "not measured"; :func:`json_safe` turns it into ``null``).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -129,16 +129,3 @@ def difference_statistics(values: np.ndarray) -> dict[str, float]:
     v = v[np.isfinite(v)]
     median = float(np.median(v)) if v.size else math.nan
     return {"n": int(v.size), "median": median, "robust_std": robust_sigma(v)}
-
-
-def json_safe(value: Any) -> Any:
-    """Nested dicts/lists with NaN/inf as None and numpy scalars as Python numbers."""
-    if isinstance(value, Mapping):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

@@ -14,15 +14,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from phot7dt.catalog_columns import catalog_summary, fitted_bands
+from phot7dt.config import section
+from phot7dt.config.validate import ValidateParams
 from phot7dt.frames import FrameSet
-from phot7dt.params import section
+from phot7dt.json_values import json_safe
 from phot7dt.pipelines.validate.matching import (
     FLUX_COLUMNS,
     SOURCE_COLUMNS,
-    as_bool,
-    fitted_bands,
     flux_table,
-    numeric_column,
     source_table,
 )
 from phot7dt.pipelines.validate.metrics import (
@@ -30,10 +30,8 @@ from phot7dt.pipelines.validate.metrics import (
     difference_statistics,
     flux_recovery,
     flux_statistics,
-    json_safe,
     offset_statistics,
 )
-from phot7dt.pipelines.validate.params import ValidateParams
 
 logger = logging.getLogger(__name__)
 
@@ -82,27 +80,6 @@ def match_truth(
     )
     return sources, fluxes
 
-
-def catalog_summary(output_catalog: pd.DataFrame) -> dict[str, Any]:
-    """Rows, fitted and excluded sources, converged fraction of the fitted ones."""
-    excluded = (
-        as_bool(output_catalog["excluded_any"])
-        if "excluded_any" in output_catalog
-        else (np.zeros(len(output_catalog), bool))
-    )
-    fitted = ~excluded & np.isfinite(numeric_column(output_catalog, "x_pix_white_fit"))
-    converged = (
-        as_bool(output_catalog["opt_converged"])
-        if "opt_converged" in output_catalog
-        else (np.zeros(len(output_catalog), bool))
-    )
-    n_fitted = int(fitted.sum())
-    return {
-        "n_rows": len(output_catalog),
-        "n_fitted": n_fitted,
-        "n_excluded": int(excluded.sum()),
-        "fraction_converged": float(converged[fitted].mean()) if n_fitted else math.nan,
-    }
 
 
 def _matching(sources: pd.DataFrame, max_listed: int) -> dict[str, Any]:

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from phot7dt.params import section
+from phot7dt.config import section
+from phot7dt.config.validate import ValidateParams
 from phot7dt.pipelines.validate.metrics import CLASSES, robust_sigma
-from phot7dt.pipelines.validate.params import ValidateParams
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

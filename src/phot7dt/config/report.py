@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from phot7dt.params import Section
+from phot7dt.config import Section
 
 #: Figures of the report: section title -> patterns over the PNG paths under 08_reporting
 #: (relative, without ``.png``; ``fnmatch`` wildcards).
@@ -59,5 +59,3 @@ class ReportParams(Section):
         1000, ge=100, description="embedded figures are resampled to at most this width, px"
     )
 
-
-SECTIONS = {"report": ReportParams}

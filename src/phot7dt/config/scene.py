@@ -12,10 +12,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from phot7dt.params import Section
-from phot7dt.pipelines.psf.patch_run_params import PatchRunParams
+from phot7dt.config import Section
 
-__all__ = ["MergeParams", "PatchRunParams", "SceneParams", "SkyArtefactParams"]
+__all__ = ["MergeParams", "SceneParams", "SkyArtefactParams"]
 
 
 class SkyArtefactParams(Section):
@@ -168,6 +167,3 @@ class SceneParams(Section):
     coarse_bands: int = Field(3, ge=0)
     neighbour_fit: Literal["all", "positions", "fluxes"] = "all"
 
-
-SECTIONS = {"patch_run": PatchRunParams, "merge": MergeParams, "scene": SceneParams,
-            "sky_and_artefacts": SkyArtefactParams}

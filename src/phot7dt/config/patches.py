@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from phot7dt.params import Section
+from phot7dt.config import Section
 
 
 class PatchesParams(Section):
@@ -48,5 +48,3 @@ class PatchInputsParams(Section):
     gzip_compresslevel: int = Field(1, ge=0, le=9)
     keep_payloads_in_memory: bool = False
 
-
-SECTIONS = {"patches": PatchesParams, "patch_inputs": PatchInputsParams}

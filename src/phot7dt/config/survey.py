@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from phot7dt.params import Section
+from phot7dt.config import Section
 
 
 class SurveyParams(Section):
@@ -52,5 +52,3 @@ class SurveyParams(Section):
     tile_params: str = ""
     patch_workers: int | None = Field(None, ge=1)
 
-
-SECTIONS = {"survey": SurveyParams}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from phot7dt.params import Section
+from phot7dt.config import Section
 
 
 class SimSurveyParams(Section):

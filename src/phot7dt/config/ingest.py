@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from phot7dt.params import Section
+from phot7dt.config import Section
 from phot7dt.weights import WeightType
 from phot7dt.workers import resolve_workers
 
@@ -191,12 +191,3 @@ class PlottingParams(Section):
 #: Patches with figures under ``plotting.detail: summary`` (the docstring above says 4).
 SUMMARY_PATCHES = 4
 
-
-SECTIONS = {
-    "image_scaling": ImageScalingParams,
-    "crop": CropParams,
-    "checks": ChecksParams,
-    "source_saturation_cut": SourceSaturationCutParams,
-    "performance": PerformanceParams,
-    "plotting": PlottingParams,
-}

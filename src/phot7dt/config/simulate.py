@@ -6,8 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from phot7dt.params import Section
-from phot7dt.pipelines.simulate.survey_params import SimSurveyParams
+from phot7dt.config import Section
 
 #: 7DT medium bands: 40 filters from 400 to 887.5 nm every 12.5 nm, named ``m`` + the
 #: integer part of the central wavelength (m400, m412, m425, m437, ..., m887).
@@ -295,5 +294,3 @@ class SimulateParams(Section):
         values.update({k: v for k, v in overrides.items() if v is not None})
         return FieldLayout.model_validate(values)
 
-
-SECTIONS = {"simulate": SimulateParams, "simulate_survey": SimSurveyParams}

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from phot7dt.params import Section
+from phot7dt.config import Section
 
 
 class ZpParams(Section):
@@ -77,5 +77,3 @@ class ZpParams(Section):
             )
         return self
 
-
-SECTIONS = {"zp": ZpParams}

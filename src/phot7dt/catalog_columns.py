@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -87,3 +89,53 @@ def parse_numeric(values: pd.Series, column: str, ids: pd.Series, where: str) ->
             f"(data row {first}, ID {ids.iloc[first]!r}; {int(bad.sum())} bad values in all)"
         )
     return numbers
+
+
+def fitted_bands(catalog: pd.DataFrame) -> list[str]:
+    """Bands of the ``FLUX_<band>_fit`` columns, in column order."""
+    return [
+        c[len("FLUX_") : -len("_fit")]
+        for c in catalog.columns
+        if c.startswith("FLUX_") and c.endswith("_fit")
+    ]
+
+
+def as_bool(values: pd.Series) -> np.ndarray:
+    """Booleans from bool, nullable or CSV text columns (missing -> False)."""
+    if values.dtype == bool:
+        return values.to_numpy()
+    text = values.astype("string").str.strip().str.lower()
+    return text.isin(["true", "1", "1.0"]).fillna(False).to_numpy(bool)
+
+
+def bool_column(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """A column as booleans (:func:`as_bool`; all False when absent)."""
+    if column not in frame.columns:
+        return np.zeros(len(frame), bool)
+    return as_bool(frame[column])
+
+
+def numeric_column(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """A column as floats (NaN where missing or not a number; all NaN when absent)."""
+    if column not in frame.columns:
+        return np.full(len(frame), np.nan)
+    return pd.to_numeric(frame[column], errors="coerce").to_numpy(float)
+
+
+def catalog_summary(output_catalog: pd.DataFrame) -> dict[str, Any]:
+    """Rows, fitted and excluded sources, converged fraction of the fitted ones."""
+    excluded = bool_column(output_catalog, "excluded_any")
+    fitted = ~excluded & np.isfinite(numeric_column(output_catalog, "x_pix_white_fit"))
+    converged = bool_column(output_catalog, "opt_converged")
+    n_fitted = int(fitted.sum())
+    return {
+        "n_rows": len(output_catalog),
+        "n_fitted": n_fitted,
+        "n_excluded": int(excluded.sum()),
+        "fraction_converged": float(converged[fitted].mean()) if n_fitted else math.nan,
+    }
+
+
+def merge_key(catalog: pd.DataFrame) -> list[str]:
+    """Columns identifying a source: ``ID`` when present, else ``RA`` and ``DEC`` (tract7dt)."""
+    return ["ID"] if "ID" in catalog.columns else ["RA", "DEC"]

@@ -5,7 +5,7 @@ tract7dt keeps the PSF choice keys (``psf_model``, ``psf_fallback_model``,
 fitting keys, and a section may live in only one parameters file
 (``parameters_fitting.yml``), so the whole section is modelled here and read by
 both the psf and the fitting stages. It belongs in
-``phot7dt.pipelines.fitting.params`` once that package exists (a ``fitting``
+``phot7dt.config.scene`` once that package exists (a ``fitting``
 folder without ``create_pipeline`` would break the pipeline registry).
 Subprocess-launch keys of tract7dt (``python_exe``) have no meaning here: patches
 run in a joblib worker pool or on a dask cluster (``dask_scheduler``).
@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from phot7dt.params import Section
+from phot7dt.config import Section
 
 
 class PatchRunParams(Section):

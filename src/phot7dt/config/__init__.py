@@ -1,7 +1,7 @@
-"""Validated parameter sections.
+"""Validated parameter sections: one pydantic model per tract7dt section, all in this package.
 
-Every pipeline declares its parameter sections as pydantic models in its own
-``params.py`` (``SECTIONS = {"crop": CropParams, ...}``). Nodes receive the raw
+:data:`SECTION_MODELS` maps every section name to its model (``crop`` →
+:class:`phot7dt.config.ingest.CropParams`, ...). Nodes receive the raw
 ``params:<section>`` dict and turn it into the model with :func:`section`;
 :func:`validate_parameters` checks every section of a run up front, so a typo
 fails before any node runs, with the dotted key path, the expected type and the
@@ -16,19 +16,30 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-#: Pipelines whose ``params.py`` declares parameter sections.
-PIPELINES_WITH_PARAMS = (
-    "simulate",
-    "ingest",
-    "gaia_augment",
-    "masking",
-    "psf",
-    "patching",
-    "fitting",
-    "validate",
-    "report",
-    "survey",
-)
+#: Every parameter section: its name -> ``"module:Model"`` in this package (imported on demand).
+SECTION_MODELS = {
+    "image_scaling": "ingest:ImageScalingParams",
+    "crop": "ingest:CropParams",
+    "checks": "ingest:ChecksParams",
+    "source_saturation_cut": "ingest:SourceSaturationCutParams",
+    "performance": "ingest:PerformanceParams",
+    "plotting": "ingest:PlottingParams",
+    "zp": "zp:ZpParams",
+    "bright_mask": "bright_mask:BrightMaskParams",
+    "epsf": "epsf:EpsfParams",
+    "moffat_psf": "epsf:MoffatPsfParams",
+    "patches": "patches:PatchesParams",
+    "patch_inputs": "patches:PatchInputsParams",
+    "patch_run": "patch_run:PatchRunParams",
+    "scene": "scene:SceneParams",
+    "merge": "scene:MergeParams",
+    "sky_and_artefacts": "scene:SkyArtefactParams",
+    "validate": "validate:ValidateParams",
+    "report": "report:ReportParams",
+    "survey": "survey:SurveyParams",
+    "simulate": "simulate:SimulateParams",
+    "simulate_survey": "simulate_survey:SimSurveyParams",
+}
 
 #: Top-level parameters that are plain values, not sections (runtime paths).
 PATH_KEYS = frozenset(
@@ -84,11 +95,11 @@ def section(model: type[M], raw: Mapping[str, Any] | M | None, name: str) -> M:
 
 
 def registered_sections() -> dict[str, type[Section]]:
-    """Every parameter section any pipeline declares, by section name."""
+    """Every parameter section's model, by section name (:data:`SECTION_MODELS`)."""
     sections: dict[str, type[Section]] = {}
-    for pipeline in PIPELINES_WITH_PARAMS:
-        module = importlib.import_module(f"phot7dt.pipelines.{pipeline}.params")
-        sections.update(module.SECTIONS)
+    for name, target in SECTION_MODELS.items():
+        module, model = target.split(":")
+        sections[name] = getattr(importlib.import_module(f"phot7dt.config.{module}"), model)
     return sections
 
 

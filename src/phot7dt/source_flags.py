@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from phot7dt.config.ingest import SourceSaturationCutParams
 from phot7dt.frames import FrameSet, Pixels, read_region
-from phot7dt.pipelines.ingest.params import SourceSaturationCutParams
 from phot7dt.progress import progress
 
 logger = logging.getLogger(__name__)

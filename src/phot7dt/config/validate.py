@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from phot7dt.params import Section
+from phot7dt.config import Section
 
 
 class ValidateParams(Section):
@@ -48,5 +48,3 @@ class ValidateParams(Section):
             raise ValueError(f"must increase strictly, got {edges}")
         return edges
 
-
-SECTIONS = {"validate": ValidateParams}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from phot7dt.params import Section
+from phot7dt.config import Section
 
 
 class BrightMaskParams(Section):
@@ -49,5 +49,3 @@ class BrightMaskParams(Section):
     min_radius_pix: float = Field(6.0, ge=0)
     dilate_pix: int = Field(1, ge=0)
 
-
-SECTIONS = {"bright_mask": BrightMaskParams}

@@ -35,8 +35,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from phot7dt.params import Section
-from phot7dt.pipelines.psf.patch_run_params import PatchRunParams
+from phot7dt.config import Section
 
 
 class EpsfParams(Section):
@@ -168,9 +167,3 @@ class MoffatPsfParams(Section):
     fit_free_centres: bool = True
     fit_free_beta: bool = True
 
-
-SECTIONS = {
-    "epsf": EpsfParams,
-    "moffat_psf": MoffatPsfParams,
-    "patch_run": PatchRunParams,
-}

@@ -1,0 +1,87 @@
+"""Display helpers shared by every stage's figures: subsampling, block reductions, overlays.
+
+Figures themselves live beside the stage that makes them (``pipelines/<stage>/plots.py``);
+this module holds only what several of them draw with.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = [
+    "DISPLAY_MAX_SIDE", "block_any", "block_mean", "display_step", "overlay_figure",
+    "overlay_legend", "show_white",
+]
+
+#: Longest side, in display pixels, of a white stack drawn under an overlay: about the
+#: axes' width in pixels at the catalog's 150 dpi, so no drawn pixel is thrown away.
+DISPLAY_MAX_SIDE = 1200
+#: Overlay figure: width and margins (left, right, bottom: axis label and legend, top), inches.
+OVERLAY_WIDTH_INCH = 9.0
+OVERLAY_MARGINS_INCH = (0.8, 0.25, 1.25, 0.4)
+
+
+def display_step(shape: tuple[int, int], max_side: int = DISPLAY_MAX_SIDE) -> int:
+    """Integer subsampling step that brings ``shape`` under ``max_side`` pixels."""
+    return max(1, math.ceil(max(shape) / max_side))
+
+
+def overlay_figure(shape: tuple[int, int]):
+    """Figure and axes for a white-stack overlay of a frame of ``shape``, at fixed places
+    (drawn once; a layout engine draws twice), room for a legend below the axes."""
+    from matplotlib.figure import Figure
+    left, right, bottom, top = OVERLAY_MARGINS_INCH
+    width = OVERLAY_WIDTH_INCH - left - right
+    height = width * shape[0] / max(shape[1], 1)
+    fw, fh = OVERLAY_WIDTH_INCH, height + bottom + top
+    fig = Figure(figsize=(fw, fh))
+    return fig, fig.add_axes((left / fw, bottom / fh, width / fw, height / fh))
+
+
+def overlay_legend(fig) -> None:
+    """The figure's legend, centred below the axes."""
+    fig.legend(loc="lower center", bbox_to_anchor=(0.5, 0.02), ncols=3, fontsize=8)
+
+
+def show_white(ax, white: np.ndarray, step: int) -> None:
+    """Draw the white stack subsampled by ``step``, zscale-stretched, in full-frame pixel units."""
+    from astropy.visualization import ImageNormalize, ZScaleInterval
+    small = np.asarray(white[::step, ::step], dtype=np.float32)
+    finite = small[np.isfinite(small)]
+    norm = ImageNormalize(finite if finite.size else np.zeros(1), interval=ZScaleInterval())
+    ny, nx = white.shape
+    extent = (-0.5, small.shape[1] * step - 0.5, -0.5, small.shape[0] * step - 0.5)
+    ax.imshow(small, origin="lower", cmap="gray", norm=norm, extent=extent, interpolation="nearest")
+    ax.set_xlim(-0.5, nx - 0.5)
+    ax.set_ylim(-0.5, ny - 0.5)
+    ax.set_xlabel("x (working-frame pixels)")
+    ax.set_ylabel("y (working-frame pixels)")
+
+
+def block_mean(image: np.ndarray, step: int) -> np.ndarray:
+    """Mean of ``step x step`` pixel blocks (NaN-aware), streamed in row bands, float32.
+
+    Trailing rows/columns that do not fill a block are dropped.
+    """
+    ny, nx = (image.shape[0] // step) * step, (image.shape[1] // step) * step
+    out = np.full((ny // step, nx // step), np.nan, np.float32)
+    rows = step * 256
+    for y0 in range(0, ny, rows):
+        band = np.asarray(image[y0 : min(y0 + rows, ny), :nx], dtype=np.float32)
+        blocks = band.reshape(band.shape[0] // step, step, nx // step, step)
+        good = np.isfinite(blocks)
+        count = good.sum(axis=(1, 3))
+        total = np.where(good, blocks, 0).sum(axis=(1, 3))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[y0 // step : y0 // step + count.shape[0]] = total / count
+    return out
+
+
+def block_any(mask: np.ndarray, step: int) -> np.ndarray:
+    """``mask`` reduced by ``step`` with a logical OR per block, so thin regions stay visible."""
+    ny, nx = mask.shape
+    py, px = -ny % step, -nx % step
+    padded = np.pad(np.asarray(mask) > 0, ((0, py), (0, px)))
+    return padded.reshape(padded.shape[0] // step, step, padded.shape[1] // step, step).any(axis=(1, 3))
