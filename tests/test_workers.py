@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from phot7dt import parallel as fitting_parallel
 from phot7dt import workers
 from phot7dt.config import ParameterError, section
-from phot7dt.pipelines.fitting import parallel as fitting_parallel
-from phot7dt.config.ingest import PerformanceParams
-from phot7dt.pipelines.psf import parallel as psf_parallel
 from phot7dt.config.epsf import EpsfParams
+from phot7dt.config.ingest import PerformanceParams
 from phot7dt.config.patch_run import PatchRunParams
+from phot7dt.pipelines.psf import parallel as psf_parallel
 from phot7dt.pipelines.survey.cluster import local_workers
 from phot7dt.workers import available_cpus, resolve_workers
 
@@ -80,7 +80,7 @@ needs_taskset = pytest.mark.skipif(
 def test_a_process_pinned_to_one_cpu_starts_one_worker():
     code = (
         "from phot7dt.workers import available_cpus;"
-        "from phot7dt.pipelines.fitting.parallel import n_workers;"
+        "from phot7dt.parallel import n_workers;"
         "print(available_cpus(), n_workers('auto', 100), n_workers(8, 100))"
     )
     result = subprocess.run(["taskset", "-c", "0", sys.executable, "-c", code],

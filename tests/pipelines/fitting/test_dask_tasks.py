@@ -8,8 +8,8 @@ import pickle
 import numpy as np
 import pytest
 
+from phot7dt import parallel
 from phot7dt.frames import Box
-from phot7dt.pipelines.fitting import parallel
 from phot7dt.pipelines.fitting.patch_task import PatchTask
 from phot7dt.pipelines.fitting.tasks import detach_psfs
 

@@ -29,8 +29,8 @@ from phot7dt.config.patch_run import PatchRunParams
 from phot7dt.config.scene import MergeParams, SceneParams, SkyArtefactParams
 from phot7dt.datasets.patch_results_dataset import PatchResultStore
 from phot7dt.frames import FrameSet, roi_box
+from phot7dt.parallel import map_unordered
 from phot7dt.pipelines.fitting import merge, plots, status
-from phot7dt.pipelines.fitting.parallel import map_unordered
 from phot7dt.pipelines.fitting.patch_task import PatchOutcome, run_patch_task
 from phot7dt.pipelines.fitting.patch_views import patch_view
 from phot7dt.pipelines.fitting.tasks import build_tasks, detach_psfs, run_detached_task

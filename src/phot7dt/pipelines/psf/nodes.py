@@ -17,12 +17,13 @@ from phot7dt.config.ingest import PlottingParams
 from phot7dt.config.patch_run import PatchRunParams
 from phot7dt.frames import Box, FrameSet
 from phot7dt.json_values import json_safe
+from phot7dt.parallel import map_ordered, shutdown_workers
 from phot7dt.pipelines.psf import plots
 from phot7dt.pipelines.psf.band_choice import CellOutcome, choose_band
 from phot7dt.pipelines.psf.cell_task import CellResult
 from phot7dt.pipelines.psf.fallback_shape import BandStars
 from phot7dt.pipelines.psf.model_error import pooled_eta
-from phot7dt.pipelines.psf.parallel import map_tasks, n_workers, run_cells, shutdown_workers
+from phot7dt.pipelines.psf.parallel import n_workers, run_cells
 from phot7dt.psf_grid import PSFChoice, PSFGrid, cell_boxes, cell_index, cell_tag
 
 if TYPE_CHECKING:
@@ -180,7 +181,7 @@ def build_epsf(
         by_key = {(r.band, r.row, r.col): r for r in built}
         results = [by_key.get((band, r, c)) or _skipped(band, r, c, box)
                    for band in frames.bands for (r, c), box in boxes.items()]
-        band_choices = map_tasks(
+        band_choices = map_ordered(
             choose_band,
             [(_band_stars(frames, band, [r for r in built if r.band == band]),
               [CellOutcome.of(r) for r in results if r.band == band], run, moffat)

@@ -1,7 +1,9 @@
-"""Map patch tasks over worker processes: joblib (loky) by default, a dask cluster on request.
+"""The one parallel map of phot7dt: joblib (loky) processes by default, a dask cluster on request.
 
-Outcomes come back in completion order (the caller sorts them); a task
-function must catch its own errors so one failing patch never stops the map.
+:func:`map_unordered` yields outcomes in completion order (patch fits; a task function
+must catch its own errors so one failing patch never stops the map);
+:func:`map_ordered` returns them in task order with a progress bar (psf cell builds).
+Worker processes run with BLAS/OpenMP pinned to ``threads_per_process`` threads.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal, TypeVar
 
+from phot7dt.progress import progress
 from phot7dt.workers import resolve_workers
 
-__all__ = ["map_unordered", "n_workers"]
+__all__ = ["map_ordered", "map_unordered", "n_workers", "shutdown_workers"]
 
 logger = logging.getLogger(__name__)
 
@@ -138,11 +141,11 @@ def map_unordered(
         return
     workers = n_workers(max_workers, len(tasks))
     if workers == 1:
-        logger.info("fitting %d patch(es) in this process", len(tasks))
+        logger.info("running %d task(s) in this process", len(tasks))
         yield from (function(t, *extra) for t in tasks)
         return
     logger.info(
-        "fitting %d patches on %d worker processes (%d BLAS thread(s) each)",
+        "running %d tasks on %d worker processes (%d BLAS thread(s) each)",
         len(tasks),
         workers,
         threads_per_process,
@@ -151,3 +154,43 @@ def map_unordered(
         yield from Parallel(n_jobs=workers, return_as="generator_unordered")(
             delayed(function)(t, *extra) for t in tasks
         )
+
+
+def _indexed(function: Callable[..., R], item: tuple[int, tuple]) -> tuple[int, R]:
+    index, args = item
+    return index, function(*args)
+
+
+def map_ordered(
+    function: Callable[..., R], args: Sequence[tuple], workers: int, desc: str, unit: str
+) -> list[R]:
+    """``[function(*a) for a in args]`` on ``workers`` loky processes (one BLAS thread each;
+    in this process when ``workers`` is 1), with a progress bar; results in task order.
+
+    The processes stay up for the next call; :func:`shutdown_workers` stops them.
+    """
+    bar = progress(total=len(args), desc=desc, unit=unit)
+    results: dict[int, R] = {}
+    try:
+        for index, result in map_unordered(
+            functools.partial(_indexed, function),
+            list(enumerate(args)),
+            max_workers=workers,
+            threads_per_process=1,
+            dask_scheduler=None,
+        ):
+            results[index] = result
+            bar.update()
+    finally:
+        bar.close()
+    return [results[i] for i in range(len(args))]
+
+
+def shutdown_workers() -> None:
+    """Stop the processes of joblib's reusable loky executor (the pool the maps use).
+
+    Idle, they would hold their memory through the stages that follow.
+    """
+    from joblib.externals.loky import get_reusable_executor
+
+    get_reusable_executor(reuse=True).shutdown(wait=True)
