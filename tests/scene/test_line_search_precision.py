@@ -7,7 +7,7 @@ import numpy as np
 from phot7dt import scene
 from phot7dt.scene._engine import PatchModel
 from phot7dt.scene._problem import make_problem
-from phot7dt.scene._lm import _settle, _Stage
+from phot7dt.scene._lm import _settle, _Stage, _Trial
 from phot7dt.scene._render import Layout
 
 SHAPE = (64, 64)
@@ -25,7 +25,8 @@ def _stage():
     model = PatchModel(images, np.ones(images.shape), psfs, ["STAR"], table.flux_prior(), pad=64)
     free = np.zeros((1, 6), bool)
     free[0, :2] = True
-    return _Stage(model, prob, truth.copy(), Layout(np.array([64]), free, 64), estimate=False), truth
+    return _Stage(model, prob, truth.copy(), Layout(np.array([64]), free, 64), estimate=False,
+                  lam=1e-3), truth
 
 
 def test_single_precision_cannot_rank_steps_near_a_very_bright_star_but_double_can():
@@ -52,8 +53,8 @@ def test_a_stage_ending_on_rejected_trials_takes_the_first_one_if_double_precisi
     best = truth.copy()
     best[0, :2] += np.linalg.solve(A, g)
     ev_best, exact = st.evaluate(best)
-    first = (best, ev_best, st.lnp - 0.1, exact, 0.05)  # looked 0.1 worse in single precision
-    trial, _, _, _, outcome = _settle(st, first, 1e-2, "converged")
-    assert outcome == "accepted" and trial is best
-    far = (best, ev_best, st.lnp - 5.0, exact, 5.0)  # a real loss is not second-guessed
-    assert _settle(st, far, 1e-2, "converged")[4] == "converged"
+    first = _Trial(best, ev_best, st.lnp - 0.1, exact, 0.05)  # looked 0.1 worse in single precision
+    trial, _, outcome = _settle(st, first, 1e-2, "converged")
+    assert outcome == "accepted" and trial.params is best
+    far = _Trial(best, ev_best, st.lnp - 5.0, exact, 5.0)  # a real loss is not second-guessed
+    assert _settle(st, far, 1e-2, "converged")[2] == "converged"

@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS = {
     "noise_sigma": "_engine",
     "fit_patch": "api",
-    "render_model": "api",
+    "render_model": "_model_image",
     "catalog_to_soft": "ellipse",
     "soft_to_columns": "ellipse",
     "soft_to_q_theta": "ellipse",
-    "StageInfo": "_lm",
+    "StageInfo": "_records",
     "FLAGS": "flags",
     "FlagDefinition": "flags",
     "decode_flags": "flags",
@@ -83,8 +83,9 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from ._engine import noise_sigma
-    from ._lm import StageInfo
-    from .api import fit_patch, render_model
+    from ._model_image import render_model
+    from ._records import StageInfo
+    from .api import fit_patch
     from .ellipse import catalog_to_soft, soft_to_columns, soft_to_q_theta
     from .flags import FLAGS, FlagDefinition, decode_flags, flag_bit
     from .mixtures import Mixture, profile_mixture, sersic_mixture

@@ -26,6 +26,8 @@ differs from its own only through PSF differences within a bin.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from ._engine import PatchModel
@@ -119,7 +121,8 @@ def use_coarse(settings, sigma):
 
 
 def coarse_pass(images, invvar, psfs, table, settings, gain, sigma, pad, size_fn):
-    """Fit on :func:`binned_patch` coadds; the raw result of :func:`._schedule.fit_scene` (no final check).
+    """Fit on :func:`binned_patch` coadds; the :class:`._records.SceneFit` of :func:`._schedule.fit_scene`
+    (no final check, ``ev`` None).
 
     ``size_fn`` is the all-band stamp-size function (coarse fluxes stand
     for every band of their bin).  Groups whose coarse stage hit the
@@ -134,9 +137,9 @@ def coarse_pass(images, invvar, psfs, table, settings, gain, sigma, pad, size_fn
     for k, bands in enumerate(bins):
         expand[bands] = k
     model = PatchModel(img, iv, bpsfs, btable.type.tolist(), btable.flux_prior(), bgain, pad=pad)
-    raw = fit_scene(model, btable, settings.replace(fisher_bands=0, coarse_bands=0),
-                    make_problem(btable, img.shape[1:], settings),
-                    lambda params, fluxes: size_fn(params, fluxes[:, expand]), check=False, refresh=False)
-    rec = raw["record"]
-    rec.early_bad |= rec.hit_max | rec.stalled
-    return raw
+    coarse = fit_scene(model, btable, settings.replace(fisher_bands=0, coarse_bands=0),
+                       make_problem(btable, img.shape[1:], settings),
+                       lambda params, fluxes: size_fn(params, fluxes[:, expand]), check=False, refresh=False)
+    rec = coarse.record
+    early_bad = rec.early_bad | rec.hit_max | rec.stalled
+    return dataclasses.replace(coarse, record=dataclasses.replace(rec, early_bad=early_bad))

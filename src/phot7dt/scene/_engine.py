@@ -27,6 +27,7 @@ from the current model by :meth:`PatchModel.set_model_weights`).
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import numpy as np
 import scipy.fft
@@ -171,8 +172,7 @@ class PatchModel:
         rep_flux = binned_fluxes(ev.fluxes, reps, edges, self.noise_sigma())
         ev_rep = self._run(params, layout, reps, derivs=True, single=single, sparse=True, fisher_flux=rep_flux,
                            bases=bases, frozen=frozen)
-        ev.fisher, ev.grad, ev.z_blocks = ev_rep.fisher, adjoint.gradient(), ev_rep.z_blocks
-        return ev
+        return dataclasses.replace(ev, fisher=ev_rep.fisher, grad=adjoint.gradient(), z_blocks=ev_rep.z_blocks)
 
     def _run(self, params, layout, bands, *, derivs=False, want_model=False, single=False, sparse=False,
              adjoint=None, fisher_flux=None, bases=None, frozen=None):
@@ -291,17 +291,17 @@ class PatchModel:
         f_fisher = None if out.fisher_flux is None else out.fisher_flux[bands]
         res = _solve.separable(blocks, rhs, self.wdd[bands], self.prior_prec[bands],
                                self.prior_mean[bands], th, out.derivs, f_fisher)
-        self._finish_bands(bands, res["f"], res["var"], res["chi2"], out)
+        self._finish_bands(bands, res.f, res.var, res.chi2, out)
         if out.adjoint is not None:
-            self._refine(bands, buf, None, res["f"], geo, out, derivs=False)
+            self._refine(bands, buf, None, res.f, geo, out, derivs=False)
         if out.derivs:
-            out.fisher += res["fisher"]
-            out.grad += res["grad"]
-            out.z_blocks.extend(res["z"])
+            out.fisher += res.fisher
+            out.grad += res.grad
+            out.z_blocks.extend(res.z)
         if out.models is not None:
             lay = geo.layout
             for i, b in enumerate(bands):
-                add_model(buf[i], lay.offsets, lay.sizes, geo.ox, geo.oy, res["f"][i], out.models[b])
+                add_model(buf[i], lay.offsets, lay.sizes, geo.ox, geo.oy, res.f[i], out.models[b])
 
     def _general(self, bands, buf, blocks, rhs, geo, th, out):
         C, ns, lay = geo.cmax, geo.ns, geo.layout

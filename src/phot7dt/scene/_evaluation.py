@@ -17,18 +17,36 @@ from ._kernels import overlapping_pairs
 __all__ = ["Accumulator", "Evaluation", "Geometry"]
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True, slots=True)
 class Evaluation:
-    """Everything one evaluation at theta produced (internal)."""
+    """Everything one evaluation at theta produced (a value: derive changed copies with ``dataclasses.replace``).
+
+    Attributes
+    ----------
+    lnlike : float
+        ln likelihood: -chi^2 / 2 with the flux priors' terms.
+    fluxes, flux_var : ndarray, shape (n_band, n_src)
+        Solved fluxes and the diagonal of H_ff^-1 (flux units, squared for the variance).
+    singular : bool
+        Some band's flux system was singular.
+    fisher : ndarray, shape (n_theta, n_theta), optional
+        Reduced Fisher matrix of the free nonlinear parameters (fluxes profiled out).
+    grad : ndarray, shape (n_theta,), optional
+        Gradient of ln L in those parameters.
+    z_blocks : list of ndarray, optional
+        Per band, (n_src, n_theta): H_ff^-1 H_ft, the flux response to theta.
+    models : ndarray, shape (n_band, ny_pad, nx_pad), optional
+        Model images on the padded patch.
+    """
 
     lnlike: float
-    fluxes: np.ndarray                      # (n_band, n_src)
-    flux_var: np.ndarray                    # (n_band, n_src), diag of H_ff^-1
+    fluxes: np.ndarray
+    flux_var: np.ndarray
     singular: bool
-    fisher: np.ndarray | None = None        # (n_theta, n_theta)
-    grad: np.ndarray | None = None          # (n_theta,)
-    z_blocks: list | None = None            # per band: (H_ff^-1 H_ft) restricted
-    models: np.ndarray | None = None        # (n_band, ny_pad, nx_pad)
+    fisher: np.ndarray | None = None
+    grad: np.ndarray | None = None
+    z_blocks: list | None = None
+    models: np.ndarray | None = None
 
 
 class Geometry:

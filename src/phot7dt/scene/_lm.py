@@ -4,7 +4,7 @@
 :mod:`._schedule`) for one stage:
 
 * fluxes are never iterated: every evaluation solves them exactly (variable
-  projection), so the position stage re-solves fluxes where the Tractor freezes them;
+  projection);
 * the nonlinear step solves (S + lambda diag S) delta = g, with S the Fisher
   matrix of theta with the fluxes profiled out, plus Gaussian prior terms;
   each source's step is scaled to its max-step limits, then clipped to bounds
@@ -12,43 +12,51 @@
 * a trial is accepted if ln P does not decrease, else lambda =
   max(10 lambda, 1e-2) and retried up to ``lm_max_tries`` times; an accepted
   first trial divides lambda by 10, while a trial accepted after a rejection
-  keeps its lambda (dividing would bounce between a rejected and an accepted
-  damping on every step of a slowly converging source); every group has its
-  own damping;
+  keeps its lambda; every group has its own damping;
 * **convergence** of a group in a stage: an accepted step with
   dlnp <= dlnp_stop * max(1, |ln P|) AND every free parameter's step
   <= tol * its current Fisher error (tol = step_tol_sigma in the last stage,
-  ``WARMUP_STEP_TOL`` in the warm-up stages).  A rejected step that is
-  already below the step tolerance, or whose predicted gain
-  (delta.g - delta.A.delta/2) is below the dlnp tolerance, also counts (nothing
-  measurable is left); otherwise the group "stalls";
+  ``WARMUP_STEP_TOL`` in the warm-up stages).  A rejected first trial
+  whose predicted gain (delta.g - delta.A.delta/2, from an exact Fisher
+  matrix) is below 0.1 times the dlnp tolerance also counts (nothing
+  measurable is left); a stage whose trials are all rejected otherwise "stalls";
 * active set: once the damping is small (lambda <= 1e-2), a source whose
   step passed the step test is frozen for the rest of the stage;
 * sources that are not targets (``SourceTable.target``) are frozen as soon
   as they pass the test and never keep a group iterating;
 * runaway guard: a galaxy whose r_e grows beyond ``re_runaway_factor`` times
   its catalog value after an accepted step gets its catalog shape and n back
-  and keeps them for the rest of the fit (``GroupRun.runaway``).  A faint
-  galaxy next to a brighter, imperfectly modelled source can otherwise
-  absorb that source's residual light by growing without limit (and take its
-  flux far from the truth);
+  and keeps them for the rest of the fit (``GroupRun.runaway``), so that a
+  faint galaxy cannot absorb the residual light of a brighter neighbour by
+  growing without limit;
 * with ``estimate``, steps and the group's own convergence test use a
   Fisher matrix estimated from representative bands (:mod:`._step`; fluxes,
   ln P and gradient exact); a step whose damped trials all fail is retried
   from the full matrix, and the final check of :mod:`._schedule` tests
-  convergence on the full matrix.
+  convergence on the full matrix;
+* before a stage ends on rejected trials, the least damped trial is compared
+  with the current point again with double-precision stamps (:func:`_settle`).
+
+The loop of :func:`run_stage` is cut into named steps: :func:`_test`
+(convergence test at the current point), :meth:`_Stage.restore` /
+:meth:`_Stage.restrict` (active set), :func:`_try_step` (damped trials),
+:meth:`_Stage.confirm` (retry from the full Fisher matrix) and
+:meth:`_Stage.accept` (the runaway guard).
 """
+
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+from typing import NamedTuple
 
 import numpy as np
 
+from ._records import GroupRun
 from ._render import Layout
 
-__all__ = ["WARMUP_STEP_TOL", "GroupRun", "StageInfo", "newton_test", "run_stage"]
+__all__ = ["WARMUP_STEP_TOL", "covariance", "newton_test", "run_stage"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,35 +65,13 @@ WARMUP_STEP_TOL = 0.5
 #: Before a stage ends on rejected trials, the least damped one is compared again
 #: in double precision if its predicted and actual ln P changes are below this.
 _NOISE_LNP = 1.0
-
-
-@dataclasses.dataclass(frozen=True)
-class StageInfo:
-    """Outcome of one optimisation stage over the whole patch (worst group)."""
-
-    name: str
-    niters: int
-    converged: bool
-    last_dlnp: float
-    hit_max_iters: bool
-    stalled: bool
-
-
-@dataclasses.dataclass
-class GroupRun:
-    """Outcome of one group in one stage (internal)."""
-
-    params: np.ndarray
-    niters: int
-    converged: bool
-    last_dlnp: float
-    stalled: bool
-    runaway: np.ndarray
-    final_ev: object = None
+#: Damping below which sources that pass the test are frozen (active set), and the
+#: smallest damping after a rejected trial.
+_SMALL_LAMBDA = 1e-2
 
 
 def solve_damped(A, g, lam):
-    """(A + lam diag A) delta = g, robust to a singular A."""
+    """Solve (A + lam diag A) delta = g, robust to a singular A; returns delta."""
     d = np.diag(A).copy()
     d = np.maximum(d, 1e-12 * max(d.max(initial=0.0), 1e-300))
     M = A + lam * np.diag(d)
@@ -103,15 +89,43 @@ def covariance(A):
         return np.linalg.pinv(A, hermitian=True)
 
 
+class _Trial(NamedTuple):
+    """One damped trial: parameters (n, 6), their evaluation, ln P, whether its Fisher matrix is
+    exact, and the ln P gain the quadratic model predicted for it."""
+
+    params: np.ndarray
+    ev: object
+    lnp: float
+    exact: bool
+    predicted: float
+
+
+class _Test(NamedTuple):
+    """The convergence test at the current point of a loop (per-source arrays, shape (n,)).
+
+    ``ok``: passes the step and gain tests; ``ratio``: largest |step| / sigma of
+    the source's free parameters; ``gain``: predicted ln P gain of its step;
+    ``keep``: flat mask of the parameters not held on a bound; ``tol_lnp``:
+    the ln P tolerance; ``active``: sources with a free parameter.
+    """
+
+    ok: np.ndarray
+    ratio: np.ndarray
+    gain: np.ndarray
+    keep: np.ndarray
+    tol_lnp: float
+    active: np.ndarray
+
+
 class _Stage:
-    """Mutable state of one group's LM loop (internal).
+    """State of one group's LM loop: the current point, its evaluation, the active set and counters.
 
     ``exact`` says whether the current evaluation's Fisher matrix uses every
     band (with ``estimate``, steps estimate it from ``settings.fisher_bands``
-    bands).
+    bands).  Evaluations are replaced, never changed in place.
     """
 
-    def __init__(self, model, prob, params, layout, estimate):
+    def __init__(self, model, prob, params, layout, estimate, lam):
         self.model, self.prob, self.free = model, prob, layout.free
         self.layout = self.base = layout
         self.runaway = np.zeros(params.shape[0], bool)
@@ -120,6 +134,7 @@ class _Stage:
         self.params = params
         self.ev, self.exact = self.evaluate(params)
         self.lnp = self.ev.lnlike + prob.lnprior(params)
+        self.lam, self.niters, self.dlnp, self.may_freeze = lam, 0, 0.0, True
 
     def evaluate(self, params, exact=False):
         """(evaluation, whether its Fisher matrix is exact)."""
@@ -128,10 +143,21 @@ class _Stage:
         return ev, plan is None
 
     def better_in_double(self, trial):
-        """Whether ``trial`` beats the current point in ln P with double-precision stamps."""
+        """Whether ``trial`` (n, 6) beats the current point in ln P with double-precision stamps."""
         lnp = [self.model.evaluate(p, self.layout.model_only()).lnlike + self.prob.lnprior(p)
                for p in (self.params, trial)]
         return lnp[1] >= lnp[0]
+
+    def whole_group_free(self):
+        """True when no source of the group is frozen by the active set."""
+        return self.free.sum() == self.base.free.sum()
+
+    def system(self):
+        """The Fisher matrix A and gradient g of the free parameters, Gaussian priors included."""
+        prec = self.prob.prec[self.free]
+        A = self.ev.fisher + np.diag(prec)
+        g = self.ev.grad - prec * (self.params - self.prob.mu)[self.free]
+        return A, g
 
     def confirm(self):
         """Re-evaluate the current point with the full Fisher matrix."""
@@ -150,6 +176,30 @@ class _Stage:
         else:
             self.ev, self.exact = self.evaluate(self.params)
 
+    def restrict(self, new_free):
+        """Freeze converged sources for the rest of the stage (active set).
+
+        The reduced Fisher matrix of a parameter subset is the sub-block of the
+        full one (frozen parameters are constants), so no re-evaluation is needed.
+        """
+        keep = new_free[self.free]
+        ev = self.ev
+        self.final_ev = None
+        self.ev = dataclasses.replace(ev, fisher=ev.fisher[np.ix_(keep, keep)], grad=ev.grad[keep],
+                                      z_blocks=[z[:, keep] for z in ev.z_blocks])
+        self.free = new_free
+        lay = self.layout
+        self.layout = Layout(lay.sizes, new_free, lay.pad, core=lay.core, anchors=lay.anchors)
+
+    def accept(self, trial):
+        """Move to an accepted ``trial``; reset galaxies that ran away (one more evaluation then)."""
+        self.dlnp = trial.lnp - self.lnp
+        self.params, self.ev, self.lnp, self.exact = trial.params, trial.ev, trial.lnp, trial.exact
+        self.may_freeze = True
+        run = self.prob.runaways(self.params, self.free)
+        if run.any():
+            self.reset_runaways(run)
+
     def reset_runaways(self, run):
         """Give the ``run`` galaxies their catalog shape and n and fix them (one evaluation)."""
         self.runaway |= run
@@ -160,28 +210,6 @@ class _Stage:
         self.free = self.layout.free
         self.ev, self.exact = self.evaluate(self.params)
         self.lnp = self.ev.lnlike + self.prob.lnprior(self.params)
-
-    def system(self):
-        prec = self.prob.prec[self.free]
-        A = self.ev.fisher + np.diag(prec)
-        g = self.ev.grad - prec * (self.params - self.prob.mu)[self.free]
-        return A, g
-
-    def restrict(self, new_free):
-        """Freeze converged sources for the rest of the stage (active set).
-
-        The reduced Fisher matrix of a parameter subset is the sub-block of the
-        full one (frozen parameters are constants), so no re-evaluation is needed.
-        """
-        keep = new_free[self.free]
-        ev = self.ev
-        self.final_ev = None  # (restricted in place below)
-        ev.fisher = ev.fisher[np.ix_(keep, keep)]
-        ev.grad = ev.grad[keep]
-        ev.z_blocks = [z[:, keep] for z in ev.z_blocks]
-        self.free = new_free
-        lay = self.layout
-        self.layout = Layout(lay.sizes, new_free, lay.pad, core=lay.core, anchors=lay.anchors)
 
 
 def _without_shapes(layout, run):
@@ -199,6 +227,12 @@ def newton_test(prob, params, free, A, g, tol):
     for that source, delta_s.g_s / 2, <= dlnp_stop * max(1, |ln P|) (the
     caller compares; this returns the gain).  Also returns the mask of the
     parameters left free (the others are held on their bounds in the next step).
+
+    Returns
+    -------
+    ok, ratio, gain : ndarray, shape (n,)
+        Step test passed, largest |delta| / sigma, predicted ln P gain per source.
+    keep : ndarray of bool, shape (n_free,)
     """
     n = params.shape[0]
     keep = np.ones(g.size, bool)
@@ -227,30 +261,62 @@ def _sigmas(A, keep):
     return sig
 
 
-def _try_step(st, A, g, lam, tol_lnp, keep):
-    """Damped trials until one does not lower ln P; returns (trial, ev, lnp, lam, outcome).
+def _test(st, A, g, step_tol, lnp_scale):
+    """:func:`newton_test` at the loop's current point, with the ln P tolerance of the group.
 
-    Parameters outside ``keep`` (pushing out of a bound) do not move.  When
-    every trial from an estimated Fisher matrix is rejected the outcome is
-    "inexact" (the caller re-evaluates with the full matrix and tries again).
+    The tolerance is dlnp_stop * max(1, min(|ln P| of the group, ``lnp_scale``)).
     """
+    tol_lnp = st.prob.s.dlnp_stop * max(1.0, min(abs(st.lnp), lnp_scale or np.inf))
+    ok, ratio, gain, keep = newton_test(st.prob, st.params, st.free, A, g, step_tol)
+    return _Test(ok & (gain <= tol_lnp), ratio, gain, keep, tol_lnp, st.free.any(axis=1))
+
+
+def _passes(test, target):
+    """The group passes: every active target source passes, and the targets' summed gain is within tolerance."""
+    return bool(np.all(test.ok | ~test.active | ~target) and np.sum(test.gain[target]) <= test.tol_lnp)
+
+
+def _sources_to_freeze(st, test, step_tol):
+    """Sources the active set freezes now (bool (n,)), or None.
+
+    Once the damping is small, a target that passes with margin (half the
+    step, a quarter of the gain tolerance) and a non-target that passes are
+    frozen, unless that would freeze every active source.
+    """
+    target = st.prob.target
+    deep = np.where(target, (test.ratio <= 0.5 * step_tol) & (test.gain <= 0.25 * test.tol_lnp), test.ok)
+    deep &= test.active
+    if st.may_freeze and st.lam <= _SMALL_LAMBDA and deep.any() and not deep[test.active].all():
+        return deep
+    return None
+
+
+def _try_step(st, A, g, test):
+    """Damped trials until one does not lower ln P; returns (trial or None, new damping, outcome).
+
+    Parameters outside ``test.keep`` (pushing out of a bound) do not move.
+    Outcomes: "accepted", "converged" (a rejected trial whose predicted gain
+    is negligible), "stalled", or "inexact" when every trial from an
+    estimated Fisher matrix is rejected (the caller re-evaluates with the
+    full matrix and tries again).
+    """
+    keep, lam = test.keep, st.lam
     step = np.zeros_like(g)
     first = None
     for _try in range(st.prob.s.lm_max_tries):
         step[keep] = solve_damped(A[np.ix_(keep, keep)], g[keep], lam)
-        trial = st.prob.step(st.params, step, st.free)
-        delta = (trial - st.params)[st.free]
+        params = st.prob.step(st.params, step, st.free)
+        delta = (params - st.params)[st.free]
         predicted = float(delta @ g - 0.5 * delta @ A @ delta)
-        ev_t, exact = st.evaluate(trial)
-        lnp_t = ev_t.lnlike + st.prob.lnprior(trial)
-        if lnp_t >= st.lnp:
-            st.exact = exact
-            return trial, ev_t, lnp_t, lam if first else max(lam / 10.0, 1e-9), "accepted"
-        first = first or (trial, ev_t, lnp_t, exact, predicted)
-        if st.exact and predicted <= 0.1 * tol_lnp:
+        ev_t, exact = st.evaluate(params)
+        trial = _Trial(params, ev_t, ev_t.lnlike + st.prob.lnprior(params), exact, predicted)
+        if trial.lnp >= st.lnp:
+            return trial, lam if first else max(lam / 10.0, 1e-9), "accepted"
+        first = first or trial
+        if st.exact and predicted <= 0.1 * test.tol_lnp:
             return _settle(st, first, lam, "converged")  # the quadratic model promises nothing measurable
-        lam = max(lam * 10.0, 1e-2)  # a rejected Gauss-Newton step: damp for real
-    return _settle(st, first, lam, "stalled") if st.exact else (None, None, None, lam, "inexact")
+        lam = max(lam * 10.0, _SMALL_LAMBDA)  # a rejected Gauss-Newton step: damp for real
+    return _settle(st, first, lam, "stalled") if st.exact else (None, lam, "inexact")
 
 
 def _settle(st, first, lam, outcome):
@@ -258,70 +324,72 @@ def _settle(st, first, lam, outcome):
 
     Single-precision stamps limit ln P to ~1e-7 of the group's sum of (S/N)^2,
     for a very bright star ~0.1: the gain of a step of a few tenths of a sigma.
+    Returns (trial or None, damping, outcome).
     """
-    trial, ev_t, lnp_t, exact, predicted = first
-    if predicted < _NOISE_LNP and st.lnp - lnp_t < _NOISE_LNP and st.better_in_double(trial):
-        st.exact = exact
-        return trial, ev_t, lnp_t, lam, "accepted"
-    return None, None, None, lam, outcome
+    if first.predicted < _NOISE_LNP and st.lnp - first.lnp < _NOISE_LNP and st.better_in_double(first.params):
+        return first, lam, "accepted"
+    return None, lam, outcome
 
 
 def run_stage(model, prob, params, layout, step_tol, lam, warmup=False, estimate=False, final=False,
               lnp_scale=None):
-    """LM iterations of one group in one stage; returns (GroupRun, lam).
+    """LM iterations of one group in one stage; returns (GroupRun, damping at the end).
 
-    Converged: the :func:`newton_test` passes for every source of the group
-    (checked before every iteration, so an already converged group costs one
-    evaluation).  Sources that pass it while the damping is small are frozen;
-    in the last stage the whole group is freed and tested again before it is
-    declared converged (and may be frozen again), while a ``warmup`` stage
-    ends once its active sources pass (the next stage tests everything).
-    With ``estimate``, steps and this test use Fisher matrices estimated from
-    ``settings.fisher_bands`` bands (see :class:`_Stage`).  With ``final`` the
-    whole-group re-test evaluates as the final check does; when the group
-    converges on it, that evaluation is returned (``GroupRun.final_ev``).
-    ``lnp_scale``: |ln P| of the whole patch at the stage's start.  The
-    ln P tolerance scales with the smaller of it and the group's own |ln P|,
-    which also counts the light of the other groups' sources (not modelled
-    by the group): a faint group next to a bright source would otherwise
-    pass with a far looser tolerance than the final check applies to it.
+    Parameters
+    ----------
+    model : PatchModel
+        The group's view of the patch (:meth:`PatchModel.subset`).
+    prob : _problem._Problem
+        The group's priors and bounds.
+    params : ndarray, shape (n, 6)
+        Start point.
+    layout : Layout
+        Stamp sizes, anchors and the free parameters of the stage.
+    step_tol : float
+        Convergence tolerance of the steps, in Fisher sigmas.
+    lam : float
+        Initial Marquardt damping (relative to the diagonal).
+    warmup : bool
+        The stage ends once its active sources pass; otherwise frozen sources
+        are freed and the whole group is tested again before it converges.
+    estimate : bool
+        Steps and the group's test use Fisher matrices estimated from
+        ``settings.fisher_bands`` bands.
+    final : bool
+        The whole-group re-test evaluates as the final check does; when the
+        group converges on it, that evaluation is returned (``GroupRun.final_ev``).
+    lnp_scale : float, optional
+        |ln P| of the whole patch at the stage's start: the ln P tolerance
+        scales with the smaller of it and the group's own |ln P|, which also
+        counts the light of other groups' sources.
     """
-    s = prob.s
-    st = _Stage(model, prob, params, layout, estimate)
-    niters, dlnp, converged, stalled, may_freeze = 0, 0.0, False, False, True
+    st = _Stage(model, prob, params, layout, estimate, lam)
+    converged = stalled = False
     while True:
         A, g = st.system()
-        tol_lnp = s.dlnp_stop * max(1.0, min(abs(st.lnp), lnp_scale or np.inf))
-        ok, ratio, gain, keep = newton_test(prob, st.params, st.free, A, g, step_tol)
-        ok &= gain <= tol_lnp
-        active = st.free.any(axis=1)
-        if np.all(ok | ~active | ~prob.target) and np.sum(gain[prob.target]) <= tol_lnp:
-            if warmup or st.free.sum() == st.base.free.sum():
+        test = _test(st, A, g, step_tol, lnp_scale)
+        if _passes(test, prob.target):
+            if warmup or st.whole_group_free():
                 converged = True
                 break
             st.restore(final)  # frozen sources may have moved their optimum: test the whole group
-            may_freeze = False  # until the next step (a subset can pass where the whole group fails)
+            st.may_freeze = False  # until the next step (a subset can pass where the whole group fails)
             continue
-        if niters >= s.n_opt_iters:
+        if st.niters >= prob.s.n_opt_iters:
             break
-        deep = np.where(prob.target, (ratio <= 0.5 * step_tol) & (gain <= 0.25 * tol_lnp), ok) & active
-        if may_freeze and lam <= 1e-2 and deep.any() and not deep[active].all():
-            st.restrict(st.free & ~deep[:, None])
+        freeze = _sources_to_freeze(st, test, step_tol)
+        if freeze is not None:
+            st.restrict(st.free & ~freeze[:, None])
             continue
-        niters += 1
-        trial, ev_t, lnp_t, lam, outcome = _try_step(st, A, g, lam, tol_lnp, keep)
+        st.niters += 1
+        trial, st.lam, outcome = _try_step(st, A, g, test)
         if outcome == "inexact":  # the estimate misled a step: retry from the full Fisher matrix
             st.confirm()
-            continue
-        if outcome != "accepted":
+        elif outcome == "accepted":
+            st.accept(trial)
+        else:
             converged, stalled = outcome == "converged", outcome == "stalled"
             break
-        dlnp = lnp_t - st.lnp
-        st.params, st.ev, st.lnp = trial, ev_t, lnp_t
-        may_freeze = True
-        run = prob.runaways(st.params, st.free)
-        if run.any():
-            st.reset_runaways(run)
-    logger.debug("group of %d: niters=%d converged=%s dlnp=%.3g", params.shape[0], niters, converged, dlnp)
+    logger.debug("group of %d: niters=%d converged=%s dlnp=%.3g", params.shape[0], st.niters, converged, st.dlnp)
     final_ev = st.final_ev if converged and st.ev is st.final_ev else None
-    return GroupRun(st.params, niters, converged, float(dlnp), stalled, st.runaway, final_ev), lam
+    return GroupRun(st.params, st.niters, converged, float(st.dlnp), stalled, st.runaway, final_ev), st.lam

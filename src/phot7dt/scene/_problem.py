@@ -1,7 +1,7 @@
 """Bounds, priors, step limits and free parameters of one scene fit (internal).
 
 :func:`make_problem` turns a :class:`.sources.SourceTable` and the settings
-into the ``prob`` that :mod:`.fit` and :mod:`._schedule` iterate on: the
+into the ``prob`` that :mod:`._lm` and :mod:`._schedule` iterate on: the
 catalog start values (the Gaussian prior means), prior precisions, parameter
 bounds (position box, r_e range, |ee| <= ee_max(q_min), Sersic n range), the
 largest step per iteration, which parameters are free, and the r_e beyond

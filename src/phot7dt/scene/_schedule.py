@@ -45,39 +45,13 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from ._kernels import overlapping_pairs
-from ._lm import WARMUP_STEP_TOL, StageInfo, covariance, newton_test, run_stage
+from ._lm import WARMUP_STEP_TOL, covariance, newton_test, run_stage
+from ._records import SceneFit, SourceRecord, StageInfo
 from ._render import FFT_SIZES, Layout
 
-__all__ = ["fit_scene"]
+__all__ = ["final_check", "fit_scene", "groups_of"]
 
 _GROUP_MARGIN = 2
-
-
-@dataclasses.dataclass
-class _Record:
-    """Per-source optimiser outcome (the last stage each source took part in)."""
-
-    niters: np.ndarray
-    last_dlnp: np.ndarray
-    converged: np.ndarray
-    hit_max: np.ndarray
-    stalled: np.ndarray
-    early_bad: np.ndarray
-    shape_frozen: np.ndarray
-    n_frozen: np.ndarray
-    runaway: np.ndarray
-
-    @classmethod
-    def empty(cls, n):
-        z = np.zeros(n, bool)
-        return cls(np.zeros(n, np.int64), np.zeros(n), z.copy(), z.copy(), z.copy(), z.copy(), z.copy(),
-                   z.copy(), z.copy())
-
-    def fixed_shapes(self, free):
-        """``free`` without the shape and n of runaway galaxies (reset to their catalog values)."""
-        out = free.copy()
-        out[self.runaway, 2:] = False
-        return out
 
 
 def _layout(model, sizes, free, idx=None, anchors=None):
@@ -112,10 +86,11 @@ def _refresh_weights(model, params, sizes):
 def _run_groups(name, model, prob, params, sizes, free, tol, rec, anchors, lnp_scale, only=None, final=False):
     """One stage over every group with a free parameter and a target (and a source in ``only``).
 
-    Returns (params, StageInfo, reusable): with ``final``, ``reusable`` lists
-    (group indices, evaluation) of groups that converged on an evaluation
-    made as the final check makes it (see :func:`final_check`).  ``lnp_scale``
-    is the whole patch's |ln P| (see :func:`._lm.run_stage`).
+    Returns (params, StageInfo, record, reusable): with ``final``,
+    ``reusable`` lists (group indices, evaluation) of groups that converged
+    on an evaluation made as the final check makes it (see
+    :func:`final_check`).  ``lnp_scale`` is the whole patch's |ln P| (see
+    :func:`._lm.run_stage`).
     """
     s = prob.s
     new = params.copy()
@@ -129,28 +104,24 @@ def _run_groups(name, model, prob, params, sizes, free, tol, rec, anchors, lnp_s
         new[idx] = run.params
         if run.final_ev is not None:
             reusable.append((idx, run.final_ev))
-        runs.append(run)
-        rec.niters[idx] = run.niters
-        rec.last_dlnp[idx] = run.last_dlnp
-        rec.stalled[idx] = run.stalled
-        rec.runaway[idx] |= run.runaway
-        rec.hit_max[idx] = not run.converged and not run.stalled and run.niters >= s.n_opt_iters
-        if tol > s.step_tol_sigma:
-            rec.early_bad[idx] |= not run.converged
-    info = StageInfo(name, max((r.niters for r in runs), default=0), all(r.converged for r in runs),
-                     max((r.last_dlnp for r in runs), default=0.0), any(
-                         not r.converged and not r.stalled and r.niters >= s.n_opt_iters for r in runs),
-                     any(r.stalled for r in runs))
-    return new, info, reusable
+        runs.append((idx, run))
+    group_runs = [r for _, r in runs]
+    info = StageInfo(name, max((r.niters for r in group_runs), default=0), all(r.converged for r in group_runs),
+                     max((r.last_dlnp for r in group_runs), default=0.0),
+                     any(r.hit_max(s.n_opt_iters) for r in group_runs), any(r.stalled for r in group_runs))
+    return new, info, rec.after_stage(runs, s.n_opt_iters, warmup=tol > s.step_tol_sigma), reusable
 
 
 def _freeze_unconstrained(model, prob, params, sizes, free, rec):
-    """Fix the shape (and n) of galaxies whose catalog-point Fisher errors say it is unconstrained."""
+    """Fix the shape (and n) of galaxies whose catalog-point Fisher errors say it is unconstrained.
+
+    Returns (free without those parameters, the record with ``shape_frozen`` and ``n_frozen``).
+    """
     s = prob.s
     shp = free.copy()
     shp[:, :2] = False
     if not shp.any():
-        return free
+        return free, rec
     ev = model.evaluate(params, _layout(model, sizes, shp), derivs=True, single=True,
                         fisher_bands=model.fisher_plan(s.fisher_bands))
     sig = np.full(free.shape, np.inf)
@@ -162,12 +133,11 @@ def _freeze_unconstrained(model, prob, params, sizes, free, rec):
     out = free.copy()
     out[shape_bad, 2:] = False
     out[n_bad, 5] = False
-    rec.shape_frozen[:] = shape_bad
-    rec.n_frozen[:] = n_bad
-    return out
+    return out, dataclasses.replace(rec, shape_frozen=shape_bad, n_frozen=n_bad)
 
 
 def _stage_plan(free, settings):
+    """The stages of a fit from the catalog: [(name, free mask (n, 6))]."""
     if not settings.enable_staged_fit:
         return [("all", free)]
     pos = np.zeros_like(free)
@@ -257,7 +227,7 @@ def _initial_fluxes(model, table, settings, params, size_fn, forced):
 
 
 def fit_scene(model, table, settings, prob, size_fn, start=None, check=True, refresh=True):
-    """Fit one scene; return a dict of raw results (see :mod:`.api`).
+    """Fit one scene: initial fluxes, the stages, the final check and polish.
 
     Parameters
     ----------
@@ -268,7 +238,7 @@ def fit_scene(model, table, settings, prob, size_fn, start=None, check=True, ref
         From :func:`._problem.make_problem`.
     size_fn : callable
         ``size_fn(params, fluxes)`` -> (stamp sizes, core sizes), each (n_src,).
-    start : dict, optional
+    start : SceneFit, optional
         The result of a coarse pass (:mod:`._coarse`): its parameters are the
         start, its unconstrained-shape decisions and ``early_bad`` are kept,
         its non-targets stay fixed, and one "all" stage follows (its stages
@@ -278,46 +248,59 @@ def fit_scene(model, table, settings, prob, size_fn, start=None, check=True, ref
     refresh : bool
         With a gain, refresh the Poisson weights from the model between
         stages (False: the weights of the initial flux solve stand).
+
+    Returns
+    -------
+    SceneFit
     """
-    params = prob.mu.copy() if start is None else start["params"].copy()
-    n = len(table)
+    params = prob.mu.copy() if start is None else start.params.copy()
     forced = not prob.free_all.any()
     sizes, ev = _initial_fluxes(model, table, settings, params, size_fn, forced)
-    rec = _Record.empty(n)
-    stages = [] if start is None else [dataclasses.replace(st, name="coarse_" + st.name) for st in start["stages"]]
-    free = prob.free_all
+    rec = SourceRecord.empty(len(table))
+    stages = () if start is None else tuple(dataclasses.replace(st, name="coarse_" + st.name) for st in start.stages)
     if forced:
-        rec.converged[:] = True
-        return {"params": params, "ev": ev, "prob": prob, "stages": stages, "free": free, "record": rec}
-    if start is None:
-        free = _freeze_unconstrained(model, prob, params, sizes, free, rec)
-        plan = _stage_plan(free, settings)
-    else:
-        free = start["free"] & prob.target[:, None]
-        for name in ("shape_frozen", "n_frozen", "early_bad", "runaway"):
-            getattr(rec, name)[:] = getattr(start["record"], name)
-        plan = [("all", free)]
-    poisson = model.gain is not None
+        rec = dataclasses.replace(rec, converged=np.ones(len(table), bool))
+        return SceneFit(params, ev, prob, stages, prob.free_all, rec, model.n_bad_pixels)
+    free, plan, rec = _plan(model, prob, params, sizes, settings, start, rec)
     scale = abs(ev.lnlike + prob.lnprior(params))
     for i, (name, stage_free) in enumerate(plan):
-        if poisson and refresh and i:
+        if model.gain is not None and refresh and i:
             _refresh_weights(model, params, sizes)
         tol = settings.step_tol_sigma if name == "all" else max(WARMUP_STEP_TOL, settings.step_tol_sigma)
         anchors = _anchors(params)
-        params, info, reusable = _run_groups(name, model, prob, params, sizes, rec.fixed_shapes(stage_free), tol,
-                                             rec, anchors, scale, final=check and start is not None)
-        stages.append(info)
+        params, info, rec, reusable = _run_groups(name, model, prob, params, sizes, rec.fixed_shapes(stage_free),
+                                                  tol, rec, anchors, scale, final=check and start is not None)
+        stages += (info,)
         free = rec.fixed_shapes(free)
     if not check:
-        return {"params": params, "ev": None, "prob": prob, "stages": stages, "free": free, "record": rec}
-    if poisson and start is None:  # (from a coarse start, the weights of the flux solve there stand)
+        return SceneFit(params, None, prob, stages, free, rec, model.n_bad_pixels)
+    if model.gain is not None and start is None:  # (from a coarse start, the weights of the flux solve there stand)
         _refresh_weights(model, params, sizes)
+    return _check_and_polish(model, prob, SceneFit(params, None, prob, stages, free, rec, model.n_bad_pixels),
+                             sizes, anchors, reusable)
+
+
+def _plan(model, prob, params, sizes, settings, start, rec):
+    """(free mask, stage plan, record) of a fit from the catalog or from a coarse ``start``."""
+    if start is None:
+        free, rec = _freeze_unconstrained(model, prob, params, sizes, prob.free_all, rec)
+        return free, _stage_plan(free, settings), rec
+    free = start.free & prob.target[:, None]
+    kept = start.record
+    rec = dataclasses.replace(rec, shape_frozen=kept.shape_frozen, n_frozen=kept.n_frozen,
+                              early_bad=kept.early_bad, runaway=kept.runaway)
+    return free, [("all", free)], rec
+
+
+def _check_and_polish(model, prob, fit, sizes, anchors, reusable):
+    """The final check; groups with a failing target get one "polish" stage and the check again."""
+    params, free, rec, stages = fit.params, fit.free, fit.record, fit.stages
     ev, ok = final_check(model, prob, params, sizes, free, anchors, reusable)
     if not (ok | ~prob.target).all():
-        params, info, _ = _run_groups("polish", model, prob, params, sizes, free, settings.step_tol_sigma, rec,
-                                      anchors, abs(ev.lnlike + prob.lnprior(params)), only=~ok & prob.target)
-        stages.append(info)
+        params, info, rec, _ = _run_groups("polish", model, prob, params, sizes, free, prob.s.step_tol_sigma, rec,
+                                           anchors, abs(ev.lnlike + prob.lnprior(params)), only=~ok & prob.target)
+        stages += (info,)
         free = rec.fixed_shapes(free)
         ev, ok = final_check(model, prob, params, sizes, free, anchors)
-    rec.converged[:] = ok | ~free.any(axis=1)
-    return {"params": params, "ev": ev, "prob": prob, "stages": stages, "free": free, "record": rec}
+    rec = dataclasses.replace(rec, converged=ok | ~free.any(axis=1))
+    return dataclasses.replace(fit, params=params, ev=ev, stages=stages, free=free, record=rec)

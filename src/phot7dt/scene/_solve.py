@@ -14,9 +14,27 @@ unit-flux model; columns 1.. are its free nonlinear-parameter derivatives.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
-__all__ = ["general", "separable"]
+__all__ = ["Separable", "general", "separable"]
+
+
+class Separable(NamedTuple):
+    """Flux solve (and reduced system) of bands whose stamps do not overlap.
+
+    ``f``, ``var`` (nb, ns): fluxes and their variances; ``chi2`` (nb,);
+    with derivatives ``fisher`` (nth, nth), ``grad`` (nth,) and ``z``
+    (nb, ns, nth), the flux response H_ff^-1 H_ft.
+    """
+
+    f: np.ndarray
+    var: np.ndarray
+    chi2: np.ndarray
+    fisher: np.ndarray | None = None
+    grad: np.ndarray | None = None
+    z: np.ndarray | None = None
 
 
 def separable(blocks, rhs, wdd, prec, mu, th, derivs, f_fisher=None):
@@ -27,16 +45,16 @@ def separable(blocks, rhs, wdd, prec, mu, th, derivs, f_fisher=None):
 
     Returns
     -------
-    dict with f (nb, ns), var (nb, ns), chi2 (nb,), and if ``derivs``:
-    fisher (nth, nth), grad (nth,), z (nb, ns, nth).
+    Separable
+        With ``fisher``, ``grad`` and ``z`` only if ``derivs``.
     """
     G00, r0 = blocks[..., 0, 0], rhs[..., 0]
     Hp = G00 + prec
     active = Hp > 0
     safe = np.where(active, Hp, 1.0)
     f = np.where(active, (r0 + prec * mu) / safe, 0.0)
-    out = {"f": f, "var": np.where(active, 1.0 / safe, np.inf),
-           "chi2": wdd - 2.0 * np.sum(f * r0, axis=1) + np.sum(f * f * G00, axis=1)}
+    out = Separable(f, np.where(active, 1.0 / safe, np.inf),
+                    wdd - 2.0 * np.sum(f * r0, axis=1) + np.sum(f * f * G00, axis=1))
     if not derivs:
         return out
     cols, src = th
@@ -54,14 +72,11 @@ def separable(blocks, rhs, wdd, prec, mu, th, derivs, f_fisher=None):
     big[idx + ar[None, :, None], idx + ar[None, None, :]] = full
     grad = np.zeros((ns, C))
     grad[:, 1:] = np.sum(f[..., None] * (rhs[..., 1:] - f[..., None] * Gi0), axis=0)
-    out["fisher"] = big[np.ix_(cols, cols)]
-    out["grad"] = grad.ravel()[cols]
     zf = np.zeros(rhs.shape)
     zf[..., 1:] = f[..., None] * Gi0 * inv_hp[..., 0]
     z = np.zeros((rhs.shape[0], ns, cols.size))
     z[:, src, np.arange(cols.size)] = zf.reshape(rhs.shape[0], -1)[:, cols]
-    out["z"] = z
-    return out
+    return out._replace(fisher=big[np.ix_(cols, cols)], grad=grad.ravel()[cols], z=z)
 
 
 def flux_solve(gram, rhs, prec, mu, C):

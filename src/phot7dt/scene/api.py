@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import NamedTuple
 
 import numpy as np
 
@@ -18,7 +19,7 @@ from .result import FitResult
 from .settings import FitSettings
 from .sources import SourceTable
 
-__all__ = ["fit_patch", "render_model"]
+__all__ = ["fit_patch", "render_model"]  # (render_model is defined in ._model_image)
 
 logger = logging.getLogger(__name__)
 
@@ -83,13 +84,27 @@ def _fit_one(images, invvar, psfs, table, settings, gain):
     start = None
     if prob.free_all.any() and use_coarse(settings, sigma):
         start = coarse_pass(images, invvar, psfs, table, settings, gain, sigma, model.pad, size_fn)
-    raw = fit_scene(model, table, settings, prob, size_fn, start=start)
-    raw["n_bad"] = model.n_bad_pixels
-    return raw
+    return fit_scene(model, table, settings, prob, size_fn, start=start)
 
 
-def _flags_and_errors(raw):
-    ev, prob, free, params, rec = raw["ev"], raw["prob"], raw["free"], raw["params"], raw["record"]
+class _Outputs(NamedTuple):
+    """The reported errors and flags of one fit (n sources, B bands).
+
+    ``params_err`` (n, 6) in the units of the parameters; ``flux_err`` and
+    ``flux_err_marginal`` (n, B) in flux units; ``converged`` (n,) bool;
+    ``flags`` (n,) int64 bits of :data:`.flags.FLAGS`.
+    """
+
+    params_err: np.ndarray
+    flux_err: np.ndarray
+    flux_err_marginal: np.ndarray
+    converged: np.ndarray
+    flags: np.ndarray
+
+
+def _outputs(fit):
+    """Errors from the final evaluation's Fisher system, and the flags, of one :class:`._records.SceneFit`."""
+    ev, prob, free, params = fit.ev, fit.prob, fit.free, fit.params
     cov = covariance(ev.fisher + np.diag(prob.prec[free]))
     perr = np.full(params.shape, np.nan)
     perr[free] = np.sqrt(np.where(np.diag(cov) > 0, np.diag(cov), np.nan))
@@ -97,7 +112,13 @@ def _flags_and_errors(raw):
     if ev.z_blocks:
         Z = np.stack(ev.z_blocks)  # (band, source, theta)
         marg += np.sum((Z @ cov) * Z, axis=-1)
-    flags = np.zeros(params.shape[0], np.int64)
+    return _Outputs(perr, np.sqrt(ev.flux_var.T), np.sqrt(marg.T), fit.record.converged, _flags(fit))
+
+
+def _flags(fit):
+    """Flag bits (n,) int64 of one fit: optimiser outcome, parameters on bounds, missing data."""
+    ev, rec = fit.ev, fit.record
+    flags = np.zeros(fit.params.shape[0], np.int64)
     conv = rec.converged
     bits = {"not_converged": ~conv, "hit_max_iters": ~conv & rec.hit_max, "stalled": ~conv & rec.stalled,
             "early_stage_not_converged": rec.early_bad, "shape_unconstrained": rec.shape_frozen,
@@ -105,14 +126,14 @@ def _flags_and_errors(raw):
     for name, on in bits.items():
         flags |= np.where(on, flag_bit(name), 0)
     for name, on in zip(("pos_at_bound", "re_at_bound", "ell_at_bound", "sersic_n_at_bound"),
-                        prob.at_bounds(params, free), strict=True):
+                        fit.prob.at_bounds(fit.params, fit.free), strict=True):
         flags |= np.where(on, flag_bit(name), 0)
     nodata = ~np.isfinite(ev.flux_var.T)
     flags |= np.where(nodata.any(1), flag_bit("no_data"), 0)
     flags |= np.where(nodata.all(1), flag_bit("fully_masked"), 0)
     if ev.singular:
         flags |= flag_bit("singular_fisher")
-    return perr, np.sqrt(ev.flux_var.T), np.sqrt(marg.T), conv, flags
+    return flags
 
 
 def fit_patch(images, invvar, psfs, sources, settings=None, *, gain=None):
@@ -147,62 +168,26 @@ def fit_patch(images, invvar, psfs, sources, settings=None, *, gain=None):
     else:
         runs = [_fit_one(images[b:b + 1], invvar[b:b + 1], [psfs[b]], table.band(b), settings,
                          None if gain is None else gain[b:b + 1]) for b in range(images.shape[0])]
-    parts = [_flags_and_errors(r) for r in runs]
-    flux = np.concatenate([r["ev"].fluxes.T for r in runs], axis=1)
-    ferr = np.concatenate([p[1] for p in parts], axis=1)
+    return _result(runs, table, psfs, images.shape[1:])
+
+
+def _result(fits, table, psfs, shape):
+    """The :class:`FitResult` of one or more independent fits (F = len(fits))."""
+    parts = [_outputs(f) for f in fits]
+    flux = np.concatenate([f.ev.fluxes.T for f in fits], axis=1)
+    ferr = np.concatenate([p.flux_err for p in parts], axis=1)
     flux = np.where(np.isfinite(ferr), flux, np.nan)
-    n_bad = runs[0]["n_bad"]
+    n_bad = fits[0].n_bad_pixels
     if n_bad:
         logger.info("%d non-finite pixels were given zero weight", n_bad)
     return FitResult(
-        kinds=np.asarray(table.type), params=np.stack([r["params"] for r in runs]),
-        params_err=np.stack([p[0] for p in parts]), flux=flux, flux_err=ferr,
-        flux_err_marginal=np.concatenate([p[2] for p in parts], axis=1),
-        converged=np.logical_and.reduce([p[3] for p in parts]),
-        flags=np.bitwise_or.reduce([p[4] for p in parts]),
-        stages=tuple(tuple(r["stages"]) for r in runs),
-        src_niters=np.stack([r["record"].niters for r in runs]),
-        src_last_dlnp=np.stack([r["record"].last_dlnp for r in runs]),
-        lnp=np.array([r["ev"].lnlike + r["prob"].lnprior(r["params"]) for r in runs]),
-        psfs=tuple(psfs), image_shape=tuple(images.shape[1:]), n_bad_pixels=n_bad)
-
-
-def render_model(shape, psfs, kinds, params, fluxes, *, settings=None):
-    """Render the model of every band.
-
-    Parameters
-    ----------
-    shape : tuple of int
-        (ny, nx) of the output.
-    psfs : sequence of PSF, length B
-    kinds : sequence of str, length n
-    params : ndarray, shape (n, 6)
-        (x, y, log r_e, ee1, ee2, n) per source (shape entries ignored for stars).
-    fluxes : ndarray, shape (n, B)
-    settings : FitSettings, optional
-        Only the stamp-size limits are used; stamps hold the full PSF and a
-        4-sigma galaxy extent.
-
-    Returns
-    -------
-    ndarray, float64, shape (B, ny, nx)
-    """
-    from ._kernels import add_model
-
-    settings = settings or FitSettings()
-    params = np.asarray(params, float).reshape(-1, 6)
-    fluxes = np.asarray(fluxes, float).reshape(params.shape[0], len(psfs))
-    kinds = list(kinds)
-    sizes = stamp_sizes(kinds, params, np.full(fluxes.shape, np.nan), np.ones(len(psfs)), psfs, settings)
-    pad = int(sizes.max(initial=0)) + int(np.ceil(np.abs(params[:, :2]).max(initial=0))) + 2
-    layout = Layout(sizes, np.zeros((len(kinds), 6), bool), pad)
-    od = layout.origins(params[:, 0], params[:, 1])
-    bases = base_factors(layout, kinds, params, od)
-    ny, nx = shape
-    out = np.zeros((len(psfs), ny, nx))
-    for b, psf in enumerate(psfs):
-        big = np.zeros((ny + 2 * pad, nx + 2 * pad))
-        buf, _ = render_band(layout, bases, psf.fourier)
-        add_model(buf, layout.offsets, layout.sizes, od[0], od[1], fluxes[:, b].copy(), big)
-        out[b] = big[pad:pad + ny, pad:pad + nx]
-    return out
+        kinds=np.asarray(table.type), params=np.stack([f.params for f in fits]),
+        params_err=np.stack([p.params_err for p in parts]), flux=flux, flux_err=ferr,
+        flux_err_marginal=np.concatenate([p.flux_err_marginal for p in parts], axis=1),
+        converged=np.logical_and.reduce([p.converged for p in parts]),
+        flags=np.bitwise_or.reduce([p.flags for p in parts]),
+        stages=tuple(f.stages for f in fits),
+        src_niters=np.stack([f.record.niters for f in fits]),
+        src_last_dlnp=np.stack([f.record.last_dlnp for f in fits]),
+        lnp=np.array([f.lnp for f in fits]),
+        psfs=tuple(psfs), image_shape=tuple(shape), n_bad_pixels=n_bad)

@@ -12,7 +12,7 @@ import dataclasses
 import numpy as np
 
 from .ellipse import soft_to_columns
-from .flags import decode_flags
+from .flags import decode_flags, flag_bit
 
 __all__ = ["FitResult"]
 
@@ -134,7 +134,6 @@ class FitResult:
     @property
     def opt_hit_max_iters(self):
         """Per source: the last stage ran out of iterations and the source had not converged."""
-        from .flags import flag_bit
         return (self.flags & flag_bit("hit_max_iters")) != 0
 
     def shape_columns(self):
@@ -197,7 +196,7 @@ class FitResult:
 
     def model_images(self):
         """Model of every band, shape (B, ny, nx), float32."""
-        from .api import render_model
+        from ._model_image import render_model  # (on use: importing the record loads no numba kernels)
 
         fits = self.params.shape[0]
         if fits == 1:  # one layout and one set of source profiles serve every band
