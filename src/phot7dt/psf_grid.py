@@ -118,9 +118,10 @@ def cell_tag(row: int, col: int) -> str:
     return f"r{row:02d}_c{col:02d}"
 
 
-def _edges(n: int, ngrid: int) -> list[int]:
-    step = n // ngrid
-    return [i * step for i in range(ngrid)] + [n]
+def grid_edges(lo: int, hi: int, n: int) -> list[int]:
+    """``n + 1`` edges splitting ``[lo, hi)`` into ``n`` equal parts, the last taking the rest (px)."""
+    step = (hi - lo) // n
+    return [lo + i * step for i in range(n)] + [hi]
 
 
 def cell_boxes(shape: tuple[int, int], ngrid: int) -> dict[tuple[int, int], Box]:
@@ -131,7 +132,7 @@ def cell_boxes(shape: tuple[int, int], ngrid: int) -> dict[tuple[int, int], Box]
     ny, nx = shape
     if ngrid < 1 or ny < ngrid or nx < ngrid:
         raise ValueError(f"cannot split a {ny}x{nx} frame into {ngrid}x{ngrid} cells")
-    ye, xe = _edges(ny, ngrid), _edges(nx, ngrid)
+    ye, xe = grid_edges(0, ny, ngrid), grid_edges(0, nx, ngrid)
     return {
         (r, c): Box(xe[c], ye[r], xe[c + 1], ye[r + 1])
         for r in range(ngrid)
@@ -152,6 +153,23 @@ def cell_index(shape: tuple[int, int], ngrid: int, x: float, y: float) -> tuple[
         return min(max(i, 0), ngrid - 1)
 
     return index(y, shape[0]), index(x, shape[1])
+
+
+def occupied_cells(
+    x: np.ndarray, y: np.ndarray, shape: tuple[int, int], ngrid: int
+) -> set[tuple[int, int]]:
+    """``(row, col)`` of every cell holding one of the working-frame positions ``(x, y)`` (px).
+
+    Positions belong to the cell of their nearest pixel (:func:`cell_index`); positions
+    outside the frame or not finite hold no cell.
+    """
+    px = np.floor(np.asarray(x, float) + 0.5)
+    py = np.floor(np.asarray(y, float) + 0.5)
+    ny, nx = shape
+    inside = np.isfinite(px) & np.isfinite(py) & (px >= 0) & (px < nx) & (py >= 0) & (py < ny)
+    rows = np.minimum(py[inside].astype(np.int64) // (ny // ngrid), ngrid - 1)
+    cols = np.minimum(px[inside].astype(np.int64) // (nx // ngrid), ngrid - 1)
+    return set(zip(rows.tolist(), cols.tolist(), strict=True))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

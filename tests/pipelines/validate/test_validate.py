@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
+from scipy.stats import norm
 
 from phot7dt.datasets import OptionalDataset
 from phot7dt.frames import Box
@@ -32,9 +33,9 @@ def test_flux_statistics_exact_values():
     assert stats["n"] == 5
     assert stats["bias"] == pytest.approx(0.0)
     # |rel - median| = 0.02, 0.01, 0, 0.01, 0.12 -> MAD 0.01
-    assert stats["scatter"] == pytest.approx(1.4826 * 0.01)
+    assert stats["scatter"] == pytest.approx(0.01 / norm.ppf(0.75))
     assert stats["pull_std"] == pytest.approx(np.std((fit - true) / err, ddof=1))
-    assert stats["pull_robust_std"] == pytest.approx(1.4826 * 0.5)
+    assert stats["pull_robust_std"] == pytest.approx(0.5 / norm.ppf(0.75))
 
 
 def test_statistics_ignore_bad_rows_and_small_samples():

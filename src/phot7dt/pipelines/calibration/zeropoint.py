@@ -34,10 +34,10 @@ import numpy as np
 
 #: 2.5 / ln 10: magnitude error per unit relative flux error.
 K_MAG = 2.5 / math.log(10.0)
-#: Gaussian sigma per median absolute deviation.
-MAD_TO_SIGMA = 1.4826
 #: Median of |x| for a unit normal x.
 HALF_NORMAL_MEDIAN = 0.6744897501960817
+#: Gaussian sigma per median absolute deviation about the zero point (as astropy's mad_std).
+MAD_TO_SIGMA = 1.0 / HALF_NORMAL_MEDIAN
 #: Fewest kept stars that give a zero point.
 MIN_ZP_STARS = 3
 #: Fewest stars ``bright_std`` accepts at an S/N threshold (tract7dt's 10).

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from phot7dt.frames import Box
-from phot7dt.psf_grid import cell_tag
+from phot7dt.psf_grid import cell_tag, grid_edges
 
 __all__ = [
     "PATCH_COLUMNS",
@@ -55,10 +55,6 @@ def halo_pix(final_psf_size: int, halo_pix_min: int) -> int:
     return max((int(final_psf_size) - 1) // 2 + 2, int(halo_pix_min))
 
 
-def _edges(lo: int, hi: int, n: int) -> list[int]:
-    step = (hi - lo) // n
-    return [lo + i * step for i in range(n)] + [hi]
-
 
 def split_cell(cell: Box, ngrid: int) -> dict[tuple[int, int], Box]:
     """Base boxes of one cell: ``{(patch_r, patch_c): Box}``, the last row/column taking the rest.
@@ -74,7 +70,7 @@ def split_cell(cell: Box, ngrid: int) -> dict[tuple[int, int], Box]:
             f"epsf.ngrid={ngrid}: cannot split a {ny}x{nx} px ePSF cell into "
             f"{ngrid}x{ngrid} patches (expected ngrid <= {min(ny, nx)})"
         )
-    ye, xe = _edges(cell.y0, cell.y1, ngrid), _edges(cell.x0, cell.x1, ngrid)
+    ye, xe = grid_edges(cell.y0, cell.y1, ngrid), grid_edges(cell.x0, cell.x1, ngrid)
     return {
         (r, c): Box(xe[c], ye[r], xe[c + 1], ye[r + 1]) for r in range(ngrid) for c in range(ngrid)
     }

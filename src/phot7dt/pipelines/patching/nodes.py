@@ -22,7 +22,7 @@ from phot7dt.pipelines.patching.geometry import (
     split_cell,
 )
 from phot7dt.pipelines.patching.source_init import initial_columns
-from phot7dt.psf_grid import cell_boxes, cell_tag
+from phot7dt.psf_grid import cell_boxes, cell_tag, occupied_cells
 
 __all__ = ["build_patch_payloads", "define_patches"]
 
@@ -47,13 +47,9 @@ def _active(catalog: pd.DataFrame) -> pd.DataFrame:
     return catalog[keep]
 
 
-def _active_cells(active: pd.DataFrame, shape: tuple[int, int], ngrid: int) -> set[tuple[int, int]]:
-    ny, nx = shape
-    px, py = nearest_pixel(active["x_pix_white"]), nearest_pixel(active["y_pix_white"])
-    inside = (px >= 0) & (px < nx) & (py >= 0) & (py < ny)
-    row = np.minimum(py[inside] // (ny // ngrid), ngrid - 1)
-    col = np.minimum(px[inside] // (nx // ngrid), ngrid - 1)
-    return set(zip(row.tolist(), col.tolist(), strict=True))
+
+def _occupied(active: pd.DataFrame, shape: tuple[int, int], ngrid: int) -> set[tuple[int, int]]:
+    return occupied_cells(active["x_pix_white"], active["y_pix_white"], shape, ngrid)
 
 
 def define_patches(
@@ -82,7 +78,7 @@ def define_patches(
     _check_columns(active_catalog)
     cells = cell_boxes(frames.shape, grid.epsf_ngrid)
     active = (
-        _active_cells(_active(active_catalog), frames.shape, grid.epsf_ngrid)
+        _occupied(_active(active_catalog), frames.shape, grid.epsf_ngrid)
         if grid.skip_empty_epsf_patches
         else set(cells)
     )

@@ -24,7 +24,7 @@ from phot7dt.pipelines.psf.cell_task import CellResult
 from phot7dt.pipelines.psf.fallback_shape import BandStars
 from phot7dt.pipelines.psf.model_error import pooled_eta
 from phot7dt.pipelines.psf.parallel import n_workers, run_cells
-from phot7dt.psf_grid import PSFChoice, PSFGrid, cell_boxes, cell_index, cell_tag
+from phot7dt.psf_grid import PSFChoice, PSFGrid, cell_boxes, cell_tag, occupied_cells
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -42,9 +42,7 @@ def _active_cells(
         if col not in catalog.columns:
             raise ValueError(f"flagged_catalog: missing column {col!r} (expected from ingest)")
     active = catalog[~catalog["excluded_any"].astype(bool)]
-    xs, ys = active["x_pix_white"].to_numpy(float), active["y_pix_white"].to_numpy(float)
-    ok = np.isfinite(xs) & np.isfinite(ys)
-    return {cell_index(shape, ngrid, x, y) for x, y in zip(xs[ok], ys[ok], strict=True)}
+    return occupied_cells(active["x_pix_white"], active["y_pix_white"], shape, ngrid)
 
 
 def _gaia_seeds(

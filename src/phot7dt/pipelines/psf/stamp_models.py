@@ -14,6 +14,7 @@ import functools
 import math
 
 import numpy as np
+from astropy.stats import mad_std
 
 from phot7dt.pipelines.psf.arrow_lm import Evaluation, solve_arrow
 from phot7dt.pipelines.psf.moffat_profile import (
@@ -215,7 +216,7 @@ def model_wings(stamp: np.ndarray, fwhm_guess: float, snr_min: float = 3.0,
     r = np.hypot(xx - fit.x0, yy - fit.y0)
     outer = (r > 2.0 * fit.fwhm) & (r <= half)
     resid = (stamp - model)[outer]
-    noise = 1.4826 * float(np.median(np.abs(resid - np.median(resid)))) if resid.size else 0.0
+    noise = float(mad_std(resid)) if resid.size else 0.0
     strong = r[(model >= snr_min * noise) & (r <= half)]
     core = float(np.clip(strong.max() if strong.size else 0.0, 2.0 * fit.fwhm, half))
     weight = np.clip((core + 1.0 - r) / 2.0, 0.0, 1.0)

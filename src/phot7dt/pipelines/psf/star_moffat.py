@@ -26,6 +26,7 @@ import dataclasses
 import math
 
 import numpy as np
+from astropy.stats import mad_std
 
 from phot7dt.pipelines.psf.arrow_lm import Evaluation, solve_arrow
 from phot7dt.pipelines.psf.epsf_stack import StarCutouts
@@ -285,7 +286,7 @@ def _inliers(chi2: np.ndarray) -> np.ndarray:
     if len(chi2) < 3:
         return np.ones(len(chi2), bool)
     median = float(np.median(chi2))
-    spread = 1.4826 * float(np.median(np.abs(chi2 - median)))
+    spread = float(mad_std(chi2))
     return chi2 <= median + max(OUTLIER_MADS * spread, OUTLIER_MIN_EXCESS)
 
 

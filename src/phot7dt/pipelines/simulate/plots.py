@@ -37,13 +37,14 @@ def quicklook_figure(pixels: np.ndarray, band: str, truth: pd.DataFrame) -> Figu
         ``truth.csv`` rows (``x_pix``, ``y_pix``, ``TYPE``, ``in_catalog``).
     """
     import matplotlib
+    from astropy.stats import mad_std
     from astropy.visualization import AsinhStretch, ImageNormalize, ManualInterval
     from matplotlib.figure import Figure
     step = max(1, int(np.ceil(max(pixels.shape) / MAX_DISPLAY_PIX)))
     shown = block_mean(pixels, step)
     finite = shown[np.isfinite(shown)]
     median = float(np.median(finite))
-    noise = 1.4826 * float(np.median(np.abs(finite - median)))
+    noise = float(mad_std(finite))
     # From 2 sigma below the sky to the brightest 0.1 %: faint galaxies and star cores both show.
     low, high = median - 2.0 * noise, max(float(np.percentile(finite, 99.9)), median + 10 * noise)
     norm = ImageNormalize(interval=ManualInterval(low, high), stretch=AsinhStretch(0.02))

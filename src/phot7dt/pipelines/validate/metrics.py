@@ -13,20 +13,20 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from astropy.stats import mad_std
 
-#: Scale of the median absolute deviation to the standard deviation of a normal law.
-MAD_TO_SIGMA = 1.4826
 #: Source classes compared separately.
 CLASSES = ("star", "galaxy")
 
 
 def robust_sigma(values: np.ndarray) -> float:
-    """``1.4826 * median(|v - median(v)|)`` of the finite values (NaN for fewer than 2)."""
+    """Gaussian-equivalent MAD (:func:`astropy.stats.mad_std`) of the finite values (NaN for
+    fewer than 2)."""
     v = np.asarray(values, float)
     v = v[np.isfinite(v)]
     if v.size < 2:
         return math.nan
-    return float(MAD_TO_SIGMA * np.median(np.abs(v - np.median(v))))
+    return float(mad_std(v))
 
 
 def flux_statistics(fit: np.ndarray, err: np.ndarray, true: np.ndarray, min_n: int = 1) -> dict:
