@@ -12,7 +12,7 @@ import numpy as np
 
 __all__ = [
     "DISPLAY_MAX_SIDE", "block_any", "block_mean", "display_step", "overlay_figure",
-    "overlay_legend", "show_white",
+    "overlay_legend", "percentile_norm", "show_white",
 ]
 
 #: Longest side, in display pixels, of a white stack drawn under an overlay: about the
@@ -85,3 +85,18 @@ def block_any(mask: np.ndarray, step: int) -> np.ndarray:
     py, px = -ny % step, -nx % step
     padded = np.pad(np.asarray(mask) > 0, ((0, py), (0, px)))
     return padded.reshape(padded.shape[0] // step, step, padded.shape[1] // step, step).any(axis=(1, 3))
+
+
+def percentile_norm(image: np.ndarray, lower: float, upper: float, asinh_a: float):
+    """Asinh-stretched :class:`~astropy.visualization.ImageNormalize` between the ``lower`` and
+    ``upper`` percentiles (astropy's ``AsymmetricPercentileInterval``) of the finite pixels;
+    an empty or flat image gets the unit range."""
+    from astropy.visualization import AsinhStretch, AsymmetricPercentileInterval, ImageNormalize
+
+    finite = np.asarray(image)[np.isfinite(image)]
+    vmin, vmax = (
+        AsymmetricPercentileInterval(lower, upper).get_limits(finite) if finite.size else (0.0, 1.0)
+    )
+    if not vmax > vmin:
+        vmin, vmax = vmin, vmin + 1.0
+    return ImageNormalize(vmin=vmin, vmax=vmax, stretch=AsinhStretch(asinh_a))

@@ -16,21 +16,14 @@ import pandas as pd
 from phot7dt.config import section
 from phot7dt.config.ingest import CropParams, PlottingParams
 from phot7dt.frames import Box, FrameSet, read_region
-from phot7dt.plotting import block_mean
+from phot7dt.plotting import block_mean, percentile_norm
 
 if TYPE_CHECKING:
-    from astropy.visualization import ImageNormalize
     from matplotlib.figure import Figure
 
 GALAXY_TYPES = frozenset({"GAL", "EXP", "DEV", "SERSIC"})
 _WIDTH_IN = 9.0
 
-
-def _normalize(image: np.ndarray) -> ImageNormalize:
-    from astropy.visualization import AsinhStretch, ImageNormalize
-    finite = image[np.isfinite(image)]
-    lo, hi = np.percentile(finite, [0.5, 99.5]) if finite.size else (0.0, 1.0)
-    return ImageNormalize(vmin=lo, vmax=hi if hi > lo else lo + 1.0, stretch=AsinhStretch(0.05))
 
 
 def _figure(shape: tuple[int, int], dpi: int, panels: int = 1) -> tuple[Figure, list[Any]]:
@@ -50,7 +43,7 @@ def _show(ax: Any, image: np.ndarray, step: int, origin: tuple[int, int] = (0, 0
         image,
         origin="lower",
         cmap="gray",
-        norm=_normalize(image),
+        norm=percentile_norm(image, 0.5, 99.5, 0.05),
         extent=extent,
         interpolation="nearest",
     )
