@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 #: Public name -> the submodule that defines it.
 _EXPORTS = {
-    "noise_sigma": "_engine",
+    "noise_sigma": "_noise",
     "fit_patch": "api",
     "render_model": "_model_image",
     "catalog_to_soft": "ellipse",
@@ -82,8 +82,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # the same names, for type checkers and IDEs
-    from ._engine import noise_sigma
     from ._model_image import render_model
+    from ._noise import noise_sigma
     from ._records import StageInfo
     from .api import fit_patch
     from .ellipse import catalog_to_soft, soft_to_columns, soft_to_q_theta

@@ -39,11 +39,11 @@ from ._kernels import (
     gram_pairs,
     padded_data,
     poisson_weights,
-    positive_range,
     project,
     self_terms,
     weighted_residual,
 )
+from ._noise import noise_sigma
 from ._render import base_factors
 from ._step import Adjoint, StampCache, binned_fluxes, fisher_band_plan, model_bases, theta_columns
 from .psf import FourierStacks
@@ -53,7 +53,7 @@ _CHUNK_BYTES = 48 * 2**20  # stamp memory per chunk of bands
 #: sparse (optimiser-step) Fisher matrix keeps the derivative cross terms of a pair.
 SPARSE_RHO = 1e-4
 
-__all__ = ["SPARSE_RHO", "PatchModel", "noise_sigma"]
+__all__ = ["SPARSE_RHO", "PatchModel"]
 
 
 class PatchModel:
@@ -304,7 +304,7 @@ class PatchModel:
                 add_model(buf[i], lay.offsets, lay.sizes, geo.ox, geo.oy, res.f[i], out.models[b])
 
     def _general(self, bands, buf, blocks, rhs, geo, th, out):
-        C, ns, lay = geo.cmax, geo.ns, geo.layout
+        C, ns = geo.cmax, geo.ns
         gram = np.zeros((bands.size, ns * C, ns * C))
         ar = np.arange(C)
         diag = np.arange(ns)[:, None, None] * C
@@ -391,18 +391,3 @@ class PatchModel:
         if out.adjoint is not None:
             out.adjoint.finish(bands, f)
         return chi2, f, proj
-
-
-def noise_sigma(invvar):
-    """Median per-pixel noise sigma of each band from invvar (B, ny, nx); inf if all masked."""
-    out = np.empty(invvar.shape[0])
-    for b in range(invvar.shape[0]):
-        n, lo, hi = positive_range(invvar[b])
-        if n == 0:
-            out[b] = np.inf
-        elif lo == hi:  # (sky-only noise: one value per band)
-            out[b] = 1.0 / np.sqrt(lo)
-        else:
-            v = invvar[b][np.isfinite(invvar[b]) & (invvar[b] > 0)]
-            out[b] = 1.0 / np.sqrt(np.median(v))
-    return out

@@ -8,11 +8,13 @@ from typing import NamedTuple
 import numpy as np
 
 from ._coarse import coarse_pass, use_coarse
-from ._engine import PatchModel, noise_sigma
+from ._engine import PatchModel
 from ._extent import stamp_sizes
 from ._lm import covariance
+from ._model_image import render_model
+from ._noise import noise_sigma
 from ._problem import make_problem
-from ._render import FFT_SIZES, Layout, base_factors, render_band
+from ._render import FFT_SIZES
 from ._schedule import fit_scene
 from .flags import flag_bit
 from .result import FitResult

@@ -182,7 +182,6 @@ class FitResult:
         for b, name in enumerate(names):
             out[f"FLUX_{name}_fit"] = self.flux[:, b]
             out[f"FLUXERR_{name}_fit"] = err[:, b]
-        n = self.kinds.size
         out["opt_converged"] = self.converged
         out["opt_niters"] = self.source_niters
         out["opt_last_dlnp"] = self.source_last_dlnp
@@ -195,8 +194,8 @@ class FitResult:
         return decode_flags(self.flags[index])
 
     def model_images(self):
-        """Model of every band, shape (B, ny, nx), float32."""
-        from ._model_image import render_model  # (on use: importing the record loads no numba kernels)
+        """Model of every band, shape (B, ny, nx), float32 (renders load the numba kernels on first use)."""
+        from ._model_image import render_model
 
         fits = self.params.shape[0]
         if fits == 1:  # one layout and one set of source profiles serve every band

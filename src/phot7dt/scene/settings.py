@@ -151,12 +151,40 @@ class FitSettings:
     def from_mapping(cls, mapping=None, **overrides):
         """Build from a dict (e.g. a parameters section), rejecting unknown keys."""
         values = dict(mapping or {}, **overrides)
-        known = {f.name for f in dataclasses.fields(cls)}
+        known = cls.field_names()
         unknown = sorted(set(values) - known)
         if unknown:
             msg = f"unknown FitSettings key(s) {unknown}; known: {sorted(known)}"
             raise TypeError(msg)
         return cls(**values)
+
+    @classmethod
+    def from_sections(cls, *sections):
+        """Build from several parameter sections, taking from each only the keys that are settings.
+
+        For a caller whose configuration spreads the engine settings over
+        sections that also hold other keys (e.g. tract7dt's ``patch_run`` and
+        a ``scene`` section): ``FitSettings.from_sections(patch_run, scene)``
+        instead of naming every field.  Later sections win; keys that are
+        not fields of :class:`FitSettings` are left out (the sections are
+        validated where they are defined), missing fields keep their
+        defaults, and values are checked as in the constructor.
+
+        Parameters
+        ----------
+        *sections : mapping
+            Dicts of parameters (e.g. ``model.model_dump()`` of a pydantic model).
+        """
+        known = cls.field_names()
+        values = {}
+        for section in sections:
+            values.update({k: v for k, v in dict(section).items() if k in known})
+        return cls(**values)
+
+    @classmethod
+    def field_names(cls):
+        """The names of the settings (frozenset of str)."""
+        return frozenset(f.name for f in dataclasses.fields(cls))
 
     def replace(self, **changes):
         """A copy with some values changed (unknown keys raise TypeError)."""
