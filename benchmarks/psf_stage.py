@@ -57,13 +57,23 @@ def _tree_cpu(proc: psutil.Process) -> float:
 
 def run_nodes(tree: Path, args: list[str], log_path: Path) -> dict:
     """Run ``kedro run`` in ``tree``; wall and tree CPU seconds of every node from its log."""
-    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", "MPLBACKEND": "Agg",
-           "PYTHONPATH": str(tree / "src"), "KEDRO_LOGGING_CONFIG": str(tree / "conf/logging.yml")}
+    env = {
+        **os.environ,
+        "KEDRO_DISABLE_TELEMETRY": "1",
+        "MPLBACKEND": "Agg",
+        "PYTHONPATH": str(tree / "src"),
+        "KEDRO_LOGGING_CONFIG": str(tree / "conf/logging.yml"),
+    }
     nodes: dict[str, dict] = {}
     start = time.perf_counter()
     with log_path.open("w") as log, log_path.open() as reader:
-        child = subprocess.Popen([sys.executable, "-m", "kedro", "run", *args], cwd=tree,
-                                 stdout=log, stderr=subprocess.STDOUT, env=env)
+        child = subprocess.Popen(
+            [sys.executable, "-m", "kedro", "run", *args],
+            cwd=tree,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
         proc = psutil.Process(child.pid)
         cpu = 0.0
         while True:
@@ -76,15 +86,20 @@ def run_nodes(tree: Path, args: list[str], log_path: Path) -> dict:
                 if kind == "Running":
                     rec.update(start=now, cpu_start=cpu)
                 else:
-                    rec.update(wall_s=round(now - rec["start"], 1),
-                               cpu_s=round(cpu - rec.pop("cpu_start"), 1))
+                    rec.update(
+                        wall_s=round(now - rec["start"], 1),
+                        cpu_s=round(cpu - rec.pop("cpu_start"), 1),
+                    )
             if done:
                 break
             time.sleep(POLL_S)
     if child.returncode:
         raise RuntimeError(f"kedro run failed in {tree} (exit {child.returncode}); see {log_path}")
-    return {"wall_s": round(time.perf_counter() - start, 1), "log": str(log_path),
-            "nodes": {k: v for k, v in nodes.items() if "wall_s" in v}}
+    return {
+        "wall_s": round(time.perf_counter() - start, 1),
+        "log": str(log_path),
+        "nodes": {k: v for k, v in nodes.items() if "wall_s" in v},
+    }
 
 
 def _per_band(work: Path, field: Path, conf: Path, n_bands: int) -> dict:
@@ -96,13 +111,13 @@ def _per_band(work: Path, field: Path, conf: Path, n_bands: int) -> dict:
     import pandas as pd
     import yaml
 
-    from phot7dt.datasets import FrameSetDataset
     from phot7dt.config import section
+    from phot7dt.config.epsf import EpsfParams, MoffatPsfParams
+    from phot7dt.config.patch_run import PatchRunParams
+    from phot7dt.datasets import FrameSetDataset
     from phot7dt.pipelines.psf import cell_task, nodes
     from phot7dt.pipelines.psf.band_choice import CellOutcome, choose_band
     from phot7dt.pipelines.psf.parallel import _seeds_near
-    from phot7dt.config.epsf import EpsfParams, MoffatPsfParams
-    from phot7dt.config.patch_run import PatchRunParams
     from phot7dt.psf_grid import cell_boxes
 
     frames = FrameSetDataset(filepath=str(work / "02_intermediate/frames.json")).load()
@@ -120,63 +135,108 @@ def _per_band(work: Path, field: Path, conf: Path, n_bands: int) -> dict:
     bands, out = frames.bands[:n_bands], []
     for band in [bands[0], *bands]:  # the first pass warms the imports up and is not kept
         t0 = time.process_time()
-        built = [cell_task.run_cell(frames, band, (r, c, box),
-                                    _seeds_near(seeds[band], box, p.half_size), p, 0,
-                                    moffat.fit_radius_fwhm)
-                 for (r, c), box in sorted(boxes.items())]
+        built = [
+            cell_task.run_cell(
+                frames,
+                band,
+                (r, c, box),
+                _seeds_near(seeds[band], box, p.half_size),
+                p,
+                0,
+                moffat.fit_radius_fwhm,
+            )
+            for (r, c), box in sorted(boxes.items())
+        ]
         t1 = time.process_time()
-        choices = choose_band(nodes._band_stars(frames, band, built),
-                              [CellOutcome.of(r) for r in built], run, moffat)
+        choices = choose_band(
+            nodes._band_stars(frames, band, built), [CellOutcome.of(r) for r in built], run, moffat
+        )
         t2 = time.process_time()
-        out.append({"band": band, "cells": len(built), "cells_cpu_s": round(t1 - t0, 2),
-                    "choice_cpu_s": round(t2 - t1, 2),
-                    "fallback_cells": int(sum(c.model != "epsf" for c in choices)),
-                    "stars_used_median": float(np.median([r.nstars_used for r in built]))})
+        out.append(
+            {
+                "band": band,
+                "cells": len(built),
+                "cells_cpu_s": round(t1 - t0, 2),
+                "choice_cpu_s": round(t2 - t1, 2),
+                "fallback_cells": int(sum(c.model != "epsf" for c in choices)),
+                "stars_used_median": float(np.median([r.nstars_used for r in built])),
+            }
+        )
     return {"grid": p.epsf_ngrid, "bands": out[1:]}
 
 
 def _export(commit: str, scratch: Path) -> tuple[Path, str]:
     """This repository at ``commit``, exported to a scratch folder, and its short hash."""
-    sha = subprocess.run(["git", "rev-parse", "--short", commit], cwd=PROJECT, check=True,
-                         capture_output=True, text=True).stdout.strip()
+    sha = subprocess.run(
+        ["git", "rev-parse", "--short", commit],
+        cwd=PROJECT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     tree = scratch / f"checkout_{sha}"
     if not tree.exists():
         tree.mkdir(parents=True)
-        archive = subprocess.run(["git", "archive", sha], cwd=PROJECT, check=True,
-                                 capture_output=True).stdout
+        archive = subprocess.run(
+            ["git", "archive", sha], cwd=PROJECT, check=True, capture_output=True
+        ).stdout
         subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
     return tree, sha
 
 
 def _commit(tree: Path) -> str:
-    got = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tree, capture_output=True,
-                         text=True)
+    got = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=tree, capture_output=True, text=True
+    )
     return got.stdout.strip() + " (working tree)" if got.returncode == 0 else "unknown"
 
 
 def measure(name: str, tree: Path, commit: str, opts: argparse.Namespace) -> dict:
     """The timed run and the per-band breakdown of one checkout."""
     field, work = opts.field.resolve(), opts.scratch / f"work_{name}"
-    params = (f"sample_dir={field},input_catalog={field}/catalog.csv,"
-              f"image_list={field}/image_list.txt,gaiaxp_synphot={field}/gaiaxp_synphot.csv,"
-              f"work_dir={work}")
+    params = (
+        f"sample_dir={field},input_catalog={field}/catalog.csv,"
+        f"image_list={field}/image_list.txt,gaiaxp_synphot={field}/gaiaxp_synphot.csv,"
+        f"work_dir={work}"
+    )
     env = ["-e", opts.env] if opts.env else []
     logger.info("%s: kedro run --to-nodes fit_patches in %s", name, tree)
-    run = run_nodes(tree, ["--pipeline", "full", "--to-nodes", "fit_patches", *env,
-                           "--params", params], opts.scratch / f"{name}.log")
+    run = run_nodes(
+        tree,
+        ["--pipeline", "full", "--to-nodes", "fit_patches", *env, "--params", params],
+        opts.scratch / f"{name}.log",
+    )
     driver = subprocess.run(
-        [sys.executable, __file__, "--per-band-driver", str(work), "--field", str(field),
-         "--conf", str(tree / "conf"), "--env", opts.env or "", "--per-band-bands",
-         str(opts.per_band_bands)],
+        [
+            sys.executable,
+            __file__,
+            "--per-band-driver",
+            str(work),
+            "--field",
+            str(field),
+            "--conf",
+            str(tree / "conf"),
+            "--env",
+            opts.env or "",
+            "--per-band-bands",
+            str(opts.per_band_bands),
+        ],
         env={**os.environ, "PYTHONPATH": str(tree / "src"), "OMP_NUM_THREADS": "1"},
-        capture_output=True, text=True)
+        capture_output=True,
+        text=True,
+    )
     if driver.returncode:
         raise RuntimeError(f"per-band driver failed for {name}: {driver.stderr[-2000:]}")
     per_band = json.loads(driver.stdout.strip().splitlines()[-1])
     timed = {k: run["nodes"][k] for k in TIMED_NODES if k in run["nodes"]}
-    return {"commit": commit, "run_wall_s": run["wall_s"],
-            "nodes": timed, "psf_over_fitting_wall": _ratio(timed, "wall_s"),
-            "psf_over_fitting_cpu": _ratio(timed, "cpu_s"), "per_band": per_band}
+    return {
+        "commit": commit,
+        "run_wall_s": run["wall_s"],
+        "nodes": timed,
+        "psf_over_fitting_wall": _ratio(timed, "wall_s"),
+        "psf_over_fitting_cpu": _ratio(timed, "cpu_s"),
+        "per_band": per_band,
+    }
 
 
 def _ratio(nodes: dict, key: str) -> float | None:
@@ -191,8 +251,9 @@ def _options(argv=None) -> argparse.Namespace:
     parser.add_argument("--env", default="", help="kedro environment (e.g. sample)")
     parser.add_argument("--checkout", action="append", default=[], help="NAME=PATH")
     parser.add_argument("--commit", action="append", default=[], help="NAME=SHA")
-    parser.add_argument("--per-band-bands", type=int, default=3,
-                        help="bands timed serially per checkout")
+    parser.add_argument(
+        "--per-band-bands", type=int, default=3, help="bands timed serially per checkout"
+    )
     parser.add_argument("--scratch", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=PROJECT / "benchmarks/results/psf_stage.json")
     parser.add_argument("--per-band-driver", type=Path, default=None, help=argparse.SUPPRESS)
@@ -219,10 +280,15 @@ def main() -> int:
         trees[name] = (Path(path).resolve(), _commit(Path(path)))
     trees = trees or {"after": (PROJECT, _commit(PROJECT))}
     results = {name: measure(name, tree, commit, opts) for name, (tree, commit) in trees.items()}
-    report = {"field": str(opts.field), "env": opts.env or "base", "cpu_count": os.cpu_count(),
-              "python": platform.python_version(), "load_average": os.getloadavg(),
-              "note": "shared 2-core machine: wall times depend on its load; CPU seconds less",
-              "checkouts": results}
+    report = {
+        "field": str(opts.field),
+        "env": opts.env or "base",
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "load_average": os.getloadavg(),
+        "note": "shared 2-core machine: wall times depend on its load; CPU seconds less",
+        "checkouts": results,
+    }
     opts.out.write_text(json.dumps(report, indent=1) + "\n")
     logger.info("wrote %s", opts.out)
     return 0

@@ -19,14 +19,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from analytic_stamps import chunks, moffat_stamps, sersic_stamps
 from astropy.io import fits
 from scipy.spatial import cKDTree
 from tqdm.auto import tqdm
 
-from analytic_stamps import chunks, moffat_stamps, sersic_stamps
+from phot7dt.config.simulate import MEDIUM_BAND_WAVELENGTHS_NM, SimulateParams
 from phot7dt.pipelines.simulate.catalogs import gaiaxp_table, input_catalog, truth_table
 from phot7dt.pipelines.simulate.field import finish_sources
-from phot7dt.config.simulate import MEDIUM_BAND_WAVELENGTHS_NM, SimulateParams
 from phot7dt.pipelines.simulate.render import add_bad_pixels, add_noise, bleed_and_clip
 from phot7dt.pipelines.simulate.sky import (
     adu_per_scaled_flux,
@@ -75,8 +75,13 @@ class _Stamp:
 
 def _simulate_params(spec: TileSpec) -> SimulateParams:
     return SimulateParams.model_validate(
-        {"preset": "large", "seed": spec.seed, "width": spec.width, "height": spec.height,
-         "bands": list(spec.bands)}
+        {
+            "preset": "large",
+            "seed": spec.seed,
+            "width": spec.width,
+            "height": spec.height,
+            "bands": list(spec.bands),
+        }
     )
 
 
@@ -104,8 +109,13 @@ def _place(xy: np.ndarray, placed: np.ndarray, radius: float) -> np.ndarray:
 def draw_population(spec: TileSpec, rng: np.random.Generator) -> pd.DataFrame:
     """Positions, types, shapes and 550 nm magnitudes (the simulate pipeline's roles)."""
     n, lo, hi = spec.nsources, np.array([30.0, 30.0]), np.array([spec.width - 31, spec.height - 31])
-    counts = {"saturated_star": max(1, n // 1250), "unlisted": max(2, n // 1600),
-              "psf_star": max(9, n // 30), "field_star": n // 7, "blend": n // 50}
+    counts = {
+        "saturated_star": max(1, n // 1250),
+        "unlisted": max(2, n // 1600),
+        "psf_star": max(9, n // 30),
+        "field_star": n // 7,
+        "blend": n // 50,
+    }
     placed = np.empty((0, 2))
     groups = []
 
@@ -117,15 +127,26 @@ def draw_population(spec: TileSpec, rng: np.random.Generator) -> pd.DataFrame:
 
     def stars(role: str, xy: np.ndarray, mag: tuple[float, float]) -> dict:
         m = len(xy)
-        return {"role": np.full(m, role), "TYPE": np.full(m, "STAR"), "x_pix": xy[:, 0],
-                "y_pix": xy[:, 1], "m550": rng.uniform(*mag, m),
-                "temp_k": rng.uniform(3500.0, 9000.0, m)}
+        return {
+            "role": np.full(m, role),
+            "TYPE": np.full(m, "STAR"),
+            "x_pix": xy[:, 0],
+            "y_pix": xy[:, 1],
+            "m550": rng.uniform(*mag, m),
+            "temp_k": rng.uniform(3500.0, 9000.0, m),
+        }
 
     def galaxies(role: str, xy: np.ndarray, m550: np.ndarray) -> dict:
         types = random_galaxy_types(rng, len(xy))
-        return {"role": np.full(len(xy), role), "TYPE": types, "x_pix": xy[:, 0],
-                "y_pix": xy[:, 1], "m550": m550, "sed_slope": rng.uniform(-1.0, 2.0, len(xy)),
-                **galaxy_shapes(rng, types, m550)}
+        return {
+            "role": np.full(len(xy), role),
+            "TYPE": types,
+            "x_pix": xy[:, 0],
+            "y_pix": xy[:, 1],
+            "m550": m550,
+            "sed_slope": rng.uniform(-1.0, 2.0, len(xy)),
+            **galaxy_shapes(rng, types, m550),
+        }
 
     groups.append(stars("saturated_star", positions(counts["saturated_star"], 45.0), (9.0, 10.5)))
     unlisted = positions(counts["unlisted"], 25.0)
@@ -147,8 +168,12 @@ def draw_population(spec: TileSpec, rng: np.random.Generator) -> pd.DataFrame:
 
 def _half_sizes(sources: pd.DataFrame, bands: pd.DataFrame, zp_ref: float) -> np.ndarray:
     """Stamp half size per source: PSF wings down to a fraction of the sky noise, or the galaxy."""
-    adu = np.stack([sources[f"FLUX_{b}"].to_numpy() * adu_per_scaled_flux(r, zp_ref)
-                    for b, (_, r) in zip(bands["band"], bands.iterrows(), strict=True)])
+    adu = np.stack(
+        [
+            sources[f"FLUX_{b}"].to_numpy() * adu_per_scaled_flux(r, zp_ref)
+            for b, (_, r) in zip(bands["band"], bands.iterrows(), strict=True)
+        ]
+    )
     fwhm, beta = bands["fwhm_pix"].max() * 1.05, bands["moffat_beta"].min()
     alpha = fwhm / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
     central = adu.max(axis=0) * (beta - 1.0) / (np.pi * alpha**2)
@@ -183,9 +208,12 @@ class FamilyRenderer:
         out = {}
         for half, idx in tqdm(self._groups(False).items(), desc="galaxy profiles", leave=False):
             gal = self.sources.iloc[idx]
-            out[half] = np.concatenate([
-                sersic_stamps(half, self.dx[idx[c]], self.dy[idx[c]], gal.iloc[c])
-                for c in chunks(len(idx), half)])
+            out[half] = np.concatenate(
+                [
+                    sersic_stamps(half, self.dx[idx[c]], self.dy[idx[c]], gal.iloc[c])
+                    for c in chunks(len(idx), half)
+                ]
+            )
         return out
 
     def family_stamps(self, band: pd.Series) -> dict[int, tuple[np.ndarray, np.ndarray]]:
@@ -194,9 +222,15 @@ class FamilyRenderer:
         x, y = self.sources["x_pix"].to_numpy(), self.sources["y_pix"].to_numpy()
         for half, idx in self._groups(True).items():
             fwhm = moffat_fwhm_at(band, x[idx], y[idx])
-            out[half] = (idx, np.concatenate([
-                moffat_stamps(half, self.dx[idx[c]], self.dy[idx[c]], fwhm[c], beta)
-                for c in chunks(len(idx), half)]))
+            out[half] = (
+                idx,
+                np.concatenate(
+                    [
+                        moffat_stamps(half, self.dx[idx[c]], self.dy[idx[c]], fwhm[c], beta)
+                        for c in chunks(len(idx), half)
+                    ]
+                ),
+            )
         for half, idx in self._groups(False).items():
             stamps, size = self.galaxy_stamps[half].copy(), 2 * half + 1
             for zone in np.unique(self.zone[idx]):
@@ -208,8 +242,11 @@ class FamilyRenderer:
                 transfer = np.fft.rfft2(np.fft.ifftshift(kernel))
                 stamps[sel] = np.fft.irfft2(np.fft.rfft2(stamps[sel]) * transfer, s=(size, size))
             prev = out.get(half)
-            out[half] = (idx, stamps) if prev is None else (
-                np.concatenate([prev[0], idx]), np.concatenate([prev[1], stamps]))
+            out[half] = (
+                (idx, stamps)
+                if prev is None
+                else (np.concatenate([prev[0], idx]), np.concatenate([prev[1], stamps]))
+            )
         return out
 
     def band_model(self, stamps: dict, adu: np.ndarray, saturate: float):
@@ -251,8 +288,14 @@ def write_tile(spec: TileSpec, out_dir: Path) -> dict[str, Path]:
     wcs = make_wcs(params, layout)
     rng = np.random.default_rng([spec.seed, 2])
     sources = finish_sources(draw_population(spec, rng), bands, wcs, params, rng)
-    logger.info("synthetic tile %dx%d, %d bands, %d sources (%d Gaia)", spec.width, spec.height,
-                len(bands), len(sources), int((sources["gaia_source_id"] != "").sum()))
+    logger.info(
+        "synthetic tile %dx%d, %d bands, %d sources (%d Gaia)",
+        spec.width,
+        spec.height,
+        len(bands),
+        len(sources),
+        int((sources["gaia_source_id"] != "").sum()),
+    )
     renderer = FamilyRenderer(sources, bands, spec, params.zp_ref)
     saturated, paths, stamps = {}, [], None
     for index, (_, band) in enumerate(tqdm(list(bands.iterrows()), desc="bands")):
@@ -260,23 +303,30 @@ def write_tile(spec: TileSpec, out_dir: Path) -> dict[str, Path]:
             stamps = renderer.family_stamps(band)
         adu = sources[f"FLUX_{band['band']}"].to_numpy() * adu_per_scaled_flux(band, params.zp_ref)
         image, regions, saturated[band["band"]] = renderer.band_model(
-            stamps, adu, float(band["saturate"]))
+            stamps, adu, float(band["saturate"])
+        )
         band_rng = np.random.default_rng([spec.seed, 3, index])
         image = add_noise(image, band, band_rng)
         bleed_and_clip(image, float(band["saturate"]), regions)
         add_bad_pixels(image, params.nan_pixels, params.nan_columns, band_rng)
         path = out_dir / f"tile_{band['band']}.fits"
         fits.PrimaryHDU(image, band_header(band, wcs, params.pixel_scale_arcsec)).writeto(
-            path, overwrite=True)
+            path, overwrite=True
+        )
         paths.append(path.name)
         del image
     (out_dir / "image_list.txt").write_text("\n".join(paths) + "\n")
-    files = {"image_list": out_dir / "image_list.txt", "input_catalog": out_dir / "catalog.csv",
-             "gaiaxp_synphot": out_dir / "gaiaxp_synphot.csv"}
+    files = {
+        "image_list": out_dir / "image_list.txt",
+        "input_catalog": out_dir / "catalog.csv",
+        "gaiaxp_synphot": out_dir / "gaiaxp_synphot.csv",
+    }
     input_catalog(sources, wcs, params, np.random.default_rng([spec.seed, 4])).to_csv(
-        files["input_catalog"], index=False)
+        files["input_catalog"], index=False
+    )
     gaiaxp_table(sources, params, np.random.default_rng([spec.seed, 5])).to_csv(
-        files["gaiaxp_synphot"], index=False)
+        files["gaiaxp_synphot"], index=False
+    )
     truth_table(sources, saturated).to_csv(out_dir / "truth.csv", index=False)
     bands.to_csv(out_dir / "truth_bands.csv", index=False)
     return files

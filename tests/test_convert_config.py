@@ -10,6 +10,7 @@ import yaml
 from kedro.config import OmegaConfigLoader
 from omegaconf import OmegaConf
 
+from phot7dt.config import registered_sections, validate_parameters
 from phot7dt.convert_config import CONF_SOURCE, convert, main
 from phot7dt.convert_config_keys import (
     INPUT_PATHS,
@@ -17,7 +18,6 @@ from phot7dt.convert_config_keys import (
     not_applied_reason,
     tract7dt_paths,
 )
-from phot7dt.config import registered_sections, validate_parameters
 
 FIXTURE = Path(__file__).parent / "fixtures" / "tract7dt_sample_config.yaml"
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,7 +78,10 @@ def test_section_keys_land_in_params_with_their_values():
     assert params["patch_run"]["gal_model"] == "dev"
     assert params["patch_run"]["cutout_max_sources"] == 10
     assert params["checks"]["wcs_tolerance"] == {
-        "crval": 2.0e-6, "crpix": 1.0e-5, "cd": 1.0e-9, "cdelt": 1.0e-9,
+        "crval": 2.0e-6,
+        "crpix": 1.0e-5,
+        "cd": 1.0e-9,
+        "cdelt": 1.0e-9,
     }
     assert params["crop"]["overlay_crop_box"] == [100, 600, 200, 700]
     assert params["zp"]["min_box_size_pix"] == 800
@@ -156,8 +159,11 @@ def test_round_trip_validates_over_conf_base(tmp_path):
     run = OmegaConf.to_container(OmegaConf.load(out))["run"]  # as `kedro run --config` reads it
     assert run["pipelines"] == "full"
     loader = OmegaConfigLoader(
-        str(CONF_SOURCE), base_env="base", default_run_env="base",
-        runtime_params=run["params"], merge_strategy={"parameters": "soft"},
+        str(CONF_SOURCE),
+        base_env="base",
+        default_run_env="base",
+        runtime_params=run["params"],
+        merge_strategy={"parameters": "soft"},
     )
     merged = loader["parameters"]
     validated = validate_parameters(merged)

@@ -84,7 +84,11 @@ def test_the_source_tree_keeps_its_layers():
 @pytest.mark.parametrize(
     ("module", "imported", "expected"),
     [
-        ("phot7dt.pipelines.report.nodes", {"phot7dt.pipelines.validate.metrics"}, "pipeline 'validate'"),
+        (
+            "phot7dt.pipelines.report.nodes",
+            {"phot7dt.pipelines.validate.metrics"},
+            "pipeline 'validate'",
+        ),
         ("phot7dt.scene.api", {"phot7dt.frames"}, "engine module"),
         ("phot7dt.frames", {"phot7dt.pipelines.psf.nodes"}, "shared module"),
         ("phot7dt.config.epsf", {"phot7dt.scene.psf"}, "parameter model"),
@@ -100,4 +104,7 @@ def test_relative_imports_are_resolved(tmp_path, monkeypatch):
     source = pkg / "nodes.py"
     source.write_text("from ..validate import metrics\nfrom . import plots\n")
     monkeypatch.setattr(f"{__name__}.SRC", tmp_path / "phot7dt")
-    assert _imports(source) >= {"phot7dt.pipelines.validate.metrics", "phot7dt.pipelines.report.plots"}
+    assert _imports(source) >= {
+        "phot7dt.pipelines.validate.metrics",
+        "phot7dt.pipelines.report.plots",
+    }

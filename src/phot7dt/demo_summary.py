@@ -28,12 +28,21 @@ def _layer_lines(work_dir: Path) -> list[str]:
 
 def _catalog_lines(catalog: Path) -> list[str]:
     cat = pd.read_csv(catalog, dtype={"ID": str}, low_memory=False)
-    excluded = cat["excluded_any"].astype(bool) if "excluded_any" in cat else pd.Series(False, cat.index)
-    lines = [f"  sources: {len(cat)} rows, {int((~excluded).sum())} fitted, {int(excluded.sum())} excluded"]
+    excluded = (
+        cat["excluded_any"].astype(bool) if "excluded_any" in cat else pd.Series(False, cat.index)
+    )
+    lines = [
+        f"  sources: {len(cat)} rows, {int((~excluded).sum())} fitted, "
+        f"{int(excluded.sum())} excluded"
+    ]
     if "opt_converged" in cat:
         conv = cat.loc[~excluded, "opt_converged"].astype(bool).mean()
         lines.append(f"  converged: {100 * conv:.1f}% of fitted sources")
-    bands = [c[len("FLUX_"):-len("_fit")] for c in cat.columns if c.startswith("FLUX_") and c.endswith("_fit")]
+    bands = [
+        c[len("FLUX_") : -len("_fit")]
+        for c in cat.columns
+        if c.startswith("FLUX_") and c.endswith("_fit")
+    ]
     for band in bands:
         flux, err = cat[f"FLUX_{band}_fit"], cat.get(f"FLUXERR_{band}_fit")
         snr = (flux / err).median() if err is not None else float("nan")
@@ -70,8 +79,10 @@ def _validation_lines(metrics: dict) -> list[str]:
         "validation against the simulated truth:",
         f"  star flux pull std {head.get('star_pull_std', float('nan')):.2f}"
         f" (robust {head.get('star_pull_robust_std', float('nan')):.2f}; 1 is ideal)",
-        f"  median |flux bias| of S/N>20 stars {100 * head.get('star_median_abs_bias_snr_gt', float('nan')):.2f}%",
-        f"  max |zero-point error| {1000 * head.get('max_abs_zp_error_mag', float('nan')):.1f} mmag",
+        f"  median |flux bias| of S/N>20 stars "
+        f"{100 * head.get('star_median_abs_bias_snr_gt', float('nan')):.2f}%",
+        f"  max |zero-point error| "
+        f"{1000 * head.get('max_abs_zp_error_mag', float('nan')):.1f} mmag",
     ]
 
 

@@ -11,8 +11,14 @@ import math
 import numpy as np
 
 __all__ = [
-    "DISPLAY_MAX_SIDE", "block_any", "block_mean", "display_step", "overlay_figure",
-    "overlay_legend", "percentile_norm", "show_white",
+    "DISPLAY_MAX_SIDE",
+    "block_any",
+    "block_mean",
+    "display_step",
+    "overlay_figure",
+    "overlay_legend",
+    "percentile_norm",
+    "show_white",
 ]
 
 #: Longest side, in display pixels, of a white stack drawn under an overlay: about the
@@ -32,6 +38,7 @@ def overlay_figure(shape: tuple[int, int]):
     """Figure and axes for a white-stack overlay of a frame of ``shape``, at fixed places
     (drawn once; a layout engine draws twice), room for a legend below the axes."""
     from matplotlib.figure import Figure
+
     left, right, bottom, top = OVERLAY_MARGINS_INCH
     width = OVERLAY_WIDTH_INCH - left - right
     height = width * shape[0] / max(shape[1], 1)
@@ -48,6 +55,7 @@ def overlay_legend(fig) -> None:
 def show_white(ax, white: np.ndarray, step: int) -> None:
     """Draw the white stack subsampled by ``step``, zscale-stretched, in full-frame pixel units."""
     from astropy.visualization import ImageNormalize, ZScaleInterval
+
     small = np.asarray(white[::step, ::step], dtype=np.float32)
     finite = small[np.isfinite(small)]
     norm = ImageNormalize(finite if finite.size else np.zeros(1), interval=ZScaleInterval())
@@ -84,7 +92,9 @@ def block_any(mask: np.ndarray, step: int) -> np.ndarray:
     ny, nx = mask.shape
     py, px = -ny % step, -nx % step
     padded = np.pad(np.asarray(mask) > 0, ((0, py), (0, px)))
-    return padded.reshape(padded.shape[0] // step, step, padded.shape[1] // step, step).any(axis=(1, 3))
+    return padded.reshape(padded.shape[0] // step, step, padded.shape[1] // step, step).any(
+        axis=(1, 3)
+    )
 
 
 def percentile_norm(image: np.ndarray, lower: float, upper: float, asinh_a: float):

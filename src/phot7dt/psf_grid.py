@@ -25,8 +25,18 @@ import numpy as np
 
 from phot7dt.frames import Box
 
-__all__ = ["FALLBACK_LEVELS", "PSF_MODELS", "MomentField", "PSFChoice", "PSFGrid", "cell_boxes",
-           "cell_index", "cell_tag", "gaussian_smear", "sky_limited_fraction"]
+__all__ = [
+    "FALLBACK_LEVELS",
+    "PSF_MODELS",
+    "MomentField",
+    "PSFChoice",
+    "PSFGrid",
+    "cell_boxes",
+    "cell_index",
+    "cell_tag",
+    "gaussian_smear",
+    "sky_limited_fraction",
+]
 
 #: Largest exponent of the Fourier gain when :func:`gaussian_smear` narrows a stamp
 #: (``exp(1)``: narrowing by more than the stamp's information allows is capped).
@@ -53,8 +63,9 @@ def gaussian_smear(stamp: np.ndarray, dsigma: np.ndarray) -> np.ndarray:
     return out / out.sum(axis=(-2, -1), keepdims=True)
 
 
-def sky_limited_fraction(weight: np.ndarray, sky_weight: np.ndarray, stamp: np.ndarray
-                         ) -> np.ndarray:
+def sky_limited_fraction(
+    weight: np.ndarray, sky_weight: np.ndarray, stamp: np.ndarray
+) -> np.ndarray:
     """``kappa = sum(w P**2) / sum(w0 P**2)`` over the stamp's axes: the flux Fisher
     information with the source's own photon noise over that with sky noise alone.
 
@@ -107,6 +118,7 @@ class MomentField:
         """Plain values for JSON."""
         return {"x0": self.x0, "y0": self.y0, "coef": self.coef.tolist()}
 
+
 #: Models a :class:`PSFChoice` may name: the ePSF or one of tract7dt's fallbacks.
 PSF_MODELS = ("epsf", "moffat", "gaussian_mixture", "ncircular_gaussian")
 #: Where a fallback's FWHM and beta come from, most local first.
@@ -119,7 +131,7 @@ def cell_tag(row: int, col: int) -> str:
 
 
 def grid_edges(lo: int, hi: int, n: int) -> list[int]:
-    """``n + 1`` edges splitting ``[lo, hi)`` into ``n`` equal parts, the last taking the rest (px)."""
+    """``n + 1`` edges (px) splitting ``[lo, hi)`` into ``n`` parts, the last taking the rest."""
     step = (hi - lo) // n
     return [lo + i * step for i in range(n)] + [hi]
 
@@ -134,9 +146,7 @@ def cell_boxes(shape: tuple[int, int], ngrid: int) -> dict[tuple[int, int], Box]
         raise ValueError(f"cannot split a {ny}x{nx} frame into {ngrid}x{ngrid} cells")
     ye, xe = grid_edges(0, ny, ngrid), grid_edges(0, nx, ngrid)
     return {
-        (r, c): Box(xe[c], ye[r], xe[c + 1], ye[r + 1])
-        for r in range(ngrid)
-        for c in range(ngrid)
+        (r, c): Box(xe[c], ye[r], xe[c + 1], ye[r + 1]) for r in range(ngrid) for c in range(ngrid)
     }
 
 
@@ -222,8 +232,10 @@ class PSFChoice:
         if self.model not in PSF_MODELS:
             raise ValueError(f"PSFChoice.model must be one of {PSF_MODELS}, got {self.model!r}")
         if self.fallback_level not in ("", *FALLBACK_LEVELS):
-            raise ValueError(f"PSFChoice.fallback_level must be one of {FALLBACK_LEVELS}, got "
-                             f"{self.fallback_level!r}")
+            raise ValueError(
+                f"PSFChoice.fallback_level must be one of {FALLBACK_LEVELS}, got "
+                f"{self.fallback_level!r}"
+            )
         if self.stamp is not None:
             stamp = np.array(self.stamp, dtype=np.float64)
             if stamp.ndim != 2 or stamp.shape[0] != stamp.shape[1] or stamp.shape[0] % 2 == 0:
@@ -235,8 +247,9 @@ class PSFChoice:
         object.__setattr__(self, "fallback_nstars", int(self.fallback_nstars))
         object.__setattr__(self, "flux_error_frac", float(self.flux_error_frac))
         if not (self.flux_error_frac >= 0 and math.isfinite(self.flux_error_frac)):
-            raise ValueError(f"PSFChoice.flux_error_frac must be finite and >= 0, got "
-                             f"{self.flux_error_frac!r}")
+            raise ValueError(
+                f"PSFChoice.flux_error_frac must be finite and >= 0, got {self.flux_error_frac!r}"
+            )
         if self.beta is not None:
             object.__setattr__(self, "beta", float(self.beta))
 
@@ -247,9 +260,18 @@ class PSFChoice:
 
     def _key(self) -> tuple:
         stamp = None if self.stamp is None else hashlib.sha1(self.stamp.tobytes()).hexdigest()
-        return (self.model, stamp, self.fwhm_pix, self.beta, self.nstars, self.reason,
-                self.fallback_level, self.fallback_nstars, self.flux_error_frac,
-                None if self.moment_field is None else repr(self.moment_field.as_dict()))
+        return (
+            self.model,
+            stamp,
+            self.fwhm_pix,
+            self.beta,
+            self.nstars,
+            self.reason,
+            self.fallback_level,
+            self.fallback_nstars,
+            self.flux_error_frac,
+            None if self.moment_field is None else repr(self.moment_field.as_dict()),
+        )
 
     def stamp_at(self, x: float, y: float) -> np.ndarray | None:
         """The stamp for working-frame position ``(x, y)``: :attr:`stamp` with the
@@ -268,9 +290,21 @@ class PSFChoice:
 
     def __reduce__(self):
         # Rebuild through __init__ so the unpickled stamp is read-only again.
-        return (PSFChoice, (self.model, self.stamp, self.fwhm_pix, self.beta, self.nstars,
-                            self.reason, self.fallback_level, self.fallback_nstars,
-                            self.flux_error_frac, self.moment_field))
+        return (
+            PSFChoice,
+            (
+                self.model,
+                self.stamp,
+                self.fwhm_pix,
+                self.beta,
+                self.nstars,
+                self.reason,
+                self.fallback_level,
+                self.fallback_nstars,
+                self.flux_error_frac,
+                self.moment_field,
+            ),
+        )
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -296,9 +330,7 @@ class PSFGrid:
     ngrid: int
     bands: tuple[str, ...]
     choices: Mapping[tuple[str, int, int], PSFChoice]
-    qa: Mapping[tuple[str, int, int], Mapping[str, Any]] = dataclasses.field(
-        default_factory=dict
-    )
+    qa: Mapping[tuple[str, int, int], Mapping[str, Any]] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "shape", tuple(int(v) for v in self.shape))

@@ -60,7 +60,11 @@ def test_injected_positions_and_fluxes_follow_wcs_and_synphot(flagged_catalog, g
 def test_injected_stars_get_their_own_exclusion_flags(flagged_catalog, gaiaxp, frames):
     out = run(flagged_catalog, gaiaxp, frames)[0].set_index("ID")
     near = out.loc["gaia_1004"]  # 2.8 px from the saturated block
-    assert near["excluded_saturation"] and near["excluded_any"] and near["excluded_reason"] == "saturation"
+    assert (
+        near["excluded_saturation"]
+        and near["excluded_any"]
+        and near["excluded_reason"] == "saturation"
+    )
     far = out.loc["gaia_1003"]
     assert not far["excluded_any"] and far["excluded_reason"] == ""
 
@@ -114,7 +118,9 @@ def test_missing_gaia_table_with_zp_enabled_is_a_clear_error(flagged_catalog, fr
 
 
 def test_gaia_table_without_required_column_names_it(flagged_catalog, gaiaxp, frames):
-    with pytest.raises(ValueError, match=r"gaiaxp_synphot: missing column\(s\) \['phot_g_mean_mag'\]"):
+    with pytest.raises(
+        ValueError, match=r"gaiaxp_synphot: missing column\(s\) \['phot_g_mean_mag'\]"
+    ):
         run(flagged_catalog, gaiaxp.drop(columns="phot_g_mean_mag"), frames)
 
 

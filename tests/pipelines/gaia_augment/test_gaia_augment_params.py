@@ -19,8 +19,18 @@ def test_base_file_holds_every_key_with_the_model_default():
 
 def test_tract7dt_defaults():
     p = ZpParams()
-    assert (p.gaia_mag_min, p.gaia_mag_max, p.match_radius_arcsec, p.min_box_size_pix) == (8.0, 18.0, 3.0, 3000)
-    assert (p.gaia_pos_err_pix, p.clip_sigma, p.clip_max_iters, p.zp_err_method) == (0.1, 3.0, 10, "all_mad")
+    assert (p.gaia_mag_min, p.gaia_mag_max, p.match_radius_arcsec, p.min_box_size_pix) == (
+        8.0,
+        18.0,
+        3.0,
+        3000,
+    )
+    assert (p.gaia_pos_err_pix, p.clip_sigma, p.clip_max_iters, p.zp_err_method) == (
+        0.1,
+        3.0,
+        10,
+        "all_mad",
+    )
 
 
 def test_position_prior_may_be_switched_off():

@@ -88,8 +88,15 @@ def test_sources_on_the_mask_are_flagged(white_stack, catalog):
     mask, _ = build(white_stack, catalog)
     out = flag_bright_mask_sources(catalog, mask)
     affected = dict(zip(out["ID"], out["affected_by_bright_mask"], strict=True))
-    assert affected == {"s0": False, "s1": False, "s2": False, "s3": False,
-                        "s4": True, "s5": True, "s6": False}
+    assert affected == {
+        "s0": False,
+        "s1": False,
+        "s2": False,
+        "s3": False,
+        "s4": True,
+        "s5": True,
+        "s6": False,
+    }
     pd.testing.assert_frame_equal(out.drop(columns="affected_by_bright_mask"), catalog)
 
 
@@ -125,9 +132,21 @@ def test_patch_bad_pixels_are_nonfinite_or_saturated_or_bright(tmp_path):
     raw[5, 6] = np.nan
     raw[10, 12] = 70000.0  # above SATURATE / 1.3
     fits.PrimaryHDU(raw).writeto(tmp_path / "b.fits")
-    frame = Frame(band="m400", path=str(tmp_path / "b.fits"), hdu=0, zp_auto=25.0, skysig=2.0,
-                  egain=1.0, saturate=80000.0, saturation_level=80000.0 / 1.3, fwhm_pix=3.0, scale=1.0)
-    frames = FrameSet((frame,), Box(2, 2, 38, 28), (30, 40), 25.0, WCS(naxis=2).to_header().tostring())
+    frame = Frame(
+        band="m400",
+        path=str(tmp_path / "b.fits"),
+        hdu=0,
+        zp_auto=25.0,
+        skysig=2.0,
+        egain=1.0,
+        saturate=80000.0,
+        saturation_level=80000.0 / 1.3,
+        fwhm_pix=3.0,
+        scale=1.0,
+    )
+    frames = FrameSet(
+        (frame,), Box(2, 2, 38, 28), (30, 40), 25.0, WCS(naxis=2).to_header().tostring()
+    )
     bright = np.zeros(frames.shape, np.uint8)
     bright[15:18, 20:23] = 1
     box = Box(1, 1, 30, 22)

@@ -20,7 +20,12 @@ def test_base_file_holds_every_key_with_the_model_default():
 def test_tract7dt_defaults():
     p = BrightMaskParams()
     assert (p.thresh_sigma, p.minarea, p.deblend_nthresh, p.deblend_cont) == (5.0, 20, 32, 0.005)
-    assert (p.match_radius_pix, p.ellipse_scale, p.min_radius_pix, p.dilate_pix) == (3.0, 3.0, 6.0, 1)
+    assert (p.match_radius_pix, p.ellipse_scale, p.min_radius_pix, p.dilate_pix) == (
+        3.0,
+        3.0,
+        6.0,
+        1,
+    )
 
 
 def test_unknown_key_is_named():

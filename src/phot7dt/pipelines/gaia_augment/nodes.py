@@ -59,7 +59,9 @@ def _validated_gaia(gaia: pd.DataFrame, bands: list[str]) -> pd.DataFrame:
     by_lower = {str(c).lower(): c for c in gaia.columns}
     absent = [b for b in bands if f"mag_{b}".lower() not in by_lower]
     if absent:
-        logger.warning("gaiaxp_synphot has no mag_<band> column for %s: no Gaia fluxes there", absent)
+        logger.warning(
+            "gaiaxp_synphot has no mag_<band> column for %s: no Gaia fluxes there", absent
+        )
     for band in bands:
         src = by_lower.get(f"mag_{band}".lower())
         out[f"mag_{band}"] = pd.to_numeric(gaia[src], errors="coerce") if src else np.nan
@@ -115,7 +117,9 @@ def _injected_rows(
     ids = "gaia_" + stars["source_id"]
     clash = ids.isin(set(catalog["ID"].astype(str)))
     if clash.any():
-        logger.warning("not injecting %d Gaia stars whose ID is already in the catalog", clash.sum())
+        logger.warning(
+            "not injecting %d Gaia stars whose ID is already in the catalog", clash.sum()
+        )
         stars, ids = stars[~clash], ids[~clash]
     rows = pd.DataFrame(
         {
@@ -193,7 +197,10 @@ def augment_catalog_with_gaia(
     if stars.empty:
         logger.warning(
             "no GaiaXP star with G in [%g, %g] inside the selection box %s: no zero point can be"
-            " measured from this catalog", params.gaia_mag_min, params.gaia_mag_max, box,
+            " measured from this catalog",
+            params.gaia_mag_min,
+            params.gaia_mag_max,
+            box,
         )
     matched = match_rows_to_gaia(
         pd.to_numeric(catalog["RA"], errors="coerce").to_numpy(dtype=float),
@@ -209,14 +216,21 @@ def augment_catalog_with_gaia(
         saturation = section(
             SourceSaturationCutParams, source_saturation_cut, "source_saturation_cut"
         )
-        injected = _injected_rows(unmatched.reset_index(drop=True), catalog, frames, params, saturation)
+        injected = _injected_rows(
+            unmatched.reset_index(drop=True), catalog, frames, params, saturation
+        )
         catalog = pd.concat([catalog, injected], ignore_index=True)
     summary = _summary(params, gaia, stars, matched, injected, n_filled, box, len(unmatched))
     logger.info(
         "Gaia augmentation: %d stars in G window and box, %d catalog rows matched (%d stars),"
         " %d fluxes backfilled, %d stars injected (%d of them excluded), %d left out",
-        summary["n_gaia_in_box"], summary["n_rows_matched"], summary["n_gaia_matched"],
-        n_filled, summary["n_injected"], summary["n_injected_excluded"], summary["n_not_injected"],
+        summary["n_gaia_in_box"],
+        summary["n_rows_matched"],
+        summary["n_gaia_matched"],
+        n_filled,
+        summary["n_injected"],
+        summary["n_injected_excluded"],
+        summary["n_not_injected"],
     )
     return catalog, summary
 

@@ -13,14 +13,11 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
-
-
-
-
-
 def _scatter(ax, rows: pd.DataFrame, label: str, **style: Any) -> None:
     if len(rows):
-        ax.scatter(rows["x_pix_white"], rows["y_pix_white"], label=f"{label} ({len(rows)})", **style)
+        ax.scatter(
+            rows["x_pix_white"], rows["y_pix_white"], label=f"{label} ({len(rows)})", **style
+        )
 
 
 def plot_augmentation_overlay(
@@ -28,6 +25,7 @@ def plot_augmentation_overlay(
 ) -> Figure:
     """White stack with input sources, Gaia-matched rows, injected stars and the selection box."""
     from matplotlib.patches import Rectangle
+
     white = white_stack[0]
     fig, ax = overlay_figure(white.shape)
     show_white(ax, white, display_step(white.shape))
@@ -37,14 +35,48 @@ def plot_augmentation_overlay(
     matched = cat["gaia_source_id"].astype(str) != ""
     ring = {"facecolors": "none", "linewidths": 0.8}
     _scatter(ax, cat[~injected & ~excluded], "input, active", s=14, edgecolors="cyan", **ring)
-    _scatter(ax, cat[~injected & excluded], "input, excluded", s=30, marker="x", c="orange", linewidths=0.8)
-    _scatter(ax, cat[~injected & matched], "input, Gaia-matched", s=40, marker="s", edgecolors="lime", **ring)
+    _scatter(
+        ax,
+        cat[~injected & excluded],
+        "input, excluded",
+        s=30,
+        marker="x",
+        c="orange",
+        linewidths=0.8,
+    )
+    _scatter(
+        ax,
+        cat[~injected & matched],
+        "input, Gaia-matched",
+        s=40,
+        marker="s",
+        edgecolors="lime",
+        **ring,
+    )
     _scatter(ax, cat[injected & ~excluded], "Gaia injected", s=40, edgecolors="magenta", **ring)
-    _scatter(ax, cat[injected & excluded], "Gaia injected, excluded", s=50, marker="x", c="red", linewidths=1)
+    _scatter(
+        ax,
+        cat[injected & excluded],
+        "Gaia injected, excluded",
+        s=50,
+        marker="x",
+        c="red",
+        linewidths=1,
+    )
     if summary.get("enabled"):
         x0, x1, y0, y1 = summary["box_x0_x1_y0_y1"]
-        ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor="yellow",
-                               linestyle="--", linewidth=1.2, label="Gaia selection box"))
+        ax.add_patch(
+            Rectangle(
+                (x0 - 0.5, y0 - 0.5),
+                x1 - x0,
+                y1 - y0,
+                fill=False,
+                edgecolor="yellow",
+                linestyle="--",
+                linewidth=1.2,
+                label="Gaia selection box",
+            )
+        )
         ax.set_title("Gaia augmentation on the white stack")
     else:
         ax.set_title("Gaia augmentation switched off (zp.enabled: false)")

@@ -9,9 +9,7 @@ from phot7dt.frames import Box, FrameSet
 NO_MATCH = -1
 
 
-def gaia_selection_box(
-    x: np.ndarray, y: np.ndarray, min_size: int, shape: tuple[int, int]
-) -> Box:
+def gaia_selection_box(x: np.ndarray, y: np.ndarray, min_size: int, shape: tuple[int, int]) -> Box:
     """Square box around source positions, kept square at the image edges.
 
     Parameters
@@ -62,6 +60,7 @@ def match_rows_to_gaia(
     """
     import astropy.units as u
     from astropy.coordinates import SkyCoord
+
     matched = np.full(len(ra), NO_MATCH, dtype=np.int64)
     ok = np.isfinite(ra) & np.isfinite(dec)
     if not ok.any() or len(gaia_ra) == 0:
@@ -80,10 +79,13 @@ def synphot_flux(mag: np.ndarray, zp_ref: float) -> np.ndarray:
         return np.where(np.isfinite(mag), 10.0 ** ((zp_ref - mag) / 2.5), np.nan)
 
 
-def sky_to_pixel(frames: FrameSet, ra: np.ndarray, dec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def sky_to_pixel(
+    frames: FrameSet, ra: np.ndarray, dec: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Working-frame pixels of sky positions; NaN for points far outside the frame."""
     import astropy.units as u
     from astropy.coordinates import SkyCoord
+
     if len(ra) == 0:
         return np.empty(0), np.empty(0)
     ny, nx = frames.shape

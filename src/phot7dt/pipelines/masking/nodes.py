@@ -29,7 +29,9 @@ MAX_PIXSTACK = 50_000_000
 DETECTION_COLUMNS = ("x", "y", "a", "b", "theta", "flux", "peak", "npix", "flag")
 
 
-def detect_white_sources(white: np.ndarray, sigma: np.ndarray, params: BrightMaskParams) -> pd.DataFrame:
+def detect_white_sources(
+    white: np.ndarray, sigma: np.ndarray, params: BrightMaskParams
+) -> pd.DataFrame:
     """sep extraction on the white stack, no background subtraction (tract7dt).
 
     Parameters
@@ -76,17 +78,22 @@ def _extract(data: np.ndarray, err: np.ndarray, bad: np.ndarray, params: BrightM
             stack = sep.get_extract_pixstack()
             if "pixel buffer full" not in str(exc) or stack >= MAX_PIXSTACK:
                 raise
-            logger.info("sep pixel stack %d too small for this frame; retrying with %d", stack, 10 * stack)
+            logger.info(
+                "sep pixel stack %d too small for this frame; retrying with %d", stack, 10 * stack
+            )
             sep.set_extract_pixstack(min(10 * stack, MAX_PIXSTACK))
 
 
-def listed_detections(detections: pd.DataFrame, x: np.ndarray, y: np.ndarray, radius: float) -> np.ndarray:
+def listed_detections(
+    detections: pd.DataFrame, x: np.ndarray, y: np.ndarray, radius: float
+) -> np.ndarray:
     """Whether each detection has a catalog position within ``radius`` pixels.
 
     ``x``, ``y`` are the active catalog sources' working-frame positions
     (non-finite ones ignored).
     """
     from scipy.spatial import cKDTree
+
     ok = np.isfinite(x) & np.isfinite(y)
     if len(detections) == 0 or not ok.any():
         return np.zeros(len(detections), dtype=bool)
@@ -96,7 +103,9 @@ def listed_detections(detections: pd.DataFrame, x: np.ndarray, y: np.ndarray, ra
     return np.asarray(distance <= radius)
 
 
-def ellipse_mask(shape: tuple[int, int], detections: pd.DataFrame, params: BrightMaskParams) -> np.ndarray:
+def ellipse_mask(
+    shape: tuple[int, int], detections: pd.DataFrame, params: BrightMaskParams
+) -> np.ndarray:
     """Boolean mask of the scaled, floored and dilated ellipses of ``detections``.
 
     Semi-axes are ``max(a * ellipse_scale, min_radius_pix)`` and the same for
@@ -107,13 +116,19 @@ def ellipse_mask(shape: tuple[int, int], detections: pd.DataFrame, params: Brigh
     (ny, nx) bool ndarray
     """
     from scipy.ndimage import binary_dilation
+
     mask = np.zeros(shape, dtype=bool)
     if len(detections) == 0:
         return mask
     a = np.maximum(detections["a"].to_numpy() * params.ellipse_scale, params.min_radius_pix)
     b = np.maximum(detections["b"].to_numpy() * params.ellipse_scale, params.min_radius_pix)
     sep.mask_ellipse(
-        mask, detections["x"].to_numpy(), detections["y"].to_numpy(), a, b, detections["theta"].to_numpy()
+        mask,
+        detections["x"].to_numpy(),
+        detections["y"].to_numpy(),
+        a,
+        b,
+        detections["theta"].to_numpy(),
     )
     if params.dilate_pix > 0:
         side = 2 * params.dilate_pix + 1
@@ -130,6 +145,7 @@ def _active_positions(catalog: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 def _mask_header(white_header: fits.Header, params: BrightMaskParams, n_masked: int) -> fits.Header:
     from astropy.wcs import WCS
+
     header = WCS(white_header).celestial.to_header()
     header["BUNIT"] = ("", "1 = pixel of a bright source absent from the catalog")
     header["BMENABLE"] = (params.enabled, "bright_mask.enabled")
@@ -171,7 +187,9 @@ def build_bright_mask(
         empty = pd.DataFrame(columns=[*DETECTION_COLUMNS, "listed", "masked"])
         return (mask, _mask_header(header, params, 0)), empty
     detections = detect_white_sources(white, white_sigma[0], params)
-    listed = listed_detections(detections, *_active_positions(augmented_catalog), params.match_radius_pix)
+    listed = listed_detections(
+        detections, *_active_positions(augmented_catalog), params.match_radius_pix
+    )
     detections["listed"] = listed
     detections["masked"] = ~listed
     mask = ellipse_mask(white.shape, detections[~listed], params)
@@ -179,8 +197,12 @@ def build_bright_mask(
     logger.info(
         "Bright mask: %d white-stack detections (%.1f sigma), %d listed in the catalog, %d masked;"
         " %d pixels (%.2f%% of the frame)",
-        len(detections), params.thresh_sigma, int(listed.sum()), int((~listed).sum()),
-        n_masked, 100.0 * n_masked / mask.size,
+        len(detections),
+        params.thresh_sigma,
+        int(listed.sum()),
+        int((~listed).sum()),
+        n_masked,
+        100.0 * n_masked / mask.size,
     )
     return (mask.view(np.uint8), _mask_header(header, params, n_masked)), detections
 

@@ -21,7 +21,6 @@ __all__ = [
     "halo_pix",
     "nearest_pixel",
     "patch_tag",
-    
     "split_cell",
 ]
 
@@ -53,7 +52,6 @@ def patch_tag(epsf_r: int, epsf_c: int, patch_r: int, patch_c: int) -> str:
 def halo_pix(final_psf_size: int, halo_pix_min: int) -> int:
     """Halo width, pixels: ``max((final_psf_size - 1) // 2 + 2, halo_pix_min)``."""
     return max((int(final_psf_size) - 1) // 2 + 2, int(halo_pix_min))
-
 
 
 def split_cell(cell: Box, ngrid: int) -> dict[tuple[int, int], Box]:
