@@ -14,13 +14,12 @@
 * **Runaway galaxies** (see :mod:`._lm`): once a stage resets one, its
   shape and n stay fixed in the later stages, the polish and the final check.
 * **Stages** (``enable_staged_fit``): positions as a warm-up (converged at
-  ``WARMUP_STEP_TOL`` sigmas), then everything at ``step_tol_sigma``.  A
-  shapes-only warm-up between them cost more evaluations than it saved.
+  ``WARMUP_STEP_TOL`` sigmas), then everything at ``step_tol_sigma``.
   Steps of the "all" stage, and its groups' own convergence tests,
   estimate their Fisher matrix from ``fisher_bands`` bands (where shapes
-  add many derivative columns); the positions warm-up (few columns: little
-  to save, and it took more steps) and the polish stage (groups that failed
-  the final check) use the full matrix.  With a gain the Poisson weights
+  add many derivative columns); the positions warm-up (two columns per
+  source) and the polish stage (groups that failed the final check) use
+  the full matrix.  With a gain the Poisson weights
   are refreshed from the current model (single-precision stamps) before
   every stage and before the final check; after a coarse pass, the weights
   of the all-band flux solve at the coarse optimum stand (the all-band fit
@@ -34,6 +33,9 @@
   Groups with a failing source get one more "polish" stage.  After a
   coarse pass this evaluation may be joined from the group's last one
   (:func:`_joined`) instead of made again.
+
+:func:`fit_scene` returns a :class:`._records.SceneFit`; each stage returns a
+new :class:`._records.SourceRecord` instead of updating the previous one.
 """
 
 from __future__ import annotations
