@@ -1,6 +1,6 @@
 # phot7dt: two commands on a fresh machine.
 #   make demo   create .venv, install, simulate the sample field, run the pipelines, print where outputs are
-#   make test   create .venv, install, run the test suite
+#   make test   create .venv, install, lint (ruff check), run the test suite
 PYTHON ?= python3.11
 VENV   := .venv
 CONSTRAINTS := requirements/constraints-py311.txt
@@ -26,6 +26,7 @@ $(STAMP): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 install: $(STAMP)
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
 
 demo: $(STAMP)

@@ -25,7 +25,7 @@ PACKAGE = Path(phot7dt.__file__).resolve().parent
 #: Extras whose modules may be imported only in these package folders (relative to phot7dt/).
 EXTRA_HOMES = {
     "sim": ("pipelines/simulate",),
-    "dask": ("pipelines/fitting", "pipelines/survey"),
+    "dask": ("parallel.py", "pipelines/survey"),
 }
 
 
