@@ -258,20 +258,15 @@ class PSFChoice:
         """True when an analytic model replaces the ePSF."""
         return self.model != "epsf"
 
+    def _fields(self) -> tuple:
+        return tuple(getattr(self, f.name) for f in dataclasses.fields(self))
+
     def _key(self) -> tuple:
+        """The fields, with the stamp as its SHA-1 and the moment field as its dict's repr."""
         stamp = None if self.stamp is None else hashlib.sha1(self.stamp.tobytes()).hexdigest()
-        return (
-            self.model,
-            stamp,
-            self.fwhm_pix,
-            self.beta,
-            self.nstars,
-            self.reason,
-            self.fallback_level,
-            self.fallback_nstars,
-            self.flux_error_frac,
-            None if self.moment_field is None else repr(self.moment_field.as_dict()),
-        )
+        moments = None if self.moment_field is None else repr(self.moment_field.as_dict())
+        plain = {"stamp": stamp, "moment_field": moments}
+        return tuple(plain.get(f.name, getattr(self, f.name)) for f in dataclasses.fields(self))
 
     def stamp_at(self, x: float, y: float) -> np.ndarray | None:
         """The stamp for working-frame position ``(x, y)``: :attr:`stamp` with the
@@ -290,21 +285,7 @@ class PSFChoice:
 
     def __reduce__(self):
         # Rebuild through __init__ so the unpickled stamp is read-only again.
-        return (
-            PSFChoice,
-            (
-                self.model,
-                self.stamp,
-                self.fwhm_pix,
-                self.beta,
-                self.nstars,
-                self.reason,
-                self.fallback_level,
-                self.fallback_nstars,
-                self.flux_error_frac,
-                self.moment_field,
-            ),
-        )
+        return (PSFChoice, self._fields())
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
