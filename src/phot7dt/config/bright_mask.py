@@ -1,4 +1,4 @@
-"""Parameter section of the masking stage (tract7dt's ``bright_mask``)."""
+"""Parameter section of the masking stage: tract7dt's ``bright_mask``."""
 
 from __future__ import annotations
 
@@ -15,22 +15,25 @@ class BrightMaskParams(Section):
     enabled : bool
         Build the mask; when false the mask is all zero and no source is flagged.
     thresh_sigma : float
-        sep detection threshold in units of the white-stack sigma.
+        sep detection threshold on the white stack, sigma (its global rms).
     minarea : int
         Smallest detection area, pixels.
     deblend_nthresh : int
-        sep deblending thresholds.
+        Number of sep deblending thresholds (SExtractor's ``DEBLEND_NTHRESH``).
     deblend_cont : float
-        sep minimum deblending contrast.
+        sep minimum deblending contrast, a fraction of the total flux in [0, 1]
+        (SExtractor's ``DEBLEND_MINCONT``; 1 = no deblending).
     clean : bool
         sep cleaning of spurious detections near bright objects.
     clean_param : float
-        sep cleaning parameter.
+        sep cleaning parameter (SExtractor's ``CLEAN_PARAM``); used only when
+        ``clean`` is true.
     match_radius_pix : float
         A detection with an active catalog source within this radius (pixels)
         is listed and kept unmasked.
     ellipse_scale : float
-        Factor applied to sep's ``a`` and ``b`` of an unlisted detection.
+        Factor applied to sep's semi-axes ``a`` and ``b`` of an unlisted detection
+        to give those of its mask ellipse (each at least ``min_radius_pix``).
     min_radius_pix : float
         Smallest semi-axis of a mask ellipse, pixels.
     dilate_pix : int

@@ -1,32 +1,5 @@
-"""Parameter sections of the psf stage: tract7dt's ``epsf`` and ``moffat_psf``.
-
-Keys, defaults and units are tract7dt 0.7's (``docs/configuration.md``), plus
-``star_sat_check_r`` (tract7dt reads it without documenting it), and two
-additions: ``smoothing_kernel`` (photutils' per-iteration smoothing; tract7dt
-always used photutils' ``quartic`` kernel, which broadens a natively sampled
-ePSF by ~2 % at FWHM 3.6 px and ~10 % at 2.5 px, so the default here is no
-smoothing), ``model_wings`` (replace the noise-dominated outskirts of a stamp by
-the Moffat fitted to its core, so that summed wing noise does not set the
-unit-sum normalisation), ``save_epsf_montage`` (the per-band sheet of stamps)
-and ``builder``: ``stack`` (default) combines the stars by an S/N-weighted,
-clipped mean after moving each to the stamp centre with the fitter's Fourier
-shift (see :mod:`phot7dt.pipelines.psf.epsf_stack`; photutils' median stack
-left PSF-fit fluxes 0.5-1.4 % low on the simulated field); ``photutils`` is
-tract7dt's ``EPSFBuilder``, the only builder that uses ``oversamp``,
-``recenter_boxsize`` and ``smoothing_kernel``.
-
-PSF-model error keys (phot7dt's own): ``psf_error_model`` turns on the
-fractional flux error each cell's PSF carries (measured on its stars by
-leave-one-out PSF/aperture flux ratios, :mod:`phot7dt.pipelines.psf.model_error`;
-stack builder only); ``psf_error_aperture_fwhm`` is that check's aperture
-radius in FWHMs; ``psf_error_shrink_stars`` the weight, in stars, of the
-band-wide value in each cell's estimate; ``psf_error_fallback_frac`` the
-fractional error assigned where no estimate exists (fallback PSFs of a band
-without any measured cell, or the photutils builder). ``psf_spatial_model``
-measures how the PSF's second moments change across each cell from its stars
-(stack builder; :mod:`phot7dt.pipelines.psf.spatial`) and the fitter applies
-the change at each patch's centre; ``psf_spatial_min_gradient_stars`` is the
-fewest stars for a gradient (fewer: a constant correction only).
+"""Parameter sections of the psf stage: tract7dt's ``epsf`` (ePSF grid, PSF-star selection,
+ePSF building, backgrounds and QA plots) and ``moffat_psf`` (the fallback PSF's shape).
 """
 
 from __future__ import annotations
@@ -39,7 +12,152 @@ from phot7dt.config import Section
 
 
 class EpsfParams(Section):
-    """``epsf``: ePSF grid, star selection, building and its QA plots."""
+    """``epsf``: ePSF grid, star selection, building and its QA plots.
+
+    Keys, defaults and units are tract7dt 0.7's, plus ``star_sat_check_r``
+    (read by tract7dt without being documented there) and phot7dt's own
+    ``builder``, ``smoothing_kernel``, ``model_wings``, ``psf_error_*`` and
+    ``psf_spatial_*``. Pixels are working-frame pixels.
+
+    Attributes
+    ----------
+    use_gaiaxp : bool
+        Use GaiaXP stars as PSF-star seeds (``psfstar_mode`` ``gaia`` or
+        ``sep+gaia``); ignored when the GaiaXP file has no rows.
+    epsf_ngrid : int
+        ePSF cells per axis of the working frame; one ePSF per cell and band.
+    ngrid : int
+        Fitting patches per axis inside each ePSF cell (patching stage).
+    skip_empty_epsf_patches : bool
+        Build (and patch) only cells holding at least one active catalog source.
+    thresh_sigma : float
+        SEP detection threshold of star candidates, sigma (the cell's sky rms).
+    minarea : int
+        SEP minimum detection area, pixels.
+    cutout_size : int
+        Star cutout side (odd, at least ``final_psf_size``), pixels.
+    edge_pad : int
+        Clearance from the frame edge beyond half a cutout, pixels.
+    min_sep : float
+        Smallest distance between accepted PSF stars, pixels.
+    max_stars : int
+        PSF stars per cell at most.
+    q_range : (float, float)
+        Allowed SEP axis ratio a/b of a candidate, ``[low, high]``.
+    psfstar_mode : {"sep", "gaia", "sep+gaia"}
+        Star candidates: SEP detections, GaiaXP seeds, or both (Gaia seeds
+        first, then SEP detections, brightest first).
+    star_sat_check_r : int or "auto"
+        Half width of the box around a star that must hold no saturated pixel,
+        pixels; ``"auto"`` = ``cutout_size // 2``.
+    gaia_mag_min, gaia_mag_max : float
+        GaiaXP seed magnitude window in the band, AB mag (min ≤ max).
+    gaia_snap_to_sep : bool
+        Move a seed to the nearest unused SEP detection within ``gaia_match_r_pix``.
+    gaia_forced_k_fwhm : float
+        Forced-aperture radius of a seed in PSF FWHMs, clipped to
+        ``[gaia_forced_rmin_pix, gaia_forced_rmax_pix]``.
+    gaia_forced_rmin_pix, gaia_forced_rmax_pix : float
+        Bounds of that forced-aperture radius, pixels (min ≤ max).
+    gaia_snr_min : float
+        Smallest forced-aperture S/N of a seed.
+    gaia_match_r_pix : float
+        Search radius of ``gaia_snap_to_sep``, pixels.
+    gaia_seed_sat_r : int
+        Half width of the box around a seed that must hold no raw pixel at or
+        above ``SATURATE / gaia_seed_sat_div``, pixels.
+    gaia_seed_sat_div : float
+        Divisor of ``SATURATE`` in that seed check.
+    builder : {"stack", "photutils"}
+        ``stack``: S/N-weighted, clipped mean of the stars after moving each to
+        the stamp centre with the fitter's Fourier shift; ``photutils``:
+        tract7dt's ``EPSFBuilder`` median stack, which biases PSF-fit fluxes low.
+        ``oversamp``, ``recenter_boxsize`` and ``smoothing_kernel`` apply to
+        ``photutils`` only; ``psf_error_model`` and ``psf_spatial_model`` to
+        ``stack`` only.
+    oversamp : int
+        ``photutils`` builder: oversampling factor (> 1 is much slower; stamps
+        are resampled to the native pixels).
+    maxiters : int
+        Builder iterations at most (``stack`` stops earlier when the star
+        centres move by less than 1e-3 pixels).
+    do_clip : bool
+        5-sigma clipping of the stacked star pixels.
+    recenter_boxsize : int
+        ``photutils`` builder: recentering box (odd), pixels.
+    smoothing_kernel : {"quartic", "quadratic"} or None
+        ``photutils`` builder: smoothing applied at each iteration; None = none.
+        ``quartic`` is tract7dt's setting; it broadens a natively sampled ePSF,
+        the more so the narrower the PSF.
+    model_wings : bool
+        Replace the stamp's outskirts below 3 times the stamp noise by the
+        Moffat fitted to its core, so that summed wing noise does not set the
+        unit-sum normalisation.
+    final_psf_size : int
+        Stamp side after the centre crop (odd, at most ``cutout_size``; it also
+        sets the patch halo, see ``patches.halo_pix_min``), pixels.
+    psf_error_model : bool
+        Measure the fractional flux error each cell's PSF carries (leave-one-out
+        PSF/aperture flux ratios of its stars) and add it to
+        ``FLUXERR_{band}_fit``; ``stack`` builder only.
+    psf_error_aperture_fwhm : float
+        Aperture radius of that check, in PSF FWHMs.
+    psf_error_shrink_stars : float
+        Weight, in stars, of the band-wide value in each cell's estimate
+        (0 = each cell's own estimate).
+    psf_error_fallback_frac : float
+        Fractional PSF-model flux error where no estimate exists
+        (bands without any measured cell, the ``photutils`` builder).
+    psf_spatial_model : bool
+        Measure how the PSF's second moments change across each cell from its
+        stars; the fitter applies the change at each patch centre. ``stack``
+        builder only.
+    psf_spatial_min_gradient_stars : int
+        Fewest stars for a linear gradient across a cell (fewer: a constant
+        correction only).
+    background_subtract_patch : bool
+        Subtract a masked SEP background map from each cell image before star
+        selection.
+    background_boxsize : int
+        SEP background mesh (capped at the cell size), pixels.
+    background_filtersize : int
+        Median filter of the background mesh, in mesh cells.
+    background_source_mask_sigma : float
+        Pixels above the median plus this many sky sigma are masked from the
+        background, sigma.
+    background_mask_dilate : int
+        That source mask is grown by this many pixels (a ``2 n + 1`` square).
+    star_local_bkg_subtract : bool
+        Subtract from each star cutout the sigma-clipped median of an annulus.
+    star_local_bkg_annulus_rin_pix, star_local_bkg_annulus_rout_pix : float
+        Inner and outer annulus radii, pixels (the outer at most half a cutout
+        less one pixel).
+    star_local_bkg_sigma : float
+        Clipping threshold of the annulus median, sigma.
+    star_local_bkg_minpix : int
+        Fewest valid annulus pixels; with fewer the cutout is left as it is.
+    save_epsf_montage : bool
+        Sheet of the ePSF stamps of all cells.
+    save_patch_background_diagnostics : bool
+        Sheet of the background-subtracted cells with candidate and used stars.
+    save_star_local_background_diagnostics : bool
+        Montage of the used star cutouts after local background subtraction.
+    save_star_montage_max : int
+        Stars in that montage at most, spread over the active cells.
+    diagnostics_show_colorbar : bool
+        Draw colour bars on the QA sheets.
+    save_growth_curve : bool
+        Encircled-energy curves of all cells.
+    save_residual_diagnostics : bool
+        Median residual of the used stars minus the ePSF, per cell.
+    residual_diag_max_stars : int
+        Used stars per cell entering that residual, at most.
+    parallel_bands : bool
+        Build bands in parallel worker processes; false uses one process.
+    max_workers : int or "auto"
+        Worker processes, at most the bands and the CPUs the process may use;
+        ``"auto"``, 0 or -1 = all of them.
+    """
 
     use_gaiaxp: bool = True
     epsf_ngrid: int = Field(7, ge=1)
@@ -146,13 +264,38 @@ class EpsfParams(Section):
 class MoffatPsfParams(Section):
     """``moffat_psf``: the shape of the fallback PSF.
 
-    ``fwhm_default_pix`` and ``module_path`` are tract7dt legacy keys, accepted
-    so tract7dt configurations validate; the fallback FWHM default is
-    ``patch_run.fallback_default_fwhm_pix``. The ``fit_*`` keys are additions:
-    tract7dt's fallback always used the header FWHM and ``beta``; here FWHM and
-    beta are fitted to the PSF stars of the cell, its neighbours or the band
-    (see :mod:`phot7dt.pipelines.psf.fallback_shape`), and the header is the
-    last resort. The fitted FWHM feeds every ``patch_run.psf_fallback_model``.
+    FWHM and beta are fitted to the PSF stars of the cell, else of its
+    neighbours, else of the whole band (:mod:`phot7dt.pipelines.psf.fallback_shape`);
+    the header FWHM with ``beta`` is the last resort, and the only shape with
+    ``fit_to_stars: false`` (tract7dt's fallback). The fitted FWHM feeds every
+    ``patch_run.psf_fallback_model``. The ``fit_*`` keys are phot7dt's own.
+
+    Attributes
+    ----------
+    fwhm_default_pix : float
+        tract7dt key, accepted, no effect; the fallback FWHM without a header
+        value is ``patch_run.fallback_default_fwhm_pix``.
+    beta : float
+        Moffat index of the header-level fallback, and the start of the fits.
+    radius_pix : float
+        Radius of the Moffat fallback stamp, pixels.
+    module_path : str or None
+        tract7dt key, accepted, no effect.
+    fit_to_stars : bool
+        Fit FWHM and beta to PSF stars; false always uses the header FWHM and ``beta``.
+    fit_min_stars : int
+        Fewest stars for the cell and neighbour levels (the band level needs one).
+    fit_neighbour_rings : int
+        Neighbour level: the cells within this many cells of the cell (a 3 x 3
+        block for 1), the cell included.
+    fit_max_stars : int
+        Stars per fit at most, those nearest the cell centre.
+    fit_radius_fwhm : float
+        Pixels within this many header FWHMs of a star enter the fit.
+    fit_free_centres : bool
+        Fit each star's centre; false keeps the SEP/Gaia centroid.
+    fit_free_beta : bool
+        Fit beta; false keeps ``beta`` and fits the FWHM only.
     """
 
     fwhm_default_pix: float = Field(4.0, gt=0)

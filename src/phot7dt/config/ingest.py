@@ -1,4 +1,7 @@
-"""Parameter sections of the ingest stage (tract7dt's keys, defaults and units)."""
+"""Parameter sections of the ingest stage: tract7dt's ``image_scaling``, ``crop``, ``checks``,
+``source_saturation_cut``, ``performance`` and ``plotting``, with tract7dt's keys, defaults and
+units.
+"""
 
 from __future__ import annotations
 
@@ -46,16 +49,18 @@ class CropParams(Section):
     plot_pre_crop : bool
         Draw the whole-image white stack with the crop box.
     display_downsample, post_crop_display_downsample : int
-        Pixel step of the pre-crop and post-crop white-stack plots.
+        Downsampling factor (block side, pixels) of the pre-crop and post-crop
+        white-stack plots; display only.
     overlay_catalog : bool
         Draw the white stack with the catalog sources coloured by ``TYPE``.
     overlay_downsample_full, overlay_downsample_crop : int
-        Pixel step of the full overlay and of its zoom panel.
+        Downsampling factor (block side, pixels) of the full overlay and of its
+        zoom panel; display only.
     overlay_crop_box : list of 4 int
         Zoom region ``[x0, x1, y0, y1]`` in working-frame pixels; when it does not
         lie inside the working frame the central quarter of the frame is shown.
     overlay_crop_enabled : bool
-        Add the zoom panel to the overlay.
+        Add the zoom panel (``overlay_crop_box``) to the overlay.
     """
 
     enabled: bool = True
@@ -136,7 +141,8 @@ class SourceSaturationCutParams(Section):
         core or bleed trail are non-linear too.
     saturation_divisor : float
         A raw pixel is saturated at or above ``SATURATE / saturation_divisor`` ADU
-        (tract7dt's pipeline value 1.3).
+        (values above 1 treat pixels below the header's ``SATURATE`` as
+        saturated; the default is tract7dt's pipeline value 1.3).
     """
 
     enabled: bool = True
@@ -176,12 +182,12 @@ class PlottingParams(Section):
     dpi : int
         Dots per inch of the ingest figures.
     detail : "summary" or "full"
-        ``summary``: the figures a run needs to be trusted, drawn in a few seconds even
-        on a tile - patch overviews and per-source montages (when switched on) only for
-        the 4 patches with the most unconverged fits, the ePSF
-        stamp and growth-curve sheets of every band (not the star-selection and residual
-        sheets) and the constrained zero-point view of every band (not the full-range
-        one). ``full``: every figure the other keys ask for (tract7dt's output).
+        ``summary``: the figures needed to judge a run - patch overviews and
+        per-source montages (when ``patch_run`` switches them on) only for the 4
+        patches with the most unconverged fits, the ePSF stamp and growth-curve
+        sheets of every band (not the star-selection and residual sheets) and the
+        constrained zero-point view of every band (not the full-range one).
+        ``full``: every figure the other keys ask for (tract7dt's output).
     """
 
     dpi: int = Field(300, ge=10)

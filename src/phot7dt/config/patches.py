@@ -1,8 +1,7 @@
 """Parameter sections of the patching stage: tract7dt's ``patches`` and ``patch_inputs``.
-
-The patch grid itself (``epsf.epsf_ngrid`` cells, ``epsf.ngrid`` patches per
-cell axis, ``epsf.final_psf_size`` for the halo) is read from the ``epsf``
-section, where tract7dt keeps it.
+The patch grid itself (``epsf.epsf_ngrid`` cells, ``epsf.ngrid`` patches per cell axis,
+``epsf.final_psf_size`` for the halo) is read from the ``epsf`` section, where tract7dt
+keeps it.
 """
 
 from __future__ import annotations
@@ -18,8 +17,8 @@ class PatchesParams(Section):
     Attributes
     ----------
     halo_pix_min : int
-        Smallest halo around a patch's base box, pixels. The halo is
-        ``max((epsf.final_psf_size - 1) // 2 + 2, halo_pix_min)``.
+        Smallest halo around a patch's base box; the halo is
+        ``max((epsf.final_psf_size - 1) // 2 + 2, halo_pix_min)``, pixels.
     """
 
     halo_pix_min: int = Field(20, ge=0)
@@ -39,6 +38,10 @@ class PatchInputsParams(Section):
     ----------
     skip_empty_patch : bool
         Drop patches whose base box holds no active source.
+    save_patch_inputs, include_wcs_in_payload, keep_payloads_in_memory : bool
+        tract7dt key; accepted, no effect.
+    max_workers, gzip_compresslevel : int
+        tract7dt key; accepted, no effect.
     """
 
     skip_empty_patch: bool = True

@@ -1,9 +1,7 @@
-"""Parameter sections of the fitting stage: tract7dt's ``patch_run`` and ``merge``, plus ``scene``.
-
-``patch_run`` is read by the psf stage too (tract7dt keeps the PSF-choice keys
-there); its model is :class:`PatchRunParams`. ``scene`` holds the fitting-engine
-settings tract7dt does not have (source Poisson noise, which flux error is
-reported, convergence and shape bounds of :class:`phot7dt.scene.FitSettings`).
+"""Parameter sections of the fitting stage: tract7dt's ``merge``, and phot7dt's ``scene``
+(fitting-engine settings of :class:`phot7dt.scene.FitSettings` that tract7dt's ``patch_run``
+lacks) and ``sky_and_artefacts`` (residual background and artefact pixels of each patch);
+``patch_run`` itself is in :mod:`phot7dt.config.patch_run`.
 """
 
 from __future__ import annotations
@@ -28,27 +26,29 @@ class SkyArtefactParams(Section):
         Background fitted per patch and band: none (the image is taken as
         sky-subtracted, tract7dt's assumption), a constant, or a plane.
     sky_mask_fwhm : float
-        Pre-fit sky: pixels within this many FWHM of a catalog source (plus
-        3 ``Re`` for galaxies and a margin for bright sources) are left out.
+        Pre-fit sky: pixels within this many PSF FWHM of a catalog source (plus
+        3 ``Re`` for galaxies and a margin for bright sources) are left out;
+        ignored when ``local_sky`` is none.
     sky_clip_sigma : float
-        Clipping of the background estimate, sigma.
+        Clipping threshold of the background estimate, sigma.
     sky_min_significance : float
         A band's background (and a later change of it) is subtracted only when
-        its level exceeds this many of its errors.
+        its level exceeds this many of its errors, sigma (0 = always).
     detect_artefacts : bool
         Before the fit, give zero weight to pixels sharper than the PSF allows
         (cosmic rays, hot pixels), hot or cold columns and rows, and trails
         (:func:`phot7dt.artefacts.find_artefacts`).
     clip_residuals : bool
         After the fit, give zero weight to pixels the model cannot explain and
-        solve the fluxes again.
+        solve the fluxes again; the three ``residual_*`` keys act only when true.
     residual_clip_sigma : float
-        Threshold of the residual clipping, sigma.
+        Threshold of the residual clipping in units of the pixel noise (with the
+        model error of ``residual_model_frac`` added), sigma.
     residual_model_frac : float
         Model error allowed per pixel in the residual clipping, as a fraction
         of the model value.
     residual_grow_pix : int
-        Clipped pixels also mask their neighbours within this distance, px.
+        Clipped pixels also mask their neighbours within this distance, pixels.
     """
 
     local_sky: Literal["none", "constant", "plane"] = "constant"
@@ -98,60 +98,51 @@ class SceneParams(Section):
         ``FLUXERR_{band}_fit``: marginalised over positions and shapes, or the
         flux block alone (at fixed positions and shapes).
     step_tol_sigma : float
-        Convergence also needs every parameter's remaining Gauss-Newton step
-        below this many of its errors.  0.2 leaves a parameter within 0.2
-        sigma of its optimum (at most 2 % added to its error in quadrature):
-        on one 36-patch ePSF cell of the simulated tile the fluxes moved by
-        0.05 sigma (std) against 0.1 with the same pull statistics, for 23 %
-        fewer all-band evaluations.
+        Convergence (together with ``patch_run.dlnp_stop``) also needs every
+        parameter's remaining Gauss-Newton step below this many of its errors,
+        sigma. 0.2 leaves a parameter within 0.2 sigma of its optimum, which
+        adds at most 2 % to its error in quadrature; smaller values cost more
+        evaluations for changes well inside the errors.
     re_min_pix, re_max_pix : float
-        Bounds of the half-light radius, px (a source ending on one is flagged).
+        Bounds of the half-light radius, pixels (a source ending on one is flagged).
     re_runaway_factor : float
         A galaxy whose half-light radius grows past this many times its
         catalog ``Re`` gets its catalog shape and Sersic n back, fixed for the
-        rest of the fit (flag ``re_runaway``; ``.inf`` = off).  Faint galaxies
-        next to brighter, imperfectly modelled sources otherwise absorb their
-        residual light by growing: on 794 patches of the simulated tile 38 of
-        14 237 galaxies grew past 3x their true size (to the 100 px bound for
-        11), with fluxes 2-180x off.  On the 32 patches holding them the guard
-        left 2 such galaxies, 12 instead of 43 galaxy fluxes off by more than
-        100 %, 7 instead of 48 unconverged sources, and 37 % less CPU time.
+        rest of the fit (flag ``re_runaway``; ``.inf`` = off). It keeps faint
+        galaxies next to brighter, imperfectly modelled sources from absorbing
+        their residual light by growing, which also saves fitting time.
     q_min : float
         Smallest axis ratio b/a (a source ending on it is flagged).
     freeze_shape_sigma : float
-        A galaxy whose shape errors at its catalog values exceed this (in log r_e,
-        ee1, ee2) keeps its catalog shape and Sersic n, flagged
+        A galaxy whose Fisher errors at its catalog values exceed this (in log r_e,
+        ee1 or ee2) keeps its catalog shape and Sersic n, flagged
         ``shape_unconstrained``: the data cannot measure it.
     freeze_sersic_n_sigma : float
         The same for the Sersic index alone (flag ``sersic_n_unconstrained``).
     fisher_bands : int
         Optimiser steps estimate the position/shape Fisher matrix from this
-        many representative bands (0 = all).  Fluxes, likelihood and gradient
-        always use every band and convergence is confirmed on the full
-        matrix, so results agree within the convergence tolerance; steps of
-        a 40-band fit cost about half at 8.  5 against 8 on the simulated
-        tile: the same evaluations within 3 %, 3-8 % less CPU time.
+        many representative bands (0, or at least the number of bands = all).
+        Fluxes, likelihood and gradient always use every band and convergence
+        is confirmed on the full matrix, so results agree within the
+        convergence tolerance (``step_tol_sigma``); fewer bands only make each
+        step cheaper.
     coarse_bands : int
         With at least twice this many bands, positions and shapes are first
         fitted on this many coadds of bands of similar PSF width, then on
         every band starting from there (one all-parameter stage, final
-        check, polish).  Halo sources keep their coarse values in the
-        all-band fit.  A coarse evaluation costs ~coarse_bands / n_band of
-        an all-band one: on the simulated 40-band tile the fitting stage ran
-        1.3x faster (12 patches one after another: 1.9x), with the same pull
-        statistics on 30 patches; 3 coadds were ~10 % faster than 4 there,
-        with the same pulls.  0 = off.
+        check, polish); 0 = off. A coarse evaluation costs about
+        ``coarse_bands / n_band`` of an all-band one, so the pass saves time
+        on many-band fits without changing the final values beyond the
+        convergence tolerance. Halo sources keep their coarse values in the
+        all-band fit (see ``neighbour_fit``).
     neighbour_fit : {"all", "positions", "fluxes"}
         What is fitted of a patch's halo sources (each is reported by its own
         patch; here they only model the light that spills into the base box):
-        position, shape and n like the patch's own sources (tract7dt),
+        position, shape and n like the patch's own sources (``all``, tract7dt),
         position only (shape and n stay at the catalog values), or flux only.
-        On 30 patches of the simulated tile "positions" and "fluxes" took
-        ~10 % and ~20 % less CPU time with the same pull statistics overall,
-        but base sources within 25 px of a bright halo source were hurt:
-        their flux pull std went from 1.10 to 1.54 and 1.59.  With a coarse
-        pass (``coarse_bands``) this applies to the coarse fit; halo sources
-        then keep their coarse values.
+        ``positions`` and ``fluxes`` are faster but fit base sources next to a
+        bright halo source worse. With a coarse pass (``coarse_bands``) this
+        applies to the coarse fit; halo sources then keep their coarse values.
     """
 
     source_poisson_noise: bool = True

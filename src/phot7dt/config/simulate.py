@@ -1,4 +1,6 @@
-"""Parameter section of the simulate pipeline: a preset field plus explicit overrides."""
+"""Parameter section ``simulate`` of the simulate pipeline (phot7dt's own): a preset field plus
+explicit overrides, and its ``defects`` subsection.
+"""
 
 from __future__ import annotations
 
@@ -126,7 +128,7 @@ class DefectParams(Section):
     hot_pixels : int
         Hot pixels per band.
     hot_pixel_sigma : (float, float)
-        Range of hot-pixel amplitudes (log-uniform), in SKYSIG.
+        Range of hot-pixel amplitudes (log-uniform), in SKYSIG (0 < low ≤ high).
     hot_columns : int
         Hot columns per band: half whole columns, half segments of 10–60 % of the height.
     hot_column_sigma : float
@@ -134,7 +136,8 @@ class DefectParams(Section):
     cosmic_rays : int
         Cosmic-ray tracks per band.
     cosmic_ray_sigma : (float, float)
-        Cosmic-ray amplitudes (log-uniform; tracks 1–8 px long, 1–2 px wide), in SKYSIG.
+        Cosmic-ray amplitudes (log-uniform; tracks 1–8 px long, 1–2 px wide), in SKYSIG
+        (0 < low ≤ high).
     satellite_trails : int
         Number of bands crossed by one satellite trail (at most every band).
     trail_sigma : float
@@ -197,17 +200,23 @@ class SimulateParams(Section):
         Largest PSF ellipticity ``|g|`` over the field (0.6–1 times this per band): a
         constant, a gradient and an astigmatism-like quadratic pattern.
     psf_moffat_beta : (float, float)
-        Range of the Moffat beta drawn per band.
+        Range of the Moffat beta drawn per band (1.5 < low ≤ high).
     zp_true_peak, zp_true_drop : float
-        True zero point (AB mag of 1 ADU) at 620 nm, and its fall at 400/840 nm.
+        True zero point (AB mag of 1 ADU) at 620 nm, and its fall at 400/840 nm, mag.
     zp_auto_offset : (float, float)
-        Range of ``|ZP_AUTO - zp_true|``, mag (the sign is random per band).
-    skysig_adu, egain : (float, float)
-        Ranges of the sky noise (ADU, rising to the red) and the gain (e-/ADU).
+        Range of ``|ZP_AUTO - zp_true|`` (0 ≤ low ≤ high; the sign is random per
+        band), mag.
+    skysig_adu : (float, float)
+        Range (0 ≤ low ≤ high) of the sky noise, rising to the red, ADU.
+    egain : (float, float)
+        Range (0 ≤ low ≤ high) of the gain, e-/ADU.
     saturate_adu : float
         ``SATURATE`` of every band, ADU.
-    catalog_pos_sigma_pix, catalog_flux_sigma, catalog_shape_sigma : float
-        Catalog perturbations: position (px), flux and Re (log-normal widths).
+    catalog_pos_sigma_pix : float
+        Catalog position perturbation (Gaussian sigma per axis), pixels.
+    catalog_flux_sigma, catalog_shape_sigma : float
+        Catalog flux and Re perturbations: log-normal widths (sigma of the
+        natural log).
     catalog_untyped_fraction : float
         Fraction of catalog galaxies whose ``TYPE`` is blank or ``GAL``.
     catalog_prior_fraction : float

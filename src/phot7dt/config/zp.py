@@ -1,8 +1,5 @@
-"""Parameter section of the Gaia augmentation and zero-point stages (tract7dt's ``zp``).
-
-The section holds tract7dt's augmentation keys and its calibration keys, since
-a section lives in one parameters file; the calibration stage reads the same
-model.
+"""Parameter section ``zp`` (tract7dt's): the GaiaXP augmentation keys, read by the
+gaia_augment stage, and the zero-point calibration keys, read by the calibration stage.
 """
 
 from __future__ import annotations
@@ -34,13 +31,18 @@ class ZpParams(Section):
     gaia_pos_err_pix : float or None
         ``POS_ERR`` (pixels) given to injected stars; None leaves it empty.
     clip_sigma, clip_max_iters : float, int
-        MAD sigma clipping of per-star zero points (calibration).
+        MAD sigma clipping of per-star zero points (calibration): threshold in
+        sigma (MAD-based), and iterations at most.
     zp_err_method : {"all_mad", "bright_std"}
-        Zero-point error estimate (calibration).
+        How the extra per-band scatter in the zero-point error is estimated
+        (calibration): fitted to all kept stars, or from the standard deviation
+        of the high-S/N kept stars (``zp_err_snr_min``, relaxed to a half and a
+        quarter of it when too few stars pass, else ``all_mad``).
     zp_err_snr_min : float
-        Smallest flux S/N of the stars used by ``bright_std``.
+        Flux S/N above which ``bright_std`` uses a star; ignored by ``all_mad``.
     plot_mag_lo, plot_mag_hi : float
-        Magnitude axis range of the zero-point plots.
+        Magnitude axis range of the zero-point plots, mag (``plot_mag_lo`` below
+        ``plot_mag_hi``).
     plot_zp_offset : float
         Half range (mag) of the zero-point axis around the median.
     use_saturated : bool
@@ -69,7 +71,8 @@ class ZpParams(Section):
     def _ranges_are_ordered(self) -> ZpParams:
         if self.gaia_mag_min > self.gaia_mag_max:
             raise ValueError(
-                f"gaia_mag_min ({self.gaia_mag_min}) must not exceed gaia_mag_max ({self.gaia_mag_max})"
+                f"gaia_mag_min ({self.gaia_mag_min}) must not exceed "
+                f"gaia_mag_max ({self.gaia_mag_max})"
             )
         if self.plot_mag_lo >= self.plot_mag_hi:
             raise ValueError(
