@@ -65,7 +65,10 @@ def make_patch(kind, n_band, seed=0):
     if kind == "isolated":
         ny, nx = 190, 260
         gx, gy = np.meshgrid(np.arange(30, nx - 20, 45.0), np.arange(30, ny - 20, 45.0))
-        x, y = gx.ravel() + rng.uniform(-0.5, 0.5, gx.size), gy.ravel() + rng.uniform(-0.5, 0.5, gx.size)
+        x, y = (
+            gx.ravel() + rng.uniform(-0.5, 0.5, gx.size),
+            gy.ravel() + rng.uniform(-0.5, 0.5, gx.size),
+        )
     else:
         ny, nx = 128, 128
         n = 60
@@ -83,9 +86,16 @@ def make_patch(kind, n_band, seed=0):
     model = scene.render_model((ny, nx), psfs, types, params, fluxes)
     images = (model + rng.normal(0, 5.0, model.shape)).astype(np.float32)
     invvar = np.full(images.shape, 1 / 25.0, np.float32)
-    catalog = {"x": x + rng.normal(0, 0.3, n), "y": y + rng.normal(0, 0.3, n), "type": types,
-               "re_pix": re * rng.uniform(0.8, 1.2, n), "ell": ell, "theta_deg": theta, "sersic_n": sn,
-               "flux": fluxes * rng.uniform(0.8, 1.2, fluxes.shape)}
+    catalog = {
+        "x": x + rng.normal(0, 0.3, n),
+        "y": y + rng.normal(0, 0.3, n),
+        "type": types,
+        "re_pix": re * rng.uniform(0.8, 1.2, n),
+        "ell": ell,
+        "theta_deg": theta,
+        "sersic_n": sn,
+        "flux": fluxes * rng.uniform(0.8, 1.2, fluxes.shape),
+    }
     truth = {"params": params, "flux": fluxes}
     return images, invvar, psfs, catalog, truth
 
@@ -112,23 +122,38 @@ def run(repeat):
         for n_band in (4, 40):
             images, invvar, psfs, catalog, truth = make_patch(kind, n_band)
             n_src = len(catalog["x"])
-            for mode, settings in (("forced", {"fit_positions": False, "fit_shapes": False}),
-                                   ("full", {})):
+            for mode, settings in (
+                ("forced", {"fit_positions": False, "fit_shapes": False}),
+                ("full", {}),
+            ):
                 if mode == "forced":  # truth positions and shapes: pulls are meaningful
                     re_true, ell_true, theta_true = _truth_shapes(truth["params"])
-                    catalog_m = dict(catalog, x=truth["params"][:, 0], y=truth["params"][:, 1],
-                                     re_pix=re_true, ell=ell_true, theta_deg=theta_true)
+                    catalog_m = dict(
+                        catalog,
+                        x=truth["params"][:, 0],
+                        y=truth["params"][:, 1],
+                        re_pix=re_true,
+                        ell=ell_true,
+                        theta_deg=theta_true,
+                    )
                 else:
                     catalog_m = catalog
                 seconds, res = time_fit(images, invvar, psfs, catalog_m, settings, repeat)
                 rate = n_src * n_band / seconds
-                row = {"patch": kind, "n_band": n_band, "n_src": n_src, "mode": mode,
-                       "seconds": round(seconds, 4), "source_bands_per_s": round(rate, 1),
-                       "converged_frac": float(res.converged.mean()),
-                       "median_source_niters": float(np.median(res.source_niters)),
-                       "median_abs_flux_pull": float(np.median(np.abs(
-                           (res.flux - truth["flux"]) / res.flux_err_marginal))),
-                       "target": TARGETS[mode] if n_band == 40 else None}
+                row = {
+                    "patch": kind,
+                    "n_band": n_band,
+                    "n_src": n_src,
+                    "mode": mode,
+                    "seconds": round(seconds, 4),
+                    "source_bands_per_s": round(rate, 1),
+                    "converged_frac": float(res.converged.mean()),
+                    "median_source_niters": float(np.median(res.source_niters)),
+                    "median_abs_flux_pull": float(
+                        np.median(np.abs((res.flux - truth["flux"]) / res.flux_err_marginal))
+                    ),
+                    "target": TARGETS[mode] if n_band == 40 else None,
+                }
                 row["meets_target"] = None if row["target"] is None else rate >= row["target"]
                 logger.info("%s", row)
                 rows.append(row)
@@ -146,9 +171,17 @@ def _crowded_realisations(repeat, seeds=(0, 1, 2, 3)):
         n_sb += len(catalog["x"]) * 40
         conv.append(float(res.converged.mean()))
     rate = n_sb / seconds
-    row = {"patch": f"crowded, seeds {seeds[0]}-{seeds[-1]}", "n_band": 40, "n_src": n_sb // 40, "mode": "full",
-           "seconds": round(seconds, 4), "source_bands_per_s": round(rate, 1), "converged_frac": min(conv),
-           "target": TARGETS["full"], "meets_target": rate >= TARGETS["full"]}
+    row = {
+        "patch": f"crowded, seeds {seeds[0]}-{seeds[-1]}",
+        "n_band": 40,
+        "n_src": n_sb // 40,
+        "mode": "full",
+        "seconds": round(seconds, 4),
+        "source_bands_per_s": round(rate, 1),
+        "converged_frac": min(conv),
+        "target": TARGETS["full"],
+        "meets_target": rate >= TARGETS["full"],
+    }
     logger.info("%s", row)
     return row
 
@@ -161,10 +194,17 @@ def main():
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     load_before = os.getloadavg()
     rows = run(args.repeat)
-    out = {"benchmark": "phot7dt.scene engine", "cores": 1, "machine": platform.machine(),
-           "cpu_count": os.cpu_count(), "load_average_before_after": [load_before[0], os.getloadavg()[0]],
-           "note": "best of --repeat runs; timings on a shared machine scale with its load",
-           "python": platform.python_version(), "numpy": np.__version__, "results": rows}
+    out = {
+        "benchmark": "phot7dt.scene engine",
+        "cores": 1,
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "load_average_before_after": [load_before[0], os.getloadavg()[0]],
+        "note": "best of --repeat runs; timings on a shared machine scale with its load",
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "results": rows,
+    }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2))
     logger.info("wrote %s", args.out)

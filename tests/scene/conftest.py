@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import galsim
-import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -11,11 +11,21 @@ from phot7dt.scene.sources import SourceTable
 
 SHAPE = (64, 64)
 KINDS = ["STAR", "STAR", "EXP"]
-TRUTH = np.array([[28.3, 30.6, 0.0, 0.0, 0.0, 2.0],
-                  [31.4, 31.9, 0.0, 0.0, 0.0, 2.0],        # 3.3 px from the first star
-                  [44.2, 45.7, *scene.catalog_to_soft(3.0, 0.3, 25.0), 1.0]])
-CATALOG = {"x": TRUTH[:, 0] + [0.4, -0.3, 0.3], "y": TRUTH[:, 1] + [-0.3, 0.4, -0.4], "type": KINDS,
-           "re_pix": [np.nan, np.nan, 2.5], "ell": [np.nan, np.nan, 0.2], "theta_deg": [np.nan, np.nan, 0.0]}
+TRUTH = np.array(
+    [
+        [28.3, 30.6, 0.0, 0.0, 0.0, 2.0],
+        [31.4, 31.9, 0.0, 0.0, 0.0, 2.0],  # 3.3 px from the first star
+        [44.2, 45.7, *scene.catalog_to_soft(3.0, 0.3, 25.0), 1.0],
+    ]
+)
+CATALOG = {
+    "x": TRUTH[:, 0] + [0.4, -0.3, 0.3],
+    "y": TRUTH[:, 1] + [-0.3, 0.4, -0.4],
+    "type": KINDS,
+    "re_pix": [np.nan, np.nan, 2.5],
+    "ell": [np.nan, np.nan, 0.2],
+    "theta_deg": [np.nan, np.nan, 0.0],
+}
 
 
 def _psfs(fwhms):
@@ -26,7 +36,9 @@ def _scene(n_band, seed, sky=2.0):
     """Bands with PSF widths in random order and fluxes varying +-30 % between bands."""
     rng = np.random.default_rng(seed)
     psfs = _psfs(rng.uniform(3.2, 4.6, n_band))
-    fluxes = rng.uniform(1500.0, 3000.0, (len(KINDS), 1)) * rng.uniform(0.7, 1.3, (len(KINDS), n_band))
+    fluxes = rng.uniform(1500.0, 3000.0, (len(KINDS), 1)) * rng.uniform(
+        0.7, 1.3, (len(KINDS), n_band)
+    )
     truth = scene.render_model(SHAPE, psfs, KINDS, TRUTH, fluxes)
     invvar = np.full(truth.shape, sky**-2)
     return truth, invvar, psfs, fluxes
@@ -39,7 +51,9 @@ def test_blended_psf_renders_the_weighted_mean_of_its_members():
     got = scene.render_model(SHAPE, [blend], KINDS, TRUTH, fluxes)[0]
     each = [scene.render_model(SHAPE, [p], KINDS, TRUTH, fluxes)[0] for p in psfs]
     assert np.allclose(got, 0.25 * each[0] + 0.75 * each[1], rtol=0, atol=1e-9 * fluxes.max())
-    assert np.isclose(got.sum(), fluxes.sum(), rtol=1e-3)  # unit sum (a little galaxy light leaves the image)
+    assert np.isclose(
+        got.sum(), fluxes.sum(), rtol=1e-3
+    )  # unit sum (a little galaxy light leaves the image)
     thr = np.array([1e-3, 1e-5])
     assert np.all(blend.wing_radius(thr) >= np.max([p.wing_radius(thr) for p in psfs], axis=0))
 
@@ -50,7 +64,12 @@ def test_psf_bins_group_bands_of_similar_width_and_skip_bands_without_data():
     sigma[8] = np.inf
     bins = psf_bins(_psfs(fwhm), sigma, 4)
     assert sorted(np.concatenate(bins).tolist()) == list(range(8))
-    assert [sorted(fwhm[b].tolist()) for b in bins] == [[3.1, 3.2], [3.3, 3.9], [4.0, 4.1], [4.4, 4.5]]
+    assert [sorted(fwhm[b].tolist()) for b in bins] == [
+        [3.1, 3.2],
+        [3.3, 3.9],
+        [4.0, 4.1],
+        [4.4, 4.5],
+    ]
 
 
 def test_coadd_of_a_bin_is_modelled_by_one_psf_and_the_mean_flux():
@@ -76,8 +95,12 @@ def test_coadd_of_a_bin_is_modelled_by_one_psf_and_the_mean_flux():
         keep = iv[k] > 0
         assert np.allclose(img[k][keep], model[keep], rtol=0, atol=1e-9 * fluxes.max())
         assert np.allclose(iv[k][keep], w.sum())
-        assert np.isclose(bgain[k], w.sum() ** 2 / np.sum(w**2 / gain[bands]))  # var(mean) = model / gain
-    assert iv[0, 10, 12] == 0 and iv[1, 10, 12] > 0  # a pixel missing in one band leaves its bin only
+        assert np.isclose(
+            bgain[k], w.sum() ** 2 / np.sum(w**2 / gain[bands])
+        )  # var(mean) = model / gain
+    assert (
+        iv[0, 10, 12] == 0 and iv[1, 10, 12] > 0
+    )  # a pixel missing in one band leaves its bin only
 
 
 def test_coarse_pass_reaches_the_all_band_optimum():
@@ -104,9 +127,11 @@ def test_non_targets_keep_their_coarse_fit():
     images = truth + np.random.default_rng(8).normal(0.0, 2.0, truth.shape)
     everyone = scene.fit_patch(images, invvar, psfs, CATALOG)
     halo = scene.fit_patch(images, invvar, psfs, {**CATALOG, "target": [True, True, False]})
-    assert np.all(np.isnan(halo.params_err[0, 2]))            # not free in the all-band fit ...
+    assert np.all(np.isnan(halo.params_err[0, 2]))  # not free in the all-band fit ...
     catalog_xy = np.array([CATALOG["x"][2], CATALOG["y"][2]])
-    assert np.any(np.abs(halo.params[0, 2, :2] - catalog_xy) > 0.05)  # ... but fitted in the coarse pass
+    assert np.any(
+        np.abs(halo.params[0, 2, :2] - catalog_xy) > 0.05
+    )  # ... but fitted in the coarse pass
     assert np.all(np.abs(halo.params[0, 2, :2] - TRUTH[2, :2]) < 4 * everyone.params_err[0, 2, :2])
     err = everyone.params_err[0, :2, :2]
     assert np.all(np.abs(halo.params[0, :2, :2] - everyone.params[0, :2, :2]) <= 0.5 * err)
@@ -129,4 +154,6 @@ def test_blended_pair_pulls_with_the_coarse_pass(gain):
     assert 0.85 < pulls.std() < 1.15, pulls.std()
     per_real = pulls.mean(axis=2)  # (realisation, source): bands share the position error
     bias = per_real.mean(axis=0)
-    assert np.all(np.abs(bias) < 3.0 * per_real.std(axis=0, ddof=1) / np.sqrt(per_real.shape[0])), bias
+    assert np.all(np.abs(bias) < 3.0 * per_real.std(axis=0, ddof=1) / np.sqrt(per_real.shape[0])), (
+        bias
+    )

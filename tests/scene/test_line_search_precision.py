@@ -1,4 +1,4 @@
-"""The line search near a very bright star: single-precision ln P cannot rank tiny steps, double can."""
+"""Line search near a very bright star: single-precision ln P cannot rank tiny steps, double can."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 
 from phot7dt import scene
 from phot7dt.scene._engine import PatchModel
-from phot7dt.scene._problem import make_problem
 from phot7dt.scene._lm import _settle, _Stage, _Trial
+from phot7dt.scene._problem import make_problem
 from phot7dt.scene._render import Layout
 
 SHAPE = (64, 64)
@@ -25,8 +25,9 @@ def _stage():
     model = PatchModel(images, np.ones(images.shape), psfs, ["STAR"], table.flux_prior(), pad=64)
     free = np.zeros((1, 6), bool)
     free[0, :2] = True
-    return _Stage(model, prob, truth.copy(), Layout(np.array([64]), free, 64), estimate=False,
-                  lam=1e-3), truth
+    return _Stage(
+        model, prob, truth.copy(), Layout(np.array([64]), free, 64), estimate=False, lam=1e-3
+    ), truth
 
 
 def test_single_precision_cannot_rank_steps_near_a_very_bright_star_but_double_can():
@@ -38,9 +39,13 @@ def test_single_precision_cannot_rank_steps_near_a_very_bright_star_but_double_c
     worse = newton.copy()
     worse[0, 0] += 0.1 * sigma[0]  # 0.1 sigma from the optimum: ln P lower by 0.005
     lnp_single = [st.evaluate(p)[0].lnlike for p in (newton, worse)]
-    assert abs((lnp_single[0] - lnp_single[1]) - 0.005) > 0.02  # single precision: noise >> the gain
+    assert (
+        abs((lnp_single[0] - lnp_single[1]) - 0.005) > 0.02
+    )  # single precision: noise >> the gain
     lnp_double = [st.model.evaluate(p, st.layout.model_only()).lnlike for p in (newton, worse)]
-    assert abs((lnp_double[0] - lnp_double[1]) - 0.005) < 0.002  # double precision: the quadratic gain
+    assert (
+        abs((lnp_double[0] - lnp_double[1]) - 0.005) < 0.002
+    )  # double precision: the quadratic gain
     st.params = worse
     assert st.better_in_double(newton)
     st.params = newton

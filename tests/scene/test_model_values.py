@@ -11,8 +11,17 @@ import pytest
 from phot7dt import scene
 
 # tractor-model.md Appendix A.2: half-light radius of the mixture / r_e
-HALF_LIGHT = {0.29: 1.0047, 0.5: 1.0, 1.0: 0.9862, 2.0: 0.9562, 3.0: 0.9218, 4.0: 0.8996,
-              5.0: 0.8439, 6.0: 0.7895, 6.3: 0.7738}
+HALF_LIGHT = {
+    0.29: 1.0047,
+    0.5: 1.0,
+    1.0: 0.9862,
+    2.0: 0.9562,
+    3.0: 0.9218,
+    4.0: 0.8996,
+    5.0: 0.8439,
+    6.0: 0.7895,
+    6.3: 0.7738,
+}
 
 
 @pytest.mark.parametrize(("n", "hlr"), sorted(HALF_LIGHT.items()))
@@ -33,14 +42,20 @@ def test_named_profiles_and_sersic_limits():
 
 def test_sersic_n_derivative_matches_finite_difference():
     for n in (0.8, 1.7, 2.6, 4.2, 5.7):
-        m, lo, hi = scene.sersic_mixture(n), scene.sersic_mixture(n - 1e-6), scene.sersic_mixture(n + 1e-6)
+        m, lo, hi = (
+            scene.sersic_mixture(n),
+            scene.sersic_mixture(n - 1e-6),
+            scene.sersic_mixture(n + 1e-6),
+        )
         assert np.allclose((hi.amp - lo.amp) / 2e-6, m.damp_dn, atol=1e-5)
         assert np.allclose((hi.var - lo.var) / 2e-6, m.dvar_dn, atol=1e-5)
 
 
 def test_worked_example_and_theta_round_trip():
     logre, ee1, ee2 = scene.catalog_to_soft(8.0, 0.6, 30.0)
-    assert (float(logre), float(ee1), float(ee2)) == pytest.approx((2.07944, -0.27981, 0.48465), abs=1e-5)
+    assert (float(logre), float(ee1), float(ee2)) == pytest.approx(
+        (2.07944, -0.27981, 0.48465), abs=1e-5
+    )
     for theta in (30.0, -30.0, 60.0, 0.0, 89.0):
         cols = scene.soft_to_columns(*scene.catalog_to_soft(5.0, 0.3, theta))
         assert cols["THETA_fit"] == pytest.approx(theta)
@@ -89,7 +104,9 @@ def test_bad_inputs_name_the_problem(epsf):
 
 def test_flags_registry():
     assert scene.decode_flags(scene.flag_bit("not_converged") | scene.flag_bit("re_at_bound")) == [
-        "not_converged", "re_at_bound"]
+        "not_converged",
+        "re_at_bound",
+    ]
     bits = [f.bit_value for f in scene.FLAGS]
     assert len(set(bits)) == len(bits) and all(b & (b - 1) == 0 for b in bits)
 

@@ -21,7 +21,7 @@ def _modules():
 
 
 def _imported_modules(name, known):
-    """Scene modules that module ``name`` imports anywhere in its source (top level or in functions)."""
+    """Scene modules that module ``name`` imports anywhere (top level or in functions)."""
     tree = ast.parse((ROOT / f"{name}.py").read_text())
     out = set()
     for node in ast.walk(tree):
@@ -35,15 +35,21 @@ def _imported_modules(name, known):
             else:
                 continue  # (beyond the package)
             # "from . import _solve" imports a submodule; "from . import x" a name of __init__
-            targets = [f"{base}.{a.name}" if f"{base}.{a.name}"[len(PACKAGE) + 1:] in known else base
-                       for a in node.names] if base == PACKAGE else [base]
+            targets = (
+                [
+                    f"{base}.{a.name}" if f"{base}.{a.name}"[len(PACKAGE) + 1 :] in known else base
+                    for a in node.names
+                ]
+                if base == PACKAGE
+                else [base]
+            )
         else:
             continue
         for target in targets:
             if target == PACKAGE:
                 out.add("__init__")
-            elif target.startswith(PACKAGE + ".") and target[len(PACKAGE) + 1:] in known:
-                out.add(target[len(PACKAGE) + 1:])
+            elif target.startswith(PACKAGE + ".") and target[len(PACKAGE) + 1 :] in known:
+                out.add(target[len(PACKAGE) + 1 :])
     out.discard(name)
     return out
 

@@ -19,11 +19,14 @@ SHAPE = (64, 64)
 
 
 def _analytic(kind, p, shape=SHAPE):
-    """Point-sampled sum of Gaussians: (profile mixture x ellipse) convolved with the PSF components."""
+    """Point-sampled Gaussians: profile mixture x ellipse, convolved with the PSF components."""
     cov = shape_covariance(*p[2:5])[0][0] if kind != "STAR" else np.zeros((2, 2))
-    mix = [(1.0, 0.0)] if kind == "STAR" else zip(scene.profile_mixture(kind).amp,
-                                                  scene.profile_mixture(kind).var, strict=True)
-    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    mix = (
+        [(1.0, 0.0)]
+        if kind == "STAR"
+        else zip(scene.profile_mixture(kind).amp, scene.profile_mixture(kind).var, strict=True)
+    )
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
     dx, dy = xx - p[0], yy - p[1]
     out = np.zeros(shape)
     for a, v in mix:
@@ -44,8 +47,14 @@ def test_ncircular_gaussian_psf_renders_the_analytic_sum(kind, x, y, tol):
     transform is still ~1e-3 (:func:`phot7dt.scene._render._shift_phase`)."""
     psf = scene.NCircularGaussianPSF(SIGMAS, WEIGHTS)
     p = np.array([x, y, np.log(2.5), 0.2, -0.1, 1.0])
-    ours = scene.render_model(SHAPE, [psf], [kind], p[None], [[1.0]],
-                              settings=scene.FitSettings(min_stamp_size=64, max_stamp_size=64))[0]
+    ours = scene.render_model(
+        SHAPE,
+        [psf],
+        [kind],
+        p[None],
+        [[1.0]],
+        settings=scene.FitSettings(min_stamp_size=64, max_stamp_size=64),
+    )[0]
     ref = _analytic(kind, p)
     assert np.abs(ours - ref).max() < tol * ref.max()
     assert abs(ours.sum() - 1.0) < 1e-7
@@ -57,8 +66,14 @@ def test_ncircular_gaussian_psf_fits_a_star_and_a_galaxy():
     gal = np.array([42.2, 40.5, np.log(3.0), 0.25, 0.1, 1.0])
     flux = np.array([5000.0, 8000.0])
     truth = flux[0] * _analytic("STAR", star) + flux[1] * _analytic("EXP", gal)
-    src = {"x": [star[0] + 0.3, gal[0] - 0.2], "y": [star[1] - 0.2, gal[1] + 0.3], "type": ["STAR", "EXP"],
-           "re_pix": [np.nan, 2.6], "ell": [0.0, 0.3], "theta_deg": [0.0, 10.0]}
+    src = {
+        "x": [star[0] + 0.3, gal[0] - 0.2],
+        "y": [star[1] - 0.2, gal[1] + 0.3],
+        "type": ["STAR", "EXP"],
+        "re_pix": [np.nan, 2.6],
+        "ell": [0.0, 0.3],
+        "theta_deg": [0.0, 10.0],
+    }
     res = scene.fit_patch(truth[None], np.ones((1,) + SHAPE), [psf], src)  # noiseless, unit weights
     assert res.converged.all()
     assert np.allclose(res.flux[:, 0], flux, rtol=1e-4)
@@ -83,7 +98,11 @@ def test_every_psf_class_plays_the_engine_roles():
     from phot7dt.scene.psf import PSF
 
     stamp = _analytic("STAR", np.array([27.0, 27.0, 0, 0, 0, 1]), (55, 55))
-    psfs = [scene.PixelizedPSF(stamp), scene.MoffatPSF(4.0), scene.NCircularGaussianPSF(SIGMAS, WEIGHTS),
-            scene.GaussianMixturePSF([1.0], [[0.0, 0.0]], [np.eye(2)])]
+    psfs = [
+        scene.PixelizedPSF(stamp),
+        scene.MoffatPSF(4.0),
+        scene.NCircularGaussianPSF(SIGMAS, WEIGHTS),
+        scene.GaussianMixturePSF([1.0], [[0.0, 0.0]], [np.eye(2)]),
+    ]
     for psf in [*psfs, BlendedPSF(psfs[:2], [1.0, 1.0])]:
         assert isinstance(psf, PSF), type(psf).__name__

@@ -41,7 +41,9 @@ def _check(fits, flux_true, err_key):
     d = fits["flux"] - flux_true
     n = d.shape[0]
     sd = d.std(axis=0, ddof=1)
-    assert np.all(np.abs(d.mean(axis=0)) < 3.0 * sd / np.sqrt(n)), d.mean(axis=0) / (sd / np.sqrt(n))
+    assert np.all(np.abs(d.mean(axis=0)) < 3.0 * sd / np.sqrt(n)), d.mean(axis=0) / (
+        sd / np.sqrt(n)
+    )
     pull_sd = (d / fits[err_key]).std(axis=0, ddof=1)
     assert np.all((pull_sd > 0.9) & (pull_sd < 1.1)), pull_sd
 
@@ -58,23 +60,41 @@ def test_bright_star_with_poisson_noise(galsim_psf, epsf):
 @pytest.fixture(scope="module")
 def galaxy_truth(galsim_psf):
     p = np.array([23.3, 24.6, *scene.catalog_to_soft(3.0, 0.3, 20.0), 1.0])
-    img = draw(galsim.Convolve(galsim_mixture("EXP", *p[2:5], 1.0, flux=3000.0), galsim_psf), SHAPE,
-               p[0], p[1])
+    img = draw(
+        galsim.Convolve(galsim_mixture("EXP", *p[2:5], 1.0, flux=3000.0), galsim_psf),
+        SHAPE,
+        p[0],
+        p[1],
+    )
     return p, img
 
 
 def test_galaxy_forced(galaxy_truth, epsf):
     p, truth = galaxy_truth
-    src = {"x": [p[0]], "y": [p[1]], "type": ["EXP"], "re_pix": [3.0], "ell": [0.3], "theta_deg": [20.0]}
-    fits = _fit_realisations(truth, src, epsf, N_REAL, seed=12,
-                             settings={"fit_positions": False, "fit_shapes": False})
+    src = {
+        "x": [p[0]],
+        "y": [p[1]],
+        "type": ["EXP"],
+        "re_pix": [3.0],
+        "ell": [0.3],
+        "theta_deg": [20.0],
+    }
+    fits = _fit_realisations(
+        truth, src, epsf, N_REAL, seed=12, settings={"fit_positions": False, "fit_shapes": False}
+    )
     _check(fits, 3000.0, "flux_err")
 
 
 def test_galaxy_free_shape_and_position(galaxy_truth, epsf):
     p, truth = galaxy_truth
-    src = {"x": [p[0] + 0.3], "y": [p[1] - 0.3], "type": ["EXP"], "re_pix": [2.5], "ell": [0.2],
-           "theta_deg": [0.0]}
+    src = {
+        "x": [p[0] + 0.3],
+        "y": [p[1] - 0.3],
+        "type": ["EXP"],
+        "re_pix": [2.5],
+        "ell": [0.2],
+        "theta_deg": [0.0],
+    }
     fits = _fit_realisations(truth, src, epsf, N_REAL, seed=13)
     _check(fits, 3000.0, "flux_err_marginal")
     # the conditional (fixed-shape) error is honestly smaller than the scatter here
@@ -85,20 +105,33 @@ def _pair(galsim_psf, sep):
     x1, y1 = 22.2, 24.1
     x2, y2 = x1 + sep * np.cos(0.5), y1 + sep * np.sin(0.5)
     flux = np.array([4000.0, 2000.0])
-    truth = sum(draw(galsim.Convolve(galsim.DeltaFunction(flux=f), galsim_psf), SHAPE, x, y)
-                for f, x, y in zip(flux, (x1, x2), (y1, y2), strict=True))
+    truth = sum(
+        draw(galsim.Convolve(galsim.DeltaFunction(flux=f), galsim_psf), SHAPE, x, y)
+        for f, x, y in zip(flux, (x1, x2), (y1, y2), strict=True)
+    )
     return np.array([x1, x2]), np.array([y1, y2]), flux, truth
 
 
 @pytest.mark.parametrize("sep", [2.0, 3.0, 4.0])
 def test_blended_pair_forced_positions(sep, galsim_psf, epsf):
     x, y, flux, truth = _pair(galsim_psf, sep)
-    fits = _fit_realisations(truth, {"x": x, "y": y, "type": ["STAR", "STAR"]}, epsf, N_REAL,
-                             seed=20 + int(sep), settings={"fit_positions": False})
+    fits = _fit_realisations(
+        truth,
+        {"x": x, "y": y, "type": ["STAR", "STAR"]},
+        epsf,
+        N_REAL,
+        seed=20 + int(sep),
+        settings={"fit_positions": False},
+    )
     _check(fits, flux, "flux_err")
     # the neighbour inflates the error above the isolated-source value
-    iso = scene.fit_patch(truth[None], np.full((1,) + SHAPE, SKY_SIGMA**-2), [epsf],
-                          {"x": x[:1], "y": y[:1], "type": ["STAR"]}, {"fit_positions": False})
+    iso = scene.fit_patch(
+        truth[None],
+        np.full((1,) + SHAPE, SKY_SIGMA**-2),
+        [epsf],
+        {"x": x[:1], "y": y[:1], "type": ["STAR"]},
+        {"fit_positions": False},
+    )
     assert fits["flux_err"][0, 0] > 1.02 * iso.flux_err[0, 0]
 
 

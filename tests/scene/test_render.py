@@ -9,12 +9,14 @@ from _galsim_helpers import draw, galsim_mixture, galsim_profile
 
 from phot7dt import scene
 from phot7dt.scene._engine import PatchModel  # noqa: F401  (import check)
-from phot7dt.scene.ellipse import shape_covariance
 from phot7dt.scene._render import Layout, base_factors, render_band
+from phot7dt.scene.ellipse import shape_covariance
 
 SHAPE = (96, 96)
 X, Y = 47.3, 48.6
-CASES = [("STAR", 1.0), ("EXP", 1.0), ("DEV", 4.0)] + [("SERSIC", n) for n in (1.0, 2.0, 3.0, 4.0, 5.0)]
+CASES = [("STAR", 1.0), ("EXP", 1.0), ("DEV", 4.0)] + [
+    ("SERSIC", n) for n in (1.0, 2.0, 3.0, 4.0, 5.0)
+]
 
 
 def _params(n):
@@ -36,8 +38,13 @@ def test_pixelized_psf_matches_galsim(kind, n, galsim_psf, epsf):
 @pytest.mark.parametrize(("kind", "n"), CASES)
 def test_moffat_psf_matches_galsim(kind, n):
     p = _params(n)
-    ref = draw(galsim.Convolve(_gal(kind, p), galsim.Moffat(beta=3.5, fwhm=4.0)), SHAPE, X, Y,
-               method="no_pixel")
+    ref = draw(
+        galsim.Convolve(_gal(kind, p), galsim.Moffat(beta=3.5, fwhm=4.0)),
+        SHAPE,
+        X,
+        Y,
+        method="no_pixel",
+    )
     ours = scene.render_model(SHAPE, [scene.MoffatPSF(4.0)], [kind], p, [[1.0]])[0]
     assert np.abs(ours - ref).sum() <= 1e-3
 
@@ -54,13 +61,21 @@ def test_mixture_fidelity_to_true_sersic_is_the_tractor_approximation(galsim_psf
 def test_gaussian_psf_analytic_to_machine_precision():
     psf = scene.GaussianMixturePSF([1.0], [[0.0, 0.0]], [9.0 * np.eye(2)])
     p = np.array([[40.3, 39.7, np.log(3.0), 0.2, -0.1, 1.0]])
-    ours = scene.render_model((80, 80), [psf], ["EXP"], p, [[1.0]],
-                              settings=scene.FitSettings(min_stamp_size=128, max_stamp_size=128))[0]
+    ours = scene.render_model(
+        (80, 80),
+        [psf],
+        ["EXP"],
+        p,
+        [[1.0]],
+        settings=scene.FitSettings(min_stamp_size=128, max_stamp_size=128),
+    )[0]
     cov, _ = shape_covariance(*p[0, 2:5])
     yy, xx = np.mgrid[:80, :80]
     dx, dy = xx - p[0, 0], yy - p[0, 1]
     ref = np.zeros((80, 80))
-    for a, v in zip(scene.profile_mixture("EXP").amp, scene.profile_mixture("EXP").var, strict=True):
+    for a, v in zip(
+        scene.profile_mixture("EXP").amp, scene.profile_mixture("EXP").var, strict=True
+    ):
         c = v * cov[0] + 9.0 * np.eye(2)
         ic = np.linalg.inv(c)
         d2 = ic[0, 0] * dx * dx + 2 * ic[0, 1] * dx * dy + ic[1, 1] * dy * dy
@@ -97,11 +112,21 @@ def test_subpixel_shift_does_not_ring_along_the_central_row():
     the star across the whole stamp; the tapered shift keeps that line 8x weaker."""
     moffat = galsim.Moffat(beta=3.5, fwhm=2.2).shear(g1=0.1, g2=0.05)
     psf = scene.PixelizedPSF(moffat.drawImage(nx=55, ny=55, scale=1.0).array)
-    ours = scene.render_model((80, 80), [psf], ["STAR"], np.array([[40.3, 40.0, 0, 0, 0, 1]]), [[1.0]],
-                              settings=scene.FitSettings(min_stamp_size=80, max_stamp_size=80))[0]
+    ours = scene.render_model(
+        (80, 80),
+        [psf],
+        ["STAR"],
+        np.array([[40.3, 40.0, 0, 0, 0, 1]]),
+        [[1.0]],
+        settings=scene.FitSettings(min_stamp_size=80, max_stamp_size=80),
+    )[0]
     kx = np.fft.rfftfreq(80)[None, :]
-    sinc_shift = np.fft.irfft2(psf.fourier(80) * np.exp(-2j * np.pi * kx * 40.3) * np.exp(
-        -2j * np.pi * np.fft.fftfreq(80)[:, None] * 40.0), s=(80, 80))
+    sinc_shift = np.fft.irfft2(
+        psf.fourier(80)
+        * np.exp(-2j * np.pi * kx * 40.3)
+        * np.exp(-2j * np.pi * np.fft.fftfreq(80)[:, None] * 40.0),
+        s=(80, 80),
+    )
     assert np.abs(sinc_shift - ours).max() < 0.02 * ours.max()  # the same star
 
     def far(m):
@@ -110,10 +135,13 @@ def test_subpixel_shift_does_not_ring_along_the_central_row():
     assert far(ours) < far(sinc_shift) / 8
 
 
-@pytest.mark.parametrize(("kind", "re_pix", "ell", "size"), [("EXP", 0.15, 0.0, 16), ("DEV", 3.0, 0.5, 64),
-                                                             ("SERSIC", 100.0, 0.98, 256)])
+@pytest.mark.parametrize(
+    ("kind", "re_pix", "ell", "size"),
+    [("EXP", 0.15, 0.0, 16), ("DEV", 3.0, 0.5, 64), ("SERSIC", 100.0, 0.98, 256)],
+)
 def test_profile_transform_equals_the_direct_gaussian_sum(kind, re_pix, ell, size):
-    """The row recurrence (and its fall-back for steep rows) equals sum_j a_j exp(-2 pi^2 v_j k^T C k)."""
+    """The row recurrence (and its fall-back for steep rows) equals
+    sum_j a_j exp(-2 pi^2 v_j k^T C k)."""
     from phot7dt.scene.mixtures import profile_mixture
 
     p = np.array([[10.3, 20.7, *scene.catalog_to_soft(re_pix, ell, 70.0), 2.5]])
@@ -124,6 +152,8 @@ def test_profile_transform_equals_the_direct_gaussian_sum(kind, re_pix, ell, siz
     cov = shape_covariance(*p[0, 2:5])[0][0]
     quad = cov[0, 0] * kx**2 + 2 * cov[0, 1] * kx * ky + cov[1, 1] * ky**2
     mix = profile_mixture(kind, 2.5)
-    direct = sum(a * np.exp(-2 * np.pi**2 * v * quad) for a, v in zip(mix.amp, mix.var, strict=True))
+    direct = sum(
+        a * np.exp(-2 * np.pi**2 * v * quad) for a, v in zip(mix.amp, mix.var, strict=True)
+    )
     phase = base_factors(Layout([size], np.zeros((1, 6), bool), pad=0), ["STAR"], p, od)[0][0, 0]
     np.testing.assert_allclose(base, direct * phase, rtol=0, atol=1e-12)

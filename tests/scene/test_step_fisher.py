@@ -12,16 +12,22 @@ from phot7dt.scene._render import Layout
 SHAPE = (72, 72)
 N_BAND = 12
 KINDS = ["SERSIC", "STAR", "EXP"]
-TRUTH = np.array([[30.3, 33.6, *scene.catalog_to_soft(3.5, 0.4, 30.0), 2.2],
-                  [35.8, 30.1, 0.0, 0.0, 0.0, 2.0],      # a star blended with the Sersic galaxy
-                  [55.4, 56.7, *scene.catalog_to_soft(2.5, 0.2, -60.0), 1.0]])
+TRUTH = np.array(
+    [
+        [30.3, 33.6, *scene.catalog_to_soft(3.5, 0.4, 30.0), 2.2],
+        [35.8, 30.1, 0.0, 0.0, 0.0, 2.0],  # a star blended with the Sersic galaxy
+        [55.4, 56.7, *scene.catalog_to_soft(2.5, 0.2, -60.0), 1.0],
+    ]
+)
 
 
 def _patch(fwhms, seed=3):
     rng = np.random.default_rng(seed)
     psfs = [scene.PixelizedPSF(scene.MoffatPSF(f, radius=20).stamp) for f in fwhms]
     fluxes = rng.uniform(2000.0, 6000.0, (len(KINDS), N_BAND))
-    images = scene.render_model(SHAPE, psfs, KINDS, TRUTH, fluxes) + rng.normal(0, 2.0, (N_BAND,) + SHAPE)
+    images = scene.render_model(SHAPE, psfs, KINDS, TRUTH, fluxes) + rng.normal(
+        0, 2.0, (N_BAND,) + SHAPE
+    )
     invvar = np.full(images.shape, 0.25)
     return images, invvar, psfs, fluxes
 
@@ -33,8 +39,8 @@ def _model(images, invvar, psfs):
 
 def _layout(free=None):
     free = np.ones((len(KINDS), 6), bool) if free is None else free
-    free[1, 2:] = False   # a star has no shape
-    free[2, 5] = False    # an exponential has no n
+    free[1, 2:] = False  # a star has no shape
+    free[2, 5] = False  # an exponential has no n
     return Layout(np.array([48, 40, 40]), free, 64)
 
 
@@ -48,7 +54,9 @@ def test_adjoint_gradient_equals_derivative_stamp_gradient(perturbed):
     model = _model(images, invvar, psfs)
     lay = _layout()
     exact = model.evaluate(perturbed, lay, derivs=True)
-    step = model.evaluate(perturbed, lay, derivs=True, single=True, fisher_bands=model.fisher_plan(4))
+    step = model.evaluate(
+        perturbed, lay, derivs=True, single=True, fisher_bands=model.fisher_plan(4)
+    )
     assert step.lnlike == pytest.approx(exact.lnlike, rel=1e-7)  # float32 stamps
     assert np.allclose(step.fluxes, exact.fluxes, rtol=1e-5)
     assert np.abs(step.grad - exact.grad).max() < 1e-5 * np.abs(exact.grad).max()
@@ -66,7 +74,9 @@ def test_fisher_estimate_is_exact_for_isolated_sources_and_one_psf(perturbed):
     free[2] = True  # only the isolated galaxy moves
     lay = _layout(free)
     exact = model.evaluate(perturbed, lay, derivs=True)
-    step = model.evaluate(perturbed, lay, derivs=True, single=True, fisher_bands=model.fisher_plan(3))
+    step = model.evaluate(
+        perturbed, lay, derivs=True, single=True, fisher_bands=model.fisher_plan(3)
+    )
     sig = np.sqrt(np.diag(exact.fisher))
     assert np.abs((step.fisher - exact.fisher) / np.outer(sig, sig)).max() < 1e-5
 
@@ -81,9 +91,15 @@ def test_fisher_band_plan_covers_every_band_once():
 
 def test_fit_with_estimated_fisher_reaches_the_full_fisher_optimum():
     images, invvar, psfs, fluxes = _patch(np.linspace(3.2, 4.6, N_BAND)[::-1], seed=8)
-    cat = {"x": TRUTH[:, 0] + [0.5, -0.4, 0.3], "y": TRUTH[:, 1] + [-0.4, 0.3, 0.5], "type": KINDS,
-           "re_pix": [3.0, np.nan, 3.0], "ell": [0.3, np.nan, 0.1], "theta_deg": [20.0, np.nan, -50.0],
-           "sersic_n": [2.0, np.nan, np.nan]}
+    cat = {
+        "x": TRUTH[:, 0] + [0.5, -0.4, 0.3],
+        "y": TRUTH[:, 1] + [-0.4, 0.3, 0.5],
+        "type": KINDS,
+        "re_pix": [3.0, np.nan, 3.0],
+        "ell": [0.3, np.nan, 0.1],
+        "theta_deg": [20.0, np.nan, -50.0],
+        "sersic_n": [2.0, np.nan, np.nan],
+    }
     full = scene.fit_patch(images, invvar, psfs, cat, {"fisher_bands": 0, "coarse_bands": 0})
     est = scene.fit_patch(images, invvar, psfs, cat, {"fisher_bands": 4, "coarse_bands": 0})
     assert full.converged.all() and est.converged.all()
@@ -95,9 +111,15 @@ def test_fit_with_estimated_fisher_reaches_the_full_fisher_optimum():
 
 def test_frozen_source_stamp_cache_changes_nothing(monkeypatch):
     images, invvar, psfs, _ = _patch(np.linspace(3.2, 4.6, N_BAND), seed=11)
-    cat = {"x": TRUTH[:, 0] + [0.5, -0.4, 0.3], "y": TRUTH[:, 1] + [-0.4, 0.3, 0.5], "type": KINDS,
-           "re_pix": [3.0, np.nan, 3.0], "ell": [0.3, np.nan, 0.1], "theta_deg": [20.0, np.nan, -50.0],
-           "sersic_n": [2.0, np.nan, np.nan]}
+    cat = {
+        "x": TRUTH[:, 0] + [0.5, -0.4, 0.3],
+        "y": TRUTH[:, 1] + [-0.4, 0.3, 0.5],
+        "type": KINDS,
+        "re_pix": [3.0, np.nan, 3.0],
+        "ell": [0.3, np.nan, 0.1],
+        "theta_deg": [20.0, np.nan, -50.0],
+        "sersic_n": [2.0, np.nan, np.nan],
+    }
     cached = scene.fit_patch(images, invvar, psfs, cat, {"fisher_bands": 4, "coarse_bands": 0})
     hits = []
     original_fill = scene._step.StampCache.fill

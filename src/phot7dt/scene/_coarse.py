@@ -38,7 +38,7 @@ __all__ = ["BlendedPSF", "binned_patch", "coarse_pass", "psf_bins", "use_coarse"
 
 
 class BlendedPSF:
-    """A weighted mean of PSFs (weights summing to 1), e.g. the PSF of a coadd (a :class:`.psf.PSF`)."""
+    """A weighted mean of PSFs (weights summing to 1), e.g. the PSF of a coadd (a ``psf.PSF``)."""
 
     caches_fourier = True
 
@@ -53,7 +53,9 @@ class BlendedPSF:
     def fourier(self, size):
         cache = self.__dict__.setdefault("_ft_cache", {})
         if size not in cache:
-            cache[size] = sum(w * p.fourier(size) for w, p in zip(self.weights, self.psfs, strict=True))
+            cache[size] = sum(
+                w * p.fourier(size) for w, p in zip(self.weights, self.psfs, strict=True)
+            )
         return cache[size]
 
     def wing_radius(self, threshold):
@@ -62,7 +64,11 @@ class BlendedPSF:
 
     def rms_width(self):
         """RMS width per axis (px): second moments add over the weighted members."""
-        return float(np.sqrt(sum(w * p.rms_width() ** 2 for w, p in zip(self.weights, self.psfs, strict=True))))
+        return float(
+            np.sqrt(
+                sum(w * p.rms_width() ** 2 for w, p in zip(self.weights, self.psfs, strict=True))
+            )
+        )
 
 
 def psf_bins(psfs, sigma, n_bins):
@@ -111,7 +117,14 @@ def binned_patch(images, invvar, psfs, table, sigma, n_bins, gain=None):
         fin = np.isfinite(f)
         with np.errstate(invalid="ignore", divide="ignore"):
             flux[:, k] = np.sum(np.where(fin, f * wk, 0.0), 1) / np.sum(np.where(fin, wk, 0.0), 1)
-    return out_img, out_iv, out_psf, table.with_flux(flux), (None if gain is None else out_gain), bins
+    return (
+        out_img,
+        out_iv,
+        out_psf,
+        table.with_flux(flux),
+        (None if gain is None else out_gain),
+        bins,
+    )
 
 
 def use_coarse(settings, sigma):
@@ -121,7 +134,7 @@ def use_coarse(settings, sigma):
 
 
 def coarse_pass(images, invvar, psfs, table, settings, gain, sigma, pad, size_fn):
-    """Fit on :func:`binned_patch` coadds; the :class:`._records.SceneFit` of :func:`._schedule.fit_scene`
+    """Fit on :func:`binned_patch` coadds; the ``SceneFit`` of :func:`._schedule.fit_scene`
     (no final check, ``ev`` None).
 
     ``size_fn`` is the all-band stamp-size function (coarse fluxes stand
@@ -131,15 +144,22 @@ def coarse_pass(images, invvar, psfs, table, settings, gain, sigma, pad, size_fn
     coarse optimum is only a start, and the all-band fit weights its pixels
     from its own model there.
     """
-    img, iv, bpsfs, btable, bgain, bins = binned_patch(images, invvar, psfs, table, sigma, settings.coarse_bands,
-                                                       gain)
+    img, iv, bpsfs, btable, bgain, bins = binned_patch(
+        images, invvar, psfs, table, sigma, settings.coarse_bands, gain
+    )
     expand = np.zeros(images.shape[0], np.int64)
     for k, bands in enumerate(bins):
         expand[bands] = k
     model = PatchModel(img, iv, bpsfs, btable.type.tolist(), btable.flux_prior(), bgain, pad=pad)
-    coarse = fit_scene(model, btable, settings.replace(fisher_bands=0, coarse_bands=0),
-                       make_problem(btable, img.shape[1:], settings),
-                       lambda params, fluxes: size_fn(params, fluxes[:, expand]), check=False, refresh=False)
+    coarse = fit_scene(
+        model,
+        btable,
+        settings.replace(fisher_bands=0, coarse_bands=0),
+        make_problem(btable, img.shape[1:], settings),
+        lambda params, fluxes: size_fn(params, fluxes[:, expand]),
+        check=False,
+        refresh=False,
+    )
     rec = coarse.record
     early_bad = rec.early_bad | rec.hit_max | rec.stalled
     return dataclasses.replace(coarse, record=dataclasses.replace(rec, early_bad=early_bad))

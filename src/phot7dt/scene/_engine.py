@@ -77,15 +77,20 @@ class PatchModel:
         self.n_band = images.shape[0]
         self.pad = int(pad)
         images, invvar = np.asarray(images), np.asarray(invvar)
-        exact32 = images.dtype == np.float32 and invvar.dtype == np.float32  # no rounding: keep float32
-        self.data, self.ivar, wdd, self.n_bad_pixels = padded_data(images, invvar, self.pad,
-                                                                   np.float32 if exact32 else np.float64)
+        exact32 = (
+            images.dtype == np.float32 and invvar.dtype == np.float32
+        )  # no rounding: keep float32
+        self.data, self.ivar, wdd, self.n_bad_pixels = padded_data(
+            images, invvar, self.pad, np.float32 if exact32 else np.float64
+        )
         self.ny, self.nx = images.shape[1], images.shape[2]
         self.psfs = list(psfs)
         self.kinds = list(kinds)
         self.gain = None if gain is None else np.asarray(gain, float)
         mu, sig = flux_prior
-        self.prior_prec = np.where(np.isfinite(sig) & (sig > 0), 1.0 / np.where(sig > 0, sig, 1.0) ** 2, 0.0).T
+        self.prior_prec = np.where(
+            np.isfinite(sig) & (sig > 0), 1.0 / np.where(sig > 0, sig, 1.0) ** 2, 0.0
+        ).T
         self.prior_mean = np.where(self.prior_prec > 0, np.asarray(mu).T, 0.0)
         self._psf_ft = FourierStacks(self.psfs)
         self.w, self.wdd = self.ivar, wdd
@@ -121,11 +126,23 @@ class PatchModel:
         return fisher_band_plan(self.noise_sigma(), n_fisher)
 
     def psf_fourier_stack(self, bands, size, dtype=np.complex128):
-        """PSF transforms of several bands on a size x size grid, (nb, S, S//2+1) (see :class:`.psf.FourierStacks`)."""
+        """PSF transforms of several bands on a size x size grid, (nb, S, S//2+1).
+
+        See :class:`.psf.FourierStacks`.
+        """
         return self._psf_ft.get(bands, size, dtype)
 
-    def evaluate(self, params, layout, *, derivs=False, want_model=False, single=False, sparse=False,
-                 fisher_bands=None):
+    def evaluate(
+        self,
+        params,
+        layout,
+        *,
+        derivs=False,
+        want_model=False,
+        single=False,
+        sparse=False,
+        fisher_bands=None,
+    ):
         """Fluxes, ln-likelihood (incl. flux priors) and, if asked, the reduced system.
 
         Parameters
@@ -157,8 +174,16 @@ class PatchModel:
         """
         if derivs and fisher_bands is not None:
             return self._evaluate_step(params, layout, fisher_bands, single)
-        return self._run(params, layout, np.arange(self.n_band), derivs=derivs, want_model=want_model,
-                         single=single, sparse=sparse, frozen=layout.ncols == 1)
+        return self._run(
+            params,
+            layout,
+            np.arange(self.n_band),
+            derivs=derivs,
+            want_model=want_model,
+            single=single,
+            sparse=sparse,
+            frozen=layout.ncols == 1,
+        )
 
     def _evaluate_step(self, params, layout, plan, single):
         reps, edges = plan
@@ -167,15 +192,47 @@ class PatchModel:
         model_only = layout.model_only()
         adjoint = Adjoint(self, layout, bases)
         frozen = layout.ncols == 1
-        ev = self._run(params, model_only, np.arange(self.n_band), derivs=False, single=single, adjoint=adjoint,
-                       bases=model_bases(layout, bases, model_only), frozen=frozen)
+        ev = self._run(
+            params,
+            model_only,
+            np.arange(self.n_band),
+            derivs=False,
+            single=single,
+            adjoint=adjoint,
+            bases=model_bases(layout, bases, model_only),
+            frozen=frozen,
+        )
         rep_flux = binned_fluxes(ev.fluxes, reps, edges, self.noise_sigma())
-        ev_rep = self._run(params, layout, reps, derivs=True, single=single, sparse=True, fisher_flux=rep_flux,
-                           bases=bases, frozen=frozen)
-        return dataclasses.replace(ev, fisher=ev_rep.fisher, grad=adjoint.gradient(), z_blocks=ev_rep.z_blocks)
+        ev_rep = self._run(
+            params,
+            layout,
+            reps,
+            derivs=True,
+            single=single,
+            sparse=True,
+            fisher_flux=rep_flux,
+            bases=bases,
+            frozen=frozen,
+        )
+        return dataclasses.replace(
+            ev, fisher=ev_rep.fisher, grad=adjoint.gradient(), z_blocks=ev_rep.z_blocks
+        )
 
-    def _run(self, params, layout, bands, *, derivs=False, want_model=False, single=False, sparse=False,
-             adjoint=None, fisher_flux=None, bases=None, frozen=None):
+    def _run(
+        self,
+        params,
+        layout,
+        bands,
+        *,
+        derivs=False,
+        want_model=False,
+        single=False,
+        sparse=False,
+        adjoint=None,
+        fisher_flux=None,
+        bases=None,
+        frozen=None,
+    ):
         """Evaluate over ``bands`` in chunks (see :meth:`evaluate`).
 
         ``frozen`` marks sources whose parameters stay fixed over the
@@ -193,7 +250,7 @@ class PatchModel:
         per_band = max(layout.total, 1) * (4 if single else 8) * 3
         step = int(max(1, min(self.n_band, _CHUNK_BYTES // per_band)))
         for lo in range(0, bands.size, step):
-            chunk = bands[lo:lo + step]
+            chunk = bands[lo : lo + step]
             buf = self._render(chunk, layout, bases, single, keys)
             blocks, rhs = self._self_terms(chunk, buf, geo)
             if geo.separable:
@@ -227,23 +284,38 @@ class PatchModel:
             s0 = parts[0][0]
             if single:
                 stack = np.concatenate([b.reshape((-1,) + b.shape[2:]) for _, b, _ in parts])
-                rows = None if keys is None else [keys[m] if b.shape[1] == 1 else None
-                                                  for _, b, members in parts for m in members
-                                                  for _ in range(b.shape[1])]
-                dest = buf[:, s0:s0 + stack.shape[0] * size * size].reshape(bands.size, -1, size, size)
+                rows = (
+                    None
+                    if keys is None
+                    else [
+                        keys[m] if b.shape[1] == 1 else None
+                        for _, b, members in parts
+                        for m in members
+                        for _ in range(b.shape[1])
+                    ]
+                )
+                dest = buf[:, s0 : s0 + stack.shape[0] * size * size].reshape(
+                    bands.size, -1, size, size
+                )
                 self._render_cached(stack, bands, size, rows, dest)
                 continue
-            model = self._irfft(np.concatenate([b[:, 0] for _, b, _ in parts]), bands, size, np.complex128)
+            model = self._irfft(
+                np.concatenate([b[:, 0] for _, b, _ in parts]), bands, size, np.complex128
+            )
             derivs = [b[:, 1:].reshape((-1,) + b.shape[2:]) for _, b, _ in parts if b.shape[1] > 1]
             if derivs:
                 derivs = self._irfft(np.concatenate(derivs), bands, size, np.complex64)
             i = j = 0
             for start, b, _members in parts:
                 m, ncol = b.shape[:2]
-                view = buf[:, start:start + m * ncol * size * size].reshape(bands.size, m, ncol, size, size)
-                view[:, :, 0] = model[:, i:i + m]
+                view = buf[:, start : start + m * ncol * size * size].reshape(
+                    bands.size, m, ncol, size, size
+                )
+                view[:, :, 0] = model[:, i : i + m]
                 if ncol > 1:
-                    view[:, :, 1:] = derivs[:, j:j + m * (ncol - 1)].reshape(bands.size, m, ncol - 1, size, size)
+                    view[:, :, 1:] = derivs[:, j : j + m * (ncol - 1)].reshape(
+                        bands.size, m, ncol - 1, size, size
+                    )
                 i, j = i + m, j + m * (ncol - 1)
         return buf
 
@@ -257,7 +329,9 @@ class PatchModel:
             dest[...] = self._irfft(stack, bands, size, np.complex64)
             return
         cache = self._stamps
-        miss = np.array([k is None or not cache.fill(k, bands, dest[:, r]) for r, k in enumerate(keys)])
+        miss = np.array(
+            [k is None or not cache.fill(k, bands, dest[:, r]) for r, k in enumerate(keys)]
+        )
         if miss.all():
             dest[...] = self._irfft(stack, bands, size, np.complex64)
         elif miss.any():
@@ -268,7 +342,10 @@ class PatchModel:
 
     def _irfft(self, base, bands, size, ctype):
         """Inverse transforms of ``base`` (n, S, S//2+1) times each band's PSF -> (nb, n, S, S)."""
-        prod = base.astype(ctype, copy=False)[None] * self.psf_fourier_stack(bands, size, ctype)[:, None]
+        prod = (
+            base.astype(ctype, copy=False)[None]
+            * self.psf_fourier_stack(bands, size, ctype)[:, None]
+        )
         return scipy.fft.irfft2(prod, s=(size, size), workers=1, overwrite_x=True)
 
     def _self_terms(self, bands, buf, geo):
@@ -277,8 +354,17 @@ class PatchModel:
         blocks = np.empty((bands.size, geo.ns, geo.cmax, geo.cmax))
         rhs = np.empty((bands.size, geo.ns, geo.cmax))
         for i, b in enumerate(bands):
-            blocks[i], rhs[i] = self_terms(buf[i], lay.offsets, lay.sizes, lay.ncols, geo.ox, geo.oy,
-                                           self.w[b], self.data[b], geo.cmax)
+            blocks[i], rhs[i] = self_terms(
+                buf[i],
+                lay.offsets,
+                lay.sizes,
+                lay.ncols,
+                geo.ox,
+                geo.oy,
+                self.w[b],
+                self.data[b],
+                geo.cmax,
+            )
         return blocks, rhs
 
     def _finish_bands(self, bands, f, var, chi2, out):
@@ -289,8 +375,16 @@ class PatchModel:
 
     def _separable(self, bands, buf, blocks, rhs, geo, th, out):
         f_fisher = None if out.fisher_flux is None else out.fisher_flux[bands]
-        res = _solve.separable(blocks, rhs, self.wdd[bands], self.prior_prec[bands],
-                               self.prior_mean[bands], th, out.derivs, f_fisher)
+        res = _solve.separable(
+            blocks,
+            rhs,
+            self.wdd[bands],
+            self.prior_prec[bands],
+            self.prior_mean[bands],
+            th,
+            out.derivs,
+            f_fisher,
+        )
         self._finish_bands(bands, res.f, res.var, res.chi2, out)
         if out.adjoint is not None:
             self._refine(bands, buf, None, res.f, geo, out, derivs=False)
@@ -320,18 +414,25 @@ class PatchModel:
         H, hinv, f, active, singular = _solve.flux_solve(gram, rhs, prec, mu, C)
         out.singular |= singular
         resid_proj = None
-        fisher_only = out.fisher_flux is not None  # (a step's Fisher bands: fluxes and gradient come from all bands)
+        fisher_only = (
+            out.fisher_flux is not None
+        )  # (a step's Fisher bands: fluxes and gradient come from all bands)
         from_residual = (geo.approximate or out.sparse) and not fisher_only
         if from_residual or out.models is not None or out.adjoint is not None:
             chi2, f, resid_proj = self._refine(bands, buf, hinv, f, geo, out, derivs=out.derivs)
         else:
-            chi2 = self.wdd[bands] - 2 * np.sum(f * rhs[..., 0], 1) + np.einsum("bi,bij,bj->b", f, H, f)
+            chi2 = (
+                self.wdd[bands]
+                - 2 * np.sum(f * rhs[..., 0], 1)
+                + np.einsum("bi,bij,bj->b", f, H, f)
+            )
         var = np.where(active, np.diagonal(hinv, axis1=1, axis2=2), np.inf)
         self._finish_bands(bands, f, var, chi2, out)
         if out.derivs:
             f_fisher = out.fisher_flux[bands] if fisher_only else f
-            fisher, grad, z = _solve.general(gram, hinv, f_fisher, rhs, th,
-                                             resid_proj if from_residual else None, prec, mu)
+            fisher, grad, z = _solve.general(
+                gram, hinv, f_fisher, rhs, th, resid_proj if from_residual else None, prec, mu
+            )
             out.fisher += fisher
             out.grad += grad
             out.z_blocks.extend(z)
@@ -352,7 +453,9 @@ class PatchModel:
         norm = np.sqrt(blocks_b[geo.ps, 0, 0] * blocks_b[geo.pt, 0, 0])
         strong = np.abs(cross[:, 0, 0]) > SPARSE_RHO * norm
         if strong.any():
-            cross[strong] = gram_pairs(buf_b, *args, geo.ps[strong], geo.pt[strong], self.w[b], C, *box)
+            cross[strong] = gram_pairs(
+                buf_b, *args, geo.ps[strong], geo.pt[strong], self.w[b], C, *box
+            )
         return cross
 
     def _refine(self, bands, buf, hinv, f, geo, out, derivs):
@@ -375,8 +478,16 @@ class PatchModel:
             model = np.zeros(d.shape, buf.dtype)  # (single-precision stamps: a float32 model)
             add_model(buf[i], lay.offsets, lay.sizes, ox, oy, f[i], model)
             if geo.approximate:
-                g0 = project(buf[i], lay.offsets, lay.sizes, lay.ncols, ox, oy, weighted_residual(d, w, model)[0],
-                             1)[:, 0]
+                g0 = project(
+                    buf[i],
+                    lay.offsets,
+                    lay.sizes,
+                    lay.ncols,
+                    ox,
+                    oy,
+                    weighted_residual(d, w, model)[0],
+                    1,
+                )[:, 0]
                 df = hinv[i] @ (g0 - self.prior_prec[b] * (f[i] - self.prior_mean[b]))
                 f[i] += df
                 add_model(buf[i], lay.offsets, lay.sizes, ox, oy, df, model)

@@ -19,7 +19,9 @@ __all__ = ["Accumulator", "Evaluation", "Geometry"]
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Evaluation:
-    """Everything one evaluation at theta produced (a value: derive changed copies with ``dataclasses.replace``).
+    """Everything one evaluation at theta produced.
+
+    A value: derive changed copies with ``dataclasses.replace``.
 
     Attributes
     ----------
@@ -57,8 +59,12 @@ class Geometry:
         self.od = layout.origins(params[:, 0], params[:, 1])
         self.ox, self.oy = self.od[0], self.od[1]
         nyp, nxp = model.data.shape[1:]
-        if self.ox.size and (self.ox.min() < 0 or self.oy.min() < 0 or (self.ox + layout.sizes).max() > nxp
-                             or (self.oy + layout.sizes).max() > nyp):
+        if self.ox.size and (
+            self.ox.min() < 0
+            or self.oy.min() < 0
+            or (self.ox + layout.sizes).max() > nxp
+            or (self.oy + layout.sizes).max() > nyp
+        ):
             msg = "a source stamp left the padded patch (position outside its bounds)"
             raise RuntimeError(msg)
         self.ns = params.shape[0]
@@ -66,13 +72,17 @@ class Geometry:
         off = (layout.sizes - layout.core) // 2
         self.bx, self.by = self.ox + off, self.oy + off
         end_x, end_y = self.ox + layout.sizes, self.oy + layout.sizes
-        self.box = ((int(self.oy.min()), int(end_y.max()), int(self.ox.min()), int(end_x.max())) if self.ns
-                    else (0, 0, 0, 0))  # (y0, y1, x0, x1): bounding box of every stamp
+        self.box = (
+            (int(self.oy.min()), int(end_y.max()), int(self.ox.min()), int(end_x.max()))
+            if self.ns
+            else (0, 0, 0, 0)
+        )  # (y0, y1, x0, x1): bounding box of every stamp
         full_s, _ = overlapping_pairs(self.ox, self.oy, layout.sizes)
         self.ps, self.pt = overlapping_pairs(self.bx, self.by, layout.core)
         self.separable = full_s.size == 0
         self.approximate = (not self.separable) and (
-            full_s.size != self.ps.size or bool(np.any(layout.core < layout.sizes)))
+            full_s.size != self.ps.size or bool(np.any(layout.core < layout.sizes))
+        )
 
 
 class Accumulator:
@@ -93,5 +103,13 @@ class Accumulator:
         self.fisher_flux = None
 
     def finish(self):
-        return Evaluation(self.lnlike, self.fluxes, self.flux_var, self.singular, self.fisher,
-                          self.grad, self.z_blocks, self.models)
+        return Evaluation(
+            self.lnlike,
+            self.fluxes,
+            self.flux_var,
+            self.singular,
+            self.fisher,
+            self.grad,
+            self.z_blocks,
+            self.models,
+        )

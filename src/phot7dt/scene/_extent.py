@@ -7,8 +7,9 @@ in residuals of bright sources) while staying small for faint ones:
 * PSF part: the box half-width beyond which flux * PSF < frac * sigma
   (:meth:`.psf.PSF.wing_radius` of the band's PSF), maximised over bands;
 * galaxy part: for each mixture component j (major-axis variance
-  v_j r_e**2 + s_psf**2, s_psf = :meth:`.psf.PSF.rms_width`), the radius where its surface brightness drops below
-  the same threshold; combined with the PSF part in quadrature.
+  v_j r_e**2 + s_psf**2, s_psf = :meth:`.psf.PSF.rms_width`), the radius
+  where its surface brightness drops below the same threshold; combined
+  with the PSF part in quadrature.
 
 The stamp is also the FFT box, so light beyond it wraps around; the same
 threshold bounds that error.  Sizes come from :data:`._render.FFT_SIZES`.
@@ -36,7 +37,7 @@ def _galaxy_radii(kinds, params, flux, thr, s_psf2):
     amp = np.zeros((len(tables), max(t[0].size for t in tables)))
     var = np.zeros_like(amp)
     for g, (a, v) in enumerate(tables):
-        amp[g, :a.size], var[g, :v.size] = np.abs(a), v
+        amp[g, : a.size], var[g, : v.size] = np.abs(a), v
     cov, _ = shape_covariance(params[:, 2], params[:, 3], params[:, 4])
     det_c = cov[:, 0, 0] * cov[:, 1, 1] - cov[:, 0, 1] ** 2
     tr_c = cov[:, 0, 0] + cov[:, 1, 1]
@@ -88,10 +89,21 @@ def stamp_sizes(kinds, params, fluxes, noise_sigma, psfs, settings, frac=None):
     radius = r_psf.max(axis=1)
     gal = np.flatnonzero([kind != "STAR" for kind in kinds])
     if gal.size:
-        r_known, r_unknown = _galaxy_radii([kinds[s] for s in gal], params[gal],
-                                           np.where(known[gal], fluxes[gal], 0.0),
-                                           np.where(known[gal], thr[gal], 1.0), s_psf2)
+        r_known, r_unknown = _galaxy_radii(
+            [kinds[s] for s in gal],
+            params[gal],
+            np.where(known[gal], fluxes[gal], 0.0),
+            np.where(known[gal], thr[gal], 1.0),
+            s_psf2,
+        )
         r_gal = np.where(known[gal], r_known, r_unknown[:, None])
         radius[gal] = np.max(np.hypot(r_psf[gal], r_gal), axis=1)
-    return np.array([fft_size_at_least(2 * int(np.ceil(r)) + 2, settings.min_stamp_size,
-                                       settings.max_stamp_size) for r in radius], dtype=np.int64)
+    return np.array(
+        [
+            fft_size_at_least(
+                2 * int(np.ceil(r)) + 2, settings.min_stamp_size, settings.max_stamp_size
+            )
+            for r in radius
+        ],
+        dtype=np.int64,
+    )

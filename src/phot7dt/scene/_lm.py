@@ -44,7 +44,6 @@ The loop of :func:`run_stage` is cut into named steps: :func:`_test`
 :meth:`_Stage.accept` (the runaway guard).
 """
 
-
 from __future__ import annotations
 
 import dataclasses
@@ -139,13 +138,17 @@ class _Stage:
     def evaluate(self, params, exact=False):
         """(evaluation, whether its Fisher matrix is exact)."""
         plan = None if exact else self.plan
-        ev = self.model.evaluate(params, self.layout, derivs=True, sparse=True, single=True, fisher_bands=plan)
+        ev = self.model.evaluate(
+            params, self.layout, derivs=True, sparse=True, single=True, fisher_bands=plan
+        )
         return ev, plan is None
 
     def better_in_double(self, trial):
         """Whether ``trial`` (n, 6) beats the current point in ln P with double-precision stamps."""
-        lnp = [self.model.evaluate(p, self.layout.model_only()).lnlike + self.prob.lnprior(p)
-               for p in (self.params, trial)]
+        lnp = [
+            self.model.evaluate(p, self.layout.model_only()).lnlike + self.prob.lnprior(p)
+            for p in (self.params, trial)
+        ]
         return lnp[1] >= lnp[0]
 
     def whole_group_free(self):
@@ -171,7 +174,9 @@ class _Stage:
         """
         self.layout, self.free = self.base, self.base.free
         if final:
-            self.ev = self.final_ev = self.model.evaluate(self.params, self.layout, derivs=True, single=True)
+            self.ev = self.final_ev = self.model.evaluate(
+                self.params, self.layout, derivs=True, single=True
+            )
             self.exact = True
         else:
             self.ev, self.exact = self.evaluate(self.params)
@@ -185,14 +190,18 @@ class _Stage:
         keep = new_free[self.free]
         ev = self.ev
         self.final_ev = None
-        self.ev = dataclasses.replace(ev, fisher=ev.fisher[np.ix_(keep, keep)], grad=ev.grad[keep],
-                                      z_blocks=[z[:, keep] for z in ev.z_blocks])
+        self.ev = dataclasses.replace(
+            ev,
+            fisher=ev.fisher[np.ix_(keep, keep)],
+            grad=ev.grad[keep],
+            z_blocks=[z[:, keep] for z in ev.z_blocks],
+        )
         self.free = new_free
         lay = self.layout
         self.layout = Layout(lay.sizes, new_free, lay.pad, core=lay.core, anchors=lay.anchors)
 
     def accept(self, trial):
-        """Move to an accepted ``trial``; reset galaxies that ran away (one more evaluation then)."""
+        """Move to an accepted ``trial``; reset galaxies that ran away."""
         self.dlnp = trial.lnp - self.lnp
         self.params, self.ev, self.lnp, self.exact = trial.params, trial.ev, trial.lnp, trial.exact
         self.may_freeze = True
@@ -272,8 +281,10 @@ def _test(st, A, g, step_tol, lnp_scale):
 
 
 def _passes(test, target):
-    """The group passes: every active target source passes, and the targets' summed gain is within tolerance."""
-    return bool(np.all(test.ok | ~test.active | ~target) and np.sum(test.gain[target]) <= test.tol_lnp)
+    """Every active target passes, and the targets' summed gain is within tolerance."""
+    return bool(
+        np.all(test.ok | ~test.active | ~target) and np.sum(test.gain[target]) <= test.tol_lnp
+    )
 
 
 def _sources_to_freeze(st, test, step_tol):
@@ -284,7 +295,9 @@ def _sources_to_freeze(st, test, step_tol):
     frozen, unless that would freeze every active source.
     """
     target = st.prob.target
-    deep = np.where(target, (test.ratio <= 0.5 * step_tol) & (test.gain <= 0.25 * test.tol_lnp), test.ok)
+    deep = np.where(
+        target, (test.ratio <= 0.5 * step_tol) & (test.gain <= 0.25 * test.tol_lnp), test.ok
+    )
     deep &= test.active
     if st.may_freeze and st.lam <= _SMALL_LAMBDA and deep.any() and not deep[test.active].all():
         return deep
@@ -314,25 +327,41 @@ def _try_step(st, A, g, test):
             return trial, lam if first else max(lam / 10.0, 1e-9), "accepted"
         first = first or trial
         if st.exact and predicted <= 0.1 * test.tol_lnp:
-            return _settle(st, first, lam, "converged")  # the quadratic model promises nothing measurable
+            return _settle(
+                st, first, lam, "converged"
+            )  # the quadratic model promises nothing measurable
         lam = max(lam * 10.0, _SMALL_LAMBDA)  # a rejected Gauss-Newton step: damp for real
     return _settle(st, first, lam, "stalled") if st.exact else (None, lam, "inexact")
 
 
 def _settle(st, first, lam, outcome):
-    """Before a stage ends on rejected trials: does the first (least damped) one win in double precision?
+    """Before a stage ends on rejected trials: does the least damped one win in double precision?
 
     Single-precision stamps limit ln P to ~1e-7 of the group's sum of (S/N)^2,
     for a very bright star ~0.1: the gain of a step of a few tenths of a sigma.
     Returns (trial or None, damping, outcome).
     """
-    if first.predicted < _NOISE_LNP and st.lnp - first.lnp < _NOISE_LNP and st.better_in_double(first.params):
+    if (
+        first.predicted < _NOISE_LNP
+        and st.lnp - first.lnp < _NOISE_LNP
+        and st.better_in_double(first.params)
+    ):
         return first, lam, "accepted"
     return None, lam, outcome
 
 
-def run_stage(model, prob, params, layout, step_tol, lam, warmup=False, estimate=False, final=False,
-              lnp_scale=None):
+def run_stage(
+    model,
+    prob,
+    params,
+    layout,
+    step_tol,
+    lam,
+    warmup=False,
+    estimate=False,
+    final=False,
+    lnp_scale=None,
+):
     """LM iterations of one group in one stage; returns (GroupRun, damping at the end).
 
     Parameters
@@ -373,7 +402,9 @@ def run_stage(model, prob, params, layout, step_tol, lam, warmup=False, estimate
                 converged = True
                 break
             st.restore(final)  # frozen sources may have moved their optimum: test the whole group
-            st.may_freeze = False  # until the next step (a subset can pass where the whole group fails)
+            st.may_freeze = (
+                False  # until the next step (a subset can pass where the whole group fails)
+            )
             continue
         if st.niters >= prob.s.n_opt_iters:
             break
@@ -390,6 +421,14 @@ def run_stage(model, prob, params, layout, step_tol, lam, warmup=False, estimate
         else:
             converged, stalled = outcome == "converged", outcome == "stalled"
             break
-    logger.debug("group of %d: niters=%d converged=%s dlnp=%.3g", params.shape[0], st.niters, converged, st.dlnp)
+    logger.debug(
+        "group of %d: niters=%d converged=%s dlnp=%.3g",
+        params.shape[0],
+        st.niters,
+        converged,
+        st.dlnp,
+    )
     final_ev = st.final_ev if converged and st.ev is st.final_ev else None
-    return GroupRun(st.params, st.niters, converged, float(st.dlnp), stalled, st.runaway, final_ev), st.lam
+    return GroupRun(
+        st.params, st.niters, converged, float(st.dlnp), stalled, st.runaway, final_ev
+    ), st.lam

@@ -36,7 +36,9 @@ def render_model(shape, psfs, kinds, params, fluxes, *, settings=None):
     params = np.asarray(params, float).reshape(-1, 6)
     fluxes = np.asarray(fluxes, float).reshape(params.shape[0], len(psfs))
     kinds = list(kinds)
-    sizes = stamp_sizes(kinds, params, np.full(fluxes.shape, np.nan), np.ones(len(psfs)), psfs, settings)
+    sizes = stamp_sizes(
+        kinds, params, np.full(fluxes.shape, np.nan), np.ones(len(psfs)), psfs, settings
+    )
     pad = int(sizes.max(initial=0)) + int(np.ceil(np.abs(params[:, :2]).max(initial=0))) + 2
     layout = Layout(sizes, np.zeros((len(kinds), 6), bool), pad)
     od = layout.origins(params[:, 0], params[:, 1])
@@ -47,5 +49,5 @@ def render_model(shape, psfs, kinds, params, fluxes, *, settings=None):
         big = np.zeros((ny + 2 * pad, nx + 2 * pad))
         buf, _ = render_band(layout, bases, psf.fourier)
         add_model(buf, layout.offsets, layout.sizes, od[0], od[1], fluxes[:, b].copy(), big)
-        out[b] = big[pad:pad + ny, pad:pad + nx]
+        out[b] = big[pad : pad + ny, pad : pad + nx]
     return out

@@ -26,8 +26,11 @@ class _Problem:
         self.s = settings
         self.target = np.asarray(target, bool)
         self.mu = params0.copy()
-        self.prec = np.where(np.isfinite(prior_sigma), 1.0 / np.where(np.isfinite(prior_sigma),
-                                                                      prior_sigma, 1.0) ** 2, 0.0)
+        self.prec = np.where(
+            np.isfinite(prior_sigma),
+            1.0 / np.where(np.isfinite(prior_sigma), prior_sigma, 1.0) ** 2,
+            0.0,
+        )
         ny, nx = shape
         shift = settings.pos_max_shift_pix
         lo = np.empty_like(params0)
@@ -40,15 +43,19 @@ class _Problem:
         lo[:, 3:5], hi[:, 3:5] = -settings.ee_max, settings.ee_max
         lo[:, 5], hi[:, 5] = SERSIC_N_MIN, SERSIC_N_MAX
         self.lo, self.hi = lo, hi
-        self.maxstep = np.array([settings.max_step_pos] * 2 + [settings.max_step_logre]
-                                + [settings.max_step_ee] * 2 + [settings.max_step_n])
+        self.maxstep = np.array(
+            [settings.max_step_pos] * 2
+            + [settings.max_step_logre]
+            + [settings.max_step_ee] * 2
+            + [settings.max_step_n]
+        )
         gal = np.array([k != "STAR" for k in kinds], dtype=bool)
         free = np.zeros(params0.shape, bool)
         free[:, :2] = settings.fit_positions
         free[:, 2:5] = gal[:, None] & settings.fit_shapes
         free[:, 5] = np.array([k == "SERSIC" for k in kinds], dtype=bool) & settings.fit_shapes
         if settings.neighbour_fit != "all":  # non-targets: positions only, or nothing but fluxes
-            free[~self.target, 0 if settings.neighbour_fit == "fluxes" else 2:] = False
+            free[~self.target, 0 if settings.neighbour_fit == "fluxes" else 2 :] = False
         self.free_all = free
         self.logre_runaway = params0[:, 2] + np.log(settings.re_runaway_factor)
 
@@ -108,5 +115,11 @@ class _Problem:
 
 def make_problem(table, shape, settings):
     """Bounds, priors and free-parameter mask of a scene (internal)."""
-    return _Problem(table.initial_params(), table.prior_sigmas(), table.type.tolist(), shape, settings,
-                    table.target)
+    return _Problem(
+        table.initial_params(),
+        table.prior_sigmas(),
+        table.type.tolist(),
+        shape,
+        settings,
+        table.target,
+    )

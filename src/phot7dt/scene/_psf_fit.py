@@ -63,7 +63,11 @@ def _e_step(pts, amp, mean, var):
     det = np.linalg.det(var)
     d = pts[None, :, :] - mean[:, None, :]
     d2 = np.einsum("jni,jik,jnk->jn", d, inv, d)
-    logp = np.log(np.maximum(amp, 1e-300))[:, None] - 0.5 * d2 - np.log(2 * np.pi * np.sqrt(det))[:, None]
+    logp = (
+        np.log(np.maximum(amp, 1e-300))[:, None]
+        - 0.5 * d2
+        - np.log(2 * np.pi * np.sqrt(det))[:, None]
+    )
     top = logp.max(0)
     total = top + np.log(np.exp(logp - top).sum(0))
     return np.exp(logp - total), total

@@ -123,7 +123,7 @@ class SourceRecord:
         return cls(np.zeros(n, np.int64), np.zeros(n), z, z, z, z, z, z, z)
 
     def fixed_shapes(self, free):
-        """``free`` (n, 6) without the shape and n of runaway galaxies (reset to their catalog values)."""
+        """``free`` (n, 6) without the shape and n of runaway galaxies (reset to the catalog)."""
         out = free.copy()
         out[self.runaway, 2:] = False
         return out
@@ -141,7 +141,11 @@ class SourceRecord:
             The stage was a warm-up: a group that did not converge sets ``early_bad``.
         """
         niters, last_dlnp, stalled = self.niters.copy(), self.last_dlnp.copy(), self.stalled.copy()
-        runaway, hit_max, early_bad = self.runaway.copy(), self.hit_max.copy(), self.early_bad.copy()
+        runaway, hit_max, early_bad = (
+            self.runaway.copy(),
+            self.hit_max.copy(),
+            self.early_bad.copy(),
+        )
         for idx, run in runs:
             niters[idx] = run.niters
             last_dlnp[idx] = run.last_dlnp
@@ -150,8 +154,15 @@ class SourceRecord:
             hit_max[idx] = run.hit_max(n_opt_iters)
             if warmup:
                 early_bad[idx] |= not run.converged
-        return dataclasses.replace(self, niters=niters, last_dlnp=last_dlnp, stalled=stalled, runaway=runaway,
-                                   hit_max=hit_max, early_bad=early_bad)
+        return dataclasses.replace(
+            self,
+            niters=niters,
+            last_dlnp=last_dlnp,
+            stalled=stalled,
+            runaway=runaway,
+            hit_max=hit_max,
+            early_bad=early_bad,
+        )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

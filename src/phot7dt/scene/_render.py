@@ -30,7 +30,29 @@ __all__ = ["FFT_SIZES", "PARAM_NAMES", "Layout", "base_factors", "fft_size_at_le
 #: Nonlinear parameter slots of a source, in column order.
 PARAM_NAMES = ("x", "y", "logre", "ee1", "ee2", "sersic_n")
 #: Allowed stamp (FFT) sizes: even 7-smooth numbers.
-FFT_SIZES = (16, 20, 24, 28, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448, 512)
+FFT_SIZES = (
+    16,
+    20,
+    24,
+    28,
+    32,
+    40,
+    48,
+    56,
+    64,
+    80,
+    96,
+    112,
+    128,
+    160,
+    192,
+    224,
+    256,
+    320,
+    384,
+    448,
+    512,
+)
 
 
 def fft_size_at_least(n, min_size=16, max_size=256):
@@ -65,25 +87,35 @@ class Layout:
     def __init__(self, sizes, free, pad, core=None, anchors=None):
         self.anchors = None if anchors is None else np.asarray(anchors, float)
         self.sizes = np.asarray(sizes, dtype=np.int64)
-        self.core = self.sizes if core is None else np.minimum(np.asarray(core, np.int64), self.sizes)
+        self.core = (
+            self.sizes if core is None else np.minimum(np.asarray(core, np.int64), self.sizes)
+        )
         self.free = np.asarray(free, dtype=bool)
         self.pad = int(pad)
         self.ncols = 1 + self.free.sum(1).astype(np.int64)
         keys = {}
         for s in range(self.sizes.size):
             keys.setdefault((int(self.sizes[s]), tuple(self.free[s])), []).append(s)
-        self.groups = [(key[0], np.flatnonzero(key[1]), np.array(members))
-                       for key, members in sorted(keys.items())]
-        self.order = np.concatenate([g[2] for g in self.groups]) if self.groups else np.zeros(0, int)
+        self.groups = [
+            (key[0], np.flatnonzero(key[1]), np.array(members))
+            for key, members in sorted(keys.items())
+        ]
+        self.order = (
+            np.concatenate([g[2] for g in self.groups]) if self.groups else np.zeros(0, int)
+        )
         per_src = self.ncols * self.sizes**2
         offsets = np.zeros(self.sizes.size, dtype=np.int64)
-        offsets[self.order] = np.concatenate([[0], np.cumsum(per_src[self.order])[:-1]]) if self.order.size else []
+        offsets[self.order] = (
+            np.concatenate([[0], np.cumsum(per_src[self.order])[:-1]]) if self.order.size else []
+        )
         self.offsets = offsets
         self.total = int(per_src.sum())
 
     def model_only(self):
         """The same stamps without derivative columns."""
-        return Layout(self.sizes, np.zeros_like(self.free), self.pad, core=self.core, anchors=self.anchors)
+        return Layout(
+            self.sizes, np.zeros_like(self.free), self.pad, core=self.core, anchors=self.anchors
+        )
 
     def origins(self, x, y):
         """Integer stamp origins (ox, oy) in padded-image pixels, and sub-pixel offsets."""
@@ -130,7 +162,7 @@ def _shift_phase(k, centre, frac):
 
 
 def _profiles(kinds, params):
-    """Per source: galaxy?, covariance (xx, xy, yy), its derivatives, mixture table (4, K), components."""
+    """Per source: galaxy?, covariance (xx, xy, yy), its derivatives, mixture (4, K), components."""
     n = len(kinds)
     gal = np.array([k != "STAR" for k in kinds], dtype=bool)
     cov3 = np.zeros((n, 3))
@@ -144,7 +176,7 @@ def _profiles(kinds, params):
         dcov3[gal] = dcov.reshape(-1, 3, 4)[:, :, [0, 1, 3]]
         for i in np.flatnonzero(gal):
             m = mixes[i]
-            table[i, :, :len(m)] = (m.amp, m.var, m.damp_dn, m.dvar_dn)
+            table[i, :, : len(m)] = (m.amp, m.var, m.damp_dn, m.dvar_dn)
     return gal, cov3, dcov3, table, ncomp
 
 
@@ -172,8 +204,21 @@ def base_factors(layout, kinds, params, ox_oy_d):
         px, dpx = _shift_phase(kx, c, ox_oy_d[2][members])
         py, dpy = _shift_phase(ky, c, ox_oy_d[3][members])
         base = np.empty((members.size, 1 + free_idx.size, size, size // 2 + 1), complex)
-        fourier_factors(kx.ravel(), ky.ravel(), px, py, dpx, dpy, gal[members], cov[members], dcov[members],
-                        table[members], ncomp[members], free_idx.astype(np.int64), base)
+        fourier_factors(
+            kx.ravel(),
+            ky.ravel(),
+            px,
+            py,
+            dpx,
+            dpy,
+            gal[members],
+            cov[members],
+            dcov[members],
+            table[members],
+            ncomp[members],
+            free_idx.astype(np.int64),
+            base,
+        )
         out.append(base)
     return out
 
@@ -199,7 +244,7 @@ def render_band(layout, bases, psf_fourier):
     buf = np.empty(layout.total)
     parts, start = [], 0
     for (size, _free, _members), base in zip(layout.groups, bases, strict=True):
-        view = buf[start:start + base.shape[0] * base.shape[1] * size * size]
+        view = buf[start : start + base.shape[0] * base.shape[1] * size * size]
         view = view.reshape(base.shape[:2] + (size, size))
         view[...] = np.fft.irfft2(base * psf_fourier(size), s=(size, size))
         parts.append(view)

@@ -58,8 +58,13 @@ _GROUP_MARGIN = 2
 
 def _layout(model, sizes, free, idx=None, anchors=None):
     sl = slice(None) if idx is None else idx
-    return Layout(sizes[0][sl], free[sl], model.pad, core=sizes[1][sl],
-                  anchors=None if anchors is None else anchors[sl])
+    return Layout(
+        sizes[0][sl],
+        free[sl],
+        model.pad,
+        core=sizes[1][sl],
+        anchors=None if anchors is None else anchors[sl],
+    )
 
 
 def _anchors(params):
@@ -85,7 +90,9 @@ def _refresh_weights(model, params, sizes):
     model.set_model_weights(ev.models)
 
 
-def _run_groups(name, model, prob, params, sizes, free, tol, rec, anchors, lnp_scale, only=None, final=False):
+def _run_groups(
+    name, model, prob, params, sizes, free, tol, rec, anchors, lnp_scale, only=None, final=False
+):
     """One stage over every group with a free parameter and a target (and a source in ``only``).
 
     Returns (params, StageInfo, record, reusable): with ``final``,
@@ -98,19 +105,37 @@ def _run_groups(name, model, prob, params, sizes, free, tol, rec, anchors, lnp_s
     new = params.copy()
     runs, reusable = [], []
     for idx in groups_of(model, params, sizes):
-        if not free[idx].any() or not prob.target[idx].any() or (only is not None and not only[idx].any()):
+        if (
+            not free[idx].any()
+            or not prob.target[idx].any()
+            or (only is not None and not only[idx].any())
+        ):
             continue  # (a group without targets shares no pixel with one: its fluxes suffice)
-        run, _ = run_stage(model.subset(idx), prob.subset(idx), params[idx], _layout(model, sizes, free, idx, anchors),
-                           tol, s.lm_lambda0, warmup=tol > s.step_tol_sigma, estimate=name == "all", final=final,
-                           lnp_scale=lnp_scale)
+        run, _ = run_stage(
+            model.subset(idx),
+            prob.subset(idx),
+            params[idx],
+            _layout(model, sizes, free, idx, anchors),
+            tol,
+            s.lm_lambda0,
+            warmup=tol > s.step_tol_sigma,
+            estimate=name == "all",
+            final=final,
+            lnp_scale=lnp_scale,
+        )
         new[idx] = run.params
         if run.final_ev is not None:
             reusable.append((idx, run.final_ev))
         runs.append((idx, run))
     group_runs = [r for _, r in runs]
-    info = StageInfo(name, max((r.niters for r in group_runs), default=0), all(r.converged for r in group_runs),
-                     max((r.last_dlnp for r in group_runs), default=0.0),
-                     any(r.hit_max(s.n_opt_iters) for r in group_runs), any(r.stalled for r in group_runs))
+    info = StageInfo(
+        name,
+        max((r.niters for r in group_runs), default=0),
+        all(r.converged for r in group_runs),
+        max((r.last_dlnp for r in group_runs), default=0.0),
+        any(r.hit_max(s.n_opt_iters) for r in group_runs),
+        any(r.stalled for r in group_runs),
+    )
     return new, info, rec.after_stage(runs, s.n_opt_iters, warmup=tol > s.step_tol_sigma), reusable
 
 
@@ -124,13 +149,20 @@ def _freeze_unconstrained(model, prob, params, sizes, free, rec):
     shp[:, :2] = False
     if not shp.any():
         return free, rec
-    ev = model.evaluate(params, _layout(model, sizes, shp), derivs=True, single=True,
-                        fisher_bands=model.fisher_plan(s.fisher_bands))
+    ev = model.evaluate(
+        params,
+        _layout(model, sizes, shp),
+        derivs=True,
+        single=True,
+        fisher_bands=model.fisher_plan(s.fisher_bands),
+    )
     sig = np.full(free.shape, np.inf)
     with np.errstate(invalid="ignore", divide="ignore"):
         d = np.diag(covariance(ev.fisher + np.diag(prob.prec[shp])))
     sig[shp] = np.where(d > 0, np.sqrt(np.abs(d)), np.inf)
-    shape_bad = shp[:, 2] & (np.max(np.where(shp[:, 2:5], sig[:, 2:5], 0.0), axis=1) > s.freeze_shape_sigma)
+    shape_bad = shp[:, 2] & (
+        np.max(np.where(shp[:, 2:5], sig[:, 2:5], 0.0), axis=1) > s.freeze_shape_sigma
+    )
     n_bad = shp[:, 5] & ~shape_bad & (sig[:, 5] > s.freeze_sersic_n_sigma)
     out = free.copy()
     out[shape_bad, 2:] = False
@@ -158,7 +190,9 @@ def final_check(model, prob, params, sizes, free, anchors, reusable=()):
     """
     ev = _joined(model, params, sizes, free, anchors, reusable)
     if ev is None:
-        ev = model.evaluate(params, _layout(model, sizes, free, anchors=anchors), derivs=True, single=True)
+        ev = model.evaluate(
+            params, _layout(model, sizes, free, anchors=anchors), derivs=True, single=True
+        )
     if not free.any():
         return ev, np.ones(params.shape[0], bool)
     prec = prob.prec[free]
@@ -184,7 +218,9 @@ def _joined(model, params, sizes, free, anchors, reusable):
     if not rest.size:
         return ev
     zero = np.zeros((params.shape[0], 6), bool)
-    other = model.subset(rest).evaluate(params[rest], _layout(model, sizes, zero, rest, anchors), single=True)
+    other = model.subset(rest).evaluate(
+        params[rest], _layout(model, sizes, zero, rest, anchors), single=True
+    )
     n = params.shape[0]
 
     def by_source(group_part, rest_part):
@@ -193,9 +229,13 @@ def _joined(model, params, sizes, free, anchors, reusable):
         return out
 
     return dataclasses.replace(
-        ev, lnlike=ev.lnlike + other.lnlike + 0.5 * float(np.sum(model.wdd)), singular=ev.singular or other.singular,
-        fluxes=by_source(ev.fluxes, other.fluxes), flux_var=by_source(ev.flux_var, other.flux_var),
-        z_blocks=[by_source(z.T, 0.0).T for z in ev.z_blocks])
+        ev,
+        lnlike=ev.lnlike + other.lnlike + 0.5 * float(np.sum(model.wdd)),
+        singular=ev.singular or other.singular,
+        fluxes=by_source(ev.fluxes, other.fluxes),
+        flux_var=by_source(ev.flux_var, other.flux_var),
+        z_blocks=[by_source(z.T, 0.0).T for z in ev.z_blocks],
+    )
 
 
 def _grows(new, old):
@@ -210,7 +250,9 @@ def _initial_fluxes(model, table, settings, params, size_fn, forced):
     poisson = model.gain is not None
 
     def flux_only(sz):
-        return model.evaluate(params, _layout(model, sz, zero), derivs=forced, want_model=poisson, single=True)
+        return model.evaluate(
+            params, _layout(model, sz, zero), derivs=forced, want_model=poisson, single=True
+        )
 
     sizes = size_fn(params, table.flux)
     ev = flux_only(sizes)
@@ -259,7 +301,11 @@ def fit_scene(model, table, settings, prob, size_fn, start=None, check=True, ref
     forced = not prob.free_all.any()
     sizes, ev = _initial_fluxes(model, table, settings, params, size_fn, forced)
     rec = SourceRecord.empty(len(table))
-    stages = () if start is None else tuple(dataclasses.replace(st, name="coarse_" + st.name) for st in start.stages)
+    stages = (
+        ()
+        if start is None
+        else tuple(dataclasses.replace(st, name="coarse_" + st.name) for st in start.stages)
+    )
     if forced:
         rec = dataclasses.replace(rec, converged=np.ones(len(table), bool))
         return SceneFit(params, ev, prob, stages, prob.free_all, rec, model.n_bad_pixels)
@@ -268,18 +314,41 @@ def fit_scene(model, table, settings, prob, size_fn, start=None, check=True, ref
     for i, (name, stage_free) in enumerate(plan):
         if model.gain is not None and refresh and i:
             _refresh_weights(model, params, sizes)
-        tol = settings.step_tol_sigma if name == "all" else max(WARMUP_STEP_TOL, settings.step_tol_sigma)
+        tol = (
+            settings.step_tol_sigma
+            if name == "all"
+            else max(WARMUP_STEP_TOL, settings.step_tol_sigma)
+        )
         anchors = _anchors(params)
-        params, info, rec, reusable = _run_groups(name, model, prob, params, sizes, rec.fixed_shapes(stage_free),
-                                                  tol, rec, anchors, scale, final=check and start is not None)
+        params, info, rec, reusable = _run_groups(
+            name,
+            model,
+            prob,
+            params,
+            sizes,
+            rec.fixed_shapes(stage_free),
+            tol,
+            rec,
+            anchors,
+            scale,
+            final=check and start is not None,
+        )
         stages += (info,)
         free = rec.fixed_shapes(free)
     if not check:
         return SceneFit(params, None, prob, stages, free, rec, model.n_bad_pixels)
-    if model.gain is not None and start is None:  # (from a coarse start, the weights of the flux solve there stand)
+    if (
+        model.gain is not None and start is None
+    ):  # (from a coarse start, the weights of the flux solve there stand)
         _refresh_weights(model, params, sizes)
-    return _check_and_polish(model, prob, SceneFit(params, None, prob, stages, free, rec, model.n_bad_pixels),
-                             sizes, anchors, reusable)
+    return _check_and_polish(
+        model,
+        prob,
+        SceneFit(params, None, prob, stages, free, rec, model.n_bad_pixels),
+        sizes,
+        anchors,
+        reusable,
+    )
 
 
 def _plan(model, prob, params, sizes, settings, start, rec):
@@ -289,8 +358,13 @@ def _plan(model, prob, params, sizes, settings, start, rec):
         return free, _stage_plan(free, settings), rec
     free = start.free & prob.target[:, None]
     kept = start.record
-    rec = dataclasses.replace(rec, shape_frozen=kept.shape_frozen, n_frozen=kept.n_frozen,
-                              early_bad=kept.early_bad, runaway=kept.runaway)
+    rec = dataclasses.replace(
+        rec,
+        shape_frozen=kept.shape_frozen,
+        n_frozen=kept.n_frozen,
+        early_bad=kept.early_bad,
+        runaway=kept.runaway,
+    )
     return free, [("all", free)], rec
 
 
@@ -299,8 +373,19 @@ def _check_and_polish(model, prob, fit, sizes, anchors, reusable):
     params, free, rec, stages = fit.params, fit.free, fit.record, fit.stages
     ev, ok = final_check(model, prob, params, sizes, free, anchors, reusable)
     if not (ok | ~prob.target).all():
-        params, info, rec, _ = _run_groups("polish", model, prob, params, sizes, free, prob.s.step_tol_sigma, rec,
-                                           anchors, abs(ev.lnlike + prob.lnprior(params)), only=~ok & prob.target)
+        params, info, rec, _ = _run_groups(
+            "polish",
+            model,
+            prob,
+            params,
+            sizes,
+            free,
+            prob.s.step_tol_sigma,
+            rec,
+            anchors,
+            abs(ev.lnlike + prob.lnprior(params)),
+            only=~ok & prob.target,
+        )
         stages += (info,)
         free = rec.fixed_shapes(free)
         ev, ok = final_check(model, prob, params, sizes, free, anchors)

@@ -53,8 +53,11 @@ def separable(blocks, rhs, wdd, prec, mu, th, derivs, f_fisher=None):
     active = Hp > 0
     safe = np.where(active, Hp, 1.0)
     f = np.where(active, (r0 + prec * mu) / safe, 0.0)
-    out = Separable(f, np.where(active, 1.0 / safe, np.inf),
-                    wdd - 2.0 * np.sum(f * r0, axis=1) + np.sum(f * f * G00, axis=1))
+    out = Separable(
+        f,
+        np.where(active, 1.0 / safe, np.inf),
+        wdd - 2.0 * np.sum(f * r0, axis=1) + np.sum(f * f * G00, axis=1),
+    )
     if not derivs:
         return out
     cols, src = th
@@ -63,7 +66,9 @@ def separable(blocks, rhs, wdd, prec, mu, th, derivs, f_fisher=None):
     Gi0 = blocks[..., 1:, 0]
     f2 = (f * f)[..., None, None]
     inv_hp = np.where(active, 1.0 / safe, 0.0)[..., None, None]
-    per_src = np.sum(f2 * (blocks[..., 1:, 1:] - Gi0[..., :, None] * Gi0[..., None, :] * inv_hp), axis=0)
+    per_src = np.sum(
+        f2 * (blocks[..., 1:, 1:] - Gi0[..., :, None] * Gi0[..., None, :] * inv_hp), axis=0
+    )
     full = np.zeros((ns, C, C))
     full[:, 1:, 1:] = per_src
     big = np.zeros((ns * C, ns * C))
@@ -132,11 +137,16 @@ def general(gram, hinv, f, rhs, th, resid_proj=None, prec=None, mu=None):
     G_tt = gram[:, cols][:, :, cols]
     nth = cols.size
     # sum over bands of f_i f_j G_ij - H_tf z, the second as one matrix product over (band, source)
-    fisher = (np.einsum("bi,bij->ij", fs, G_tt * fs[:, None, :])
-              - H_tf.transpose(1, 0, 2).reshape(nth, nb * ns) @ z.reshape(nb * ns, nth))
+    fisher = np.einsum("bi,bij->ij", fs, G_tt * fs[:, None, :]) - H_tf.transpose(1, 0, 2).reshape(
+        nth, nb * ns
+    ) @ z.reshape(nb * ns, nth)
     if resid_proj is None:
-        grad = np.sum(fs * (rhs.reshape(nb, -1)[:, cols] - np.einsum("bij,bj->bi", G_tu, f)), axis=0)
+        grad = np.sum(
+            fs * (rhs.reshape(nb, -1)[:, cols] - np.einsum("bij,bj->bi", G_tu, f)), axis=0
+        )
     else:
         g_f = resid_proj[..., 0] - prec * (f - mu)
-        grad = np.sum(fs * resid_proj.reshape(nb, -1)[:, cols], axis=0) - np.einsum("bij,bi->j", z, g_f)
+        grad = np.sum(fs * resid_proj.reshape(nb, -1)[:, cols], axis=0) - np.einsum(
+            "bij,bi->j", z, g_f
+        )
     return fisher, grad, z

@@ -16,7 +16,14 @@ import scipy.fft
 
 from ._kernels import crop_stamps
 
-__all__ = ["Adjoint", "StampCache", "binned_fluxes", "fisher_band_plan", "model_bases", "theta_columns"]
+__all__ = [
+    "Adjoint",
+    "StampCache",
+    "binned_fluxes",
+    "fisher_band_plan",
+    "model_bases",
+    "theta_columns",
+]
 
 #: Stamp memory a :class:`StampCache` may hold (one group in one stage).
 CACHE_BYTES = 256 * 2**20
@@ -39,7 +46,9 @@ class StampCache:
         if entry is None or not entry[1][bands].all():
             return False
         lo, hi = int(bands[0]), int(bands[-1]) + 1
-        out[...] = entry[0][lo:hi] if hi - lo == bands.size else entry[0][bands]  # (bands: usually a range)
+        out[...] = (
+            entry[0][lo:hi] if hi - lo == bands.size else entry[0][bands]
+        )  # (bands: usually a range)
         return True
 
     def put(self, key, bands, stamps):
@@ -50,8 +59,10 @@ class StampCache:
             if self.bytes + nbytes > self.budget:
                 return
             self.bytes += nbytes
-            entry = self.entries[key] = (np.empty((self.n_band, size, size), np.float32),
-                                         np.zeros(self.n_band, bool))
+            entry = self.entries[key] = (
+                np.empty((self.n_band, size, size), np.float32),
+                np.zeros(self.n_band, bool),
+            )
         entry[0][bands] = stamps
         entry[1][bands] = True
 
@@ -75,15 +86,24 @@ class Adjoint:
         self.ncols, self.cmax = layout.ncols, int(layout.ncols.max()) if layout.ncols.size else 1
         self.th = theta_columns(layout, self.cmax)
         self.crops = None
-        self.parts = [(size, members, base[:, 1:], np.zeros((members.size, size, size // 2 + 1), complex))
-                      for (size, free_idx, members), base in zip(layout.groups, bases, strict=True) if free_idx.size]
+        self.parts = [
+            (size, members, base[:, 1:], np.zeros((members.size, size, size // 2 + 1), complex))
+            for (size, free_idx, members), base in zip(layout.groups, bases, strict=True)
+            if free_idx.size
+        ]
 
     def start(self, n):
         """Room for the residual crops of a chunk of ``n`` bands."""
-        self.crops = [np.empty((n, members.size, size, size), np.float32) for size, members, _d, _a in self.parts]
+        self.crops = [
+            np.empty((n, members.size, size, size), np.float32)
+            for size, members, _d, _a in self.parts
+        ]
 
     def add(self, i, wr, ox, oy):
-        """Crop band ``i`` of the chunk: ``wr`` is w (d - model) on a box, (ox, oy) the stamp origins in it."""
+        """Crop band ``i`` of the chunk.
+
+        ``wr`` is w (d - model) on a box, (ox, oy) the stamp origins in it.
+        """
         for (size, members, _deriv, _acc), crops in zip(self.parts, self.crops, strict=True):
             crop_stamps(wr, ox[members], oy[members], size, crops[i])
 
@@ -102,7 +122,9 @@ class Adjoint:
         for size, members, deriv, acc in self.parts:
             c = np.full(size // 2 + 1, 2.0)
             c[0] = c[-1] = 1.0
-            grad[members, 1:1 + deriv.shape[1]] = np.einsum("mcij,mij->mc", deriv, acc * c).real / size**2
+            grad[members, 1 : 1 + deriv.shape[1]] = (
+                np.einsum("mcij,mij->mc", deriv, acc * c).real / size**2
+            )
         return grad.ravel()[self.th[0]]
 
 
@@ -133,7 +155,7 @@ def fisher_band_plan(sigma, n_fisher):
     reps = (edges[:-1] + edges[1:]) // 2
     for k in range(n_fisher):
         if not np.isfinite(sigma[reps[k]]):
-            reps[k] = edges[k] + int(np.argmin(sigma[edges[k]:edges[k + 1]]))
+            reps[k] = edges[k] + int(np.argmin(sigma[edges[k] : edges[k + 1]]))
     return reps, edges
 
 

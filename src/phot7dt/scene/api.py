@@ -30,7 +30,10 @@ def _validate(images, invvar, psfs, gain):
     images = np.asarray(images)
     invvar = np.asarray(invvar)
     if images.ndim != 3 or invvar.shape != images.shape:
-        msg = f"images and invvar must both be (n_band, ny, nx); got {images.shape} and {invvar.shape}"
+        msg = (
+            "images and invvar must both be (n_band, ny, nx); "
+            f"got {images.shape} and {invvar.shape}"
+        )
         raise ValueError(msg)
     if len(psfs) != images.shape[0]:
         msg = f"need one PSF per band: {len(psfs)} PSFs for {images.shape[0]} bands"
@@ -48,7 +51,12 @@ def _needed_pad(prob, sizes, shape):
     half = sizes // 2
     lo = np.floor(prob.lo[:, :2] + 0.5)
     hi = np.floor(prob.hi[:, :2] + 0.5)
-    need = [half - lo[:, 0], hi[:, 0] + sizes - half - nx, half - lo[:, 1], hi[:, 1] + sizes - half - ny]
+    need = [
+        half - lo[:, 0],
+        hi[:, 0] + sizes - half - nx,
+        half - lo[:, 1],
+        hi[:, 1] + sizes - half - ny,
+    ]
     return int(max(0, np.max(need, initial=0))) + 1
 
 
@@ -59,29 +67,45 @@ def _capped_size_fn(model, table, psfs, settings, prob, sigma):
         kinds = table.type.tolist()
         sizes = stamp_sizes(kinds, params, fluxes, sigma, psfs, settings)
         for s in range(sizes.size):
-            while sizes[s] > allowed[0] and _needed_pad(_Row(prob, s), sizes[s:s + 1],
-                                                          (model.ny, model.nx)) > model.pad:
+            while (
+                sizes[s] > allowed[0]
+                and _needed_pad(_Row(prob, s), sizes[s : s + 1], (model.ny, model.nx)) > model.pad
+            ):
                 sizes[s] = max(a for a in allowed if a < sizes[s])
-        if settings.cross_trunc_frac <= settings.model_trunc_frac:  # core boxes are the whole stamps
+        if (
+            settings.cross_trunc_frac <= settings.model_trunc_frac
+        ):  # core boxes are the whole stamps
             return sizes, sizes.copy()
-        core = stamp_sizes(kinds, params, fluxes, sigma, psfs, settings, frac=settings.cross_trunc_frac)
+        core = stamp_sizes(
+            kinds, params, fluxes, sigma, psfs, settings, frac=settings.cross_trunc_frac
+        )
         return sizes, np.minimum(core, sizes)
+
     return size_fn
 
 
 class _Row:
     def __init__(self, prob, s):
-        self.lo, self.hi = prob.lo[s:s + 1], prob.hi[s:s + 1]
+        self.lo, self.hi = prob.lo[s : s + 1], prob.hi[s : s + 1]
 
 
 def _fit_one(images, invvar, psfs, table, settings, gain):
     shape = images.shape[1:]
     prob = make_problem(table, shape, settings)
     sigma = noise_sigma(invvar)
-    sizes0 = stamp_sizes(table.type.tolist(), prob.mu, np.full(table.flux.shape, np.nan), sigma, psfs,
-                         settings)
-    model = PatchModel(images, invvar, psfs, table.type.tolist(), table.flux_prior(), gain,
-                       pad=_needed_pad(prob, sizes0, shape), sigma=sigma)
+    sizes0 = stamp_sizes(
+        table.type.tolist(), prob.mu, np.full(table.flux.shape, np.nan), sigma, psfs, settings
+    )
+    model = PatchModel(
+        images,
+        invvar,
+        psfs,
+        table.type.tolist(),
+        table.flux_prior(),
+        gain,
+        pad=_needed_pad(prob, sizes0, shape),
+        sigma=sigma,
+    )
     size_fn = _capped_size_fn(model, table, psfs, settings, prob, sigma)
     start = None
     if prob.free_all.any() and use_coarse(settings, sigma):
@@ -105,7 +129,7 @@ class _Outputs(NamedTuple):
 
 
 def _outputs(fit):
-    """Errors from the final evaluation's Fisher system, and the flags, of one :class:`._records.SceneFit`."""
+    """Errors (from the final Fisher system) and flags of one :class:`._records.SceneFit`."""
     ev, prob, free, params = fit.ev, fit.prob, fit.free, fit.params
     cov = covariance(ev.fisher + np.diag(prob.prec[free]))
     perr = np.full(params.shape, np.nan)
@@ -114,7 +138,9 @@ def _outputs(fit):
     if ev.z_blocks:
         Z = np.stack(ev.z_blocks)  # (band, source, theta)
         marg += np.sum((Z @ cov) * Z, axis=-1)
-    return _Outputs(perr, np.sqrt(ev.flux_var.T), np.sqrt(marg.T), fit.record.converged, _flags(fit))
+    return _Outputs(
+        perr, np.sqrt(ev.flux_var.T), np.sqrt(marg.T), fit.record.converged, _flags(fit)
+    )
 
 
 def _flags(fit):
@@ -122,13 +148,22 @@ def _flags(fit):
     ev, rec = fit.ev, fit.record
     flags = np.zeros(fit.params.shape[0], np.int64)
     conv = rec.converged
-    bits = {"not_converged": ~conv, "hit_max_iters": ~conv & rec.hit_max, "stalled": ~conv & rec.stalled,
-            "early_stage_not_converged": rec.early_bad, "shape_unconstrained": rec.shape_frozen,
-            "sersic_n_unconstrained": rec.n_frozen, "re_runaway": rec.runaway}
+    bits = {
+        "not_converged": ~conv,
+        "hit_max_iters": ~conv & rec.hit_max,
+        "stalled": ~conv & rec.stalled,
+        "early_stage_not_converged": rec.early_bad,
+        "shape_unconstrained": rec.shape_frozen,
+        "sersic_n_unconstrained": rec.n_frozen,
+        "re_runaway": rec.runaway,
+    }
     for name, on in bits.items():
         flags |= np.where(on, flag_bit(name), 0)
-    for name, on in zip(("pos_at_bound", "re_at_bound", "ell_at_bound", "sersic_n_at_bound"),
-                        fit.prob.at_bounds(fit.params, fit.free), strict=True):
+    for name, on in zip(
+        ("pos_at_bound", "re_at_bound", "ell_at_bound", "sersic_n_at_bound"),
+        fit.prob.at_bounds(fit.params, fit.free),
+        strict=True,
+    ):
         flags |= np.where(on, flag_bit(name), 0)
     nodata = ~np.isfinite(ev.flux_var.T)
     flags |= np.where(nodata.any(1), flag_bit("no_data"), 0)
@@ -168,8 +203,17 @@ def fit_patch(images, invvar, psfs, sources, settings=None, *, gain=None):
     if settings.enable_multi_band_simultaneous_fitting:
         runs = [_fit_one(images, invvar, psfs, table, settings, gain)]
     else:
-        runs = [_fit_one(images[b:b + 1], invvar[b:b + 1], [psfs[b]], table.band(b), settings,
-                         None if gain is None else gain[b:b + 1]) for b in range(images.shape[0])]
+        runs = [
+            _fit_one(
+                images[b : b + 1],
+                invvar[b : b + 1],
+                [psfs[b]],
+                table.band(b),
+                settings,
+                None if gain is None else gain[b : b + 1],
+            )
+            for b in range(images.shape[0])
+        ]
     return _result(runs, table, psfs, images.shape[1:])
 
 
@@ -183,8 +227,11 @@ def _result(fits, table, psfs, shape):
     if n_bad:
         logger.info("%d non-finite pixels were given zero weight", n_bad)
     return FitResult(
-        kinds=np.asarray(table.type), params=np.stack([f.params for f in fits]),
-        params_err=np.stack([p.params_err for p in parts]), flux=flux, flux_err=ferr,
+        kinds=np.asarray(table.type),
+        params=np.stack([f.params for f in fits]),
+        params_err=np.stack([p.params_err for p in parts]),
+        flux=flux,
+        flux_err=ferr,
         flux_err_marginal=np.concatenate([p.flux_err_marginal for p in parts], axis=1),
         converged=np.logical_and.reduce([p.converged for p in parts]),
         flags=np.bitwise_or.reduce([p.flags for p in parts]),
@@ -192,4 +239,7 @@ def _result(fits, table, psfs, shape):
         src_niters=np.stack([f.record.niters for f in fits]),
         src_last_dlnp=np.stack([f.record.last_dlnp for f in fits]),
         lnp=np.array([f.lnp for f in fits]),
-        psfs=tuple(psfs), image_shape=tuple(shape), n_bad_pixels=n_bad)
+        psfs=tuple(psfs),
+        image_shape=tuple(shape),
+        n_bad_pixels=n_bad,
+    )

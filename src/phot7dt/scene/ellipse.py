@@ -55,7 +55,9 @@ def catalog_to_soft(re_pix, ell, theta_deg):
     logre, ee1, ee2 : ndarray
         Soft-ellipse parameters (ln px, dimensionless).
     """
-    re_pix, ell, theta = np.broadcast_arrays(*(np.asarray(v, float) for v in (re_pix, ell, theta_deg)))
+    re_pix, ell, theta = np.broadcast_arrays(
+        *(np.asarray(v, float) for v in (re_pix, ell, theta_deg))
+    )
     q = np.clip(1.0 - ell, Q_MIN, 1.0)
     e = (1.0 - q) / (1.0 + q)
     ee = -np.log1p(-e)
@@ -157,8 +159,9 @@ def soft_prior_sigmas(re_pix, ell, theta_deg, re_err, ell_err, theta_err):
     -------
     s_logre, s_ee1, s_ee2 : ndarray
     """
-    arrays = np.broadcast_arrays(*(np.asarray(v, float) for v in
-                                   (re_pix, ell, theta_deg, re_err, ell_err, theta_err)))
+    arrays = np.broadcast_arrays(
+        *(np.asarray(v, float) for v in (re_pix, ell, theta_deg, re_err, ell_err, theta_err))
+    )
     re_pix, ell, theta, re_err, ell_err, theta_err = arrays
     with np.errstate(invalid="ignore", divide="ignore"):
         s_logre = np.where(re_err > 0, re_err / re_pix, np.nan)

@@ -20,8 +20,12 @@ class FlagDefinition(NamedTuple):
 
 
 FLAGS = (
-    FlagDefinition(1, "not_converged", "the final joint Gauss-Newton step failed the convergence test"),
-    FlagDefinition(2, "hit_max_iters", "not converged and its group used all n_opt_iters in its last stage"),
+    FlagDefinition(
+        1, "not_converged", "the final joint Gauss-Newton step failed the convergence test"
+    ),
+    FlagDefinition(
+        2, "hit_max_iters", "not converged and its group used all n_opt_iters in its last stage"
+    ),
     FlagDefinition(4, "pos_at_bound", "x or y ended on its pos_max_shift_pix box"),
     FlagDefinition(8, "re_at_bound", "r_e ended on re_min_pix or re_max_pix"),
     FlagDefinition(16, "ell_at_bound", "the axis ratio ended on q_min"),
@@ -29,14 +33,27 @@ FLAGS = (
     FlagDefinition(64, "no_data", "at least one band has no unmasked pixel under the source"),
     FlagDefinition(128, "fully_masked", "no band has an unmasked pixel under the source"),
     FlagDefinition(256, "singular_fisher", "a Fisher block was singular (degenerate sources)"),
-    FlagDefinition(512, "early_stage_not_converged", "a warm-up stage (positions, shapes) did not converge for its group"),
+    FlagDefinition(
+        512,
+        "early_stage_not_converged",
+        "a warm-up stage (positions, shapes) did not converge for its group",
+    ),
     FlagDefinition(1024, "stalled", "no damped step improved ln P before convergence"),
-    FlagDefinition(2048, "shape_unconstrained",
-                   "shape and n kept at the catalog values (Fisher errors above freeze_shape_sigma)"),
-    FlagDefinition(4096, "sersic_n_unconstrained",
-                   "Sersic n kept at the catalog value (Fisher error above freeze_sersic_n_sigma)"),
-    FlagDefinition(8192, "re_runaway",
-                   "r_e grew beyond re_runaway_factor x its catalog value: catalog shape and n kept"),
+    FlagDefinition(
+        2048,
+        "shape_unconstrained",
+        "shape and n kept at the catalog values (Fisher errors above freeze_shape_sigma)",
+    ),
+    FlagDefinition(
+        4096,
+        "sersic_n_unconstrained",
+        "Sersic n kept at the catalog value (Fisher error above freeze_sersic_n_sigma)",
+    ),
+    FlagDefinition(
+        8192,
+        "re_runaway",
+        "r_e grew beyond re_runaway_factor x its catalog value: catalog shape and n kept",
+    ),
 )
 
 _BY_NAME = {f.name: f for f in FLAGS}

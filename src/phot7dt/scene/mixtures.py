@@ -60,15 +60,32 @@ EXP_VAR = np.array(
 
 _DEV_CORE = 0.010233
 _DEV_RAW_AMP = np.array(
-    [4.26347652e-02, 2.40127183e-01, 6.85907632e-01, 1.51937350e00,
-     2.83627243e00, 4.46467501e00, 5.72440830e00, 5.60989349e00]
+    [
+        4.26347652e-02,
+        2.40127183e-01,
+        6.85907632e-01,
+        1.51937350e00,
+        2.83627243e00,
+        4.46467501e00,
+        5.72440830e00,
+        5.60989349e00,
+    ]
 )
 #: de Vaucouleurs ("luv") amplitudes with the delta core first, sum 1.
 DEV_AMP = np.concatenate([[_DEV_CORE], _DEV_RAW_AMP * (1.0 - _DEV_CORE) / _DEV_RAW_AMP.sum()])
 #: de Vaucouleurs variances (r_e**2); the core has variance 0.
 DEV_VAR = np.array(
-    [0.0, 2.23759216e-04, 1.00220099e-03, 4.18731126e-03, 1.69432589e-02,
-     6.84850479e-02, 2.87207080e-01, 1.33320254e00, 8.40215071e00]
+    [
+        0.0,
+        2.23759216e-04,
+        1.00220099e-03,
+        4.18731126e-03,
+        1.69432589e-02,
+        6.84850479e-02,
+        2.87207080e-01,
+        1.33320254e00,
+        8.40215071e00,
+    ]
 )
 
 
@@ -101,13 +118,15 @@ class Mixture:
 
         def enclosed(r):
             with np.errstate(divide="ignore", over="ignore"):
-                inner = np.where(self.var > 0, np.exp(-0.5 * r * r / np.maximum(self.var, 1e-300)), 0.0)
+                inner = np.where(
+                    self.var > 0, np.exp(-0.5 * r * r / np.maximum(self.var, 1e-300)), 0.0
+                )
             return float(np.sum(self.amp * (1.0 - inner))) - 0.5
 
         return brentq(enclosed, 1e-6, 100.0, xtol=1e-12)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _range_splines(index):
     lo, hi, rows = SERSIC_RANGES[index]
     ns = np.array([r[0] for r in rows])

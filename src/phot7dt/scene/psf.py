@@ -35,8 +35,15 @@ from typing import ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["PSF", "FourierStacks", "GaussianMixturePSF", "MoffatPSF", "NCircularGaussianPSF", "PixelizedPSF",
-           "fourier_in"]
+__all__ = [
+    "PSF",
+    "FourierStacks",
+    "GaussianMixturePSF",
+    "MoffatPSF",
+    "NCircularGaussianPSF",
+    "PixelizedPSF",
+    "fourier_in",
+]
 
 
 @runtime_checkable
@@ -53,7 +60,7 @@ class PSF(Protocol):
         """rfft2 transform, complex (size, size//2 + 1), of the unit-sum PSF centred at index 0."""
 
     def wing_radius(self, threshold) -> np.ndarray:
-        """Smallest box half-width (px) beyond which the PSF stays below ``threshold`` (per pixel)."""
+        """Smallest box half-width (px) beyond which the PSF stays below ``threshold``."""
 
     def rms_width(self) -> float:
         """RMS width per axis (px): sqrt of half the trace of the second-moment matrix."""
@@ -199,7 +206,7 @@ class MoffatPSF(PixelizedPSF):
             raise ValueError(msg)
         self.fwhm, self.beta, self.radius = float(fwhm), float(beta), int(radius)
         alpha = self.fwhm / (2.0 * np.sqrt(2.0 ** (1.0 / self.beta) - 1.0))
-        yy, xx = np.mgrid[-self.radius:self.radius + 1, -self.radius:self.radius + 1]
+        yy, xx = np.mgrid[-self.radius : self.radius + 1, -self.radius : self.radius + 1]
         super().__init__((1.0 + (xx * xx + yy * yy) / alpha**2) ** (-self.beta))
 
     def __getstate__(self):
@@ -238,7 +245,10 @@ class GaussianMixturePSF:
         mean = np.array(mean, float).reshape(amp.size, 2)
         var = np.array(var, float).reshape(amp.size, 2, 2)
         if not (amp.sum() > 0 and np.all(np.linalg.det(var) > 0)):
-            msg = "Gaussian-mixture PSF needs a positive total weight and positive-definite covariances"
+            msg = (
+                "Gaussian-mixture PSF needs a positive total weight "
+                "and positive-definite covariances"
+            )
             raise ValueError(msg)
         self.amp, self.mean, self.var = amp / amp.sum(), mean, var
         for a in (self.amp, self.mean, self.var):
@@ -282,12 +292,12 @@ class GaussianMixturePSF:
         wing = self.__dict__.get("_wing")
         if wing is None:
             r = int(np.ceil(self.half_size * 2))
-            yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+            yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
             wing = self.__dict__["_wing"] = _radial_wing(self.evaluate(xx, yy))
         return _wing_lookup(*wing, threshold)
 
     def rms_width(self):
-        """RMS width per axis (px): sqrt(sum_j amp_j trace(var_j) / 2) (component offsets not counted)."""
+        """RMS width per axis (px): sqrt(sum_j amp_j trace(var_j) / 2), offsets ignored."""
         return float(np.sqrt(0.5 * np.sum(self.amp * np.trace(self.var, axis1=1, axis2=2))))
 
     def __getstate__(self):
@@ -298,10 +308,13 @@ class GaussianMixturePSF:
 
     def __eq__(self, other):
         return type(other) is type(self) and all(
-            np.array_equal(getattr(self, k), getattr(other, k)) for k in ("amp", "mean", "var"))
+            np.array_equal(getattr(self, k), getattr(other, k)) for k in ("amp", "mean", "var")
+        )
 
     def __hash__(self):
-        return hash((type(self).__name__, self.amp.tobytes(), self.mean.tobytes(), self.var.tobytes()))
+        return hash(
+            (type(self).__name__, self.amp.tobytes(), self.mean.tobytes(), self.var.tobytes())
+        )
 
     def __repr__(self):
         return f"{type(self).__name__}(n_components={self.amp.size})"
@@ -367,5 +380,5 @@ class FourierStacks:
             self.stacks[key] = stack
         bands = np.asarray(bands)
         if bands.size and np.all(np.diff(bands) == 1):
-            return stack[bands[0]:bands[-1] + 1]
+            return stack[bands[0] : bands[-1] + 1]
         return stack[bands]

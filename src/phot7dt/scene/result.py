@@ -104,7 +104,7 @@ class FitResult:
 
     @property
     def opt_niters(self):
-        """Iterations of the last stage, per fit: the largest over groups (tract7dt ``opt_niters``)."""
+        """Iterations of the last stage, per fit: the largest over groups (``opt_niters``)."""
         return self._last("niters", 0)
 
     @property
@@ -194,18 +194,19 @@ class FitResult:
         return decode_flags(self.flags[index])
 
     def model_images(self):
-        """Model of every band, shape (B, ny, nx), float32 (renders load the numba kernels on first use)."""
+        """Model of every band, shape (B, ny, nx), float32 (loads the numba kernels on use)."""
         from ._model_image import render_model
 
         fits = self.params.shape[0]
         if fits == 1:  # one layout and one set of source profiles serve every band
             flux = np.nan_to_num(self.flux)
-            return render_model(self.image_shape, list(self.psfs), self.kinds, self.params[0],
-                                flux).astype(np.float32)
+            return render_model(
+                self.image_shape, list(self.psfs), self.kinds, self.params[0], flux
+            ).astype(np.float32)
         out = np.zeros((self.flux.shape[1],) + tuple(self.image_shape), np.float32)
         for b in range(self.flux.shape[1]):
             p = self.params[0 if fits == 1 else b]
-            flux = np.nan_to_num(self.flux[:, b:b + 1])
+            flux = np.nan_to_num(self.flux[:, b : b + 1])
             out[b] = render_model(self.image_shape, [self.psfs[b]], self.kinds, p, flux)[0]
         return out
 

@@ -44,8 +44,18 @@ __all__ = ["KINDS", "SourceTable"]
 
 #: Source model names accepted in the ``type`` column.
 KINDS = ("STAR", "EXP", "DEV", "SERSIC")
-_PER_SOURCE = ("x", "y", "re_pix", "ell", "theta_deg", "sersic_n", "pos_err", "re_err",
-               "ell_err", "theta_err")
+_PER_SOURCE = (
+    "x",
+    "y",
+    "re_pix",
+    "ell",
+    "theta_deg",
+    "sersic_n",
+    "pos_err",
+    "re_err",
+    "ell_err",
+    "theta_err",
+)
 
 
 def _column(mapping, name):
@@ -78,10 +88,15 @@ class SourceTable:
             cols[name] = arr
         for name in ("flux", "flux_err"):
             v = _column(mapping, name)
-            cols[name] = np.full((n, self.n_band), np.nan) if v is None else \
-                np.asarray(v, float).reshape(n, self.n_band)
+            cols[name] = (
+                np.full((n, self.n_band), np.nan)
+                if v is None
+                else np.asarray(v, float).reshape(n, self.n_band)
+            )
         kinds = _column(mapping, "type")
-        kinds = np.full(n, "STAR") if kinds is None else np.char.upper(np.asarray(kinds).astype(str))
+        kinds = (
+            np.full(n, "STAR") if kinds is None else np.char.upper(np.asarray(kinds).astype(str))
+        )
         bad = sorted(set(kinds.tolist()) - set(KINDS))
         if bad:
             msg = f"unknown source type(s) {bad}; allowed: {list(KINDS)}"
@@ -113,8 +128,14 @@ class SourceTable:
         self._cols = state["cols"]
 
     def __eq__(self, other):
-        return type(other) is type(self) and self.n_band == other.n_band and all(
-            np.array_equal(v, other._cols[k], equal_nan=v.dtype.kind == "f") for k, v in self._cols.items())
+        return (
+            type(other) is type(self)
+            and self.n_band == other.n_band
+            and all(
+                np.array_equal(v, other._cols[k], equal_nan=v.dtype.kind == "f")
+                for k, v in self._cols.items()
+            )
+        )
 
     def __hash__(self):
         return hash((len(self), self.n_band, self._cols["x"].tobytes(), self._cols["y"].tobytes()))
@@ -124,7 +145,7 @@ class SourceTable:
 
     def band(self, b):
         """The same sources with only band ``b`` (for single-band fits)."""
-        cols = {k: (v[:, b:b + 1] if v.ndim == 2 else v) for k, v in self._cols.items()}
+        cols = {k: (v[:, b : b + 1] if v.ndim == 2 else v) for k, v in self._cols.items()}
         return SourceTable(cols, 1)
 
     def with_flux(self, flux):
@@ -155,14 +176,18 @@ class SourceTable:
         itself was finite (tract7dt's rule).
         """
         re, ell, theta, _n = self.catalog_shapes()
-        s_logre, s1, s2 = soft_prior_sigmas(re, ell, theta, self.re_err, self.ell_err, self.theta_err)
+        s_logre, s1, s2 = soft_prior_sigmas(
+            re, ell, theta, self.re_err, self.ell_err, self.theta_err
+        )
         gal = self.type != "STAR"
         s_logre = np.where(gal & np.isfinite(self.re_pix), s_logre, np.nan)
         ok_ee = gal & np.isfinite(self.ell) & np.isfinite(self.theta_deg)
         pos = np.where(self.pos_err > 0, self.pos_err, np.nan)
         none = np.full(len(self), np.nan)
-        return np.stack([pos, pos, s_logre, np.where(ok_ee, s1, np.nan),
-                         np.where(ok_ee, s2, np.nan), none], axis=1)
+        return np.stack(
+            [pos, pos, s_logre, np.where(ok_ee, s1, np.nan), np.where(ok_ee, s2, np.nan), none],
+            axis=1,
+        )
 
     def flux_prior(self):
         """(mean, sigma), each (n, B); sigma NaN where there is no usable prior."""
