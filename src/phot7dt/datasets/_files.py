@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from copy import deepcopy
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 import fsspec
@@ -90,6 +92,20 @@ def write_atomically(
         return
     with fs.open(path, **{"mode": "wb", **(open_args or {})}) as stream:
         write(stream)
+
+
+def swap_folder(new: Path, target: Path) -> None:
+    """Put the complete folder ``new`` at ``target`` (local file system), replacing any old one.
+
+    Readers see the old folder or the new one: each step is a :func:`os.replace` of a
+    whole folder (the old one is moved aside first, then removed). The folder
+    counterpart of :func:`write_atomically`.
+    """
+    old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+    if target.exists():
+        os.replace(target, old)
+    os.replace(new, target)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 class FileDataset(AbstractDataset):

@@ -40,7 +40,8 @@ class AtomicCSVDataset(AbstractDataset[pd.DataFrame, pd.DataFrame | None]):
         Path or fsspec URL of the CSV file. With ``optional: true``, the value
         ``none`` stands for an input the user does not have; ``load`` then returns None.
     load_args, save_args : dict, optional
-        Keyword arguments of ``pandas.read_csv`` / ``DataFrame.to_csv`` (``index`` defaults to False).
+        Keyword arguments of ``pandas.read_csv`` / ``DataFrame.to_csv`` (``index`` defaults
+        to False).
     optional : bool
         Whether ``filepath: none`` is allowed.
     fs_args, credentials, metadata

@@ -85,3 +85,60 @@ def _image_of(hdu: fits.hdu.base.ExtensionHDU, *, copy: bool) -> ImageWithHeader
     view = data.view()
     view.flags.writeable = False
     return view, header
+
+
+class FITSHeaderDataset(FileDataset):
+    """The header of one HDU of a FITS file (read-only), e.g. a reference WCS.
+
+    With ``optional: true`` the path ``none`` stands for "no file": ``load`` gives None.
+
+    Parameters
+    ----------
+    filepath : str
+        Path of the FITS file, optionally with an fsspec protocol.
+    optional : bool
+        Whether ``filepath: none`` is allowed.
+    load_args : dict, optional
+        ``hdu`` (index or name, default 0).
+    fs_args, credentials, metadata
+        As in kedro-datasets.
+
+    Examples
+    --------
+    .. code-block:: yaml
+
+        wcs_reference:
+          type: phot7dt.datasets.FITSHeaderDataset
+          optional: true
+          filepath: ${runtime_params:merge.wcs_fits, none}
+    """
+
+    DEFAULT_LOAD_ARGS = {"hdu": 0}
+
+    def __init__(self, *, filepath: str, optional: bool = False, **kwargs) -> None:
+        # Kedro makes relative catalog paths absolute, so `none` arrives as <project>/none
+        self._absent = optional and str(filepath).strip().rsplit("/", 1)[-1].lower() == "none"
+        super().__init__(filepath=filepath, **kwargs)
+
+    def load(self) -> fits.Header | None:
+        """The header (None when optional and the path is ``none``)."""
+        if self._absent:
+            return None
+        hdu = self._load_args["hdu"]
+        try:
+            with self._fs.open(self._path, mode="rb") as stream:
+                with fits.open(stream, memmap=False) as hdul:
+                    return hdul[hdu].header.copy()
+        except FileNotFoundError as exc:
+            raise DatasetError(f"FITS file {self._path}: file not found") from exc
+        except (OSError, ValueError, TypeError, IndexError, KeyError) as exc:
+            raise DatasetError(
+                f"FITS file {self._path}: cannot read the header of HDU {hdu!r} ({exc})"
+            ) from exc
+
+    def save(self, data: fits.Header) -> None:
+        """Not supported: the file is an input."""
+        raise DatasetError(f"FITS file {self._path}: read-only dataset")
+
+    def _exists(self) -> bool:
+        return not self._absent and super()._exists()

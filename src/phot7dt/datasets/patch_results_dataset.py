@@ -9,10 +9,14 @@ Each file is written to a temporary sibling and moved into place, and the
 parquet table, written last, marks a patch as finished: an interrupted run
 leaves whole patches or nothing, which is what ``patch_run.resume`` relies on.
 
-Loading gives a :class:`PatchResultStore`, a small picklable handle the
-``fit_patches`` node writes through as patches finish (so results survive an
-interruption) and ``merge_fits`` reads from. Local (or shared, mounted) file
-systems only.
+``fit_patches`` declares the folder as an output and yields one partition per
+patch as it finishes (a generator node: kedro saves each chunk at once), so
+finished patches survive an interruption. A partition saved as ``None`` is
+removed (a patch that failed, or one about to be fitted again). Loading gives a
+:class:`PatchResultStore`, a small read handle: ``merge_fits`` reads the tables
+through it, and ``fit_patches`` sees the previous results of the same folder
+through a second catalog entry (``previous_patch_results``) when it resumes.
+Local (or shared, mounted) file systems only.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +115,12 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-class PatchResultsDataset(AbstractDataset[Mapping[str, tuple], PatchResultStore]):
+#: What a partition of :class:`PatchResultsDataset` is saved from: ``(table, meta)``, a
+#: callable returning it (saved lazily), or None (the patch's result is removed).
+Partition = tuple[pd.DataFrame, Mapping[str, Any]] | Callable[[], tuple] | None
+
+
+class PatchResultsDataset(AbstractDataset[Mapping[str, Partition], PatchResultStore]):
     """Folder of per-patch results; loads as a :class:`PatchResultStore`.
 
     Parameters
@@ -145,10 +154,15 @@ class PatchResultsDataset(AbstractDataset[Mapping[str, tuple], PatchResultStore]
             ) from exc
         return PatchResultStore(self._root)
 
-    def save(self, data: Mapping[str, tuple]) -> None:
-        """Store ``{tag: (table, meta)}``, each patch atomically."""
+    def save(self, data: Mapping[str, Partition]) -> None:
+        """Store ``{tag: (table, meta)}``, each patch atomically; ``{tag: None}`` removes it."""
         store = PatchResultStore(self._root)
-        for tag, (table, meta) in data.items():
+        for tag, value in data.items():
+            result = value() if callable(value) else value
+            if result is None:
+                store.discard(tag)
+                continue
+            table, meta = result
             store.write(tag, table, meta)
 
     def _exists(self) -> bool:

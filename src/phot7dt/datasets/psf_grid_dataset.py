@@ -25,6 +25,7 @@ import numpy as np
 from astropy.io import fits
 from kedro.io import AbstractDataset, DatasetError
 
+from phot7dt.datasets._files import swap_folder
 from phot7dt.psf_grid import MomentField, PSFChoice, PSFGrid, cell_tag
 
 __all__ = ["PSFGridDataset"]
@@ -96,7 +97,7 @@ class PSFGridDataset(AbstractDataset[PSFGrid, PSFGrid]):
         tmp = self._path.with_name(f".{self._path.name}.tmp-{uuid.uuid4().hex[:8]}")
         try:
             self._write(data, tmp)
-            self._swap_in(tmp)
+            swap_folder(tmp, self._path)
         except OSError as exc:
             shutil.rmtree(tmp, ignore_errors=True)
             raise DatasetError(f"{self._path}: cannot write the PSF grid: {exc}") from exc
@@ -119,13 +120,6 @@ class PSFGridDataset(AbstractDataset[PSFGrid, PSFGrid]):
         }
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "meta.json").write_text(json.dumps(meta, indent=1, allow_nan=False))
-
-    def _swap_in(self, tmp: Path) -> None:
-        old = self._path.with_name(f".{self._path.name}.old-{uuid.uuid4().hex[:8]}")
-        if self._path.exists():
-            self._path.rename(old)
-        tmp.rename(self._path)
-        shutil.rmtree(old, ignore_errors=True)
 
     def load(self) -> PSFGrid:
         meta_path = self._path / "meta.json"

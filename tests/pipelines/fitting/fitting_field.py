@@ -19,6 +19,7 @@ from kedro.pipeline import Pipeline
 from kedro.runner import SequentialRunner
 
 from phot7dt.datasets import FITSImageDataset, FrameSetDataset
+from phot7dt.datasets.patch_models import PatchModelsDataset
 from phot7dt.datasets.patch_results_dataset import PatchResultsDataset
 from phot7dt.frames import FrameSet
 from phot7dt.pipelines.calibration import create_pipeline as calibration_pipeline
@@ -176,7 +177,9 @@ def run_stages(
         "params:source_saturation_cut": {},
         "params:sky_and_artefacts": sky_and_artefacts or {},
         "params:merge": {},
-        "params:plotting": {},
+        "params:plotting": {"detail": "full"},  # fitted models of every patch are kept
+        "params:report": {},
+        "wcs_reference": None,
         **(inputs or {}),
         **(calibration or {}),
     }
@@ -189,9 +192,29 @@ def run_stages(
         pipeline = pipeline.from_nodes("fit_patches")
     catalog = DataCatalog({k: MemoryDataset(v, copy_mode="assign") for k, v in values.items()})
     catalog["patch_results"] = PatchResultsDataset(str(results_dir))
+    catalog["previous_patch_results"] = PatchResultsDataset(str(results_dir))
+    catalog["patch_models"] = PatchModelsDataset(str(models_dir(results_dir)))
     for name in kept:
         if name not in values:
             catalog[name] = KeptDataset(copy_mode="assign")
     SequentialRunner().run(pipeline, catalog)
     out = {name: catalog.load(name) for name in kept}
+    out["patch_models"] = catalog.load("patch_models")
     return {**out, "pipeline": pipeline, "catalog": catalog} if calibration else out
+
+
+def models_dir(results_dir: Path) -> Path:
+    """Where :func:`run_stages` keeps the patch models of the results in ``results_dir``."""
+    return Path(results_dir).with_name(Path(results_dir).name + "_models")
+
+
+def drive_fit_patches(fit_patches: Callable, *args, results_dir: Path) -> dict[str, Any]:
+    """Run the ``fit_patches`` generator as kedro does, saving every chunk as it comes into
+    ``results_dir`` (and its models folder); returns the final run report."""
+    results = PatchResultsDataset(str(results_dir))
+    models = PatchModelsDataset(str(models_dir(results_dir)))
+    report = None
+    for chunk_results, chunk_models, report in fit_patches(*args):
+        results.save(chunk_results)
+        models.save(chunk_models)
+    return report

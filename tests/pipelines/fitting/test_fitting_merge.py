@@ -90,3 +90,18 @@ def test_join_refuses_keys_that_would_duplicate_rows():
     fits = _fits(["1", "1"], [1.0, 2.0], [True, True])
     with pytest.raises(ValueError, match="merge key"):
         merge.join_fits(_catalog(), fits, ["ID"])
+
+
+def test_working_wcs_from_the_reference_header_or_a_clear_error():
+    from astropy.io import fits
+
+    from phot7dt.pipelines.fitting.merge import working_wcs
+
+    snapshot = fits.Header({"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CRVAL1": 10.0,
+                            "CRVAL2": 20.0, "CDELT1": -1e-4, "CDELT2": 1e-4})
+    reference = snapshot.copy()
+    reference["CRVAL1"] = 11.0
+    assert working_wcs(snapshot, None).wcs.crval[0] == 10.0
+    assert working_wcs(snapshot, reference, "ref.fits").wcs.crval[0] == 11.0
+    with pytest.raises(ValueError, match="merge.wcs_fits flat.fits: no celestial WCS"):
+        working_wcs(snapshot, fits.Header({"NAXIS": 0}), "flat.fits")

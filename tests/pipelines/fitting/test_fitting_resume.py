@@ -6,7 +6,7 @@ import re
 import shutil
 
 import pandas as pd
-from fitting_field import run_stages
+from fitting_field import drive_fit_patches, models_dir, run_stages
 
 from phot7dt.datasets.patch_results_dataset import PatchResultStore
 from phot7dt.pipelines.fitting import nodes, patch_task, status
@@ -15,6 +15,7 @@ from phot7dt.pipelines.fitting import nodes, patch_task, status
 def _copy_results(baseline, tmp_path, drop: list[str]) -> PatchResultStore:
     target = tmp_path / "patches"
     shutil.copytree(baseline["results_dir"], target)
+    shutil.copytree(models_dir(baseline["results_dir"]), models_dir(target))
     store = PatchResultStore(target)
     for tag in drop:
         store.discard(tag)
@@ -60,8 +61,11 @@ def test_a_failing_patch_is_reported_and_resume_finishes_the_job(
         {},
         {},
         {},
+        {"detail": "full"},
+        {},
     )
-    report = nodes.fit_patches(*args)
+    report = drive_fit_patches(nodes.fit_patches, *args, results_dir=store.root)
+    assert report["complete"]
     assert report["failed_patches"] == [bad]
     failed = next(r for r in report["patches"] if r["status"] == "failed")
     assert "FloatingPointError: simulated solver failure" in failed["error"]
@@ -73,6 +77,7 @@ def test_a_failing_patch_is_reported_and_resume_finishes_the_job(
         store,
         report,
         upstream.wcs_snapshot,
+        None,
         upstream.frames,
         {},
         {},

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from fitting_field import EPSF_PARAMS
+from fitting_field import EPSF_PARAMS, drive_fit_patches
 
 from phot7dt.datasets.patch_results_dataset import PatchResultStore
 from phot7dt.pipelines.fitting import nodes
@@ -85,7 +85,8 @@ def test_nothing_to_fit_still_gives_every_row_and_the_fit_columns(upstream, tmp_
     patches = define_patches(catalog, upstream.frames, EPSF_PARAMS, {})
     payloads = build_patch_payloads(patches, catalog, upstream.frames, {}, {})
     store = PatchResultStore(tmp_path)
-    report = nodes.fit_patches(
+    report = drive_fit_patches(
+        nodes.fit_patches,
         patches,
         payloads,
         upstream.frames,
@@ -96,9 +97,12 @@ def test_nothing_to_fit_still_gives_every_row_and_the_fit_columns(upstream, tmp_
         {},
         {},
         {},
+        {},
+        {},
+        results_dir=tmp_path,
     )
     merged, _, _ = nodes.merge_fits(
-        catalog, payloads, store, report, upstream.wcs_snapshot, upstream.frames, {}, {}
+        catalog, payloads, store, report, upstream.wcs_snapshot, None, upstream.frames, {}, {}
     )
     assert not merged["catalog_is_partial"].any()
     assert report["n_patches"] == 0 and len(merged) == len(catalog)

@@ -15,9 +15,10 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from phot7dt.datasets import OptionalDataset, PNGDataset
+from phot7dt.datasets.patch_models import ModelImage
 from phot7dt.pipelines.report import create_pipeline
 from phot7dt.pipelines.report.html import shrink_png
-from phot7dt.pipelines.report.nodes import select_figures, summarise_run
+from phot7dt.pipelines.report.nodes import REPORT_FIGURES, select_figures, summarise_run
 from phot7dt.pipelines.report.plots import residual_montage_figure
 from phot7dt.pipelines.report.residuals import choose_sources, fitted_sources, residual_stamp
 from phot7dt.scene import PixelizedPSF, catalog_to_soft, render_model
@@ -79,6 +80,7 @@ def _scene():
             "FLUX_m500_fit": [5000.0, 3000.0],
             "FLUXERR_m500_fit": [50.0, 60.0],
             "excluded_any": [False, False],
+            "patch_tag": ["p0", "p0"],
         }
     )
     logre, e1, e2 = catalog_to_soft(3.0, 0.3, 40.0)
@@ -93,24 +95,28 @@ def _scene():
         return image[None, box.y0 : box.y1, box.x0 : box.x1], np.ones((1, *box.shape)), None
 
     frames = SimpleNamespace(shape=image.shape, cutout=cutout)
-    grid = SimpleNamespace(
-        cell_of=lambda x, y: (0, 0),
-        choice=lambda band, r, c: SimpleNamespace(stamp=stamp, stamp_at=lambda x, y: stamp),
+    # the fit's model of patch p0, whose region is the frame less a 5 px border
+    region = image[5:-5, 5:-5].astype(np.float32)
+    models = SimpleNamespace(
+        get=lambda tag, band: ModelImage(region, 5, 5) if (tag, band) == ("p0", "m500") else None
     )
-    return catalog, frames, grid
+    return catalog, frames, models
 
 
-def test_residual_stamp_of_a_noiseless_scene_is_zero():
-    catalog, frames, grid = _scene()
+def test_residual_stamp_shows_the_fitted_model_inside_the_patch_region():
+    catalog, frames, models = _scene()
     fitted = fitted_sources(catalog, "m500")
     chosen = choose_sources(fitted, n_stars=1, n_galaxies=1, min_snr=10)
     assert list(chosen["ID"]) == ["star1", "gal1"]
     for _, row in chosen.iterrows():
-        stamp = residual_stamp(row, fitted, frames, grid, "m500", 31)
+        stamp = residual_stamp(row, frames, models, "m500", 31)
         assert stamp.data.shape == (31, 31)
         assert np.abs(stamp.data - stamp.model).max() < 1e-6 * stamp.data.max()
     fig = residual_montage_figure([stamp], "m500")
     assert len(fig.axes) == 4
+    elsewhere = chosen.iloc[0].copy()
+    elsewhere["patch_tag"] = "p9"
+    assert residual_stamp(elsewhere, frames, models, "m500", 31) is None
 
 
 def _summary_inputs():
@@ -185,10 +191,12 @@ def test_select_figures_by_pattern():
 
 def test_report_html_is_self_contained_with_headline_numbers():
     catalog, zp, fit_report, validation, provenance = _summary_inputs()
-    figures = {
-        "ingest/white_overlay": lambda: _png(),
-        "validate/pulls/pull_histograms": lambda: _png(),
-    }
+    figures = {name: OptionalDataset(dataset=MemoryDataset()) for name in REPORT_FIGURES}
+    figures["source_overlay_plot"] = MemoryDataset(_png())
+    figures["validation_pull_plots"] = MemoryDataset(
+        {"pull_histograms": lambda: _png()}, copy_mode="assign")
+    figures["patch_overview_plot"] = MemoryDataset(_png())
+    figures["residual_montage_plot"] = MemoryDataset(_png())
     data = DataCatalog(
         {
             "output_catalog": MemoryDataset(catalog),
@@ -196,10 +204,8 @@ def test_report_html_is_self_contained_with_headline_numbers():
             "fit_run_report": MemoryDataset(fit_report),
             "validation_metrics": MemoryDataset(validation),
             "catalog_provenance": MemoryDataset(provenance),
-            "reporting_figures": MemoryDataset(figures, copy_mode="assign"),
-            "patch_overview_plot": MemoryDataset(_png()),
-            "residual_montage_plot": MemoryDataset(_png()),
             "params:report": MemoryDataset({"title": "test report"}),
+            **figures,
         }
     )
     pipe = create_pipeline().only_nodes("summarise_run", "build_report")

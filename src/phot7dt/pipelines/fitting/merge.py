@@ -220,22 +220,23 @@ def for_fits_table(merged: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def working_wcs(snapshot_header: fits.Header, wcs_fits: str | None) -> WCS:
-    """Celestial WCS of the working frame: the snapshot, or ``merge.wcs_fits`` when given."""
+def working_wcs(
+    snapshot_header: fits.Header, reference: fits.Header | None, wcs_fits: str | None = None
+) -> WCS:
+    """Celestial WCS of the working frame: the snapshot, or the ``merge.wcs_fits`` file's
+    header (dataset ``wcs_reference``) when one is given; ``wcs_fits`` names it in errors."""
     from astropy.wcs import WCS, FITSFixedWarning
-    if wcs_fits is None:
-        header = snapshot_header
-    else:
-        try:
-            header = fits.getheader(wcs_fits)
-        except OSError as exc:
-            raise ValueError(f"merge.wcs_fits: cannot read {wcs_fits} ({exc})") from exc
+    header = snapshot_header if reference is None else reference
+    name = "wcs_snapshot" if reference is None else f"merge.wcs_fits {wcs_fits or ''}".strip()
     try:
         with warnings.catch_warnings():  # a header-only WCS file has NAXIS = 0
             warnings.simplefilter("ignore", FITSFixedWarning)
-            return WCS(header).celestial
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{wcs_fits or 'wcs_snapshot'}: no celestial WCS ({exc})") from exc
+            wcs = WCS(header).celestial
+    except (OSError, ValueError, KeyError) as exc:
+        raise ValueError(f"{name}: no celestial WCS ({exc})") from exc
+    if not wcs.has_celestial:
+        raise ValueError(f"{name}: no celestial WCS in the header")
+    return wcs
 
 
 def assigned_patches(merged: pd.DataFrame, payloads: pd.DataFrame, key: list[str]) -> pd.Series:

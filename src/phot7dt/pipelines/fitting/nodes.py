@@ -7,11 +7,12 @@ the catalogs are marked partial and the run ends with a non-zero exit status
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,19 +21,17 @@ from astropy.io import fits
 
 from phot7dt.catalog_columns import merge_key
 from phot7dt.config import section
-from phot7dt.config.ingest import (
-    SUMMARY_PATCHES,
-    PlottingParams,
-    SourceSaturationCutParams,
-)
+from phot7dt.config.ingest import PlottingParams, SourceSaturationCutParams
 from phot7dt.config.patch_run import PatchRunParams
+from phot7dt.config.report import ReportParams
 from phot7dt.config.scene import MergeParams, SceneParams, SkyArtefactParams
+from phot7dt.datasets.patch_models import ModelImage, PatchModels
 from phot7dt.datasets.patch_results_dataset import PatchResultStore
 from phot7dt.frames import FrameSet, roi_box
 from phot7dt.parallel import map_unordered
 from phot7dt.pipelines.fitting import merge, plots, status
-from phot7dt.pipelines.fitting.patch_task import PatchOutcome, run_patch_task
-from phot7dt.pipelines.fitting.patch_views import patch_view
+from phot7dt.pipelines.fitting.patch_task import PatchOutcome, PatchTask, run_patch_task
+from phot7dt.pipelines.fitting.patch_views import ModelPlan, patch_view, summary_patches
 from phot7dt.pipelines.fitting.tasks import build_tasks, detach_psfs, run_detached_task
 from phot7dt.progress import progress
 from phot7dt.psf_grid import PSFGrid
@@ -58,13 +57,37 @@ def _record(tag: str, status: str, meta: dict[str, Any], error: str = "", trace:
     }
 
 
-def _store_outcome(outcome: PatchOutcome, store: PatchResultStore) -> dict:
+def _outcome_chunk(outcome: PatchOutcome, plan: ModelPlan, task: PatchTask) -> tuple:
+    """The ``(patch_results, patch_models)`` partitions of one finished patch, and its record."""
     if outcome.failed:
         logger.error("patch %s failed: %s", outcome.tag, outcome.error)
-        store.discard(outcome.tag)
-        return _record(outcome.tag, "failed", outcome.meta, outcome.error, outcome.traceback)
-    store.write(outcome.tag, outcome.table, outcome.meta)
-    return _record(outcome.tag, "fitted", outcome.meta)
+        _, drop = plan.keys(outcome.tag, None)
+        record = _record(outcome.tag, "failed", outcome.meta, outcome.error, outcome.traceback)
+        return {outcome.tag: None}, dict.fromkeys(drop), record
+    keep, drop = plan.keys(outcome.tag, _converged(outcome.table))
+    models = dict.fromkeys(drop)
+    for key in keep:
+        band = key.split("/", 1)[1]
+        if band in outcome.models:
+            models[key] = ModelImage(outcome.models[band], task.roi.x0, task.roi.y0)
+    return {outcome.tag: (outcome.table, outcome.meta)}, models, _record(
+        outcome.tag, "fitted", outcome.meta)
+
+
+def _converged(table: pd.DataFrame) -> pd.Series:
+    return table["opt_converged"] if "opt_converged" in table else pd.Series([], dtype=bool)
+
+
+def _model_plan(bands: tuple[str, ...], run: PatchRunParams, plotting: dict,
+                report: dict) -> ModelPlan:
+    """What model images the QA figures will draw (see :class:`ModelPlan`)."""
+    detail = section(PlottingParams, plotting, "plotting").detail
+    keep = "none" if run.no_patch_overview and run.no_cutouts else (
+        "all" if detail == "full" else "summary")
+    montage = section(ReportParams, report, "report")
+    band = montage.residual_band or (bands[len(bands) // 2] if bands else None)
+    wanted = montage.residual_n_stars + montage.residual_n_galaxies > 0
+    return ModelPlan(bands, keep, band if wanted else None)
 
 
 def fit_patches(  # noqa: PLR0913 - one input per upstream product
@@ -73,13 +96,18 @@ def fit_patches(  # noqa: PLR0913 - one input per upstream product
     frames: FrameSet,
     bright_mask: tuple[np.ndarray | None, Any],
     epsf_grid: PSFGrid,
-    patch_results: PatchResultStore,
+    previous_patch_results: PatchResultStore,
     patch_run: dict,
     scene: dict,
     source_saturation_cut: dict,
     sky_and_artefacts: dict,
-) -> dict[str, Any]:
-    """Fit every patch in worker processes; store each result as soon as it is done.
+    plotting: dict,
+    report: dict,
+) -> Iterator[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]]:
+    """Fit every patch in worker processes, yielding each result as soon as it is done.
+
+    A generator node: kedro saves every yielded chunk at once, so the results of
+    finished patches are on disk while the others run (and survive a crash).
 
     Parameters
     ----------
@@ -91,17 +119,26 @@ def fit_patches(  # noqa: PLR0913 - one input per upstream product
         uint8 working-frame mask (1 = masked in every band).
     epsf_grid : PSFGrid
         PSF of every band and ePSF cell.
-    patch_results : PatchResultStore
-        Where each patch's table and meta are written (atomically) as it finishes.
+    previous_patch_results : PatchResultStore
+        The results folder as it was before this run (``patch_run.resume`` skips
+        the patches finished there).
     patch_run, scene, source_saturation_cut, sky_and_artefacts : dict
         Parameter sections (``source_saturation_cut``: how saturated pixels are masked;
         ``sky_and_artefacts``: residual background and artefact pixels).
+    plotting, report : dict
+        Sections saying which fitted model images the QA figures draw (:class:`ModelPlan`).
 
-    Returns
-    -------
-    dict
-        Run report: counts and one record per patch (``status`` fitted /
-        resumed / failed, sources, seconds, error and traceback of failures).
+    Yields
+    ------
+    patch_results : dict
+        ``{tag: (table, meta)}`` of a finished patch, ``{tag: None}`` for a failed
+        one (and, first, for every patch about to be fitted: stale results go).
+    patch_models : dict
+        ``{"<tag>/<band>": ModelImage or None}``: model images kept or dropped.
+    fit_run_report : dict
+        Run report so far (``complete`` false until the last chunk): counts and one
+        record per patch (``status`` fitted / resumed / failed, sources, seconds,
+        error and traceback of failures).
     """
     run = section(PatchRunParams, patch_run, "patch_run")
     engine = section(SceneParams, scene, "scene")
@@ -121,16 +158,20 @@ def fit_patches(  # noqa: PLR0913 - one input per upstream product
         merge_key(patch_payloads),
         cleaning,
     )
+    plan = _model_plan(tuple(frames.bands), run, plotting, report)
+    tasks = [dataclasses.replace(t, model_bands=plan.task_bands) for t in tasks]
     records = []
     if run.resume:
-        done = [t for t in tasks if patch_results.has(t.tag)]
-        records += [_record(t.tag, "resumed", patch_results.read_meta(t.tag)) for t in done]
-        tasks = [t for t in tasks if not patch_results.has(t.tag)]
+        done = [t for t in tasks if previous_patch_results.has(t.tag)]
+        for t in done:
+            records.append(_record(t.tag, "resumed", previous_patch_results.read_meta(t.tag)))
+            plan.seen(t.tag, _converged(previous_patch_results.read_table(t.tag)))
+        tasks = [t for t in tasks if not previous_patch_results.has(t.tag)]
         logger.info("resume: %d patch(es) already fitted, %d to fit", len(done), len(tasks))
-    else:
-        for task in tasks:
-            patch_results.discard(task.tag)
     start = time.perf_counter()
+    yield ({t.tag: None for t in tasks}, {f"{t.tag}/{b}": None for t in tasks for b in plan.bands},
+           _report(records, 0.0, complete=False))
+    by_tag = {t.tag: t for t in tasks}
     # On a cluster each ePSF cell's PSFs travel once per worker, not with every patch.
     function, items, shared = run_patch_task, tasks, None
     if run.dask_scheduler:
@@ -144,13 +185,18 @@ def fit_patches(  # noqa: PLR0913 - one input per upstream product
         shared=shared,
     )
     for outcome in progress(outcomes, total=len(tasks), desc="fit_patches", unit="patch"):
-        records.append(_store_outcome(outcome, patch_results))
-    return _report(records, time.perf_counter() - start)
+        results, models, record = _outcome_chunk(outcome, plan, by_tag[outcome.tag])
+        records.append(record)
+        yield results, models, _report(records, time.perf_counter() - start, complete=False)
+    yield {}, {}, _report(records, time.perf_counter() - start)
 
 
-def _report(records: list[dict], seconds: float) -> dict[str, Any]:
+def _report(records: list[dict], seconds: float, complete: bool = True) -> dict[str, Any]:
     records = sorted(records, key=lambda r: r["patch_tag"])
     counts = {s: sum(r["status"] == s for r in records) for s in ("fitted", "resumed", "failed")}
+    if not complete:
+        return {"complete": False, "n_patches": len(records), **{f"n_{k}": v for k, v in
+                counts.items()}, "seconds": round(seconds, 3), "patches": records}
     logger.info(
         "fit_patches: %d fitted, %d resumed, %d failed in %.1f s",
         counts["fitted"],
@@ -166,6 +212,7 @@ def _report(records: list[dict], seconds: float) -> dict[str, Any]:
             ", ".join(failed),
         )
     return {
+        "complete": True,
         "n_patches": len(records),
         **{f"n_{k}": v for k, v in counts.items()},
         "seconds": round(seconds, 3),
@@ -180,6 +227,7 @@ def merge_fits(
     patch_results: PatchResultStore,
     fit_run_report: dict[str, Any],
     wcs_snapshot: tuple[Any, fits.Header],
+    wcs_reference: fits.Header | None,
     frames: FrameSet,
     patch_run: dict,
     merge_params: dict,
@@ -198,6 +246,9 @@ def merge_fits(
         ``fit_patches`` report: which patches were fitted, resumed or failed.
     wcs_snapshot : (None, header)
         Working-frame WCS for ``RA_fit``/``DEC_fit``.
+    wcs_reference : Header or None
+        Header of the ``merge.wcs_fits`` file (dataset ``wcs_reference``); when given,
+        its celestial WCS is used instead of the snapshot.
     frames : FrameSet
         Gives the bands: every ``FLUX_{band}_fit`` column exists even if no patch was fitted.
     patch_run, merge_params : dict
@@ -223,7 +274,13 @@ def merge_fits(
     ok = [r["patch_tag"] for r in fit_run_report["patches"] if r["status"] in ("fitted", "resumed")]
     fits_table = merge.collect_fits([patch_results.read_table(t) for t in sorted(ok)], key)
     merged = merge.join_fits(active_catalog, fits_table, key, expected)
-    merged = merge.sky_positions(merged, merge.working_wcs(wcs_snapshot[1], params.wcs_fits))
+    if params.wcs_fits is not None and wcs_reference is None:
+        raise ValueError(
+            f"merge.wcs_fits is {params.wcs_fits!r} but the dataset wcs_reference is none: "
+            "give the file as a run-time parameter (--params merge.wcs_fits=<fits> or the "
+            "run config's params), which the catalog entry wcs_reference reads")
+    wcs = merge.working_wcs(wcs_snapshot[1], wcs_reference, params.wcs_fits)
+    merged = merge.sky_positions(merged, wcs)
     patch_of = merge.assigned_patches(merged, patch_payloads, key)
     merged["patch_tag"] = patch_of
     merged["epsf_tag"] = patch_of.str.slice(0, 7)
@@ -258,11 +315,14 @@ def plot_patch_fits(
     merged_catalog: pd.DataFrame,
     frames: FrameSet,
     bright_mask: tuple[np.ndarray | None, Any],
-    epsf_grid: PSFGrid,
+    patch_models: PatchModels,
     patch_run: dict,
     plotting: dict,
 ) -> dict[str, Callable[[], Figure]]:
     """Patch overviews and per-source montages as lazily drawn partitions.
+
+    The model and residual panels show the model ``fit_patches`` fitted
+    (``patch_models``), not one re-rendered from the catalog.
 
     ``<tag>/patch_overview`` (unless ``no_patch_overview``) and
     ``<tag>/cutouts/src_<ID>`` for the patch's sources ``cutout_start`` ...
@@ -276,19 +336,12 @@ def plot_patch_fits(
     by_tag = patches.set_index("patch_tag")
     tags = sorted(t for t in merged_catalog["patch_tag"].dropna().unique() if t in by_tag.index)
     if section(PlottingParams, plotting, "plotting").detail == "summary":
-        tags = _summary_patches(merged_catalog, tags)
+        tags = summary_patches(merged_catalog, tags)
 
     @functools.lru_cache(maxsize=1)
     def view(tag: str):
         row = by_tag.loc[tag]
-        return patch_view(
-            roi_box(row),
-            (int(row["epsf_r"]), int(row["epsf_c"])),
-            merged_catalog,
-            frames,
-            bright_mask[0],
-            epsf_grid,
-        )
+        return patch_view(roi_box(row), tag, merged_catalog, frames, bright_mask[0], patch_models)
 
     fitted = merge.fitted(merged_catalog)
     figures: dict[str, Callable[[], Figure]] = {}
@@ -309,21 +362,6 @@ def plot_patch_fits(
             )
     logger.info("patch figures: %d to draw", len(figures))
     return figures
-
-
-def _summary_patches(merged: pd.DataFrame, tags: list[str]) -> list[str]:
-    """The :data:`SUMMARY_PATCHES` patches with the most unconverged (or failed) fits, then
-    the most sources (ties: tag order), in tag order."""
-    rows = merged[merged["patch_tag"].isin(tags)]
-    converged = rows["opt_converged"].astype("boolean").fillna(False).to_numpy(bool)
-    stats = pd.DataFrame({"tag": rows["patch_tag"].to_numpy(), "unconverged": ~converged})
-    ranked = stats.groupby("tag", sort=True)["unconverged"].agg(["sum", "size"])
-    ranked = ranked.sort_values(["sum", "size"], ascending=False, kind="stable")
-    chosen = sorted(ranked.index[:SUMMARY_PATCHES])
-    if len(chosen) < len(tags):
-        logger.info("plotting.detail summary: figures of %d of %d patches (%s); "
-                    "plotting.detail: full draws all", len(chosen), len(tags), ", ".join(chosen))
-    return chosen
 
 
 def _overview(view, tag: str, run: PatchRunParams) -> Figure:

@@ -21,6 +21,7 @@ from phot7dt.frames import Box, FrameSet
 from phot7dt.pipelines.fitting import cleaning
 from phot7dt.pipelines.fitting.psf_audit import build_psfs, psf_audit
 from phot7dt.pipelines.fitting.refit import model_images, refit_fluxes, run_fits
+from phot7dt.pipelines.fitting.residual_sky import background_image
 from phot7dt.pipelines.fitting.result_table import no_fit_table, result_table
 from phot7dt.psf_grid import PSFChoice, sky_limited_fraction
 from phot7dt.scene import FitSettings
@@ -66,6 +67,8 @@ class PatchTask:
     frames : FrameSet
         Memory-mapped frames (pickled as paths).
     config : FitConfig
+    model_bands : tuple of str
+        Bands whose fitted model image the outcome carries back (for the QA figures).
     """
 
     tag: str
@@ -76,17 +79,24 @@ class PatchTask:
     psfs: tuple[PSFChoice, ...]
     frames: FrameSet
     config: FitConfig
+    model_bands: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
 class PatchOutcome:
-    """Result of one patch: the base sources' table and meta, or the error."""
+    """Result of one patch: the base sources' table and meta, or the error.
+
+    ``models`` maps each of the task's ``model_bands`` to the fitted model of the
+    patch region, (ny, nx) float32: the fitted sources plus the background the
+    fit subtracted, so ``data - model`` is the residual the fit minimised.
+    """
 
     tag: str
     table: pd.DataFrame | None
     meta: dict[str, Any]
     error: str = ""
     traceback: str = ""
+    models: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
     @property
     def failed(self) -> bool:
@@ -133,7 +143,8 @@ def source_columns(sources: pd.DataFrame, flux: np.ndarray, bands: tuple[str, ..
     cols["x"] = sources["x_pix_patch"].to_numpy(float)
     cols["y"] = sources["y_pix_patch"].to_numpy(float)
     cols["type"] = sources["model_type"].to_numpy(str)
-    cols["target"] = ~sources["is_halo"].to_numpy(bool)  # halo sources are reported by their own patch
+    # halo sources are reported by their own patch
+    cols["target"] = ~sources["is_halo"].to_numpy(bool)
     cols["flux"] = flux
     cols["flux_err"] = np.column_stack(
         [sources[f"flux_cat_err_{b}"].to_numpy(float) for b in bands]
@@ -170,7 +181,7 @@ def _gain(task: PatchTask) -> np.ndarray | None:
                      for b in task.config.bands])
 
 
-def _fit(task: PatchTask, meta: dict[str, Any]) -> pd.DataFrame:
+def _fit(task: PatchTask, meta: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     cfg = task.config
     mask = None if task.bright_mask is None else task.bright_mask.astype(bool)
     images, invvar, saturated = task.frames.cutout(
@@ -181,7 +192,7 @@ def _fit(task: PatchTask, meta: dict[str, Any]) -> pd.DataFrame:
     meta.update(psf_audit(task.psfs, psfs, cfg, missing))
     meta["n_saturated_pixels"] = int(saturated.sum())
     if len(missing) == len(cfg.bands):
-        return no_fit_table(task, meta)
+        return no_fit_table(task, meta), {}
     psfs = _usable_psfs(psfs, invvar)
     gain = _gain(task)
     flux0 = initial_fluxes(images, invvar, task.sources, cfg)
@@ -207,7 +218,17 @@ def _fit(task: PatchTask, meta: dict[str, Any]) -> pd.DataFrame:
     table = result_table(task, results, meta, _psf_error_lever(kappa, masked))
     radius = cleaning.source_radii(task.sources, fwhm, 2.0)  # 2 FWHM + 3 Re
     table["n_artefact_pix"] = cleaning.masked_pixels_per_source(data.artefacts, *xy, radius)[base]
-    return table
+    return table, _models(task, results, data)
+
+
+def _models(task: PatchTask, results: list, data: cleaning.Cleaned) -> dict[str, np.ndarray]:
+    """The fitted model of each of ``task.model_bands``: sources plus subtracted background."""
+    if not task.model_bands:
+        return {}
+    model = model_images(results) + background_image(data.sky, data.images.shape[1:])
+    index = {b: i for i, b in enumerate(task.config.bands)}
+    return {b: np.ascontiguousarray(model[index[b]], np.float32)
+            for b in task.model_bands if b in index}
 
 
 def _psf_error_lever(kappa: np.ndarray, masked: np.ndarray) -> np.ndarray:
@@ -299,11 +320,11 @@ def run_patch_task(task: PatchTask) -> PatchOutcome:
         "enable_multi_band_simultaneous_fitting": settings.enable_multi_band_simultaneous_fitting,
     }
     try:
-        table = _fit(task, meta)
+        table, models = _fit(task, meta)
     except Exception as exc:  # noqa: BLE001 - a failing patch must not stop the others
         meta["seconds"] = round(time.perf_counter() - start, 3)
         return PatchOutcome(
             task.tag, None, meta, f"{type(exc).__name__}: {exc}", traceback.format_exc()
         )
     meta["seconds"] = round(time.perf_counter() - start, 3)
-    return PatchOutcome(task.tag, table, meta)
+    return PatchOutcome(task.tag, table, meta, models=models)

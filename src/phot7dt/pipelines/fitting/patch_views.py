@@ -1,23 +1,29 @@
-"""Data, model and residual of a patch region, rebuilt from the merged catalog (for the plots).
+"""Data, fitted model and residual of a patch region (for the plots), and which model images
+``fit_patches`` keeps for them.
 
-The model holds every fitted source whose fitted position lies in the region,
-each with the result of its own patch, rendered through the PSF of the
-region's ePSF cell. In single-band mode the first band's position and shape
-are drawn with each band's flux (tract7dt's visualisation rule).
+The model is the one the fit itself made (:class:`~phot7dt.datasets.patch_models.PatchModels`,
+saved by ``fit_patches``): the patch's sources and halo sources with their
+fitted parameters, rendered through the PSF model the fit used, plus the
+background it subtracted. So ``data - model`` is the residual the fit
+minimised, whatever ``patch_run.psf_model`` was. The markers are the merged
+catalog's sources whose fitted position lies in the region.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import numpy as np
 import pandas as pd
 
+from phot7dt.config.ingest import SUMMARY_PATCHES
+from phot7dt.datasets.patch_models import PatchModels
 from phot7dt.frames import Box, FrameSet
-from phot7dt.psf_grid import PSFGrid
-from phot7dt.scene import PixelizedPSF, catalog_to_soft
 
-__all__ = ["PatchView", "patch_view"]
+__all__ = ["ModelPlan", "PatchView", "patch_view", "rank_key", "summary_patches"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +40,7 @@ class PatchView:
     model: np.ndarray
     invvar: np.ndarray
     sources: pd.DataFrame
+    has_model: bool = True
 
     @property
     def residual(self) -> np.ndarray:
@@ -64,40 +71,28 @@ def _sources_in(merged: pd.DataFrame, box: Box, band0: str) -> pd.DataFrame:
     return rows.assign(_x=x[inside], _y=y[inside])
 
 
-def _params(rows: pd.DataFrame, band0: str) -> tuple[list[str], np.ndarray]:
-    kinds = rows["stype_fit"].str.upper().tolist()
-    re = _column(rows, "Re_fit", band0).to_numpy(float)
-    ell = _column(rows, "ELL_fit", band0).to_numpy(float)
-    theta = _column(rows, "THETA_fit", band0).to_numpy(float)
-    galaxy = np.isfinite(re)
-    logre, ee1, ee2 = catalog_to_soft(
-        np.where(galaxy, re, 1.0), np.where(galaxy, ell, 0.0), np.where(galaxy, theta, 0.0)
-    )
-    n = _column(rows, "sersic_n_fit", band0).fillna(1.0).to_numpy(float)
-    return kinds, np.stack([rows["_x"], rows["_y"], logre, ee1, ee2, n], axis=1)
-
-
 def patch_view(
     box: Box,
-    cell: tuple[int, int],
+    tag: str,
     merged: pd.DataFrame,
     frames: FrameSet,
     bright_mask: np.ndarray | None,
-    grid: PSFGrid,
+    models: PatchModels,
 ) -> PatchView:
-    """Cut ``box`` from the frames and render the merged catalog's model of it."""
-    from phot7dt.scene import render_model
+    """Cut ``box`` (patch ``tag``'s region) from the frames, with the fit's model of it.
+
+    Without a saved model (a failed patch, or models not kept for it) the model is
+    zero and ``has_model`` false.
+    """
     bands = tuple(frames.bands)
     mask = None if bright_mask is None else np.asarray(bright_mask[box.slices] > 0)
     data, invvar, _ = frames.cutout(box, extra_mask=mask)
+    cube = models.cube(tag, bands)
+    if cube is not None and cube.shape != data.shape:
+        raise ValueError(f"patch model of {tag}: shape {cube.shape}, region {data.shape}")
+    if cube is None:
+        logger.warning("patch %s: no fitted model saved; its figures show the data alone", tag)
     rows = _sources_in(merged, box, bands[0])
-    xc, yc = (box.x0 + box.x1 - 1) / 2.0, (box.y0 + box.y1 - 1) / 2.0
-    psfs = [PixelizedPSF(grid.choice(b, *cell).stamp_at(xc, yc)) for b in bands]
-    kinds, params = _params(rows, bands[0])
-    fluxes = np.nan_to_num(np.column_stack([rows[f"FLUX_{b}_fit"].to_numpy(float) for b in bands]))
-    model = (
-        render_model(box.shape, psfs, kinds, params, fluxes) if len(rows) else np.zeros(data.shape)
-    )
     sources = pd.DataFrame(
         {
             "ID": rows["ID"].astype(str) if "ID" in rows else rows.index.astype(str),
@@ -107,6 +102,81 @@ def patch_view(
             "y0": rows["y_pix_white"] - box.y0,
         }
     )
-    return PatchView(
-        bands, box, data.astype(float), model, invvar.astype(float), sources.reset_index(drop=True)
-    )
+    model = np.zeros(data.shape) if cube is None else cube.astype(float)
+    return PatchView(bands, box, data.astype(float), model, invvar.astype(float),
+                     sources.reset_index(drop=True), cube is not None)
+
+
+def rank_key(tag: str, converged: pd.Series) -> tuple[int, int, str]:
+    """Order of the patches ``plotting.detail: summary`` draws: most unconverged fits first
+    (a missing ``opt_converged`` counts as unconverged), then most sources, then tag."""
+    ok = converged.astype("boolean").fillna(False).to_numpy(bool)
+    return (-int((~ok).sum()), -len(ok), tag)
+
+
+def summary_patches(merged: pd.DataFrame, tags: list[str]) -> list[str]:
+    """The :data:`SUMMARY_PATCHES` first patches by :func:`rank_key`, in tag order."""
+    rows = merged[merged["patch_tag"].isin(tags)]
+    keys = sorted(rank_key(t, g["opt_converged"]) for t, g in rows.groupby("patch_tag"))
+    chosen = sorted(k[2] for k in keys[:SUMMARY_PATCHES])
+    if len(chosen) < len(tags):
+        logger.info("plotting.detail summary: figures of %d of %d patches (%s); "
+                    "plotting.detail: full draws all", len(chosen), len(tags), ", ".join(chosen))
+    return chosen
+
+
+class ModelPlan:
+    """Which fitted model images ``fit_patches`` keeps for the QA figures.
+
+    ``patch_bands``: every band of the patches the fitting figures draw -
+    all patches (``keep="all"``), the :data:`SUMMARY_PATCHES` first by
+    :func:`rank_key` (``"summary"``, chosen as patches finish: a patch pushed out
+    loses its images) or none (``"none"``, no patch figures). ``report_band``: the
+    report's residual band of every patch (None: no residual montage).
+
+    Parameters
+    ----------
+    bands : tuple of str
+    keep : "all", "summary" or "none"
+    report_band : str or None
+    """
+
+    def __init__(self, bands: tuple[str, ...], keep: str, report_band: str | None) -> None:
+        self.bands, self.keep, self.report_band = tuple(bands), keep, report_band
+        self._kept: dict[str, tuple] = {}
+
+    @property
+    def task_bands(self) -> tuple[str, ...]:
+        """Bands whose model every patch task brings back."""
+        if self.keep != "none":
+            return self.bands
+        return (self.report_band,) if self.report_band in self.bands else ()
+
+    def seen(self, tag: str, converged: pd.Series) -> None:
+        """Rank a patch finished earlier (resume), so later patches compete with it."""
+        if self.keep == "summary":
+            self._kept[tag] = rank_key(tag, converged)
+            self._trim()
+
+    def keys(self, tag: str, converged: pd.Series | None) -> tuple[list[str], list[str]]:
+        """``<tag>/<band>`` partitions to save for a finished patch, and to remove
+        (of it or of a patch it pushed out of the summary set); ``converged``
+        None for a failed patch."""
+        if converged is None:
+            return [], [f"{tag}/{b}" for b in self.bands]
+        report = [b for b in self.bands if b == self.report_band]
+        if self.keep in ("all", "none"):
+            bands = self.bands if self.keep == "all" else report
+            return [f"{tag}/{b}" for b in bands], []
+        self._kept[tag] = rank_key(tag, converged)
+        out = self._trim()
+        drop = [f"{t}/{b}" for t in out if t != tag for b in self.bands if b not in report]
+        bands = report if tag in out else self.bands
+        return [f"{tag}/{b}" for b in bands], drop
+
+    def _trim(self) -> list[str]:
+        ranked = sorted(self._kept.values())
+        out = [k[2] for k in ranked[SUMMARY_PATCHES:]]
+        for t in out:
+            del self._kept[t]
+        return out

@@ -15,6 +15,10 @@ from phot7dt.pipelines.fitting.nodes import (
 def create_pipeline(**kwargs) -> Pipeline:
     """``fit_patches`` -> ``merge_fits`` -> ``plot_patch_fits``, ``count_fit_statuses``.
 
+    ``fit_patches`` writes ``patch_results`` (read by ``merge_fits``) and
+    ``patch_models`` (the fitted model images the figures draw) patch by patch;
+    ``previous_patch_results`` is the same folder as it was before the run (resume).
+
     A failed patch does not stop the run here: ``phot7dt.hooks.RunHooks``
     ends it with a non-zero exit status after every node has run.
     """
@@ -28,13 +32,16 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "frames",
                     "bright_mask",
                     "epsf_grid",
-                    "patch_results",
+                    "previous_patch_results",
                     "params:patch_run",
                     "params:scene",
                     "params:source_saturation_cut",
                     "params:sky_and_artefacts",
+                    "params:plotting",
+                    "params:report",
                 ],
-                outputs="fit_run_report",
+                # a generator: each finished patch is saved while the others run
+                outputs=["patch_results", "patch_models", "fit_run_report"],
                 name="fit_patches",
                 tags=["fitting"],
             ),
@@ -46,6 +53,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "patch_results",
                     "fit_run_report",
                     "wcs_snapshot",
+                    "wcs_reference",
                     "frames",
                     "params:patch_run",
                     "params:merge",
@@ -61,7 +69,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "merged_catalog",
                     "frames",
                     "bright_mask",
-                    "epsf_grid",
+                    "patch_models",
                     "params:patch_run",
                     "params:plotting",
                 ],

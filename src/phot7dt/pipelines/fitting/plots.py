@@ -77,7 +77,9 @@ def patch_overview(view: PatchView, tag: str, run: PatchRunParams) -> Figure:
     vmin, vmax = _resid_limits(resid, run.cutout_resid_p_abs)
     image = axes[2].imshow(resid, origin="lower", vmin=vmin, vmax=vmax, cmap="RdBu_r")
     fig.colorbar(image, cax=cax, label="residual (scaled counts)")
-    for ax, title in zip(axes, ("data (white)", "model", "residual"), strict=True):
+    titles = ("data (white)", "model" if view.has_model else "model (not saved)",
+              "residual")
+    for ax, title in zip(axes, titles, strict=True):
         ax.set_title(title)
         ax.set_xlabel("x (px)")
         ax.plot(view.sources["x0"], view.sources["y0"], "x", color="orange", ms=5, label="catalog")

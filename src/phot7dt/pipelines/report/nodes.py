@@ -15,26 +15,44 @@ import pandas as pd
 from phot7dt.catalog_columns import catalog_summary, fitted_bands, numeric_column
 from phot7dt.config import section
 from phot7dt.config.report import ReportParams
+from phot7dt.datasets.patch_models import PatchModels
 from phot7dt.frames import FrameSet
 from phot7dt.json_values import json_safe
 from phot7dt.pipelines.report.html import render_report
 from phot7dt.pipelines.report.plots import patch_overview_figure, residual_montage_figure
 from phot7dt.pipelines.report.residuals import choose_sources, fitted_sources, residual_stamp
-from phot7dt.psf_grid import PSFGrid
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 logger = logging.getLogger(__name__)
 
-#: Figures this pipeline draws itself, by their path under 08_reporting (without .png).
-OWN_FIGURES = ("report/patch_overview", "report/residual_montage")
+#: The figures the report can embed: catalog dataset -> its path under 08_reporting (without
+#: .png; a folder for datasets of several PNGs). Section patterns match these paths.
+REPORT_FIGURES = {
+    "white_before_crop_plot": "ingest/white_before_crop",
+    "white_after_crop_plot": "ingest/white_after_crop",
+    "source_overlay_plot": "ingest/white_overlay",
+    "gaia_augmentation_overlay": "gaia_augment/augmentation_overlay",
+    "bright_mask_overlay": "masking/bright_mask_overlay",
+    "epsf_plots": "psf/plots",
+    "patch_fit_plots": "fitting/patches",
+    "zp_offset_plot": "zp/zp_offset_vs_wavelength",
+    "zp_band_plots": "zp/zp_vs_mag",
+    "validation_flux_plots": "validate/flux",
+    "validation_pull_plots": "validate/pulls",
+    "validation_recovery_plots": "validate/recovery",
+    "patch_overview_plot": "report/patch_overview",
+    "residual_montage_plot": "report/residual_montage",
+}
 
 
 def plot_residual_montage(
-    output_catalog: pd.DataFrame, frames: FrameSet, epsf_grid: PSFGrid, report: dict[str, Any]
+    output_catalog: pd.DataFrame, frames: FrameSet, patch_models: PatchModels,
+    report: dict[str, Any]
 ) -> Figure:
-    """Data, re-rendered model and residual of a few fitted stars and galaxies in one band."""
+    """Data, fitted model (``patch_models``) and residual of a few fitted stars and galaxies
+    in one band."""
     params = section(ReportParams, report, "report")
     bands = fitted_bands(output_catalog)
     band = params.residual_band or (bands[len(bands) // 2] if bands else "")
@@ -47,9 +65,10 @@ def plot_residual_montage(
             fitted, params.residual_n_stars, params.residual_n_galaxies, params.residual_min_snr
         )
         stamps = [
-            residual_stamp(row, fitted, frames, epsf_grid, band, params.residual_stamp_pix)
+            residual_stamp(row, frames, patch_models, band, params.residual_stamp_pix)
             for _, row in chosen.iterrows()
         ]
+        stamps = [s for s in stamps if s is not None]
     logger.info("report: residual montage of %d source(s) in %s", len(stamps), band or "no band")
     return residual_montage_figure(stamps, band)
 
@@ -140,22 +159,33 @@ def select_figures(
     return selected
 
 
+def figure_paths(figures: Mapping[str, Any]) -> dict[str, Callable[[], bytes]]:
+    """The loaded figure datasets (:data:`REPORT_FIGURES`) keyed by path under 08_reporting:
+    PNG bytes of a single figure, the partitions (lazy loaders) of a folder, nothing for
+    an absent (None) figure."""
+    out: dict[str, Callable[[], bytes]] = {}
+    for name, value in figures.items():
+        path = REPORT_FIGURES[name]
+        if isinstance(value, bytes | bytearray):
+            out[path] = lambda png=bytes(value): png
+        elif isinstance(value, Mapping):
+            out.update({f"{path}/{key}": loader for key, loader in value.items()})
+    return out
+
+
 def build_report(
-    run_summary: dict[str, Any],
-    reporting_figures: Mapping[str, Callable[[], bytes]] | None,
-    patch_overview_plot: bytes,
-    residual_montage_plot: bytes,
-    report: dict[str, Any],
+    run_summary: dict[str, Any], report: dict[str, Any], **figures: Any
 ) -> str:
-    """One self-contained HTML page (figures embedded as base64 PNG, no external URL)."""
+    """One self-contained HTML page (figures embedded as base64 PNG, no external URL).
+
+    ``figures``: the figure datasets of :data:`REPORT_FIGURES`, by dataset name (a
+    dataset not passed, or loaded as None, has no figure).
+    """
     params = section(ReportParams, report, "report")
-    figures = {k: v for k, v in (reporting_figures or {}).items() if not k.startswith("report/")}
+    figures = figure_paths(figures)
     if not run_summary.get("validation", {}).get("truth_available"):
         # validation figures belong to the validation shown, never to an earlier run's
         figures = {k: v for k, v in figures.items() if not k.startswith("validate/")}
-    figures.update(
-        {OWN_FIGURES[0]: lambda: patch_overview_plot, OWN_FIGURES[1]: lambda: residual_montage_plot}
-    )
     sections = select_figures(figures, params.figure_sections)
     logger.info(
         "report: %d figure(s) in %d section(s)",

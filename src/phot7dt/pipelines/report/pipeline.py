@@ -5,6 +5,7 @@ from __future__ import annotations
 from kedro.pipeline import Node, Pipeline
 
 from phot7dt.pipelines.report.nodes import (
+    REPORT_FIGURES,
     build_report,
     plot_patch_overview,
     plot_residual_montage,
@@ -13,12 +14,16 @@ from phot7dt.pipelines.report.nodes import (
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Residual montage and patch overview, the run summary, then ``report.html``."""
+    """Residual montage and patch overview, the run summary, then ``report.html``.
+
+    ``build_report`` reads the figures of the other stages as catalog datasets
+    (``phot7dt.pipelines.report.nodes.REPORT_FIGURES``).
+    """
     return Pipeline(
         [
             Node(
                 plot_residual_montage,
-                ["output_catalog", "frames", "epsf_grid", "params:report"],
+                ["output_catalog", "frames", "patch_models", "params:report"],
                 "residual_montage_plot",
                 name="plot_residual_montage",
             ),
@@ -42,13 +47,12 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 build_report,
-                [
-                    "run_summary",
-                    "reporting_figures",
-                    "patch_overview_plot",
-                    "residual_montage_plot",
-                    "params:report",
-                ],
+                # every figure the page may embed is a declared input (lineage in kedro viz)
+                {
+                    "run_summary": "run_summary",
+                    "report": "params:report",
+                    **{name: name for name in REPORT_FIGURES},
+                },
                 "report_html",
                 name="build_report",
             ),

@@ -1,26 +1,24 @@
-"""Model and residual stamps of a few fitted sources, rendered with :mod:`phot7dt.scene`.
+"""Data, model and residual stamps of a few fitted sources.
 
-The fitting stage keeps no model images, so the report re-renders the fitted
-scene around each chosen source: every fitted catalog source whose centre lies
-within the stamp (plus a margin) is drawn with its fitted position, shape and
-flux through the PSF of its ePSF cell.
+The model is the fit's own (``patch_models``, saved by ``fit_patches``: the
+sources of the patch with their fitted parameters through the PSF model the fit
+used, plus the background it subtracted), so the residual is the one the fit
+minimised.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import numpy as np
 import pandas as pd
 
 from phot7dt.catalog_columns import as_bool, numeric_column
+from phot7dt.datasets.patch_models import PatchModels
 from phot7dt.frames import Box, FrameSet
-from phot7dt.psf_grid import PSFGrid
-from phot7dt.scene import PixelizedPSF, catalog_to_soft
 
-#: Sources up to this far outside a stamp (px) are rendered too (their wings reach in).
-NEIGHBOUR_MARGIN_PIX = 15
-_DEFAULT_SERSIC_N = 4.0
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,47 +60,37 @@ def choose_sources(
     return pd.concat(picks) if picks else fitted.iloc[:0]
 
 
-def _engine_params(rows: pd.DataFrame, origin: tuple[int, int]) -> tuple[list[str], np.ndarray]:
-    kinds = rows["stype_fit"].astype(str).str.upper().tolist()
-    params = np.zeros((len(rows), 6))
-    params[:, 0] = numeric_column(rows, "x_pix_white_fit") - origin[0]
-    params[:, 1] = numeric_column(rows, "y_pix_white_fit") - origin[1]
-    galaxy = np.array([k != "STAR" for k in kinds])
-    re, ell, theta = (numeric_column(rows, c) for c in ("Re_fit", "ELL_fit", "THETA_fit"))
-    ok = galaxy & np.isfinite(re) & (re > 0)
-    if ok.any():
-        logre, ee1, ee2 = catalog_to_soft(re[ok], np.nan_to_num(ell[ok]), np.nan_to_num(theta[ok]))
-        params[ok, 2], params[ok, 3], params[ok, 4] = logre, ee1, ee2
-    sersic = numeric_column(rows, "sersic_n_fit")
-    params[:, 5] = np.where(np.isfinite(sersic), sersic, _DEFAULT_SERSIC_N)
-    return kinds, params
-
-
 def residual_stamp(
-    source: pd.Series, fitted: pd.DataFrame, frames: FrameSet, grid: PSFGrid, band: str, size: int
-) -> ResidualStamp:
-    """Render the fitted scene in a ``size`` x ``size`` box centred on ``source``."""
-    from phot7dt.scene import render_model
-    ny, nx = frames.shape
-    half = size // 2
+    source: pd.Series, frames: FrameSet, models: PatchModels, band: str, size: int
+) -> ResidualStamp | None:
+    """Data and the fit's model of a ``size`` x ``size`` box around ``source``.
+
+    The model is the one ``fit_patches`` fitted in the source's patch (``patch_tag``);
+    the box is centred on the source and kept inside that patch's region. None when
+    no model was saved for the patch.
+    """
+    tag = str(source.get("patch_tag", ""))
+    fitted = models.get(tag, band) if tag and tag != "nan" else None
+    if fitted is None:
+        logger.warning("report: no fitted model of patch %r in %s; source %s left out",
+                       tag, band, source["ID"])
+        return None
+    my, mx = fitted.image.shape
+    region = Box(fitted.x0, fitted.y0, fitted.x0 + mx, fitted.y0 + my)
     xc, yc = round(float(source["x_pix_white_fit"])), round(float(source["y_pix_white_fit"]))
-    x0, y0 = min(max(xc - half, 0), max(nx - size, 0)), min(max(yc - half, 0), max(ny - size, 0))
-    box = Box(x0, y0, min(x0 + size, nx), min(y0 + size, ny))
+    half = size // 2
+    x0 = min(max(xc - half, region.x0), max(region.x1 - size, region.x0))
+    y0 = min(max(yc - half, region.y0), max(region.y1 - size, region.y0))
+    box = Box(x0, y0, min(x0 + size, region.x1, frames.shape[1]),
+              min(y0 + size, region.y1, frames.shape[0]))
     images, invvar, _ = frames.cutout(box, bands=[band])
-    x, y = numeric_column(fitted, "x_pix_white_fit"), numeric_column(fitted, "y_pix_white_fit")
-    m = NEIGHBOUR_MARGIN_PIX
-    near = (x > box.x0 - m) & (x < box.x1 + m) & (y > box.y0 - m) & (y < box.y1 + m)
-    scene = fitted.loc[near]
-    kinds, params = _engine_params(scene, (box.x0, box.y0))
-    sx, sy = float(source["x_pix_white_fit"]), float(source["y_pix_white_fit"])
-    stamp = grid.choice(band, *grid.cell_of(sx, sy)).stamp_at(sx, sy)
-    fluxes = numeric_column(scene, f"FLUX_{band}_fit").reshape(-1, 1)
-    model = render_model(box.shape, [PixelizedPSF(stamp)], kinds, params, np.nan_to_num(fluxes))[0]
+    model = fitted.image[box.y0 - region.y0 : box.y1 - region.y0,
+                         box.x0 - region.x0 : box.x1 - region.x0]
     return ResidualStamp(
         str(source["ID"]),
         str(source["stype_fit"]),
         float(source["snr"]),
         images[0].astype(float),
-        model,
+        model.astype(float),
         invvar[0].astype(float),
     )
