@@ -160,16 +160,17 @@ def select_figures(
 
 
 def figure_paths(figures: Mapping[str, Any]) -> dict[str, Callable[[], bytes]]:
-    """The loaded figure datasets (:data:`REPORT_FIGURES`) keyed by path under 08_reporting:
-    PNG bytes of a single figure, the partitions (lazy loaders) of a folder, nothing for
-    an absent (None) figure."""
+    """The loaded figure datasets (:data:`REPORT_FIGURES`) keyed by path under 08_reporting
+    without ``.png``: PNG bytes of a single figure, the partitions (lazy loaders) of a
+    folder, nothing for an absent (None) figure."""
     out: dict[str, Callable[[], bytes]] = {}
     for name, value in figures.items():
         path = REPORT_FIGURES[name]
         if isinstance(value, bytes | bytearray):
             out[path] = lambda png=bytes(value): png
         elif isinstance(value, Mapping):
-            out.update({f"{path}/{key}": loader for key, loader in value.items()})
+            out.update({f"{path}/{key.removesuffix('.png')}": loader
+                        for key, loader in value.items()})
     return out
 
 
