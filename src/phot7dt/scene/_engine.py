@@ -10,6 +10,8 @@ is sum_s f_sb U_sb(theta_s).  One :meth:`PatchModel.evaluate` call, band by band
    profiled out (variable projection): S = sum_b H_tt,b - H_tf,b H_ff,b^-1 H_ft,b
    and gradient g = sum_b J_t,b^T W (d - m_b).
 
+Steps 2-4 are :func:`._band_solve.solve_chunk`, per block of bands.
+
 Optimiser steps (``fisher_bands``) render derivative stamps in a few
 representative bands only: fluxes, ln P and the gradient stay exact over all
 bands (the gradient by the adjoint of the rendering, see :class:`._step.Adjoint`),
@@ -32,26 +34,15 @@ import dataclasses
 import numpy as np
 import scipy.fft
 
-from . import _solve
+from ._band_solve import SPARSE_RHO, solve_chunk
 from ._evaluation import Accumulator, Geometry
-from ._kernels import (
-    add_model,
-    gram_pairs,
-    padded_data,
-    poisson_weights,
-    project,
-    self_terms,
-    weighted_residual,
-)
+from ._kernels import padded_data, poisson_weights
 from ._noise import noise_sigma
 from ._render import base_factors
 from ._step import Adjoint, StampCache, binned_fluxes, fisher_band_plan, model_bases, theta_columns
 from .psf import FourierStacks
 
 _CHUNK_BYTES = 48 * 2**20  # stamp memory per chunk of bands
-#: Normalised model overlap <u_s, W u_t> / sqrt(<u_s, W u_s><u_t, W u_t>) above which a
-#: sparse (optimiser-step) Fisher matrix keeps the derivative cross terms of a pair.
-SPARSE_RHO = 1e-4
 
 __all__ = ["SPARSE_RHO", "PatchModel"]
 
@@ -252,11 +243,7 @@ class PatchModel:
         for lo in range(0, bands.size, step):
             chunk = bands[lo : lo + step]
             buf = self._render(chunk, layout, bases, single, keys)
-            blocks, rhs = self._self_terms(chunk, buf, geo)
-            if geo.separable:
-                self._separable(chunk, buf, blocks, rhs, geo, th, out)
-            else:
-                self._general(chunk, buf, blocks, rhs, geo, th, out)
+            solve_chunk(self, chunk, buf, geo, th, out)
         return out.finish()
 
     def _cache_keys(self, params, frozen, single):
@@ -347,158 +334,3 @@ class PatchModel:
             * self.psf_fourier_stack(bands, size, ctype)[:, None]
         )
         return scipy.fft.irfft2(prod, s=(size, size), workers=1, overwrite_x=True)
-
-    def _self_terms(self, bands, buf, geo):
-        """Per-source Gram blocks (nb, ns, C, C) and projections on w*d (nb, ns, C)."""
-        lay = geo.layout
-        blocks = np.empty((bands.size, geo.ns, geo.cmax, geo.cmax))
-        rhs = np.empty((bands.size, geo.ns, geo.cmax))
-        for i, b in enumerate(bands):
-            blocks[i], rhs[i] = self_terms(
-                buf[i],
-                lay.offsets,
-                lay.sizes,
-                lay.ncols,
-                geo.ox,
-                geo.oy,
-                self.w[b],
-                self.data[b],
-                geo.cmax,
-            )
-        return blocks, rhs
-
-    def _finish_bands(self, bands, f, var, chi2, out):
-        prec, mu = self.prior_prec[bands], self.prior_mean[bands]
-        out.lnlike += float(np.sum(-0.5 * chi2) - 0.5 * np.sum(prec * (f - mu) ** 2))
-        out.fluxes[bands] = f
-        out.flux_var[bands] = var
-
-    def _separable(self, bands, buf, blocks, rhs, geo, th, out):
-        f_fisher = None if out.fisher_flux is None else out.fisher_flux[bands]
-        res = _solve.separable(
-            blocks,
-            rhs,
-            self.wdd[bands],
-            self.prior_prec[bands],
-            self.prior_mean[bands],
-            th,
-            out.derivs,
-            f_fisher,
-        )
-        self._finish_bands(bands, res.f, res.var, res.chi2, out)
-        if out.adjoint is not None:
-            self._refine(bands, buf, None, res.f, geo, out, derivs=False)
-        if out.derivs:
-            out.fisher += res.fisher
-            out.grad += res.grad
-            out.z_blocks.extend(res.z)
-        if out.models is not None:
-            lay = geo.layout
-            for i, b in enumerate(bands):
-                add_model(buf[i], lay.offsets, lay.sizes, geo.ox, geo.oy, res.f[i], out.models[b])
-
-    def _general(self, bands, buf, blocks, rhs, geo, th, out):
-        C, ns = geo.cmax, geo.ns
-        gram = np.zeros((bands.size, ns * C, ns * C))
-        ar = np.arange(C)
-        diag = np.arange(ns)[:, None, None] * C
-        gram[:, diag + ar[None, :, None], diag + ar[None, None, :]] = blocks
-        if geo.ps.size:
-            r = geo.ps[:, None, None] * C + ar[None, :, None]
-            c = geo.pt[:, None, None] * C + ar[None, None, :]
-            for i, b in enumerate(bands):
-                cross = self._cross_blocks(buf[i], b, blocks[i], geo, C, out.sparse)
-                gram[i, r, c] = cross
-                gram[i, c, r] = cross
-        prec, mu = self.prior_prec[bands], self.prior_mean[bands]
-        H, hinv, f, active, singular = _solve.flux_solve(gram, rhs, prec, mu, C)
-        out.singular |= singular
-        resid_proj = None
-        fisher_only = (
-            out.fisher_flux is not None
-        )  # (a step's Fisher bands: fluxes and gradient come from all bands)
-        from_residual = (geo.approximate or out.sparse) and not fisher_only
-        if from_residual or out.models is not None or out.adjoint is not None:
-            chi2, f, resid_proj = self._refine(bands, buf, hinv, f, geo, out, derivs=out.derivs)
-        else:
-            chi2 = (
-                self.wdd[bands]
-                - 2 * np.sum(f * rhs[..., 0], 1)
-                + np.einsum("bi,bij,bj->b", f, H, f)
-            )
-        var = np.where(active, np.diagonal(hinv, axis1=1, axis2=2), np.inf)
-        self._finish_bands(bands, f, var, chi2, out)
-        if out.derivs:
-            f_fisher = out.fisher_flux[bands] if fisher_only else f
-            fisher, grad, z = _solve.general(
-                gram, hinv, f_fisher, rhs, th, resid_proj if from_residual else None, prec, mu
-            )
-            out.fisher += fisher
-            out.grad += grad
-            out.z_blocks.extend(z)
-
-    def _cross_blocks(self, buf_b, b, blocks_b, geo, C, sparse):
-        """Gram blocks (n_pair, C, C) of the overlapping pairs in band ``b``.
-
-        ``sparse``: the model x model entry of every pair, the other entries
-        only for pairs whose normalised model overlap exceeds SPARSE_RHO.
-        """
-        lay = geo.layout
-        args = (lay.offsets, lay.sizes, lay.ncols, geo.ox, geo.oy)
-        box = (geo.bx, geo.by, lay.core)
-        if not sparse or C == 1:
-            return gram_pairs(buf_b, *args, geo.ps, geo.pt, self.w[b], C, *box)
-        cross = np.zeros((geo.ps.size, C, C))
-        cross[:, :1, :1] = gram_pairs(buf_b, *args, geo.ps, geo.pt, self.w[b], 1, *box)
-        norm = np.sqrt(blocks_b[geo.ps, 0, 0] * blocks_b[geo.pt, 0, 0])
-        strong = np.abs(cross[:, 0, 0]) > SPARSE_RHO * norm
-        if strong.any():
-            cross[strong] = gram_pairs(
-                buf_b, *args, geo.ps[strong], geo.pt[strong], self.w[b], C, *box
-            )
-        return cross
-
-    def _refine(self, bands, buf, hinv, f, geo, out, derivs):
-        """Exact residual-image chi^2, one Newton refinement of the fluxes, projections.
-
-        Works on the bounding box of the stamps (the padded image can be much
-        larger); outside it the model is 0 and chi^2 gets w d^2, inside
-        chi^2 = w d^2 + w m (m - 2 d).
-        """
-        lay, C = geo.layout, geo.cmax
-        y0, y1, x0, x1 = geo.box
-        ox, oy = geo.ox - x0, geo.oy - y0
-        chi2 = np.empty(bands.size)
-        proj = np.zeros((bands.size, geo.ns, C)) if derivs else None
-        f = f.copy()
-        if out.adjoint is not None:
-            out.adjoint.start(bands.size)
-        for i, b in enumerate(bands):
-            d, w = self.data[b, y0:y1, x0:x1], self.w[b, y0:y1, x0:x1]
-            model = np.zeros(d.shape, buf.dtype)  # (single-precision stamps: a float32 model)
-            add_model(buf[i], lay.offsets, lay.sizes, ox, oy, f[i], model)
-            if geo.approximate:
-                g0 = project(
-                    buf[i],
-                    lay.offsets,
-                    lay.sizes,
-                    lay.ncols,
-                    ox,
-                    oy,
-                    weighted_residual(d, w, model)[0],
-                    1,
-                )[:, 0]
-                df = hinv[i] @ (g0 - self.prior_prec[b] * (f[i] - self.prior_mean[b]))
-                f[i] += df
-                add_model(buf[i], lay.offsets, lay.sizes, ox, oy, df, model)
-            wr, dchi2 = weighted_residual(d, w, model)
-            chi2[i] = self.wdd[b] + dchi2
-            if out.adjoint is not None:
-                out.adjoint.add(i, wr, ox, oy)
-            if derivs:
-                proj[i] = project(buf[i], lay.offsets, lay.sizes, lay.ncols, ox, oy, wr, C)
-            if out.models is not None:
-                out.models[b, y0:y1, x0:x1] = model
-        if out.adjoint is not None:
-            out.adjoint.finish(bands, f)
-        return chi2, f, proj

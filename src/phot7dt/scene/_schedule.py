@@ -47,7 +47,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from ._kernels import overlapping_pairs
-from ._lm import WARMUP_STEP_TOL, covariance, newton_test, run_stage
+from ._lm import WARMUP_STEP_TOL, run_stage
+from ._newton import covariance, newton_test
 from ._records import SceneFit, SourceRecord, StageInfo
 from ._render import FFT_SIZES, Layout
 

@@ -10,8 +10,8 @@ import numpy as np
 from ._coarse import coarse_pass, use_coarse
 from ._engine import PatchModel
 from ._extent import stamp_sizes
-from ._lm import covariance
 from ._model_image import render_model
+from ._newton import covariance
 from ._noise import noise_sigma
 from ._problem import make_problem
 from ._render import FFT_SIZES
