@@ -302,11 +302,7 @@ def fit_scene(model, table, settings, prob, size_fn, start=None, check=True, ref
     forced = not prob.free_all.any()
     sizes, ev = _initial_fluxes(model, table, settings, params, size_fn, forced)
     rec = SourceRecord.empty(len(table))
-    stages = (
-        ()
-        if start is None
-        else tuple(dataclasses.replace(st, name="coarse_" + st.name) for st in start.stages)
-    )
+    stages = () if start is None else _renamed("coarse_", start.stages)
     if forced:
         rec = dataclasses.replace(rec, converged=np.ones(len(table), bool))
         return SceneFit(params, ev, prob, stages, prob.free_all, rec, model.n_bad_pixels)
@@ -315,41 +311,34 @@ def fit_scene(model, table, settings, prob, size_fn, start=None, check=True, ref
     for i, (name, stage_free) in enumerate(plan):
         if model.gain is not None and refresh and i:
             _refresh_weights(model, params, sizes)
-        tol = (
-            settings.step_tol_sigma
-            if name == "all"
-            else max(WARMUP_STEP_TOL, settings.step_tol_sigma)
-        )
         anchors = _anchors(params)
+        stage_free = rec.fixed_shapes(stage_free)
+        tol = _stage_tol(name, settings)
         params, info, rec, reusable = _run_groups(
-            name,
-            model,
-            prob,
-            params,
-            sizes,
-            rec.fixed_shapes(stage_free),
-            tol,
-            rec,
-            anchors,
-            scale,
+            name, model, prob, params, sizes, stage_free, tol, rec, anchors, scale,
             final=check and start is not None,
-        )
+        )  # fmt: skip
         stages += (info,)
         free = rec.fixed_shapes(free)
+    fit = SceneFit(params, None, prob, stages, free, rec, model.n_bad_pixels)
     if not check:
-        return SceneFit(params, None, prob, stages, free, rec, model.n_bad_pixels)
-    if (
-        model.gain is not None and start is None
-    ):  # (from a coarse start, the weights of the flux solve there stand)
+        return fit
+    # (from a coarse start, the weights of the flux solve there stand)
+    if model.gain is not None and start is None:
         _refresh_weights(model, params, sizes)
-    return _check_and_polish(
-        model,
-        prob,
-        SceneFit(params, None, prob, stages, free, rec, model.n_bad_pixels),
-        sizes,
-        anchors,
-        reusable,
-    )
+    return _check_and_polish(model, prob, fit, sizes, anchors, reusable)
+
+
+def _renamed(prefix, stages):
+    """The StageInfo records ``stages`` with ``prefix`` added to their names."""
+    return tuple(dataclasses.replace(st, name=prefix + st.name) for st in stages)
+
+
+def _stage_tol(name, settings):
+    """Step tolerance (Fisher sigmas) of a stage: ``step_tol_sigma``, looser for a warm-up."""
+    if name == "all":
+        return settings.step_tol_sigma
+    return max(WARMUP_STEP_TOL, settings.step_tol_sigma)
 
 
 def _plan(model, prob, params, sizes, settings, start, rec):
