@@ -340,10 +340,10 @@ def run_stage(
             if warmup or st.whole_group_free():
                 converged = True
                 break
-            st.restore(final)  # frozen sources may have moved their optimum: test the whole group
-            st.may_freeze = (
-                False  # until the next step (a subset can pass where the whole group fails)
-            )
+            # frozen sources may have moved their optimum: test the whole group, and freeze
+            # nothing until the next step (a subset can pass where the whole group fails)
+            st.restore(final)
+            st.may_freeze = False
             continue
         if st.niters >= prob.s.n_opt_iters:
             break
@@ -360,14 +360,8 @@ def run_stage(
         else:
             converged, stalled = outcome == "converged", outcome == "stalled"
             break
-    logger.debug(
-        "group of %d: niters=%d converged=%s dlnp=%.3g",
-        params.shape[0],
-        st.niters,
-        converged,
-        st.dlnp,
-    )
+    n, dlnp = params.shape[0], float(st.dlnp)
+    logger.debug("group of %d: niters=%d converged=%s dlnp=%.3g", n, st.niters, converged, dlnp)
     final_ev = st.final_ev if converged and st.ev is st.final_ev else None
-    return GroupRun(
-        st.params, st.niters, converged, float(st.dlnp), stalled, st.runaway, final_ev
-    ), st.lam
+    run = GroupRun(st.params, st.niters, converged, dlnp, stalled, st.runaway, final_ev)
+    return run, st.lam
