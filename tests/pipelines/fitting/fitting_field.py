@@ -213,8 +213,8 @@ def drive_fit_patches(fit_patches: Callable, *args, results_dir: Path) -> dict[s
     ``results_dir`` (and its models folder); returns the final run report."""
     results = PatchResultsDataset(str(results_dir))
     models = PatchModelsDataset(str(models_dir(results_dir)))
-    report = None
-    for chunk_results, chunk_models, report in fit_patches(*args):
-        results.save(chunk_results)
-        models.save(chunk_models)
-    return report
+    chunk = ({}, {}, None)
+    for chunk in fit_patches(*args):
+        results.save(chunk[0])
+        models.save(chunk[1])
+    return chunk[2]

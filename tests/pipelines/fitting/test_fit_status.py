@@ -186,8 +186,8 @@ def test_a_run_where_every_patch_fails_ends_with_the_patch_failure_error(
     catalog = out["output_catalog"]
     assert (catalog["fit_status"] == "patch_failed").all()
     assert catalog[[f"FLUX_{band}_fit" for band in BANDS]].isna().all().all()
-    figures = plot_patch_fits(out["patches"], out["merged_catalog"], field.frames, field.bright_mask,
-                              out["patch_models"], {"cutout_max_sources": 1}, {})
+    figures = plot_patch_fits(out["patches"], out["merged_catalog"], field.frames,
+                              field.bright_mask, out["patch_models"], {"cutout_max_sources": 1}, {})
     assert figures and all(draw() is not None for draw in figures.values())  # drawn without a fit
     with pytest.raises(PatchFailureError, match=r"(\d+) of \1 patches failed.*simulated solver failure"):
         RunHooks().after_pipeline_run(run_params={}, pipeline=out["pipeline"],
