@@ -28,27 +28,14 @@ def fit_config(
 ) -> FitConfig:
     """Settings shared by the patches of a run.
 
+    The engine's :class:`~phot7dt.scene.FitSettings` take every key of ``patch_run`` and
+    ``scene`` that names one of its fields (:meth:`FitSettings.from_sections`).
+
     In ``source_saturation_cut.mode: fit_wings`` saturated pixels are masked with
     a ring of ``saturation_core_pad_pix``; in ``exclude`` mode without one.
     ``cleaning`` (``sky_and_artefacts``) defaults to the section's defaults.
     """
-    settings = FitSettings(
-        n_opt_iters=run.n_opt_iters,
-        dlnp_stop=run.dlnp_stop,
-        pos_max_shift_pix=run.pos_max_shift_pix,
-        enable_staged_fit=run.enable_staged_fit,
-        enable_multi_band_simultaneous_fitting=run.enable_multi_band_simultaneous_fitting,
-        step_tol_sigma=engine.step_tol_sigma,
-        re_min_pix=engine.re_min_pix,
-        re_max_pix=engine.re_max_pix,
-        re_runaway_factor=engine.re_runaway_factor,
-        q_min=engine.q_min,
-        freeze_shape_sigma=engine.freeze_shape_sigma,
-        freeze_sersic_n_sigma=engine.freeze_sersic_n_sigma,
-        fisher_bands=engine.fisher_bands,
-        coarse_bands=engine.coarse_bands,
-        neighbour_fit=engine.neighbour_fit,
-    )
+    settings = FitSettings.from_sections(run.model_dump(), engine.model_dump())
     return FitConfig(
         bands=tuple(bands),
         key=tuple(key),
