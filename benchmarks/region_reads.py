@@ -54,7 +54,7 @@ def main() -> int:
         frames.cutout(Box(row.x0_roi, row.y0_roi, row.x1_roi, row.y1_roi))
         peak = max(peak, band_file_rss_mb(paths)) if row.patch_c == 0 else peak
     end_rss = band_file_rss_mb(paths)
-    print(json.dumps({
+    print(json.dumps({  # noqa: T201 - the result goes to stdout (see the module docstring)
         "frames_module": sys.modules[Box.__module__].__file__,
         "bands": len(frames.frames),
         "working_shape": list(frames.shape),

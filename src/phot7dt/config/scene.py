@@ -70,7 +70,9 @@ class MergeParams(Section):
     wcs_fits : str or None
         FITS file whose celestial WCS turns fitted working-frame pixels into
         ``RA_fit``/``DEC_fit``; None uses the working-frame WCS snapshot
-        (``wcs_snapshot``). A given file must describe the working frame.
+        (``wcs_snapshot``). A given file must describe the working frame. Give it at run
+        time (``--params merge.wcs_fits=...`` or the run file's ``params``): it is the path
+        of the catalog's ``wcs_reference`` dataset.
     pattern : str
         tract7dt's glob of per-patch CSV files; accepted, no effect (the patch
         results are a dataset of this project).

@@ -26,10 +26,12 @@ def _crafted() -> pd.DataFrame:
         {
             "excluded_crop": [True] + [False] * (n - 1),
             "excluded_saturation": [False, True] + [False] * (n - 2),
-            "fit_flags": pd.array([pd.NA, pd.NA, pd.NA, 0, 128 | 64, 1, 4, 0, 0, 0, 128 | 1],
-                                  dtype="Int64"),
-            "opt_converged": pd.array([pd.NA] * 3 + [True, True, False] + [True] * 4 + [False],
-                                      dtype="boolean"),
+            "fit_flags": pd.array(
+                [pd.NA, pd.NA, pd.NA, 0, 128 | 64, 1, 4, 0, 0, 0, 128 | 1], dtype="Int64"
+            ),
+            "opt_converged": pd.array(
+                [pd.NA] * 3 + [True, True, False] + [True] * 4 + [False], dtype="boolean"
+            ),
             "opt_hit_max_iters": [False] * n,
             "flag_bound_stalled": [False] * 6 + [True] + [False] * 4,
             "saturated_bands": [""] * 7 + ["g"] + [""] * 3,
@@ -46,8 +48,17 @@ def _crafted() -> pd.DataFrame:
 def test_registry_rules_and_precedence():
     got = status.row_statuses(_crafted(), ["g", "r"], 3.0, multi_band=True)
     assert got.tolist() == [
-        "excluded_crop", "excluded_saturation", "patch_failed", "no_psf", "masked",
-        "not_converged", "hit_bound", "saturated_core", "low_snr", "ok", "masked",
+        "excluded_crop",
+        "excluded_saturation",
+        "patch_failed",
+        "no_psf",
+        "masked",
+        "not_converged",
+        "hit_bound",
+        "saturated_core",
+        "low_snr",
+        "ok",
+        "masked",
     ]  # the last row is masked and not converged: masked comes first
     assert set(got) <= set(status.STATUS_NAMES)
 
@@ -105,14 +116,13 @@ def _with_gaia_stars(upstream):
     """Every star of the field matched to a Gaia star whose magnitudes are the truth's."""
     truth = upstream.truth
     source_ids = [str(1000 + i) for i in range(len(truth))]
-    gaia = pd.DataFrame({"source_id": source_ids, "ra": truth["RA"], "dec": truth["DEC"],
-                         "phot_g_mean_mag": 15.0})
+    gaia = pd.DataFrame(
+        {"source_id": source_ids, "ra": truth["RA"], "dec": truth["DEC"], "phot_g_mean_mag": 15.0}
+    )
     for band in BANDS:
         gaia[f"mag_{band}"] = 25.0 - 2.5 * np.log10(truth[f"FLUX_{band}"])
     ids = dict(zip(truth["ID"], source_ids, strict=True))
-    catalog = upstream.active_catalog.assign(
-        gaia_source_id=upstream.active_catalog["ID"].map(ids)
-    )
+    catalog = upstream.active_catalog.assign(gaia_source_id=upstream.active_catalog["ID"].map(ids))
     return dataclasses.replace(upstream, active_catalog=catalog), gaia
 
 
@@ -131,8 +141,12 @@ def _run_with_failures(upstream, tmp_path, monkeypatch, failing):
         field,
         tmp_path / "patches",
         patch_run={"max_workers": 1},
-        calibration={"gaiaxp_synphot": gaia, "params:zp": {}, "params:image_scaling": {
-            "zp_ref": 25.0}, "run_provenance": RunProvenance("test", {}, [])},
+        calibration={
+            "gaiaxp_synphot": gaia,
+            "params:zp": {},
+            "params:image_scaling": {"zp_ref": 25.0},
+            "run_provenance": RunProvenance("test", {}, []),
+        },
     )
     return field, out
 
@@ -157,10 +171,14 @@ def test_a_failed_patch_gives_a_calibrated_partial_catalog_then_a_failed_run(
         assert not (catalog[f"FLUX_{band}_fit"] == 0.0).any()  # unmeasured is NaN, never 0
     not_fitted = catalog["fit_status"].isin(NOT_FITTED)
     assert catalog.loc[not_fitted, "FLUXERR_m400_fit"].isna().all()
-    with pytest.raises(PatchFailureError, match=rf"1 of \d+ patches failed \({bad}\).*"
-                       r"FloatingPointError: simulated solver failure"):
-        RunHooks().after_pipeline_run(run_params={}, pipeline=out["pipeline"],
-                                      catalog=out["catalog"])
+    with pytest.raises(
+        PatchFailureError,
+        match=rf"1 of \d+ patches failed \({bad}\).*"
+        r"FloatingPointError: simulated solver failure",
+    ):
+        RunHooks().after_pipeline_run(
+            run_params={}, pipeline=out["pipeline"], catalog=out["catalog"]
+        )
 
 
 def test_the_hook_passes_a_clean_run_and_ignores_runs_without_fits(saturated_run, tmp_path):
@@ -186,9 +204,19 @@ def test_a_run_where_every_patch_fails_ends_with_the_patch_failure_error(
     catalog = out["output_catalog"]
     assert (catalog["fit_status"] == "patch_failed").all()
     assert catalog[[f"FLUX_{band}_fit" for band in BANDS]].isna().all().all()
-    figures = plot_patch_fits(out["patches"], out["merged_catalog"], field.frames,
-                              field.bright_mask, out["patch_models"], {"cutout_max_sources": 1}, {})
+    figures = plot_patch_fits(
+        out["patches"],
+        out["merged_catalog"],
+        field.frames,
+        field.bright_mask,
+        out["patch_models"],
+        {"cutout_max_sources": 1},
+        {},
+    )
     assert figures and all(draw() is not None for draw in figures.values())  # drawn without a fit
-    with pytest.raises(PatchFailureError, match=r"(\d+) of \1 patches failed.*simulated solver failure"):
-        RunHooks().after_pipeline_run(run_params={}, pipeline=out["pipeline"],
-                                      catalog=out["catalog"])
+    with pytest.raises(
+        PatchFailureError, match=r"(\d+) of \1 patches failed.*simulated solver failure"
+    ):
+        RunHooks().after_pipeline_run(
+            run_params={}, pipeline=out["pipeline"], catalog=out["catalog"]
+        )

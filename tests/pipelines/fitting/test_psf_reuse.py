@@ -1,4 +1,4 @@
-"""Engine PSFs are shared by patches with the same PSF stamp, and the PSF transform stack is exact."""
+"""Engine PSFs are shared by patches with the same PSF stamp; the PSF transform stack is exact."""
 
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ def _stamp(sigma, size=25):
 
 
 def _choice(stamp, fallback=False):
-    return PSFChoice("moffat" if fallback else "epsf", stamp, 2.355 * 1.5, None, 0 if fallback else 12, "test")
+    return PSFChoice(
+        "moffat" if fallback else "epsf", stamp, 2.355 * 1.5, None, 0 if fallback else 12, "test"
+    )
 
 
 def _config(model="pixelized", n=3):
@@ -38,7 +40,9 @@ def test_patches_with_the_same_stamps_share_their_engine_psfs():
 def test_the_psf_model_setting_is_part_of_the_key():
     pix, _ = build_psfs([_choice(_stamp(1.7))] * 2, _config("pixelized"))
     mix, _ = build_psfs([_choice(_stamp(1.7))] * 2, _config("gaussian_mixture_from_stamp"))
-    fallback, _ = build_psfs([_choice(_stamp(1.7), fallback=True)] * 2, _config("gaussian_mixture_from_stamp"))
+    fallback, _ = build_psfs(
+        [_choice(_stamp(1.7), fallback=True)] * 2, _config("gaussian_mixture_from_stamp")
+    )
     assert isinstance(pix[0], PixelizedPSF)
     assert isinstance(mix[0], GaussianMixturePSF)
     assert isinstance(fallback[0], PixelizedPSF)  # a fallback stamp is always used as pixels
@@ -47,10 +51,14 @@ def test_the_psf_model_setting_is_part_of_the_key():
 def test_psf_transform_stack_equals_each_band_transform():
     psfs = [PixelizedPSF(_stamp(s)) for s in (1.2, 1.6, 2.0, 2.4)]
     img = np.zeros((4, 40, 40))
-    model = PatchModel(img, np.ones_like(img), psfs, ["STAR"], (np.full((1, 4), np.nan), np.full((1, 4), np.nan)))
+    model = PatchModel(
+        img, np.ones_like(img), psfs, ["STAR"], (np.full((1, 4), np.nan), np.full((1, 4), np.nan))
+    )
     for bands in (np.arange(4), np.array([1, 2]), np.array([3, 0]), np.array([2])):
         for dtype in (np.complex128, np.complex64):
             stack = model.psf_fourier_stack(bands, 32, dtype)
             assert stack.dtype == dtype
             for row, b in zip(stack, bands, strict=True):
-                np.testing.assert_allclose(row, psfs[b].fourier(32).astype(dtype), rtol=0, atol=1e-7)
+                np.testing.assert_allclose(
+                    row, psfs[b].fourier(32).astype(dtype), rtol=0, atol=1e-7
+                )

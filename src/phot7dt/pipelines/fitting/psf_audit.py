@@ -56,7 +56,8 @@ def _engine_psf(choice: PSFChoice, config):
 
 @functools.lru_cache(maxsize=_PSF_CACHE_SIZE)
 def _psf_of(pixels: bytes, shape: tuple[int, int], mixture_n: int):
-    """The engine PSF of a stamp: a Gaussian mixture of ``mixture_n`` components fitted to it, or the stamp (0)."""
+    """The engine PSF of a stamp: a Gaussian mixture of ``mixture_n`` components fitted to it,
+    or the stamp itself (``mixture_n`` = 0)."""
     stamp = np.frombuffer(pixels, np.float64).reshape(shape)
     if mixture_n:
         return GaussianMixturePSF.from_stamp(stamp, mixture_n)

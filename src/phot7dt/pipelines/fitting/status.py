@@ -38,27 +38,42 @@ class FitStatus(NamedTuple):
 
 
 FIT_STATUSES = (
-    FitStatus("excluded_crop", "not fitted: invalid coordinates, outside the image or in the "
-              "crop margin (excluded_reason says which)"),
-    FitStatus("excluded_saturation", "not fitted: a saturated pixel within "
-              "source_saturation_cut.radius_pix (mode exclude, tract7dt's behaviour)"),
-    FitStatus("patch_failed", "not fitted: its patch raised or left no result; the error and "
-              "traceback are in 08_reporting/fitting/fit_run_report.json"),
+    FitStatus(
+        "excluded_crop",
+        "not fitted: invalid coordinates, outside the image or in the "
+        "crop margin (excluded_reason says which)",
+    ),
+    FitStatus(
+        "excluded_saturation",
+        "not fitted: a saturated pixel within "
+        "source_saturation_cut.radius_pix (mode exclude, tract7dt's behaviour)",
+    ),
+    FitStatus(
+        "patch_failed",
+        "not fitted: its patch raised or left no result; the error and "
+        "traceback are in 08_reporting/fitting/fit_run_report.json",
+    ),
     FitStatus("no_psf", "not fitted: no band has a usable PSF in the source's ePSF cell"),
     FitStatus("masked", "no usable pixel under the source in any band (flux NaN)"),
-    FitStatus("not_converged", "fitted; the optimiser did not converge for this source or ran "
-              "out of iterations"),
-    FitStatus("hit_bound", "fitted; a position or shape parameter ended on its bound "
-              "(flag_bound_stalled_which_parameter says which)"),
-    FitStatus("saturated_core", "fitted from its unsaturated pixels and bands: its core is "
-              "masked as saturated in the bands listed in saturated_bands (mode fit_wings)"),
+    FitStatus(
+        "not_converged",
+        "fitted; the optimiser did not converge for this source or ran out of iterations",
+    ),
+    FitStatus(
+        "hit_bound",
+        "fitted; a position or shape parameter ended on its bound "
+        "(flag_bound_stalled_which_parameter says which)",
+    ),
+    FitStatus(
+        "saturated_core",
+        "fitted from its unsaturated pixels and bands: its core is "
+        "masked as saturated in the bands listed in saturated_bands (mode fit_wings)",
+    ),
     FitStatus("low_snr", "fitted; its combined S/N is below merge.low_snr_threshold"),
     FitStatus("ok", "fitted, converged, no bound, no saturated core, S/N above the threshold"),
 )
 STATUS_NAMES = tuple(s.name for s in FIT_STATUSES)
 _MASKED_BITS = flag_bit("no_data") | flag_bit("fully_masked")
-
-
 
 
 def _lists(frame: pd.DataFrame, name: str) -> list[set[str]]:
@@ -91,7 +106,10 @@ def _not_fitted_rules(merged: pd.DataFrame) -> dict[str, np.ndarray]:
 
 
 def _snr(merged: pd.DataFrame, band: str) -> np.ndarray:
-    flux, err = numeric_column(merged, f"FLUX_{band}_fit"), numeric_column(merged, f"FLUXERR_{band}_fit")
+    flux, err = (
+        numeric_column(merged, f"FLUX_{band}_fit"),
+        numeric_column(merged, f"FLUXERR_{band}_fit"),
+    )
     with np.errstate(invalid="ignore", divide="ignore"):
         snr = np.where(err > 0, np.maximum(flux, 0.0) / err, np.nan)
     return np.nan_to_num(snr, nan=0.0)
@@ -102,8 +120,9 @@ def _masked_in(merged: pd.DataFrame, column: str) -> np.ndarray:
     return (np.asarray(flags) & _MASKED_BITS) != 0
 
 
-def row_statuses(merged: pd.DataFrame, bands: list[str], low_snr_threshold: float,
-                 multi_band: bool) -> np.ndarray:
+def row_statuses(
+    merged: pd.DataFrame, bands: list[str], low_snr_threshold: float, multi_band: bool
+) -> np.ndarray:
     """``fit_status`` of every row of the merged catalog (see the module docstring).
 
     The combined S/N is ``sqrt(sum_b (max(FLUX_b, 0) / FLUXERR_b)**2)`` over the
@@ -120,7 +139,8 @@ def row_statuses(merged: pd.DataFrame, bands: list[str], low_snr_threshold: floa
         **_not_fitted_rules(merged),
         "no_psf": np.array([set(bands) <= m for m in missing]) if bands else False,
         "masked": masked,
-        "not_converged": bool_column(merged, "opt_hit_max_iters") | ~bool_column(merged, "opt_converged"),
+        "not_converged": bool_column(merged, "opt_hit_max_iters")
+        | ~bool_column(merged, "opt_converged"),
         "hit_bound": bool_column(merged, "flag_bound_stalled"),
         "saturated_core": np.array([bool(s) for s in _lists(merged, "saturated_bands")]),
         "low_snr": combined < low_snr_threshold,
@@ -128,8 +148,9 @@ def row_statuses(merged: pd.DataFrame, bands: list[str], low_snr_threshold: floa
     return _select(rules)
 
 
-def band_statuses(merged: pd.DataFrame, bands: list[str],
-                  low_snr_threshold: float) -> dict[str, np.ndarray]:
+def band_statuses(
+    merged: pd.DataFrame, bands: list[str], low_snr_threshold: float
+) -> dict[str, np.ndarray]:
     """Single-band mode: ``fit_status_{band}`` of every row, from that band's own fit."""
     missing = _lists(merged, "psf_missing_bands")
     saturated = _lists(merged, "saturated_bands")
@@ -149,8 +170,9 @@ def band_statuses(merged: pd.DataFrame, bands: list[str],
     return out
 
 
-def with_statuses(merged: pd.DataFrame, bands: list[str], low_snr_threshold: float,
-                  multi_band: bool) -> pd.DataFrame:
+def with_statuses(
+    merged: pd.DataFrame, bands: list[str], low_snr_threshold: float, multi_band: bool
+) -> pd.DataFrame:
     """``merged`` plus ``fit_status_{band}`` (single-band mode), ``fit_status`` and
     ``catalog_is_partial`` (true on every row when any row is ``patch_failed``)."""
     if not multi_band:
@@ -171,7 +193,7 @@ def status_counts(merged: pd.DataFrame) -> pd.DataFrame:
     columns = ["fit_status", *[c for c in merged.columns if c.startswith("fit_status_")]]
     for column in columns:
         counts = merged[column].value_counts()
-        name = "n_sources" if column == "fit_status" else f"n_{column[len('fit_status_'):]}"
+        name = "n_sources" if column == "fit_status" else f"n_{column[len('fit_status_') :]}"
         table[name] = [int(counts.get(s, 0)) for s in STATUS_NAMES]
     table["meaning"] = [s.meaning for s in FIT_STATUSES]
     return table

@@ -208,7 +208,7 @@ def stack_epsf(
     profile, variance = _initial_profile(stars), None
     spectra = _Spectra.of(stars)
     converged, iteration = False, 0
-    for iteration in range(1, maxiters + 1):
+    for iteration in range(1, maxiters + 1):  # noqa: B007 - the count is reported after the loop
         mean, variance, _, _ = _stack(stars, spectra, used, cx, cy, flux, profile, noise,
                                       clip_sigma)
         total = mean.sum()
