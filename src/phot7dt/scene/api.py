@@ -185,8 +185,10 @@ def fit_patch(images, invvar, psfs, sources, settings=None, *, gain=None):
         image or invvar is non-finite are given zero weight.
     psfs : sequence of PSF, length B
         :class:`PixelizedPSF`, :class:`MoffatPSF`, :class:`GaussianMixturePSF`, ...
-    sources : mapping or structured ndarray or SourceTable
-        Source columns (see :mod:`phot7dt.scene.sources`).
+    sources : mapping or structured ndarray or SourceTable, or a sequence of B of them
+        Source columns (see :mod:`phot7dt.scene.sources`).  In single-band mode
+        (``enable_multi_band_simultaneous_fitting: false``) a sequence gives each band
+        its own one-band table (e.g. each band's own fitted positions for a forced refit).
     settings : FitSettings or dict, optional
         Dicts go through :meth:`FitSettings.from_mapping` (unknown keys raise).
     gain : float or array_like of shape (B,), optional
@@ -199,47 +201,81 @@ def fit_patch(images, invvar, psfs, sources, settings=None, *, gain=None):
     if not isinstance(settings, FitSettings):
         settings = FitSettings.from_mapping(settings)
     images, invvar, gain = _validate(images, invvar, psfs, gain)
-    table = sources if isinstance(sources, SourceTable) else SourceTable(sources, images.shape[0])
     if settings.enable_multi_band_simultaneous_fitting:
-        runs = [_fit_one(images, invvar, psfs, table, settings, gain)]
-    else:
-        runs = [
-            _fit_one(
-                images[b : b + 1],
-                invvar[b : b + 1],
-                [psfs[b]],
-                table.band(b),
-                settings,
-                None if gain is None else gain[b : b + 1],
-            )
-            for b in range(images.shape[0])
-        ]
-    return _result(runs, table, psfs, images.shape[1:])
+        table = _table(sources, images.shape[0])
+        fit = _fit_one(images, invvar, psfs, table, settings, gain)
+        return _result(fit, table, psfs, images.shape[1:])
+    parts = []
+    for b, band_table in enumerate(_band_tables(sources, images.shape[0])):
+        band_gain = None if gain is None else gain[b : b + 1]
+        fit = _fit_one(
+            images[b : b + 1], invvar[b : b + 1], [psfs[b]], band_table, settings, band_gain
+        )
+        parts.append(_result(fit, band_table, [psfs[b]], images.shape[1:]))
+    return _joined(parts)
 
 
-def _result(fits, table, psfs, shape):
-    """The :class:`FitResult` of one or more independent fits (F = len(fits))."""
-    parts = [_outputs(f) for f in fits]
-    flux = np.concatenate([f.ev.fluxes.T for f in fits], axis=1)
-    ferr = np.concatenate([p.flux_err for p in parts], axis=1)
-    flux = np.where(np.isfinite(ferr), flux, np.nan)
-    n_bad = fits[0].n_bad_pixels
-    if n_bad:
-        logger.info("%d non-finite pixels were given zero weight", n_bad)
+def _table(sources, n_band: int) -> SourceTable:
+    return sources if isinstance(sources, SourceTable) else SourceTable(sources, n_band)
+
+
+def _band_tables(sources, n_band: int) -> list[SourceTable]:
+    """One one-band table per band: band ``b`` of ``sources``, or the ``b``-th of a sequence."""
+    if isinstance(sources, (list, tuple)):
+        if len(sources) != n_band:
+            raise ValueError(f"sources: {len(sources)} per-band tables for {n_band} bands")
+        return [_table(s, 1) for s in sources]
+    table = _table(sources, n_band)
+    return [table.band(b) for b in range(n_band)]
+
+
+def _joined(parts: list[FitResult]) -> FitResult:
+    """Single-band mode: the per-band results as one (F = B fits); ``fits()`` returns them."""
+    first = parts[0]
+
+    def cat(name: str, axis: int) -> np.ndarray:
+        return np.concatenate([getattr(p, name) for p in parts], axis=axis)
+
     return FitResult(
-        kinds=np.asarray(table.type),
-        params=np.stack([f.params for f in fits]),
-        params_err=np.stack([p.params_err for p in parts]),
-        flux=flux,
-        flux_err=ferr,
-        flux_err_marginal=np.concatenate([p.flux_err_marginal for p in parts], axis=1),
+        kinds=first.kinds,
+        params=cat("params", 0),
+        params_err=cat("params_err", 0),
+        flux=cat("flux", 1),
+        flux_err=cat("flux_err", 1),
+        flux_err_marginal=cat("flux_err_marginal", 1),
         converged=np.logical_and.reduce([p.converged for p in parts]),
         flags=np.bitwise_or.reduce([p.flags for p in parts]),
-        stages=tuple(f.stages for f in fits),
-        src_niters=np.stack([f.record.niters for f in fits]),
-        src_last_dlnp=np.stack([f.record.last_dlnp for f in fits]),
-        lnp=np.array([f.lnp for f in fits]),
+        stages=tuple(p.stages[0] for p in parts),
+        src_niters=cat("src_niters", 0),
+        src_last_dlnp=cat("src_last_dlnp", 0),
+        lnp=cat("lnp", 0),
+        psfs=tuple(p.psfs[0] for p in parts),
+        image_shape=first.image_shape,
+        n_bad_pixels=sum(p.n_bad_pixels for p in parts),
+        parts=tuple(parts),
+    )
+
+
+def _result(fit, table, psfs, shape):
+    """The :class:`FitResult` of one fit (F = 1) of the bands of ``psfs``."""
+    out = _outputs(fit)
+    flux = np.where(np.isfinite(out.flux_err), fit.ev.fluxes.T, np.nan)
+    if fit.n_bad_pixels:
+        logger.info("%d non-finite pixels were given zero weight", fit.n_bad_pixels)
+    return FitResult(
+        kinds=np.asarray(table.type),
+        params=fit.params[None],
+        params_err=out.params_err[None],
+        flux=flux,
+        flux_err=out.flux_err,
+        flux_err_marginal=out.flux_err_marginal,
+        converged=out.converged,
+        flags=out.flags,
+        stages=(fit.stages,),
+        src_niters=fit.record.niters[None],
+        src_last_dlnp=fit.record.last_dlnp[None],
+        lnp=np.array([fit.lnp]),
         psfs=tuple(psfs),
         image_shape=tuple(shape),
-        n_bad_pixels=n_bad,
+        n_bad_pixels=fit.n_bad_pixels,
     )

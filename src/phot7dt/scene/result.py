@@ -55,6 +55,8 @@ class FitResult:
         (0 for forced fits).
     src_last_dlnp : ndarray, shape (F, n), optional
         Last accepted ln P gain of each source's group in that stage.
+    parts : tuple of FitResult
+        Single-band mode: the result of each band's own fit (:meth:`fits`); empty otherwise.
     """
 
     kinds: np.ndarray
@@ -72,6 +74,12 @@ class FitResult:
     n_bad_pixels: int = 0
     src_niters: np.ndarray | None = None
     src_last_dlnp: np.ndarray | None = None
+    parts: tuple = ()
+
+    def fits(self) -> tuple[FitResult, ...]:
+        """The independent fits: this result (multi-band mode), or one per band, each with its
+        own convergence, flags, stages and bad-pixel count (single-band mode)."""
+        return self.parts or (self,)
 
     @property
     def multi_band(self):

@@ -22,22 +22,13 @@ def band_sources(sources: dict, b: int) -> dict:
     }
 
 
-def _band_fit(images, invvar, psfs, band_table: dict, settings, gain, b: int):
-    """The fit of band ``b`` alone (``band_table``: the sources with band ``b``'s columns)."""
+def run_fits(images, invvar, psfs, sources, cfg: FitConfig, gain, settings=None) -> list:
+    """The engine's fits of the patch: one multi-band fit, or one per band in single-band mode
+    (``sources``: one table, or one per band), as a list of single-fit results."""
     from phot7dt.scene import fit_patch
-    return fit_patch(images[b : b + 1], invvar[b : b + 1], [psfs[b]], band_table,
-                     settings.replace(enable_multi_band_simultaneous_fitting=True),
-                     gain=None if gain is None else gain[b : b + 1])
 
-
-def run_fits(images, invvar, psfs, sources: dict, cfg: FitConfig, gain, settings=None) -> list:
-    """One multi-band fit, or one fit per band in single-band mode."""
-    from phot7dt.scene import fit_patch
-    settings = settings or cfg.settings
-    if cfg.settings.enable_multi_band_simultaneous_fitting:
-        return [fit_patch(images, invvar, psfs, sources, settings, gain=gain)]
-    return [_band_fit(images, invvar, psfs, band_sources(sources, b), settings, gain, b)
-            for b in range(len(cfg.bands))]
+    result = fit_patch(images, invvar, psfs, sources, settings or cfg.settings, gain=gain)
+    return list(result.fits())
 
 
 def _fitted_sources(sources: dict, result) -> dict:
@@ -70,12 +61,9 @@ def refit_fluxes(data, psfs, sources: dict, results: list, cfg: FitConfig, gain)
         placed = _fitted_sources(sources, results[0])
         again = run_fits(data.images, data.invvar, psfs, placed, cfg, gain, forced)
         return [_with_refitted_fluxes(results[0], again[0])]
-    return [
-        _with_refitted_fluxes(first, _band_fit(
-            data.images, data.invvar, psfs, _fitted_sources(band_sources(sources, b), first),
-            forced, gain, b))
-        for b, first in enumerate(results)
-    ]
+    placed = [_fitted_sources(band_sources(sources, b), first) for b, first in enumerate(results)]
+    again = run_fits(data.images, data.invvar, psfs, placed, cfg, gain, forced)
+    return [_with_refitted_fluxes(first, f) for first, f in zip(results, again, strict=True)]
 
 
 def model_images(results: list) -> np.ndarray:
