@@ -70,6 +70,34 @@ def test_single_band_mode_gives_per_band_positions(galaxy_scene, epsf):
     assert np.all(np.abs(res.flux - fluxes) < 5 * res.flux_err_marginal)
 
 
+def test_single_band_mode_is_each_band_fitted_alone(galaxy_scene, epsf):
+    *_, imgs, src = galaxy_scene
+    imgs = imgs.copy()
+    imgs[1, 20:24, 5:9] = np.nan  # non-finite pixels in band 1 only
+    iv = np.full(imgs.shape, SIGMA**-2)
+    single = {"enable_multi_band_simultaneous_fitting": False}
+    res = scene.fit_patch(imgs, iv, [epsf] * 3, src, single)
+    parts = res.fits()
+    assert len(parts) == 3
+    (multi,) = scene.fit_patch(imgs, iv, [epsf] * 3, src).fits()
+    assert multi.flux.shape == (2, 3)
+    for b, part in enumerate(parts):
+        alone = scene.fit_patch(imgs[b : b + 1], iv[b : b + 1], [epsf], src)
+        np.testing.assert_array_equal(part.params, alone.params)
+        np.testing.assert_array_equal(part.flux, alone.flux)
+        np.testing.assert_array_equal(part.flux_err, res.flux_err[:, b : b + 1])
+        assert part.flags.tolist() == alone.flags.tolist() and part.stages == alone.stages
+    assert [p.n_bad_pixels for p in parts] == [0, 16, 0] and res.n_bad_pixels == 16
+    # a forced refit may place each band's sources at that band's own positions
+    placed = [{**src, "x": p.x, "y": p.y} for p in parts]
+    forced = {**single, "fit_positions": False, "fit_shapes": False}
+    again = scene.fit_patch(imgs, iv, [epsf] * 3, placed, forced).fits()
+    for p, q in zip(parts, again, strict=True):
+        np.testing.assert_array_equal(p.params[0, :, :2], q.params[0, :, :2])
+    with pytest.raises(ValueError, match="2 per-band tables for 3 bands"):
+        scene.fit_patch(imgs, iv, [epsf] * 3, placed[:2], forced)
+
+
 def test_unstaged_fit_agrees_with_staged(galaxy_scene, epsf):
     *_, imgs, src = galaxy_scene
     iv = np.full(imgs.shape, SIGMA**-2)
