@@ -40,6 +40,7 @@ _EXPORTS = {
     "FitSettings": "settings",
     "KINDS": "sources",
     "SourceTable": "sources",
+    "shift_factors": "shift",
 }
 
 __all__ = [
@@ -63,6 +64,7 @@ __all__ = [
     "profile_mixture",
     "render_model",
     "sersic_mixture",
+    "shift_factors",
     "soft_to_columns",
     "soft_to_q_theta",
 ]

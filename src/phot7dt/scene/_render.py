@@ -24,6 +24,7 @@ import numpy as np
 from ._kernels import fourier_factors
 from .ellipse import shape_covariance
 from .mixtures import profile_mixture
+from .shift import shift_factors
 
 __all__ = ["FFT_SIZES", "PARAM_NAMES", "Layout", "base_factors", "fft_size_at_least", "render_band"]
 
@@ -132,33 +133,15 @@ def _frequencies(size):
     return np.fft.rfftfreq(size)[None, :], np.fft.fftfreq(size)[:, None]
 
 
-#: Sub-pixel shifts are tapered to zero between these frequencies (cycles/px).
-SHIFT_TAPER = (0.375, 0.5)
-
-
-def _shift_window(k):
-    lo, hi = SHIFT_TAPER
-    x = np.clip((np.abs(k) - lo) / (hi - lo), 0.0, 1.0)
-    return np.cos(0.5 * np.pi * x) ** 2
-
-
 def _shift_phase(k, centre, frac):
     """1-D shift factors and their derivatives in ``frac``, shape (g, len(k)).
 
-    The integer part ``centre`` is an exact circular shift.  The sub-pixel part
-    exp(-2 pi i k d) is applied as 1 + W(k) (exp(-2 pi i k d) - 1) with a window
-    W that is 1 below 0.375 cycles/px and falls smoothly to 0 at Nyquist: a
-    pixelized PSF is not band-limited, and a sharp-edged (sinc) shift of its
-    content near Nyquist rings along the row and column through the source
-    across the whole stamp.  The factor is exact at d = 0, keeps the flux, is
-    real at Nyquist (so +-1/2 px shifts agree) and has an exact derivative.
+    The integer part ``centre`` is an exact circular shift; the sub-pixel part ``frac`` is
+    the tapered shift of :func:`.shift.shift_factors`, whose derivative is exact.
     """
-    k = np.ravel(k)[None, :]
-    d = np.asarray(frac, float)[:, None]
-    win = _shift_window(k)
-    whole = np.exp(-2j * np.pi * k * centre)
-    sub = np.exp(-2j * np.pi * k * d)
-    return whole * (1.0 + win * (sub - 1.0)), whole * win * (-2j * np.pi * k) * sub
+    whole = np.exp(-2j * np.pi * np.ravel(k)[None, :] * centre)
+    factors, derivative = shift_factors(k, frac, derivative=True)
+    return whole * factors, whole * derivative
 
 
 def _profiles(kinds, params):

@@ -90,16 +90,19 @@ class StackResult:
     core_shape: tuple[float, float] | None = None
 
 
-def _frequencies(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(kx, ky)`` of an ``n x n`` real FFT, shapes ``(1, n // 2 + 1)`` and ``(n, 1)``."""
-    return np.fft.rfftfreq(n)[None, :], np.fft.fftfreq(n)[:, None]
+def _ramps(n: int, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """``(K, n, n // 2 + 1)`` Fourier factors moving an ``n x n`` image by each ``(dx, dy)`` px:
+    the engine's shift (:func:`phot7dt.scene.shift_factors`), separable in x and y."""
+    from phot7dt.scene import shift_factors
+
+    fx = shift_factors(np.fft.rfftfreq(n), dx, taper=True)
+    fy = shift_factors(np.fft.fftfreq(n), dy, taper=True)
+    return fy[:, :, None] * fx[:, None, :]
 
 
 def fourier_shift(image: np.ndarray, dx: float, dy: float) -> np.ndarray:
-    """``image`` (square, odd side) moved by ``(dx, dy)`` pixels with a Fourier phase ramp."""
-    kx, ky = _frequencies(image.shape[0])
-    return np.fft.irfft2(np.fft.rfft2(image) * np.exp(-2j * np.pi * (kx * dx + ky * dy)),
-                         s=image.shape)
+    """``image`` (square, odd side) moved by ``(dx, dy)`` pixels (:func:`_ramps`)."""
+    return shifted_copies(image, np.array([dx]), np.array([dy]))[0]
 
 
 def shifted_copies(image: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
@@ -110,10 +113,7 @@ def shifted_copies(image: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndar
 
 def _shifted_stack(spectra: np.ndarray, dx: np.ndarray, dy: np.ndarray, n: int) -> np.ndarray:
     """Images of ``spectra`` (K, n, n // 2 + 1) each moved by its ``(dx, dy)``, one batched FFT."""
-    kx, ky = _frequencies(n)
-    ramps = (np.exp(-2j * np.pi * kx[None] * dx[:, None, None])
-             * np.exp(-2j * np.pi * ky[None] * dy[:, None, None]))  # separable phase ramp
-    return np.fft.irfft2(spectra * ramps, s=(n, n), axes=(-2, -1))
+    return np.fft.irfft2(spectra * _ramps(n, dx, dy), s=(n, n), axes=(-2, -1))
 
 
 def _weighted_stack(aligned, weight, clip_sigma: float):

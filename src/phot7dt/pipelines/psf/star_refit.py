@@ -4,10 +4,10 @@ Each used star's flux and centre are fitted to its pixels within ``fit_radius``
 of its current centre (bad pixels left out) by ``STAR_FIT_STEPS``
 Gauss-Newton steps, weighting pixels by sky plus the model's photon noise and
 moving the centre by at most half a pixel per step. The model is the stack
-moved by the fitter's Fourier shift; it is needed only near each star, so the
-inverse transform is evaluated on a small window per star as two matrix
-products (the phase ramp is separable), batched over stars. The values equal
-the full ``irfft2`` on those pixels to rounding.
+moved by the fitter's Fourier shift (:func:`phot7dt.scene.shift_factors`); it is
+needed only near each star, so the inverse transform is evaluated on a small
+window per star as two matrix products (the shift is separable), batched over
+stars. The values equal the full ``irfft2`` on those pixels to rounding.
 """
 
 from __future__ import annotations
@@ -41,13 +41,17 @@ class _StampSpectrum:
     def windows(self, dx: np.ndarray, dy: np.ndarray, rows: np.ndarray, cols: np.ndarray):
         """The stamp moved by ``(dx[s], dy[s])`` and its derivatives in ``dx`` and ``dy`` on
         the pixels ``rows[s] x cols[s]`` (integer pixel indices): three ``(S, R, C)`` arrays."""
-        ey = self.ramp_y[rows] * np.exp(-2j * np.pi * self.ky * dy[:, None])[:, None, :]
-        ex = self.ramp_x[cols] * np.exp(-2j * np.pi * self.kx * dx[:, None])[:, None, :]
-        ex_t = ex.transpose(0, 2, 1)
+        from phot7dt.scene import shift_factors
+
+        fy, dfy = shift_factors(self.ky, dy, derivative=True)
+        fx, dfx = shift_factors(self.kx, dx, derivative=True)
+        ey = self.ramp_y[rows] * fy[:, None, :]
+        ex_t = (self.ramp_x[cols] * fx[:, None, :]).transpose(0, 2, 1)
+        dex_t = (self.ramp_x[cols] * dfx[:, None, :]).transpose(0, 2, 1)
         left = ey @ self.spectrum
         model = (left @ ex_t).real
-        grad_x = (left @ (ex_t * (-2j * np.pi * self.kx)[:, None])).real
-        grad_y = (((ey * (-2j * np.pi * self.ky)) @ self.spectrum) @ ex_t).real
+        grad_x = (left @ dex_t).real
+        grad_y = (((self.ramp_y[rows] * dfy[:, None, :]) @ self.spectrum) @ ex_t).real
         return model, grad_x, grad_y
 
 
