@@ -39,6 +39,7 @@ _EXPORTS = {
     "FitResult": "result",
     "FitSettings": "settings",
     "KINDS": "sources",
+    "PER_SOURCE_COLUMNS": "sources",
     "SourceTable": "sources",
     "shift_factors": "shift",
 }
@@ -47,6 +48,7 @@ __all__ = [
     "noise_sigma",
     "FLAGS",
     "KINDS",
+    "PER_SOURCE_COLUMNS",
     "FitResult",
     "FitSettings",
     "FlagDefinition",

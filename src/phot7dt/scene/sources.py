@@ -40,11 +40,12 @@ import numpy as np
 from .ellipse import catalog_to_soft, soft_prior_sigmas
 from .mixtures import SERSIC_N_MAX, SERSIC_N_MIN
 
-__all__ = ["KINDS", "SourceTable"]
+__all__ = ["KINDS", "PER_SOURCE_COLUMNS", "SourceTable"]
 
 #: Source model names accepted in the ``type`` column.
 KINDS = ("STAR", "EXP", "DEV", "SERSIC")
-_PER_SOURCE = (
+#: Per-source columns of a source table besides ``type``, ``target`` and the flux columns.
+PER_SOURCE_COLUMNS = (
     "x",
     "y",
     "re_pix",
@@ -82,7 +83,7 @@ class SourceTable:
         n = np.asarray(x).size
         self.n_band = int(n_band)
         cols = {}
-        for name in _PER_SOURCE:
+        for name in PER_SOURCE_COLUMNS:
             v = _column(mapping, name)
             arr = np.full(n, np.nan) if v is None else np.asarray(v, float).reshape(n)
             cols[name] = arr

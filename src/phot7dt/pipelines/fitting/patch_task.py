@@ -127,18 +127,10 @@ def initial_fluxes(
 
 def source_columns(sources: pd.DataFrame, flux: np.ndarray, bands: tuple[str, ...]) -> dict:
     """The engine's source mapping (see :mod:`phot7dt.scene.sources`)."""
+    from phot7dt.scene import PER_SOURCE_COLUMNS  # loads the mixture tables
+
     cols = {
-        name: sources[name].to_numpy(float)
-        for name in (
-            "re_pix",
-            "ell",
-            "theta_deg",
-            "sersic_n",
-            "pos_err",
-            "re_err",
-            "ell_err",
-            "theta_err",
-        )
+        name: sources[name].to_numpy(float) for name in PER_SOURCE_COLUMNS if name not in ("x", "y")
     }
     cols["x"] = sources["x_pix_patch"].to_numpy(float)
     cols["y"] = sources["y_pix_patch"].to_numpy(float)
