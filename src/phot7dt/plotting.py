@@ -7,11 +7,20 @@ this module holds only what several of them draw with.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+else:
+    # Node modules annotate with this name; Kedro resolves node annotations at run time
+    # (typing.get_type_hints), and matplotlib is imported only by the nodes that draw.
+    Figure = object
+
 __all__ = [
     "DISPLAY_MAX_SIDE",
+    "Figure",
     "block_any",
     "block_mean",
     "display_step",

@@ -11,6 +11,7 @@ from phot7dt.datasets.patch_models import PatchModelsDataset
 from phot7dt.datasets.patch_results_dataset import PatchResultsDataset
 from phot7dt.datasets.png import PNGDataset
 from phot7dt.datasets.psf_grid_dataset import PSFGridDataset
+from phot7dt.datasets.run_report import RunReportDataset
 from phot7dt.frames import RawImage
 
 __all__ = [
@@ -27,5 +28,6 @@ __all__ = [
     "PNGDataset",
     "PSFGridDataset",
     "RawImage",
+    "RunReportDataset",
     "read_image_list",
 ]

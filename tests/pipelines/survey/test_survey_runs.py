@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import shutil
+import os
 import signal
 import subprocess
 import time
@@ -17,11 +17,11 @@ from survey_field import (
     BROKEN,
     PROJECT,
     read_catalog,
+    run_survey,
     survey_command,
     survey_env,
 )
 
-from phot7dt.pipelines.survey.nodes import load_manifest, merge_tiles, run_tiles
 from phot7dt.pipelines.survey.qa import overlap_pulls
 
 pytestmark = pytest.mark.xdist_group("survey")
@@ -117,19 +117,45 @@ def test_a_lost_worker_costs_a_rerun_not_the_tile(survey_field, baseline, tmp_pa
     assert_frame_equal(read_catalog(root), read_catalog(baseline[0]))
 
 
-def test_resume_reruns_only_unfinished_tiles(survey_field, baseline, tmp_path):
+def _status(root, tile: str) -> str | None:
+    record = root / "tiles" / tile / "run_manifest.json"
+    try:
+        return json.loads(record.read_text()).get("status")
+    except (OSError, ValueError):
+        return None
+
+
+def test_resume_after_a_stop_reruns_only_unfinished_tiles(survey_field, baseline, tmp_path):
     root = tmp_path / "stopped"
-    # What a stopped survey leaves: t00 finished, t01 interrupted, t02 never started.
-    for tile in ("t00", "t01"):
-        shutil.copytree(baseline[0] / "tiles" / tile, root / "tiles" / tile)
-    record = root / "tiles" / "t01" / "run_manifest.json"
-    record.write_text(json.dumps({**json.loads(record.read_text()), "status": "running"}))
-    kept = root / "tiles" / "t00" / "07_model_output" / "output_catalog.csv"
-    stamp = kept.stat().st_mtime_ns
-    survey = {"manifest": str(survey_field.manifest), "n_workers": 2, "resume": True}
-    runs = run_tiles(load_manifest(survey), survey, str(root))
-    assert list(runs["status"]) == ["skipped", "finished", "finished"]
-    assert kept.stat().st_mtime_ns == stamp
-    (root / "survey").mkdir(exist_ok=True)
-    merge_tiles(runs, survey)[0].to_csv(root / "survey" / "survey_catalog.csv", index=False)
+    tiles = ("t00", "t01", "t02")
+    survey = subprocess.Popen(
+        survey_command(survey_field.manifest, root),
+        cwd=PROJECT,
+        env=survey_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: the stop reaches every tile run
+    )
+    try:
+        deadline = time.monotonic() + 900
+        while survey.poll() is None and time.monotonic() < deadline:
+            if any(_status(root, t) == "finished" for t in tiles):
+                break
+            time.sleep(0.2)
+        assert survey.poll() is None, "the survey ended before it could be stopped"
+        os.killpg(survey.pid, signal.SIGKILL)  # stopped part-way, as by a batch system
+        survey.wait(timeout=60)
+    finally:
+        if survey.poll() is None:
+            os.killpg(survey.pid, signal.SIGKILL)
+    finished = [t for t in tiles if _status(root, t) == "finished"]
+    assert 1 <= len(finished) < len(tiles), {t: _status(root, t) for t in tiles}
+    kept = {t: (root / "tiles" / t / "07_model_output" / "output_catalog.csv") for t in finished}
+    stamps = {t: path.stat().st_mtime_ns for t, path in kept.items()}
+    resumed = run_survey(survey_field.manifest, root, ",survey.resume=true")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    runs = pd.read_csv(root / "survey" / "tile_runs.csv", dtype=str, keep_default_na=False)
+    status = dict(zip(runs["tile"], runs["status"], strict=True))
+    assert status == {t: "skipped" if t in finished else "finished" for t in tiles}
+    assert {t: path.stat().st_mtime_ns for t, path in kept.items()} == stamps
     assert_frame_equal(read_catalog(root), read_catalog(baseline[0]))

@@ -14,6 +14,8 @@ from phot7dt.provenance import utc_now
 
 if TYPE_CHECKING:
     from astropy.table import Table
+else:
+    Table = object  # Kedro resolves node annotations at run time; astropy.table loads on use
 
 logger = logging.getLogger(__name__)
 

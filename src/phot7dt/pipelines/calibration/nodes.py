@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,14 +20,12 @@ from phot7dt.config import section
 from phot7dt.config.ingest import PlottingParams
 from phot7dt.config.zp import ZpParams
 from phot7dt.frames import FrameSet
+from phot7dt.plotting import Figure
 
 from .bands import band_wavelength_nm
 from .plots import zero_point_band_figure, zero_point_offset_figure
 from .stars import calibration_stars
 from .zeropoint import K_MAG, MIN_ZP_STARS, estimate_zero_point
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
 
 logger = logging.getLogger(__name__)
 

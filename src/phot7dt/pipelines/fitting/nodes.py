@@ -13,7 +13,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,11 +33,9 @@ from phot7dt.pipelines.fitting import merge, plots, status
 from phot7dt.pipelines.fitting.patch_task import PatchOutcome, PatchTask, run_patch_task
 from phot7dt.pipelines.fitting.patch_views import ModelPlan, patch_view, summary_patches
 from phot7dt.pipelines.fitting.tasks import build_tasks, detach_psfs, run_detached_task
+from phot7dt.plotting import Figure
 from phot7dt.progress import progress
 from phot7dt.psf_grid import PSFGrid
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
 
 __all__ = ["count_fit_statuses", "fit_patches", "merge_fits", "plot_patch_fits"]
 

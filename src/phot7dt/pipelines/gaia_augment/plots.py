@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from phot7dt.plotting import display_step, overlay_figure, overlay_legend, show_white
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+from phot7dt.plotting import Figure, display_step, overlay_figure, overlay_legend, show_white
 
 
 def _scatter(ax, rows: pd.DataFrame, label: str, **style: Any) -> None:

@@ -8,7 +8,7 @@ asinh stretch between the 0.5 and 99.5 percentiles, x/y in working-frame pixels.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,10 +16,7 @@ import pandas as pd
 from phot7dt.config import section
 from phot7dt.config.ingest import CropParams, PlottingParams
 from phot7dt.frames import Box, FrameSet, read_region
-from phot7dt.plotting import block_mean, percentile_norm
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+from phot7dt.plotting import Figure, block_mean, percentile_norm
 
 GALAXY_TYPES = frozenset({"GAL", "EXP", "DEV", "SERSIC"})
 _WIDTH_IN = 9.0

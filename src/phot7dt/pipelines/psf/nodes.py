@@ -6,7 +6,7 @@ import dataclasses
 import logging
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,10 +24,8 @@ from phot7dt.pipelines.psf.cell_task import CellResult
 from phot7dt.pipelines.psf.fallback_shape import BandStars
 from phot7dt.pipelines.psf.model_error import pooled_eta
 from phot7dt.pipelines.psf.parallel import n_workers, run_cells
+from phot7dt.plotting import Figure
 from phot7dt.psf_grid import PSFChoice, PSFGrid, cell_boxes, cell_tag, occupied_cells
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
 
 __all__ = ["build_epsf", "plot_epsf_qa"]
 

@@ -7,7 +7,7 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,9 +21,7 @@ from phot7dt.json_values import json_safe
 from phot7dt.pipelines.report.html import render_report
 from phot7dt.pipelines.report.plots import patch_overview_figure, residual_montage_figure
 from phot7dt.pipelines.report.residuals import choose_sources, fitted_sources, residual_stamp
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+from phot7dt.plotting import Figure
 
 logger = logging.getLogger(__name__)
 

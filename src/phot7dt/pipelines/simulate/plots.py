@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import pandas as pd
 
 from phot7dt.frames import RawImage
-from phot7dt.plotting import block_mean
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+from phot7dt.plotting import Figure, block_mean
 
 #: The displayed image is block-averaged down to at most this many pixels a side.
 MAX_DISPLAY_PIX = 1000

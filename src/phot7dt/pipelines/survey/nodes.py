@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 from kedro.utils import find_kedro_project
@@ -25,9 +25,7 @@ from phot7dt.pipelines.survey.merge import (
 )
 from phot7dt.pipelines.survey.qa import overlap_agreement, survey_report_html, zero_point_figure
 from phot7dt.pipelines.survey.tile_run import THREAD_VARS, TileJob, finished_run
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+from phot7dt.plotting import Figure
 
 logger = logging.getLogger(__name__)
 

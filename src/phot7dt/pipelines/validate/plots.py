@@ -3,7 +3,7 @@ and zero-point recovery. Each function takes the validation tables and returns a
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -11,9 +11,7 @@ import pandas as pd
 from phot7dt.config import section
 from phot7dt.config.validate import ValidateParams
 from phot7dt.pipelines.validate.metrics import CLASSES, robust_sigma
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+from phot7dt.plotting import Figure
 
 _COLOURS = {"star": "tab:blue", "galaxy": "tab:orange"}
 _PLURAL = {"star": "stars", "galaxy": "galaxies"}
