@@ -117,5 +117,5 @@ def percentile_norm(image: np.ndarray, lower: float, upper: float, asinh_a: floa
         AsymmetricPercentileInterval(lower, upper).get_limits(finite) if finite.size else (0.0, 1.0)
     )
     if not vmax > vmin:
-        vmin, vmax = vmin, vmin + 1.0
+        vmax = vmin + 1.0
     return ImageNormalize(vmin=vmin, vmax=vmax, stretch=AsinhStretch(asinh_a))

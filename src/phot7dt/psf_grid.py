@@ -173,13 +173,11 @@ def occupied_cells(
     Positions belong to the cell of their nearest pixel (:func:`cell_index`); positions
     outside the frame or not finite hold no cell.
     """
-    px = np.floor(np.asarray(x, float) + 0.5)
-    py = np.floor(np.asarray(y, float) + 0.5)
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    px, py = np.floor(x + 0.5), np.floor(y + 0.5)
     ny, nx = shape
     inside = np.isfinite(px) & np.isfinite(py) & (px >= 0) & (px < nx) & (py >= 0) & (py < ny)
-    rows = np.minimum(py[inside].astype(np.int64) // (ny // ngrid), ngrid - 1)
-    cols = np.minimum(px[inside].astype(np.int64) // (nx // ngrid), ngrid - 1)
-    return set(zip(rows.tolist(), cols.tolist(), strict=True))
+    return {cell_index(shape, ngrid, xi, yi) for xi, yi in zip(x[inside], y[inside], strict=True)}
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -95,6 +95,18 @@ def survey_env() -> dict[str, str]:
     }
 
 
+def start_survey(manifest: Path, root: Path, **popen_args) -> subprocess.Popen:
+    """The survey CLI started in the background, its output discarded."""
+    return subprocess.Popen(
+        survey_command(manifest, root),
+        cwd=PROJECT,
+        env=survey_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        **popen_args,
+    )
+
+
 def run_survey(manifest: Path, root: Path, extra: str = "") -> subprocess.CompletedProcess:
     """Run the survey CLI to its end (30 min at most)."""
     return subprocess.run(

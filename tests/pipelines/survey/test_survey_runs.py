@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 
 import numpy as np
@@ -13,16 +12,10 @@ import pandas as pd
 import psutil
 import pytest
 from pandas.testing import assert_frame_equal
-from survey_field import (
-    BROKEN,
-    PROJECT,
-    read_catalog,
-    run_survey,
-    survey_command,
-    survey_env,
-)
+from survey_field import BROKEN, read_catalog, run_survey, start_survey
 
 from phot7dt.pipelines.survey.qa import overlap_pulls
+from phot7dt.pipelines.survey.tile_run import finished_run
 
 pytestmark = pytest.mark.xdist_group("survey")
 
@@ -91,13 +84,7 @@ def _tile_run(process: psutil.Process) -> psutil.Process | None:
 
 def test_a_lost_worker_costs_a_rerun_not_the_tile(survey_field, baseline, tmp_path):
     root = tmp_path / "killed"
-    survey = subprocess.Popen(
-        survey_command(survey_field.manifest, root),
-        cwd=PROJECT,
-        env=survey_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    survey = start_survey(survey_field.manifest, root)
     try:
         deadline, tile = time.monotonic() + 300, None
         while tile is None and time.monotonic() < deadline and survey.poll() is None:
@@ -117,29 +104,15 @@ def test_a_lost_worker_costs_a_rerun_not_the_tile(survey_field, baseline, tmp_pa
     assert_frame_equal(read_catalog(root), read_catalog(baseline[0]))
 
 
-def _status(root, tile: str) -> str | None:
-    record = root / "tiles" / tile / "run_manifest.json"
-    try:
-        return json.loads(record.read_text()).get("status")
-    except (OSError, ValueError):
-        return None
-
-
 def test_resume_after_a_stop_reruns_only_unfinished_tiles(survey_field, baseline, tmp_path):
     root = tmp_path / "stopped"
     tiles = ("t00", "t01", "t02")
-    survey = subprocess.Popen(
-        survey_command(survey_field.manifest, root),
-        cwd=PROJECT,
-        env=survey_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # its own process group: the stop reaches every tile run
-    )
+    # its own process group: the stop reaches every tile run
+    survey = start_survey(survey_field.manifest, root, start_new_session=True)
     try:
         deadline = time.monotonic() + 900
         while survey.poll() is None and time.monotonic() < deadline:
-            if any(_status(root, t) == "finished" for t in tiles):
+            if any(finished_run(root / "tiles" / t) for t in tiles):
                 break
             time.sleep(0.2)
         assert survey.poll() is None, "the survey ended before it could be stopped"
@@ -148,8 +121,8 @@ def test_resume_after_a_stop_reruns_only_unfinished_tiles(survey_field, baseline
     finally:
         if survey.poll() is None:
             os.killpg(survey.pid, signal.SIGKILL)
-    finished = [t for t in tiles if _status(root, t) == "finished"]
-    assert 1 <= len(finished) < len(tiles), {t: _status(root, t) for t in tiles}
+    finished = [t for t in tiles if finished_run(root / "tiles" / t)]
+    assert 1 <= len(finished) < len(tiles), finished
     kept = {t: (root / "tiles" / t / "07_model_output" / "output_catalog.csv") for t in finished}
     stamps = {t: path.stat().st_mtime_ns for t, path in kept.items()}
     resumed = run_survey(survey_field.manifest, root, ",survey.resume=true")

@@ -31,6 +31,7 @@ from phot7dt.pipelines.psf.spatial import fit_moment_field, star_moment_offsets
 from phot7dt.pipelines.psf.stamp_models import fit_moffat
 from phot7dt.pipelines.psf.star_refit import refit_stars
 from phot7dt.psf_grid import MomentField
+from phot7dt.scene import shift_factors
 
 __all__ = ["StackResult", "StarCutouts", "fourier_shift", "shifted_copies", "stack_epsf"]
 
@@ -93,8 +94,6 @@ class StackResult:
 def _ramps(n: int, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
     """``(K, n, n // 2 + 1)`` Fourier factors moving an ``n x n`` image by each ``(dx, dy)`` px:
     the engine's shift (:func:`phot7dt.scene.shift_factors`), separable in x and y."""
-    from phot7dt.scene import shift_factors
-
     fx = shift_factors(np.fft.rfftfreq(n), dx, taper=True)
     fy = shift_factors(np.fft.fftfreq(n), dy, taper=True)
     return fy[:, :, None] * fx[:, None, :]

@@ -16,6 +16,8 @@ import math
 
 import numpy as np
 
+from phot7dt.scene import shift_factors
+
 __all__ = ["MAX_SHIFT_PIX", "STAR_FIT_STEPS", "refit_stars"]
 
 #: Gauss-Newton steps per star and stack iteration.
@@ -41,8 +43,6 @@ class _StampSpectrum:
     def windows(self, dx: np.ndarray, dy: np.ndarray, rows: np.ndarray, cols: np.ndarray):
         """The stamp moved by ``(dx[s], dy[s])`` and its derivatives in ``dx`` and ``dy`` on
         the pixels ``rows[s] x cols[s]`` (integer pixel indices): three ``(S, R, C)`` arrays."""
-        from phot7dt.scene import shift_factors
-
         fy, dfy = shift_factors(self.ky, dy, derivative=True)
         fx, dfx = shift_factors(self.kx, dx, derivative=True)
         ey = self.ramp_y[rows] * fy[:, None, :]
