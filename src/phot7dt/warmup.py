@@ -68,7 +68,7 @@ def warm_up(seed: int = 1) -> float:
     images, invvar, psfs, sources = _scene(np.random.default_rng(seed))
     gain = np.full(N_BANDS, 2.0)
     find_artefacts(images, invvar, np.array([p.fwhm for p in psfs]), gain=gain)
-    fit_patch(images, invvar, psfs, sources, gain=gain)
+    fit_patch(images, invvar, psfs, sources, gain=gain).model_images()  # (the float32 renderer)
     return time.process_time() - start
 
 

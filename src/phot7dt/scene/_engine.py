@@ -104,6 +104,14 @@ class PatchModel:
             return
         self.w, self.wdd = poisson_weights(self.ivar, self.data, models, self.gain)
 
+    def with_stamp_cache(self):
+        """A view of this model (shared arrays) that keeps the single-precision model
+        stamps of sources whose parameters it has seen, so repeated evaluations at the
+        same parameters render nothing again (a :class:`._step.StampCache`)."""
+        out = copy.copy(self)
+        out._stamps = StampCache(self.n_band)
+        return out
+
     def noise_sigma(self):
         """Typical per-pixel noise sigma of each band, shape (n_band,) (computed once)."""
         if self._sigma is None:

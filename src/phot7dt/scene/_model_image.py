@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import numpy as np
+import scipy.fft
 
 from ._extent import stamp_sizes
 from ._kernels import add_model
-from ._render import Layout, base_factors, render_band
+from ._render import Layout, base_factors
+from .psf import FourierStacks
 from .settings import FitSettings
 
 __all__ = ["render_model"]
 
+_CHUNK_BYTES = 64 * 2**20  # stamp memory per block of bands
 
-def render_model(shape, psfs, kinds, params, fluxes, *, settings=None):
+
+def render_model(shape, psfs, kinds, params, fluxes, *, settings=None, dtype=np.float64):
     """Render the model of every band.
 
     Parameters
@@ -27,12 +31,18 @@ def render_model(shape, psfs, kinds, params, fluxes, *, settings=None):
     settings : FitSettings, optional
         Only the stamp-size limits are used; stamps hold the full PSF and a
         4-sigma galaxy extent.
+    dtype : numpy dtype, optional
+        float64 (default) or float32: the precision of the stamps and of the
+        output (float32 stamps are good to ~1e-7 of a source's peak, the
+        engine's optimiser precision, and render about twice as fast).
 
     Returns
     -------
-    ndarray, float64, shape (B, ny, nx)
+    ndarray, ``dtype``, shape (B, ny, nx)
     """
     settings = settings or FitSettings()
+    dtype = np.dtype(dtype)
+    ctype = np.complex64 if dtype == np.float32 else np.complex128
     params = np.asarray(params, float).reshape(-1, 6)
     fluxes = np.asarray(fluxes, float).reshape(params.shape[0], len(psfs))
     kinds = list(kinds)
@@ -42,12 +52,30 @@ def render_model(shape, psfs, kinds, params, fluxes, *, settings=None):
     pad = int(sizes.max(initial=0)) + int(np.ceil(np.abs(params[:, :2]).max(initial=0))) + 2
     layout = Layout(sizes, np.zeros((len(kinds), 6), bool), pad)
     od = layout.origins(params[:, 0], params[:, 1])
-    bases = base_factors(layout, kinds, params, od)
+    bases = [b.astype(ctype) for b in base_factors(layout, kinds, params, od)]
+    stacks = FourierStacks(list(psfs))
     ny, nx = shape
-    out = np.zeros((len(psfs), ny, nx))
-    for b, psf in enumerate(psfs):
-        big = np.zeros((ny + 2 * pad, nx + 2 * pad))
-        buf, _ = render_band(layout, bases, psf.fourier)
-        add_model(buf, layout.offsets, layout.sizes, od[0], od[1], fluxes[:, b].copy(), big)
-        out[b] = big[pad : pad + ny, pad : pad + nx]
+    out = np.zeros((len(psfs), ny, nx), dtype)
+    step = int(max(1, _CHUNK_BYTES // max(layout.total * dtype.itemsize, 1)))
+    for lo in range(0, len(psfs), step):
+        bands = np.arange(lo, min(lo + step, len(psfs)))
+        buf = _stamps(layout, bases, stacks, bands, ctype, dtype)
+        for i, b in enumerate(bands):
+            big = np.zeros((ny + 2 * pad, nx + 2 * pad), dtype)
+            add_model(buf[i], layout.offsets, layout.sizes, od[0], od[1], fluxes[:, b].copy(), big)
+            out[b] = big[pad : pad + ny, pad : pad + nx]
     return out
+
+
+def _stamps(layout, bases, stacks, bands, ctype, dtype):
+    """Unit-flux stamps of every source in ``bands``, (nb, layout.total), one batched
+    inverse transform per stamp size (stamps stored per source at ``layout.offsets``)."""
+    buf = np.empty((bands.size, layout.total), dtype)
+    start = 0
+    for (size, _free, _members), base in zip(layout.groups, bases, strict=True):
+        n = base.shape[0] * base.shape[1] * size * size
+        prod = base[None] * stacks.get(bands, size, ctype)[:, None, None]
+        stamps = scipy.fft.irfft2(prod, s=(size, size), workers=1, overwrite_x=True)
+        buf[:, start : start + n] = stamps.reshape(bands.size, n)
+        start += n
+    return buf

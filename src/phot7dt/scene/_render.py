@@ -26,7 +26,7 @@ from .ellipse import shape_covariance
 from .mixtures import profile_mixture
 from .shift import shift_factors
 
-__all__ = ["FFT_SIZES", "PARAM_NAMES", "Layout", "base_factors", "fft_size_at_least", "render_band"]
+__all__ = ["FFT_SIZES", "PARAM_NAMES", "Layout", "base_factors", "fft_size_at_least"]
 
 #: Nonlinear parameter slots of a source, in column order.
 PARAM_NAMES = ("x", "y", "logre", "ee1", "ee2", "sersic_n")
@@ -204,32 +204,3 @@ def base_factors(layout, kinds, params, ox_oy_d):
         )
         out.append(base)
     return out
-
-
-def render_band(layout, bases, psf_fourier):
-    """Render every source's column stamps for one band into a flat buffer.
-
-    Parameters
-    ----------
-    layout : Layout
-    bases : list of ndarray
-        :func:`base_factors` output per group.
-    psf_fourier : callable
-        ``psf_fourier(size)`` -> complex (S, S//2 + 1) PSF transform.
-
-    Returns
-    -------
-    buf : ndarray, float64, shape (layout.total,)
-        Stamps stored per source as (ncol, S, S), at ``layout.offsets``.
-    parts : list of ndarray
-        Per group, a (g, ncol, S, S) view into ``buf``.
-    """
-    buf = np.empty(layout.total)
-    parts, start = [], 0
-    for (size, _free, _members), base in zip(layout.groups, bases, strict=True):
-        view = buf[start : start + base.shape[0] * base.shape[1] * size * size]
-        view = view.reshape(base.shape[:2] + (size, size))
-        view[...] = np.fft.irfft2(base * psf_fourier(size), s=(size, size))
-        parts.append(view)
-        start += view.size
-    return buf, parts

@@ -249,6 +249,8 @@ def _initial_fluxes(model, table, settings, params, size_fn, forced):
     """Flux-only solve at the catalog values; stamp sizes from the solved fluxes."""
     zero = np.zeros((params.shape[0], 6), bool)
     poisson = model.gain is not None
+    if forced and poisson and settings.poisson_refine_iters:
+        model = model.with_stamp_cache()  # the weight refreshes re-solve at the same stamps
 
     def flux_only(sz):
         return model.evaluate(

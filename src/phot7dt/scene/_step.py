@@ -33,7 +33,9 @@ class StampCache:
     """Single-precision model stamps per (source, parameters), filled band by band.
 
     Lives in one :meth:`._engine.PatchModel.subset` (one group in one stage), where
-    frozen sources keep their parameters; stops growing at ``budget`` bytes.
+    frozen sources keep their parameters, or in a forced flux solve (its Poisson
+    weight refreshes); stops growing at ``budget`` bytes.  An entry serves only
+    stamps of its own size (a source's stamp may grow with its solved flux).
     """
 
     def __init__(self, n_band, budget=CACHE_BYTES):
@@ -43,7 +45,7 @@ class StampCache:
     def fill(self, key, bands, out):
         """Copy the cached stamps of ``key`` in ``bands`` into ``out``; False if any is missing."""
         entry = self.entries.get(key)
-        if entry is None or not entry[1][bands].all():
+        if entry is None or entry[0].shape[-1] != out.shape[-1] or not entry[1][bands].all():
             return False
         lo, hi = int(bands[0]), int(bands[-1]) + 1
         out[...] = (
@@ -53,6 +55,9 @@ class StampCache:
 
     def put(self, key, bands, stamps):
         entry = self.entries.get(key)
+        if entry is not None and entry[0].shape[-1] != stamps.shape[-1]:
+            self.bytes -= self.entries.pop(key)[0].nbytes
+            entry = None
         if entry is None:
             size = stamps.shape[-1]
             nbytes = self.n_band * size * size * 4

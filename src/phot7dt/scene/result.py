@@ -209,13 +209,16 @@ class FitResult:
         if fits == 1:  # one layout and one set of source profiles serve every band
             flux = np.nan_to_num(self.flux)
             return render_model(
-                self.image_shape, list(self.psfs), self.kinds, self.params[0], flux
-            ).astype(np.float32)
+                self.image_shape, list(self.psfs), self.kinds, self.params[0], flux,
+                dtype=np.float32,
+            )
         out = np.zeros((self.flux.shape[1],) + tuple(self.image_shape), np.float32)
         for b in range(self.flux.shape[1]):
             p = self.params[0 if fits == 1 else b]
             flux = np.nan_to_num(self.flux[:, b : b + 1])
-            out[b] = render_model(self.image_shape, [self.psfs[b]], self.kinds, p, flux)[0]
+            out[b] = render_model(
+                self.image_shape, [self.psfs[b]], self.kinds, p, flux, dtype=np.float32
+            )[0]
         return out
 
     def residuals(self, images):

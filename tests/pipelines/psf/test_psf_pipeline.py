@@ -57,8 +57,10 @@ def test_plot_node_returns_lazy_figures(psf_field):
     from phot7dt.pipelines.psf.nodes import build_epsf, plot_epsf_qa
 
     epsf = EPSF_TEST_PARAMS | {"save_growth_curve": False, "save_residual_diagnostics": False}
-    grid, _, qa = build_epsf(psf_field.frames, psf_field.flagged_catalog, None, epsf, {}, {})
-    figures = plot_epsf_qa(grid, qa, epsf, {"detail": "full"})
+    full = {"detail": "full"}
+    grid, _, qa = build_epsf(psf_field.frames, psf_field.flagged_catalog, None, epsf, {}, {}, full)
+    assert all(r.thumbnail is not None for r in qa if r.status == "ok")
+    figures = plot_epsf_qa(grid, qa, epsf, full)
     assert not any(k.startswith(("growth", "residuals")) for k in figures)
     assert {k.split("_")[0] for k in figures} == {"stamps", "stars", "star"}
     summary = plot_epsf_qa(grid, qa, EPSF_TEST_PARAMS, {"detail": "summary"})
@@ -71,3 +73,16 @@ def test_plot_node_returns_lazy_figures(psf_field):
     assert image.get_array().shape == (2 * side + 1, 2 * side + 1)
     assert len(image_axes.texts) == 4
     assert colorbar_axes.get_ylabel() == "fraction of the cell's PSF peak (log)"
+
+
+def test_cell_thumbnails_are_kept_only_for_a_drawn_star_selection_sheet(psf_field):
+    from phot7dt.pipelines.psf.nodes import build_epsf
+
+    for plotting, epsf_keys, kept in [({"detail": "summary"}, {}, False),
+                                      ({"detail": "full"}, {}, True),
+                                      ({"detail": "full"},
+                                       {"save_patch_background_diagnostics": False}, False)]:
+        _, _, qa = build_epsf(psf_field.frames, psf_field.flagged_catalog, None,
+                              EPSF_TEST_PARAMS | epsf_keys, {}, {}, plotting)
+        built = [r for r in qa if r.status == "ok"]
+        assert built and all((r.thumbnail is not None) == kept for r in built)

@@ -55,8 +55,12 @@ def _with_refitted_fluxes(first, forced):
 
 
 def refit_fluxes(data, psfs, sources: dict, results: list, cfg: FitConfig, gain) -> list:
-    """Fluxes solved again on cleaned data at the first fits' positions and shapes."""
-    forced = cfg.settings.replace(fit_positions=False, fit_shapes=False)
+    """Fluxes solved again on cleaned data at the first fits' positions and shapes.
+
+    The fluxes barely move, so one refresh of the source Poisson weights from the
+    model (instead of ``poisson_refine_iters``) settles them."""
+    forced = cfg.settings.replace(fit_positions=False, fit_shapes=False,
+                                  poisson_refine_iters=min(cfg.settings.poisson_refine_iters, 1))
     if cfg.settings.enable_multi_band_simultaneous_fitting:
         placed = _fitted_sources(sources, results[0])
         again = run_fits(data.images, data.invvar, psfs, placed, cfg, gain, forced)

@@ -122,8 +122,10 @@ def fit_sky(values: np.ndarray, invvar: np.ndarray, usable: np.ndarray, kind: st
     """
     n_band, ny, nx = values.shape
     usable = np.broadcast_to(usable, values.shape)
-    y, x = np.mgrid[0:ny, 0:nx].astype(np.float64)
-    basis = np.stack([np.ones_like(x), x - (nx - 1) / 2.0, y - (ny - 1) / 2.0])
+    basis = None
+    if kind == "plane":
+        y, x = np.mgrid[0:ny, 0:nx].astype(np.float64)
+        basis = np.stack([np.ones_like(x), x - (nx - 1) / 2.0, y - (ny - 1) / 2.0])
     out = SkyModel.zero(n_band)
     for b in range(n_band):
         base = usable[b] & (invvar[b] > 0) & np.isfinite(values[b])
@@ -132,15 +134,19 @@ def fit_sky(values: np.ndarray, invvar: np.ndarray, usable: np.ndarray, kind: st
         if base.sum() > 4 * MAX_SKY_PIXELS:  # every other pixel each way is plenty
             base = base & (np.add.outer(np.arange(ny) % 2, np.arange(nx) % 2) == 0)
         w, v = invvar[b][base].astype(np.float64), values[b][base].astype(np.float64)
-        terms = basis[:, base] if kind == "plane" else basis[:1, base]
+        root_w = np.sqrt(w)
+        terms = basis[:, base] if kind == "plane" else None
         keep, coef = np.ones(v.size, bool), np.zeros(3)
         for _ in range(10):
-            if kind == "plane":
+            if terms is None:  # a constant: the median of the kept pixels
+                coef[0] = float(np.median(v[keep]))
+                resid = v - coef[0]
+            else:
                 normal = (terms[:, keep] * w[keep]) @ terms[:, keep].T
                 coef = np.linalg.solve(normal, (terms[:, keep] * w[keep]) @ v[keep])
-            fitted = coef[: len(terms)] @ terms
-            coef[0] += float(np.median((v - fitted)[keep]))
-            new = np.abs(v - coef[: len(terms)] @ terms) * np.sqrt(w) <= clip_sigma
+                coef[0] += float(np.median((v - coef @ terms)[keep]))
+                resid = v - coef @ terms
+            new = np.abs(resid) * root_w <= clip_sigma
             if new.sum() < MIN_SKY_PIXELS or np.array_equal(new, keep):
                 break
             keep = new

@@ -61,6 +61,11 @@ class CellImage:
         return np.asarray(x) - self.region.x0, np.asarray(y) - self.region.y0
 
 
+#: Step between the pixels whose median sets the source-mask level and the reported
+#: background median (every 3rd pixel each way: 1/9 of a cell, ~10^5 pixels on a tile).
+LEVEL_STRIDE = 3
+
+
 def _region_around(cell: Box, margin: int, shape: tuple[int, int]) -> Box:
     ny, nx = shape
     return Box(
@@ -83,8 +88,9 @@ def _grow(mask: np.ndarray, steps: int) -> np.ndarray:
 
 
 def _source_mask(image: np.ndarray, bad: np.ndarray, sky_sigma: float, p: EpsfParams):
-    """Bad pixels plus dilated pixels above ``median + k sigma``."""
-    good = image[~bad]
+    """Bad pixels plus dilated pixels above ``median + k sigma`` (the median of every
+    :data:`LEVEL_STRIDE`-th pixel each way: to ~0.01 sigma on a cell)."""
+    good = image[::LEVEL_STRIDE, ::LEVEL_STRIDE][~bad[::LEVEL_STRIDE, ::LEVEL_STRIDE]]
     level = (np.median(good) if good.size else 0.0) + p.background_source_mask_sigma * sky_sigma
     sources = (image > level) & ~bad
     if p.background_mask_dilate > 0 and sources.any():
@@ -106,7 +112,7 @@ def _subtract_background(image: np.ndarray, bad: np.ndarray, sky_sigma: float, p
     image -= back.astype(np.float32)
     return {
         "status": "ok",
-        "median": float(np.median(back)),
+        "median": float(np.median(back[::LEVEL_STRIDE, ::LEVEL_STRIDE])),  # (a smooth map)
         "rms": float(bkg.globalrms),
         "mask_fraction": float(mask.mean()),
     }

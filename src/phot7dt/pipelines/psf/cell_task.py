@@ -91,6 +91,7 @@ def run_cell(
     p: EpsfParams,
     max_cutouts: int,
     fit_radius_fwhm: float,
+    thumbnail: bool = True,
 ) -> CellResult:
     """Background, star selection, ePSF build and measurements of one band and cell.
 
@@ -110,13 +111,15 @@ def run_cell(
         Star cutouts to keep for the montage plot.
     fit_radius_fwhm : float
         Radius of the pixels kept around each star for the fallback fits, in header FWHMs.
+    thumbnail : bool
+        Keep a block-averaged thumbnail of the cell (for the star-selection sheet).
     """
     start = time.perf_counter()
     row, col, box = cell
     fwhm = frames.frame(band).fwhm_pix
     ci = load_cell_image(frames, band, box, p)
     result = CellResult(band, row, col, box, "ok", "", pd.DataFrame(), ci.background)
-    if p.save_patch_background_diagnostics:
+    if thumbnail:
         result.thumbnail, result.thumbnail_step = _thumbnail(ci)
     try:
         result.candidates = select_stars(ci, seeds, p, fwhm)

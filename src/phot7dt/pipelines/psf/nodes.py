@@ -132,6 +132,7 @@ def build_epsf(
     epsf: dict,
     patch_run: dict,
     moffat_psf: dict,
+    plotting: dict | None = None,
 ) -> tuple[PSFGrid, pd.DataFrame, list[CellResult]]:
     """Build the ePSF of every band in every active cell and choose each cell's PSF.
 
@@ -146,6 +147,10 @@ def build_epsf(
         None or empty to select stars with SEP only.
     epsf, patch_run, moffat_psf : dict
         Parameter sections.
+    plotting : dict, optional
+        The ``plotting`` section: cell thumbnails for the star-selection sheets are
+        kept only when that sheet is drawn (``detail: full`` and
+        ``epsf.save_patch_background_diagnostics``).
 
     Returns
     -------
@@ -172,8 +177,10 @@ def build_epsf(
         if p.save_star_local_background_diagnostics else 0
     )
     try:
+        thumbnails = (p.save_patch_background_diagnostics
+                      and section(PlottingParams, plotting or {}, "plotting").detail == "full")
         built = run_cells(frames, tasks, _gaia_seeds(gaiaxp_synphot, frames, p), p, max_cutouts,
-                          moffat.fit_radius_fwhm)
+                          moffat.fit_radius_fwhm, thumbnails)
         by_key = {(r.band, r.row, r.col): r for r in built}
         results = [by_key.get((band, r, c)) or _skipped(band, r, c, box)
                    for band in frames.bands for (r, c), box in boxes.items()]

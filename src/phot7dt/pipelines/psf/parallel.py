@@ -45,12 +45,14 @@ def run_cells(
     p: EpsfParams,
     max_cutouts: int,
     fit_radius_fwhm: float,
+    thumbnails: bool = True,
 ) -> list[CellResult]:
-    """Build every (band, cell) task in the worker pool (:func:`phot7dt.parallel.map_ordered`)."""
+    """Build every (band, cell) task in the worker pool (:func:`phot7dt.parallel.map_ordered`);
+    ``thumbnails``: keep each cell's thumbnail for the star-selection sheets."""
     workers = min(n_workers(p, len(seeds_by_band)), max(len(tasks), 1))
     args = [
         (frames, band, cell, _seeds_near(seeds_by_band.get(band), cell[2], p.half_size), p,
-         max_cutouts, fit_radius_fwhm)
+         max_cutouts, fit_radius_fwhm, thumbnails)
         for band, cell in tasks
     ]
     logger.info("Building %d ePSF cells with %d worker(s)", len(tasks), workers)

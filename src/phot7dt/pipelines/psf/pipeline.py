@@ -14,7 +14,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 build_epsf,
                 inputs=["frames", "flagged_catalog", "gaiaxp_synphot", "params:epsf",
-                        "params:patch_run", "params:moffat_psf"],
+                        "params:patch_run", "params:moffat_psf", "params:plotting"],
                 outputs=["epsf_grid", "epsf_summary", "epsf_qa"],
                 name="build_epsf",
                 tags=["psf"],
