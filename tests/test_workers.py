@@ -97,3 +97,30 @@ def test_no_module_counts_cpus_by_itself():
         if re.search(r"os\.cpu_count\(|sched_getaffinity\(|joblib\.cpu_count\(", line)
     ]
     assert offenders == []
+
+
+def _pid(_task) -> int:
+    return os.getpid()
+
+
+def _pool_pids() -> set[int]:
+    import psutil
+
+    return {p.pid for p in psutil.Process().children(recursive=True)
+            if "resource_tracker" not in " ".join(p.cmdline())}
+
+
+def test_the_fits_reuse_the_psf_stages_worker_pool_and_stop_it():
+    """build_epsf's maps leave their processes up; fit_patches' map runs in the same ones
+    (same worker count and thread limit), and shutdown_workers stops them."""
+    fitting_parallel.shutdown_workers()
+    psf_pids = set(fitting_parallel.map_ordered(_pid, [(i,) for i in range(6)], 2, "psf", "cell"))
+    alive = _pool_pids()
+    assert psf_pids <= alive and len(alive) == 2
+    fit_pids = set(fitting_parallel.map_unordered(
+        _pid, list(range(6)), max_workers=2, threads_per_process=1, dask_scheduler=None))
+    assert fit_pids <= alive
+    fitting_parallel.shutdown_workers()
+    assert _pool_pids() == set()
+    fitting_parallel.shutdown_workers()  # no pool: nothing to stop, nothing started
+    assert _pool_pids() == set()

@@ -33,6 +33,8 @@ THREAD_ENV_VARS = (
     "NUMEXPR_NUM_THREADS",
     "NUMBA_NUM_THREADS",
 )
+#: Whether this process has started joblib's loky pool (see :func:`shutdown_workers`).
+_POOL = {"started": False}
 #: Workers of the ``dask_scheduler: local`` cluster.
 LOCAL_CLUSTER_WORKERS = 2
 
@@ -150,6 +152,7 @@ def map_unordered(
         workers,
         threads_per_process,
     )
+    _POOL["started"] = True
     with parallel_config(backend="loky", inner_max_num_threads=threads_per_process):
         yield from Parallel(n_jobs=workers, return_as="generator_unordered")(
             delayed(function)(t, *extra) for t in tasks
@@ -189,8 +192,13 @@ def map_ordered(
 def shutdown_workers() -> None:
     """Stop the processes of joblib's reusable loky executor (the pool the maps use).
 
-    Idle, they would hold their memory through the stages that follow.
+    Maps with the same worker count and thread limit share that pool (``build_epsf``
+    leaves it up for ``fit_patches``); idle, its processes would hold their memory
+    through the stages that follow, so the last stage that uses them stops them.
     """
+    if not _POOL["started"]:  # (asking loky for its executor would start one)
+        return
     from joblib.externals.loky import get_reusable_executor
 
     get_reusable_executor(reuse=True).shutdown(wait=True)
+    _POOL["started"] = False

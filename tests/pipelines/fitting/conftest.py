@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import psutil
 import pytest
 from fitting_field import EPSF_PARAMS, UpstreamField, build_upstream, run_stages
 from saturated_field import build_saturated_upstream
@@ -22,6 +23,8 @@ def baseline(upstream, tmp_path_factory) -> dict[str, Any]:
     results = tmp_path_factory.mktemp("baseline") / "patches"
     out = run_stages(upstream, results)
     out["results_dir"] = results
+    out["workers_after"] = [p.pid for p in psutil.Process().children(recursive=True)
+                            if "resource_tracker" not in " ".join(p.cmdline())]
     return out
 
 

@@ -44,6 +44,10 @@ def test_star_fluxes_and_errors_match_truth(upstream, baseline):
     assert 0.8 <= pull_std <= 1.25
 
 
+def test_fit_patches_stops_its_worker_pool(baseline):
+    assert baseline["workers_after"] == []  # idle workers would hold memory to the run's end
+
+
 def test_converged_fraction(baseline):
     merged = baseline["merged_catalog"]
     fitted = merged[~merged["excluded_any"].to_numpy(bool)]

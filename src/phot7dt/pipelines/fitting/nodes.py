@@ -28,7 +28,7 @@ from phot7dt.config.scene import MergeParams, SceneParams, SkyArtefactParams
 from phot7dt.datasets.patch_models import ModelImage, PatchModels
 from phot7dt.datasets.patch_results_dataset import PatchResultStore
 from phot7dt.frames import FrameSet, roi_box
-from phot7dt.parallel import map_unordered
+from phot7dt.parallel import map_unordered, shutdown_workers
 from phot7dt.pipelines.fitting import merge, plots, status
 from phot7dt.pipelines.fitting.patch_task import PatchOutcome, PatchTask, run_patch_task
 from phot7dt.pipelines.fitting.patch_views import ModelPlan, patch_view, summary_patches
@@ -182,10 +182,14 @@ def fit_patches(  # noqa: PLR0913 - one input per upstream product
         dask_scheduler=run.dask_scheduler,
         shared=shared,
     )
-    for outcome in progress(outcomes, total=len(tasks), desc="fit_patches", unit="patch"):
-        results, models, record = _outcome_chunk(outcome, plan, by_tag[outcome.tag])
-        records.append(record)
-        yield results, models, _report(records, time.perf_counter() - start, complete=False)
+    try:
+        for outcome in progress(outcomes, total=len(tasks), desc="fit_patches", unit="patch"):
+            results, models, record = _outcome_chunk(outcome, plan, by_tag[outcome.tag])
+            records.append(record)
+            yield results, models, _report(records, time.perf_counter() - start, complete=False)
+    finally:
+        if not run.dask_scheduler:  # idle, the workers would hold their memory to the end
+            shutdown_workers()
     yield {}, {}, _report(records, time.perf_counter() - start)
 
 

@@ -151,10 +151,12 @@ def loo_flux_ratios(aligned: np.ndarray, weight: np.ndarray, fwhm: float,
 
 
 def _profile_nll(r, s2, eta2, k2=1.0):
-    """Negative log-likelihood of ``r`` with the mean profiled out, for one ``eta**2``."""
-    v = s2 + eta2 * k2
-    mu = np.sum(r / v) / np.sum(1.0 / v)
-    return 0.5 * np.sum((r - mu) ** 2 / v + np.log(v)), mu
+    """Negative log-likelihood of ``r`` with the mean profiled out, and that mean, for each
+    ``eta**2`` of ``eta2`` (scalar or (G,): results of its shape)."""
+    eta2 = np.asarray(eta2, float)
+    v = s2 + eta2[..., None] * k2
+    mu = np.sum(r / v, axis=-1) / np.sum(1.0 / v, axis=-1)
+    return 0.5 * np.sum((r - mu[..., None]) ** 2 / v + np.log(v), axis=-1), mu
 
 
 def _robust_start(r: np.ndarray, s2: np.ndarray) -> np.ndarray:
@@ -186,9 +188,9 @@ def excess_scatter(ratio: np.ndarray, sigma: np.ndarray, kappa: np.ndarray | Non
     for _ in range(5):
         if keep.sum() < 3:
             return float("nan"), int(keep.sum())
-        nll = [_profile_nll(r[keep], s2[keep], e**2, k2[keep])[0] for e in ETA_GRID]
-        eta2 = float(ETA_GRID[int(np.argmin(nll))] ** 2)
-        _, mu = _profile_nll(r[keep], s2[keep], eta2, k2[keep])
+        nll, means = _profile_nll(r[keep], s2[keep], ETA_GRID**2, k2[keep])
+        best = int(np.argmin(nll))
+        eta2, mu = float(ETA_GRID[best] ** 2), float(means[best])
         new = np.abs(r - mu) <= OUTLIER_SIGMA * np.sqrt(s2 + eta2 * k2)
         if np.array_equal(new, keep):
             break

@@ -17,7 +17,7 @@ from phot7dt.config.ingest import PlottingParams
 from phot7dt.config.patch_run import PatchRunParams
 from phot7dt.frames import Box, FrameSet
 from phot7dt.json_values import json_safe
-from phot7dt.parallel import map_ordered, shutdown_workers
+from phot7dt.parallel import map_ordered
 from phot7dt.pipelines.psf import plots
 from phot7dt.pipelines.psf.band_choice import CellOutcome, choose_band
 from phot7dt.pipelines.psf.cell_task import CellResult
@@ -176,23 +176,21 @@ def build_epsf(
         math.ceil(p.save_star_montage_max / max(len(active), 1))
         if p.save_star_local_background_diagnostics else 0
     )
-    try:
-        thumbnails = (p.save_patch_background_diagnostics
-                      and section(PlottingParams, plotting or {}, "plotting").detail == "full")
-        built = run_cells(frames, tasks, _gaia_seeds(gaiaxp_synphot, frames, p), p, max_cutouts,
-                          moffat.fit_radius_fwhm, thumbnails)
-        by_key = {(r.band, r.row, r.col): r for r in built}
-        results = [by_key.get((band, r, c)) or _skipped(band, r, c, box)
-                   for band in frames.bands for (r, c), box in boxes.items()]
-        band_choices = map_ordered(
-            choose_band,
-            [(_band_stars(frames, band, [r for r in built if r.band == band]),
-              [CellOutcome.of(r) for r in results if r.band == band], run, moffat)
-             for band in frames.bands],
-            min(n_workers(p, len(frames.bands)), len(frames.bands)), "psf_choice", "band")
-    finally:
-        if n_workers(p, len(frames.bands)) > 1:
-            shutdown_workers()
+    thumbnails = (p.save_patch_background_diagnostics
+                  and section(PlottingParams, plotting or {}, "plotting").detail == "full")
+    # The worker pool stays up: fit_patches takes it over (the workers and their imports
+    # start once per run) and stops it when the fits are done.
+    built = run_cells(frames, tasks, _gaia_seeds(gaiaxp_synphot, frames, p), p, max_cutouts,
+                      moffat.fit_radius_fwhm, thumbnails)
+    by_key = {(r.band, r.row, r.col): r for r in built}
+    results = [by_key.get((band, r, c)) or _skipped(band, r, c, box)
+               for band in frames.bands for (r, c), box in boxes.items()]
+    band_choices = map_ordered(
+        choose_band,
+        [(_band_stars(frames, band, [r for r in built if r.band == band]),
+          [CellOutcome.of(r) for r in results if r.band == band], run, moffat)
+         for band in frames.bands],
+        min(n_workers(p, len(frames.bands)), len(frames.bands)), "psf_choice", "band")
     flat = [c for band in band_choices for c in band]
     flat, eta_stars = _with_psf_errors(results, flat, p)
     choices, records = {}, {}
