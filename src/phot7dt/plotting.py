@@ -26,6 +26,7 @@ __all__ = [
     "display_step",
     "overlay_figure",
     "overlay_legend",
+    "panel_figure",
     "percentile_norm",
     "show_white",
 ]
@@ -43,17 +44,38 @@ def display_step(shape: tuple[int, int], max_side: int = DISPLAY_MAX_SIDE) -> in
     return max(1, math.ceil(max(shape) / max_side))
 
 
+def panel_figure(
+    shape: tuple[int, int],
+    panels: int = 1,
+    *,
+    width: float = OVERLAY_WIDTH_INCH,
+    margins: tuple[float, float, float, float] = OVERLAY_MARGINS_INCH,
+    gap: float = 0.0,
+    max_height: float = 11.0,
+    dpi: float | None = None,
+):
+    """Figure ``width`` inches wide with ``panels`` image axes of a frame of ``shape`` side by
+    side, ``gap`` inches apart, at fixed places (``margins``: left, right, bottom, top,
+    inches). A fixed layout draws the figure once; a layout engine draws it twice."""
+    from matplotlib.figure import Figure
+
+    left, right, bottom, top = margins
+    pw = (width - left - right - gap * (panels - 1)) / panels
+    ph = min(max(pw * shape[0] / max(shape[1], 1), 1.0), max_height)
+    fw, fh = width, ph + bottom + top
+    fig = Figure(figsize=(fw, fh), dpi=dpi)
+    axes = [
+        fig.add_axes(((left + i * (pw + gap)) / fw, bottom / fh, pw / fw, ph / fh))
+        for i in range(panels)
+    ]
+    return fig, axes
+
+
 def overlay_figure(shape: tuple[int, int]):
     """Figure and axes for a white-stack overlay of a frame of ``shape``, at fixed places
     (drawn once; a layout engine draws twice), room for a legend below the axes."""
-    from matplotlib.figure import Figure
-
-    left, right, bottom, top = OVERLAY_MARGINS_INCH
-    width = OVERLAY_WIDTH_INCH - left - right
-    height = width * shape[0] / max(shape[1], 1)
-    fw, fh = OVERLAY_WIDTH_INCH, height + bottom + top
-    fig = Figure(figsize=(fw, fh))
-    return fig, fig.add_axes((left / fw, bottom / fh, width / fw, height / fh))
+    fig, (ax,) = panel_figure(shape)
+    return fig, ax
 
 
 def overlay_legend(fig) -> None:
@@ -61,16 +83,43 @@ def overlay_legend(fig) -> None:
     fig.legend(loc="lower center", bbox_to_anchor=(0.5, 0.02), ncols=3, fontsize=8)
 
 
-def show_white(ax, white: np.ndarray, step: int) -> None:
-    """Draw the white stack subsampled by ``step``, zscale-stretched, in full-frame pixel units."""
+def show_white(
+    ax,
+    white: np.ndarray,
+    step: int,
+    mask: np.ndarray | None = None,
+    mask_color: str = "red",
+    mask_alpha: float = 0.45,
+) -> None:
+    """Draw the white stack subsampled by ``step``, zscale-stretched, in full-frame pixel units.
+
+    ``mask`` (same shape as the subsampled stack, e.g. :func:`block_any` of a full-frame
+    mask) is painted over it in ``mask_color`` at ``mask_alpha``, in the same image: a
+    512-colour table, the 256 grey levels then the same levels blended with the mask colour,
+    which looks the same as a second, translucent image and costs one image, not two.
+    """
     from astropy.visualization import ImageNormalize, ZScaleInterval
 
     small = np.asarray(white[::step, ::step], dtype=np.float32)
-    finite = small[np.isfinite(small)]
-    norm = ImageNormalize(finite if finite.size else np.zeros(1), interval=ZScaleInterval())
+    finite = np.isfinite(small)
+    norm = ImageNormalize(small[finite] if finite.any() else np.zeros(1),
+                          interval=ZScaleInterval())
     ny, nx = white.shape
     extent = (-0.5, small.shape[1] * step - 0.5, -0.5, small.shape[0] * step - 0.5)
-    ax.imshow(small, origin="lower", cmap="gray", norm=norm, extent=extent, interpolation="nearest")
+    if mask is None:
+        ax.imshow(small, origin="lower", cmap="gray", norm=norm, extent=extent,
+                  interpolation="nearest")
+    else:
+        from matplotlib.colors import ListedColormap, to_rgb
+
+        level = np.rint(np.clip(np.ma.filled(norm(small), 0.0), 0.0, 1.0) * 255)
+        index = level.astype(np.int16) + 256 * (np.asarray(mask) > 0)
+        grey = np.repeat(np.linspace(0.0, 1.0, 256)[:, None], 3, axis=1)
+        tinted = (1 - mask_alpha) * grey + mask_alpha * np.asarray(to_rgb(mask_color))
+        cmap = ListedColormap(np.vstack([grey, tinted])).with_extremes(bad=(0, 0, 0, 0))
+        # value k at the centre of colour k: the colour table is read exactly
+        ax.imshow(np.ma.masked_array(index, ~finite), origin="lower", cmap=cmap, vmin=-0.5,
+                  vmax=511.5, extent=extent, interpolation="nearest")
     ax.set_xlim(-0.5, nx - 0.5)
     ax.set_ylim(-0.5, ny - 0.5)
     ax.set_xlabel("x (working-frame pixels)")

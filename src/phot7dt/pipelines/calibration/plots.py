@@ -76,7 +76,8 @@ def zero_point_band_figure(
         title += f"\nno ZP: {summary['reason']}"
     ax.set_title(title, fontsize=10)
     ax.set_xlabel("GaiaXP synthetic AB magnitude (mag)")
-    ax.set_ylabel(r"$m_{\rm Gaia} + 2.5\,\log_{10}\,F_{\rm fit}$ (mag)")
+    # plain text, not mathtext: a mathtext label is parsed again for every figure
+    ax.set_ylabel("GaiaXP mag + 2.5 log₁₀(fitted flux) (mag)")
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="best", fontsize=8, framealpha=0.8)
@@ -114,8 +115,8 @@ def _outside(values: pd.Series, lo: float, hi: float) -> np.ndarray:
 def zero_point_offset_figure(summary: pd.DataFrame) -> Figure:
     """``zp_median - zp_ref`` with its error per band versus central wavelength."""
     from matplotlib.figure import Figure
-    fig = Figure(figsize=(9.0, 4.6), layout="constrained")
-    ax = fig.add_subplot()
+    fig = Figure(figsize=(9.0, 4.6))  # fixed layout: drawn once, not twice
+    ax = fig.add_axes((0.085, 0.11, 0.895, 0.79))
     ax.axhline(0.0, color="0.4", lw=1, ls="--", label="nominal zp_ref (ZP_AUTO)")
     placed = summary[np.isfinite(summary["wavelength_nm"].to_numpy(dtype=float))]
     good = placed[np.isfinite(placed["zp_median"].to_numpy(dtype=float))]

@@ -16,19 +16,25 @@ import pandas as pd
 from phot7dt.config import section
 from phot7dt.config.ingest import CropParams, PlottingParams
 from phot7dt.frames import Box, FrameSet, read_region
-from phot7dt.plotting import Figure, block_mean, percentile_norm
+from phot7dt.plotting import Figure, block_mean, panel_figure, percentile_norm
 
 GALAXY_TYPES = frozenset({"GAL", "EXP", "DEV", "SERSIC"})
 _WIDTH_IN = 9.0
+#: Margins of the ingest figures, inches: left, right, bottom (axis label), top (title).
+_MARGINS_IN = (0.8, 0.3, 0.6, 0.4)
+#: Bottom margin under the catalog overlay: axis label and the legend below it.
+_LEGEND_BOTTOM_IN = 1.35
+#: Space between the overlay's full-frame and zoom panels, inches.
+_PANEL_GAP_IN = 0.9
 
 
-
-def _figure(shape: tuple[int, int], dpi: int, panels: int = 1) -> tuple[Figure, list[Any]]:
-    from matplotlib.figure import Figure
-    ny, nx = shape
-    height = min(max(_WIDTH_IN / panels * ny / max(nx, 1), 2.5), 12.0) + 0.8
-    fig = Figure(figsize=(_WIDTH_IN, height), dpi=dpi, layout="constrained")
-    return fig, list(np.atleast_1d(fig.subplots(1, panels)))
+def _figure(
+    shape: tuple[int, int], dpi: int, panels: int = 1, bottom: float = _MARGINS_IN[2]
+) -> tuple[Figure, list[Any]]:
+    """Figure ``_WIDTH_IN`` wide with ``panels`` image axes at fixed places (drawn once)."""
+    left, right, _, top = _MARGINS_IN
+    return panel_figure(shape, panels, width=_WIDTH_IN, margins=(left, right, bottom, top),
+                        gap=_PANEL_GAP_IN, dpi=dpi)
 
 
 def _show(ax: Any, image: np.ndarray, step: int, origin: tuple[int, int] = (0, 0)) -> None:
@@ -161,12 +167,15 @@ def source_overlay(white: np.ndarray, catalog: pd.DataFrame, crop: CropParams, d
     if not crop.overlay_catalog:
         return placeholder("overlay disabled (crop.overlay_catalog: false)", dpi)
     panels = 2 if crop.overlay_crop_enabled else 1
-    fig, axes = _figure(white.shape, dpi, panels)
+    fig, axes = _figure(white.shape, dpi, panels, bottom=_LEGEND_BOTTOM_IN)
     step = crop.overlay_downsample_full
     _show(axes[0], block_mean(white, step), step)
     _draw_sources(axes[0], catalog, size=12)
     axes[0].set_title(f"catalog sources by TYPE (step {step})")
-    axes[0].legend(loc="upper left", bbox_to_anchor=(0.0, -0.12), ncols=2, fontsize="x-small")
+    # below the x label of the full-frame panel, 0.45 in under the axes
+    below = axes[0].get_position().y0 - 0.45 / fig.get_figheight()
+    axes[0].legend(loc="upper left", bbox_to_anchor=(axes[0].get_position().x0, below),
+                   bbox_transform=fig.transFigure, ncols=2, fontsize="x-small")
     if panels == 2:
         box = zoom_box(crop.overlay_crop_box, white.shape)
         zstep = crop.overlay_downsample_crop

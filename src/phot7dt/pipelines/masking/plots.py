@@ -24,22 +24,10 @@ def plot_bright_mask(
     active_catalog: pd.DataFrame,
 ) -> Figure:
     """White stack with the bright mask in red, listed/unlisted detections and affected sources."""
-    from matplotlib.colors import ListedColormap
-
     white, mask = white_stack[0], bright_mask[0]
     step = display_step(white.shape)
     fig, ax = overlay_figure(white.shape)
-    show_white(ax, white, step)
-    small = block_any(mask, step)
-    extent = (-0.5, small.shape[1] * step - 0.5, -0.5, small.shape[0] * step - 0.5)
-    ax.imshow(
-        np.ma.masked_equal(small.astype(np.uint8), 0),
-        origin="lower",
-        extent=extent,
-        cmap=ListedColormap(["red"]),
-        alpha=0.45,
-        interpolation="nearest",
-    )
+    show_white(ax, white, step, mask=block_any(mask, step))
     if len(detections):
         listed = detections["listed"].astype(bool)
         ax.scatter(

@@ -112,9 +112,11 @@ def shrink_png(png: bytes, max_width: int) -> bytes:
         if image.width <= max_width:
             return png
         height = max(1, round(image.height * max_width / image.width))
-        small = image.convert("RGB").resize((max_width, height), Image.Resampling.LANCZOS)
+        # bilinear: antialiased (its support widens with the reduction) and a third cheaper
+        # than Lanczos; the shrink is at most a few-fold, so the text stays sharp
+        small = image.convert("RGB").resize((max_width, height), Image.Resampling.BILINEAR)
     out = io.BytesIO()
-    small.save(out, format="PNG", compress_level=3)  # 3x faster than optimize=True, as small
+    small.save(out, format="PNG", compress_level=1)  # zlib level 1: a few % larger, faster
     return out.getvalue()
 
 
