@@ -92,6 +92,16 @@ class PatchResultStore:
         except (OSError, ValueError) as exc:
             raise DatasetError(f"patch result {path}: cannot read ({exc})") from exc
 
+    def read_tables(self, tags: list[str], threads: int = 4) -> list[pd.DataFrame]:
+        """The result tables of ``tags``, in that order, read by ``threads`` threads
+        (parquet decoding releases the GIL: a tile's ~1 800 small tables read ~2x faster)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        if threads <= 1 or len(tags) < 2:
+            return [self.read_table(t) for t in tags]
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            return list(pool.map(self.read_table, tags))
+
     def read_meta(self, tag: str) -> dict[str, Any]:
         """The patch's meta record."""
         path = self.meta_path(tag)

@@ -142,7 +142,6 @@ KEPT = (
     "patch_payloads",
     "fit_run_report",
     "merged_catalog",
-    "merged_catalog_fits",
     "fit_status_counts",
 )
 

@@ -71,7 +71,7 @@ def test_a_failing_patch_is_reported_and_resume_finishes_the_job(
     assert "FloatingPointError: simulated solver failure" in failed["error"]
     assert "Traceback" in failed["traceback"]
     assert not store.has(bad) and all(store.has(t) for t in tags if t != bad)
-    merged, _, _ = nodes.merge_fits(
+    merged = nodes.merge_fits(
         upstream.active_catalog,
         baseline["patch_payloads"],
         store,

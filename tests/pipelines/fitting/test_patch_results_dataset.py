@@ -42,3 +42,16 @@ def test_bad_tag_and_unreadable_table(tmp_path):
     (tmp_path / "p2" / "p2_cat_fit.parquet").write_text("not parquet")
     with pytest.raises(DatasetError, match="p2_cat_fit.parquet: cannot read"):
         store.read_table("p2")
+
+
+def test_read_tables_keeps_the_order_asked_for_and_reports_a_bad_table(tmp_path):
+    store = PatchResultsDataset(str(tmp_path)).load()
+    tags = [f"p{i:02d}" for i in range(12)]
+    for i, tag in enumerate(tags):
+        store.write(tag, pd.DataFrame({"ID": [f"s{i}"], "FLUX_g_fit": [float(i)]}), {"n": 1})
+    order = tags[::-1]
+    got = store.read_tables(order, threads=4)
+    assert [t["ID"].iloc[0] for t in got] == [f"s{int(t[1:])}" for t in order]
+    (tmp_path / "p05" / "p05_cat_fit.parquet").write_text("not parquet")
+    with pytest.raises(DatasetError, match="p05_cat_fit.parquet: cannot read"):
+        store.read_tables(tags, threads=4)

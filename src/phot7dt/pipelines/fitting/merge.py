@@ -26,7 +26,6 @@ __all__ = [
     "collect_fits",
     "expected_columns",
     "fitted",
-    "for_fits_table",
     "join_fits",
     "log_summary",
     "ordered",
@@ -208,16 +207,6 @@ def ordered(merged: pd.DataFrame, catalog_columns: list[str]) -> pd.DataFrame:
 
     extra = sorted((c for c in merged.columns if c not in catalog_columns), key=rank)
     return merged[[*catalog_columns, *extra]]
-
-
-def for_fits_table(merged: pd.DataFrame) -> pd.DataFrame:
-    """The FITS copy: nullable booleans become False where missing (FITS logicals have no null
-    astropy keeps); ``fit_status`` says which rows were not fitted."""
-    out = merged.copy()
-    for col in out.columns:
-        if isinstance(out[col].dtype, pd.BooleanDtype):
-            out[col] = out[col].fillna(False).astype(bool)
-    return out
 
 
 def working_wcs(

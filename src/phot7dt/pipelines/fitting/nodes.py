@@ -233,7 +233,7 @@ def merge_fits(
     frames: FrameSet,
     patch_run: dict,
     merge_params: dict,
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+) -> pd.DataFrame:
     """Every row of ``active_catalog`` plus the fit columns of its patch (left join).
 
     Parameters
@@ -262,11 +262,9 @@ def merge_fits(
         Catalog columns, then the fit columns with ``RA_fit``/``DEC_fit`` (deg),
         ``fit_is_reliable``, ``fit_status`` (:mod:`.status`; ``fit_status_{band}``
         in single-band mode) and ``catalog_is_partial`` (true on every row when a
-        patch failed or left rows without a result).
-    merged_catalog_csv : DataFrame
-        The same table, for the CSV copy.
-    merged_catalog_fits : DataFrame
-        The same table for the FITS copy, missing flags written as False.
+        patch failed or left rows without a result). Written as Parquet only: the
+        calibrated ``output_catalog`` carries the same rows and columns (plus magnitudes)
+        as CSV, FITS and Parquet.
     """
     params = section(MergeParams, merge_params, "merge")
     run = section(PatchRunParams, patch_run, "patch_run")
@@ -274,7 +272,7 @@ def merge_fits(
     key = merge_key(active_catalog)
     expected = merge.expected_columns(frames.bands, multi_band)
     ok = [r["patch_tag"] for r in fit_run_report["patches"] if r["status"] in ("fitted", "resumed")]
-    fits_table = merge.collect_fits([patch_results.read_table(t) for t in sorted(ok)], key)
+    fits_table = merge.collect_fits(patch_results.read_tables(sorted(ok)), key)
     merged = merge.join_fits(active_catalog, fits_table, key, expected)
     if params.wcs_fits is not None and wcs_reference is None:
         raise ValueError(
@@ -291,7 +289,7 @@ def merge_fits(
     merge.check_unfitted(merged, set(fit_run_report["failed_patches"]))
     merged = merge.ordered(merged, list(active_catalog.columns))
     merge.log_summary(merged)
-    return merged, merged, merge.for_fits_table(merged)
+    return merged
 
 
 def count_fit_statuses(merged_catalog: pd.DataFrame) -> pd.DataFrame:

@@ -58,7 +58,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:patch_run",
                     "params:merge",
                 ],
-                outputs=["merged_catalog", "merged_catalog_csv", "merged_catalog_fits"],
+                outputs="merged_catalog",
                 name="merge_fits",
                 tags=["fitting"],
             ),
