@@ -61,6 +61,9 @@ def _overview_axes(shape: tuple[int, int]):
         ax.sharex(axes[0])
         ax.sharey(axes[0])
         ax.tick_params(labelleft=False)
+    # at most ~5 ticks per axis on a 3 in panel (shared by the three panels); ticks are
+    # the bulk of the drawing
+    axes[0].locator_params(nbins=5)
     cax = fig.add_axes(((left + 3 * width + 2 * PANEL_GAP_INCH + 0.15) / fw,
                         (bottom + 0.1 * height) / fh, 0.15 / fw, 0.8 * height / fh))
     return fig, axes, cax
@@ -72,10 +75,12 @@ def patch_overview(view: PatchView, tag: str, run: PatchRunParams) -> Figure:
     resid = data - model
     fig, axes, cax = _overview_axes(data.shape)
     norm = _norm(data, run.cutout_data_p_lo, run.cutout_data_p_hi)
-    axes[0].imshow(data, origin="lower", norm=norm, cmap="gray")
-    axes[1].imshow(model, origin="lower", norm=norm, cmap="gray")
+    # patch pixels about as many as the panel's display pixels: nearest, not a smoothing filter
+    axes[0].imshow(data, origin="lower", norm=norm, cmap="gray", interpolation="nearest")
+    axes[1].imshow(model, origin="lower", norm=norm, cmap="gray", interpolation="nearest")
     vmin, vmax = _resid_limits(resid, run.cutout_resid_p_abs)
-    image = axes[2].imshow(resid, origin="lower", vmin=vmin, vmax=vmax, cmap="RdBu_r")
+    image = axes[2].imshow(resid, origin="lower", vmin=vmin, vmax=vmax, cmap="RdBu_r",
+                           interpolation="nearest")
     fig.colorbar(image, cax=cax, label="residual (scaled counts)")
     titles = ("data (white)", "model" if view.has_model else "model (not saved)",
               "residual")

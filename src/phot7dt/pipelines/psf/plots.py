@@ -175,10 +175,11 @@ def growth_curve_sheet(grid: PSFGrid, band: str, cells: list[CellResult],
     from matplotlib.collections import LineCollection
     from matplotlib.colors import Normalize
     from matplotlib.figure import Figure
+    # fixed places (inches / figure size): curves, FWHM map and its colour bar
     fig = Figure(figsize=(11, 4.5))
-    ax, ax_map = fig.subplots(1, 2, width_ratios=[1.4, 1],
-                              gridspec_kw={"left": 0.06, "right": 0.97, "bottom": 0.11,
-                                           "top": 0.92, "wspace": 0.18})
+    ax = fig.add_axes((0.06, 0.11, 0.5, 0.81))
+    ax_map = fig.add_axes((0.63, 0.11, 0.26, 0.81))
+    cax = fig.add_axes((0.9, 0.19, 0.013, 0.65))
     fwhm = np.full((grid.ngrid, grid.ngrid), np.nan)
     models = np.full((grid.ngrid, grid.ngrid), "", dtype=object)
     for r in range(grid.ngrid):
@@ -199,7 +200,7 @@ def growth_curve_sheet(grid: PSFGrid, band: str, cells: list[CellResult],
     ax.set_ylabel("encircled energy (fraction of stamp)")
     ax.set_ylim(0, 1.02)
     ax.set_title(f"{band}: ePSF growth curves of {len(measured)} cells (colour: ePSF FWHM)")
-    im = ax_map.imshow(fwhm, origin="lower", cmap="viridis", norm=norm)
+    im = ax_map.imshow(fwhm, origin="lower", cmap="viridis", norm=norm, interpolation="nearest")
     for (r, c), v in np.ndenumerate(fwhm):
         ax_map.text(c, r, f"{v:.2f}\n{models[r, c]}", ha="center", va="center", fontsize=7,
                     color="w")
@@ -208,7 +209,7 @@ def growth_curve_sheet(grid: PSFGrid, band: str, cells: list[CellResult],
     ax_map.set_xlabel("cell column")
     ax_map.set_ylabel("cell row")
     ax_map.set_title("PSF FWHM used [pix]")
-    fig.colorbar(im, ax=ax_map, shrink=0.8, label="FWHM [pix]")
+    fig.colorbar(im, cax=cax, label="FWHM [pix]").locator.set_params(nbins=5)
     return fig
 
 
