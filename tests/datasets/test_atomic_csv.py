@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from kedro.io import DatasetError
@@ -51,3 +52,33 @@ def test_saved_files_are_world_readable(tmp_path):
     path = tmp_path / "table.csv"
     AtomicCSVDataset(filepath=str(path)).save(pd.DataFrame({"a": [1]}))
     assert path.stat().st_mode & 0o044 == 0o044
+
+
+def test_arrow_writer_reads_back_as_the_pandas_writer(tmp_path):
+    frame = pd.DataFrame({
+        "ID": ["007", "a,b", 'say "hi"'],
+        "FLUX_g_fit": [1.5, np.nan, 1e-300],
+        "MAG_g_fit": [21.123456789012345, -0.0, np.inf],
+        "opt_converged": [True, False, True],
+        "flag": pd.array([True, None, False], dtype="boolean"),
+        "n": pd.array([1, None, 3], dtype="Int64"),
+        "reason": ["", "crop+saturation", "{\"m400\": \"few stars\"}"],
+    })
+    load_args = {"dtype": {"ID": str}, "keep_default_na": False, "na_values": [""]}
+    tables = {}
+    for writer in ("pandas", "arrow"):
+        ds = AtomicCSVDataset(filepath=str(tmp_path / f"{writer}.csv"), writer=writer,
+                              load_args=load_args)
+        ds.save(frame)
+        tables[writer] = ds.load()
+    pd.testing.assert_frame_equal(tables["arrow"], tables["pandas"])
+    assert tables["arrow"]["ID"].tolist() == ["007", "a,b", 'say "hi"']
+    assert (tmp_path / "arrow.csv").read_text().splitlines()[0].startswith('"ID","FLUX_g_fit"')
+
+
+def test_arrow_writer_refuses_save_args_and_unknown_writers(tmp_path):
+    with pytest.raises(DatasetError, match="writer 'arrow' takes no save_args"):
+        AtomicCSVDataset(filepath=str(tmp_path / "a.csv"), writer="arrow",
+                         save_args={"float_format": "%.3f"})
+    with pytest.raises(DatasetError, match="writer must be 'pandas' or 'arrow'"):
+        AtomicCSVDataset(filepath=str(tmp_path / "a.csv"), writer="polars")

