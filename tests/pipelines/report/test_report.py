@@ -20,7 +20,12 @@ from phot7dt.pipelines.report import create_pipeline
 from phot7dt.pipelines.report.html import shrink_png
 from phot7dt.pipelines.report.nodes import REPORT_FIGURES, select_figures, summarise_run
 from phot7dt.pipelines.report.plots import residual_montage_figure
-from phot7dt.pipelines.report.residuals import choose_sources, fitted_sources, residual_stamp
+from phot7dt.pipelines.report.residuals import (
+    ResidualStamp,
+    choose_sources,
+    fitted_sources,
+    residual_stamp,
+)
 from phot7dt.scene import PixelizedPSF, catalog_to_soft, render_model
 
 
@@ -216,3 +221,22 @@ def test_report_html_is_self_contained_with_headline_numbers():
     assert page.count("src='data:image/png;base64,") == 4
     assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", page, re.IGNORECASE)
     assert "No figure produced for this section" in page  # ePSF section on this run
+
+
+def test_residual_montage_is_one_image_per_column_with_a_label_per_source():
+    rng = np.random.default_rng(1)
+    data = [rng.normal(10.0, 1.0, (9, 9)), rng.normal(10.0, 1.0, (7, 9))]  # one clipped stamp
+    stamps = [
+        ResidualStamp(f"s{i}", "star", 50.0, d, d - 1.0, np.full(d.shape, 4.0))
+        for i, d in enumerate(data)
+    ]
+    fig = residual_montage_figure(stamps, "m500")
+    columns = fig.axes[:3]
+    assert all(len(ax.images) == 1 for ax in columns) and len(fig.axes) == 4
+    chi = np.ma.filled(columns[2].images[0].get_array(), np.nan)
+    assert chi.shape == (2 * 9 + 2, 9)  # two 9 px slots, 2 blank rows between them
+    assert np.allclose(chi[np.isfinite(chi)], 2.0)  # (data - model) * sqrt(invvar)
+    assert np.isnan(chi[9:11]).all() and np.isnan(chi[0]).all()  # separator; 7-row stamp centred
+    labels = [t.get_text() for t in columns[0].texts]
+    assert labels == ["s0\nstar, S/N 50", "s1\nstar, S/N 50"]
+    assert [ax.get_title() for ax in columns] == ["data (m500)", "model (m500)", "residual (m500)"]

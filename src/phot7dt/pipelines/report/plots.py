@@ -14,20 +14,38 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 _RESIDUAL_SIGMA = 5.0
-#: Residual montage: panel side and gap between panels, and margins (left: source
-#: labels, right: colour bar and its label, bottom, top: column titles), inches.
+#: Residual montage: column width and gap between columns, and margins (left: source
+#: labels, right: colour bar and its label, bottom, top: column titles), inches; blank
+#: image rows between two sources' stamps.
 _MONTAGE_PANEL_INCH = 1.9
 _MONTAGE_GAP_INCH = 0.08
-_MONTAGE_MARGINS_INCH = (0.75, 0.95, 0.1, 0.3)
+_MONTAGE_MARGINS_INCH = (0.5, 0.95, 0.1, 0.3)
+_MONTAGE_SEPARATOR_PIX = 2
+
+
+def _column(panels: list[np.ndarray], side: int) -> np.ndarray:
+    """``panels`` stacked top to bottom in ``side`` x ``side`` slots (each centred in its
+    slot), :data:`_MONTAGE_SEPARATOR_PIX` NaN rows between slots, for ``origin="lower"``."""
+    n, sep = len(panels), _MONTAGE_SEPARATOR_PIX
+    column = np.full((n * (side + sep) - sep, side), np.nan)
+    for r, panel in enumerate(panels):
+        h, w = panel.shape
+        y0 = (n - 1 - r) * (side + sep) + (side - h) // 2
+        x0 = (side - w) // 2
+        column[y0 : y0 + h, x0 : x0 + w] = panel
+    return column
 
 
 def residual_montage_figure(stamps: list[ResidualStamp], band: str) -> Figure:
     """One row per source: data, fitted model (same asinh stretch), residual in sigma units.
 
-    Panels at fixed places (a layout engine draws the figure twice) and one colour bar for
-    the residual column, which shares one scale (``±_RESIDUAL_SIGMA``).
+    Each column is one image of its stamps (data and model already stretched to 0..1 by
+    each source's own stretch; the residual on the one ``±_RESIDUAL_SIGMA`` scale, with
+    one colour bar), the source of each row named at its left: three axes at fixed places
+    instead of three per source, and no layout engine (which draws a figure twice).
     """
     from astropy.visualization import AsinhStretch, ImageNormalize, ZScaleInterval
+    from matplotlib import colormaps
     from matplotlib.figure import Figure
     if not stamps:
         fig = Figure(figsize=(6, 1.5))
@@ -39,40 +57,46 @@ def residual_montage_figure(stamps: list[ResidualStamp], band: str) -> Figure:
             va="center",
         )
         return fig
-    left, right, bottom, top = _MONTAGE_MARGINS_INCH
-    side, gap = _MONTAGE_PANEL_INCH, _MONTAGE_GAP_INCH
-    n = len(stamps)
-    fw = left + 3 * side + 2 * gap + right
-    fh = bottom + n * side + (n - 1) * gap + top
-    fig = Figure(figsize=(fw, fh))
-
-    def place(row: int, col: int):
-        y = bottom + (n - 1 - row) * (side + gap)
-        return fig.add_axes(((left + col * (side + gap)) / fw, y / fh, side / fw, side / fh))
-
-    image = None
-    for r, stamp in enumerate(stamps):
-        row = [place(r, c) for c in range(3)]
+    data, model, chi = [], [], []
+    for stamp in stamps:
         norm = ImageNormalize(
             stamp.data, interval=ZScaleInterval(contrast=0.05), stretch=AsinhStretch(0.05)
         )
+        data.append(np.ma.filled(norm(stamp.data), np.nan))
+        model.append(np.ma.filled(norm(stamp.model), np.nan))
         sigma = np.where(stamp.invvar > 0, stamp.invvar, np.nan) ** -0.5
-        chi = (stamp.data - stamp.model) / sigma
-        row[0].imshow(stamp.data, origin="lower", cmap="gray", norm=norm, interpolation="nearest")
-        row[1].imshow(stamp.model, origin="lower", cmap="gray", norm=norm, interpolation="nearest")
-        image = row[2].imshow(chi, origin="lower", cmap="RdBu_r", vmin=-_RESIDUAL_SIGMA,
-                              vmax=_RESIDUAL_SIGMA, interpolation="nearest")
-        row[0].set_ylabel(f"{stamp.source_id}\n{stamp.kind}, S/N {stamp.snr:.0f}", fontsize=8)
-        for ax in row:
-            ax.set_xticks([])
-            ax.set_yticks([])
-        if r == 0:
-            for ax, title in zip(row, ("data", "model", "residual"), strict=True):
-                ax.set_title(f"{title} ({band})", fontsize=9)
+        chi.append((stamp.data - stamp.model) / sigma)
+    side = max(max(stamp.data.shape) for stamp in stamps)
+    n, sep = len(stamps), _MONTAGE_SEPARATOR_PIX
+    left, right, bottom, top = _MONTAGE_MARGINS_INCH
+    width, gap = _MONTAGE_PANEL_INCH, _MONTAGE_GAP_INCH
+    height = width * (n * (side + sep) - sep) / side
+    fw, fh = left + 3 * width + 2 * gap + right, bottom + height + top
+    fig = Figure(figsize=(fw, fh))
+    axes = [fig.add_axes(((left + c * (width + gap)) / fw, bottom / fh, width / fw, height / fh))
+            for c in range(3)]
+    grey = colormaps["gray"].with_extremes(bad="white")
+    axes[0].imshow(_column(data, side), origin="lower", cmap=grey, vmin=0.0, vmax=1.0,
+                   interpolation="nearest")
+    axes[1].imshow(_column(model, side), origin="lower", cmap=grey, vmin=0.0, vmax=1.0,
+                   interpolation="nearest")
+    image = axes[2].imshow(_column(chi, side), origin="lower",
+                           cmap=colormaps["RdBu_r"].with_extremes(bad="white"),
+                           vmin=-_RESIDUAL_SIGMA, vmax=_RESIDUAL_SIGMA, interpolation="nearest")
+    for ax, title in zip(axes, ("data", "model", "residual"), strict=True):
+        ax.set_title(f"{title} ({band})", fontsize=9)
+        ax.set_axis_off()
+        ax.set_xticks([])  # an axis off still lays out its ticks to place the title
+        ax.set_yticks([])
+    for r, stamp in enumerate(stamps):
+        middle = (n - 1 - r) * (side + sep) + (side - 1) / 2
+        axes[0].text(-0.04 * side, middle, f"{stamp.source_id}\n{stamp.kind}, S/N {stamp.snr:.0f}",
+                     rotation=90, ha="right", va="center", fontsize=8, multialignment="center")
     # one colour bar beside the residual column, at most three rows high, level with row 0
-    height = min(n, 3) * side + (min(n, 3) - 1) * gap
-    cax = fig.add_axes(((left + 3 * side + 2 * gap + 0.12) / fw,
-                        (fh - top - height) / fh, 0.15 / fw, height / fh))
+    rows = min(n, 3)
+    bar = height * (rows * (side + sep) - sep) / (n * (side + sep) - sep)
+    cax = fig.add_axes(((left + 3 * width + 2 * gap + 0.12) / fw,
+                        (fh - top - bar) / fh, 0.15 / fw, bar / fh))
     fig.colorbar(image, cax=cax, label="(data − model) / σ")
     return fig
 
