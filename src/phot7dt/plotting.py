@@ -112,7 +112,8 @@ def show_white(
     else:
         from matplotlib.colors import ListedColormap, to_rgb
 
-        level = np.rint(np.clip(np.ma.filled(norm(small), 0.0), 0.0, 1.0) * 255)
+        scaled = np.ma.filled(norm(small), 0.0)
+        level = np.rint(np.clip(np.where(finite, scaled, 0.0), 0.0, 1.0) * 255)
         index = level.astype(np.int16) + 256 * (np.asarray(mask) > 0)
         grey = np.repeat(np.linspace(0.0, 1.0, 256)[:, None], 3, axis=1)
         tinted = (1 - mask_alpha) * grey + mask_alpha * np.asarray(to_rgb(mask_color))

@@ -157,3 +157,27 @@ def test_patch_bad_pixels_are_nonfinite_or_saturated_or_bright(tmp_path):
     expected_bad[14:17, 19:22] = True  # bright mask
     np.testing.assert_array_equal(invvar[0] == 0, expected_bad)
     assert np.allclose(invvar[0][~expected_bad], 0.25)
+
+
+def test_bright_mask_figure_tints_the_masked_pixels_in_the_one_white_stack_image():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from phot7dt.pipelines.masking.plots import plot_bright_mask
+
+    white = np.tile(np.linspace(0.0, 100.0, 60, dtype=np.float32), (40, 1))
+    white[0, 0] = np.nan
+    mask = np.zeros(white.shape, np.uint8)
+    mask[10:20, 30:50] = 1
+    detections = pd.DataFrame({"x": [40.0, 5.0], "y": [15.0, 5.0], "listed": [False, True]})
+    catalog = pd.DataFrame(
+        {"x_pix_white": [40.0], "y_pix_white": [15.0], "affected_by_bright_mask": [True]}
+    )
+    fig = plot_bright_mask((white, None), (mask, None), detections, catalog)
+    ax = fig.axes[0]
+    (image,) = ax.images  # the mask is painted into the white stack, not a second image
+    rgba = image.to_rgba(image.get_array())
+    inside, outside = rgba[15, 40], rgba[15, 20]
+    assert inside[0] > inside[1] + 0.3 and abs(outside[0] - outside[1]) < 1e-6  # red tint, grey
+    assert rgba[0, 0, 3] == 0  # a NaN pixel stays transparent
+    assert ax.get_xlabel() and ax.get_ylabel() and "8.33%" in ax.get_title()
+    FigureCanvasAgg(fig).draw()
