@@ -32,13 +32,12 @@ import copy
 import dataclasses
 
 import numpy as np
-import scipy.fft
 
 from ._band_solve import SPARSE_RHO, solve_chunk
 from ._evaluation import Accumulator, Geometry
 from ._kernels import padded_data, poisson_weights
 from ._noise import noise_sigma
-from ._render import base_factors
+from ._render import base_factors, stamps_in_bands
 from ._step import Adjoint, StampCache, binned_fluxes, fisher_band_plan, model_bases, theta_columns
 from .psf import FourierStacks
 
@@ -337,8 +336,4 @@ class PatchModel:
 
     def _irfft(self, base, bands, size, ctype):
         """Inverse transforms of ``base`` (n, S, S//2+1) times each band's PSF -> (nb, n, S, S)."""
-        prod = (
-            base.astype(ctype, copy=False)[None]
-            * self.psf_fourier_stack(bands, size, ctype)[:, None]
-        )
-        return scipy.fft.irfft2(prod, s=(size, size), workers=1, overwrite_x=True)
+        return stamps_in_bands(base, self.psf_fourier_stack(bands, size, ctype), size, ctype)

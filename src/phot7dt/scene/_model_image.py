@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-import scipy.fft
 
 from ._extent import stamp_sizes
 from ._kernels import add_model
-from ._render import Layout, base_factors
+from ._render import Layout, base_factors, stamps_in_bands
 from .psf import FourierStacks
 from .settings import FitSettings
 
@@ -52,7 +51,7 @@ def render_model(shape, psfs, kinds, params, fluxes, *, settings=None, dtype=np.
     pad = int(sizes.max(initial=0)) + int(np.ceil(np.abs(params[:, :2]).max(initial=0))) + 2
     layout = Layout(sizes, np.zeros((len(kinds), 6), bool), pad)
     od = layout.origins(params[:, 0], params[:, 1])
-    bases = [b.astype(ctype) for b in base_factors(layout, kinds, params, od)]
+    bases = base_factors(layout, kinds, params, od)
     stacks = FourierStacks(list(psfs))
     ny, nx = shape
     out = np.zeros((len(psfs), ny, nx), dtype)
@@ -74,8 +73,8 @@ def _stamps(layout, bases, stacks, bands, ctype, dtype):
     start = 0
     for (size, _free, _members), base in zip(layout.groups, bases, strict=True):
         n = base.shape[0] * base.shape[1] * size * size
-        prod = base[None] * stacks.get(bands, size, ctype)[:, None, None]
-        stamps = scipy.fft.irfft2(prod, s=(size, size), workers=1, overwrite_x=True)
+        flat = base.reshape((-1,) + base.shape[2:])  # (sources x columns, S, S//2+1)
+        stamps = stamps_in_bands(flat, stacks.get(bands, size, ctype), size, ctype)
         buf[:, start : start + n] = stamps.reshape(bands.size, n)
         start += n
     return buf

@@ -20,13 +20,16 @@ size are transformed together with ``numpy.fft.irfft2``.
 from __future__ import annotations
 
 import numpy as np
+import scipy.fft
 
 from ._kernels import fourier_factors
 from .ellipse import shape_covariance
 from .mixtures import profile_mixture
 from .shift import shift_factors
 
-__all__ = ["FFT_SIZES", "PARAM_NAMES", "Layout", "base_factors", "fft_size_at_least"]
+__all__ = [
+    "FFT_SIZES", "PARAM_NAMES", "Layout", "base_factors", "fft_size_at_least", "stamps_in_bands",
+]
 
 #: Nonlinear parameter slots of a source, in column order.
 PARAM_NAMES = ("x", "y", "logre", "ee1", "ee2", "sersic_n")
@@ -204,3 +207,10 @@ def base_factors(layout, kinds, params, ox_oy_d):
         )
         out.append(base)
     return out
+
+
+def stamps_in_bands(base, psf_stack, size, ctype):
+    """Inverse transforms of ``base`` (n, S, S//2+1) times each band's PSF transform
+    ``psf_stack`` (nb, S, S//2+1): the stamps (nb, n, S, S), in the real type of ``ctype``."""
+    prod = base.astype(ctype, copy=False)[None] * psf_stack[:, None]
+    return scipy.fft.irfft2(prod, s=(size, size), workers=1, overwrite_x=True)
