@@ -82,3 +82,11 @@ def test_arrow_writer_refuses_save_args_and_unknown_writers(tmp_path):
                          save_args={"float_format": "%.3f"})
     with pytest.raises(DatasetError, match="writer must be 'pandas' or 'arrow'"):
         AtomicCSVDataset(filepath=str(tmp_path / "a.csv"), writer="polars")
+
+
+def test_arrow_writer_leaves_tables_it_cannot_write_to_pandas(tmp_path):
+    frame = pd.DataFrame({"ID": ["a", "b"], "bands": [["m400", "m412"], []]})
+    ds = AtomicCSVDataset(filepath=str(tmp_path / "t.csv"), writer="arrow")
+    ds.save(frame)
+    assert (tmp_path / "t.csv").read_text().splitlines() == ["ID,bands", "a,\"['m400', 'm412']\"",
+                                                            "b,[]"]

@@ -50,7 +50,7 @@ class AtomicCSVDataset(AbstractDataset[pd.DataFrame, pd.DataFrame | None]):
         faster on wide tables, e.g. a 50 000 x 420 catalog in 2 s instead of 24 s; the
         values read back identically, but every string and header is quoted and booleans
         are written ``true``/``false``). ``arrow`` takes no ``save_args`` but ``index``
-        False; a table pyarrow cannot convert (mixed-type object columns) is written by
+        False; a table pyarrow cannot write (mixed-type or list columns) is written by
         pandas.
     optional : bool
         Whether ``filepath: none`` is allowed.
@@ -125,18 +125,18 @@ class AtomicCSVDataset(AbstractDataset[pd.DataFrame, pd.DataFrame | None]):
         self._fs.invalidate_cache(self._path)
 
     def _arrow_text(self, data: pd.DataFrame) -> bytes | None:
-        """The CSV bytes from pyarrow's writer, or None when pyarrow cannot convert ``data``."""
+        """The CSV bytes from pyarrow's writer, or None when pyarrow cannot write ``data``
+        (e.g. a column of lists)."""
         import pyarrow as pa
         import pyarrow.csv as pa_csv
 
         try:
-            table = pa.Table.from_pandas(data, preserve_index=False)
+            sink = pa.BufferOutputStream()
+            pa_csv.write_csv(pa.Table.from_pandas(data, preserve_index=False), sink)
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
-            logger.info("%s: written by pandas (pyarrow cannot convert the table: %s)",
+            logger.info("%s: written by pandas (pyarrow cannot write the table: %s)",
                         self._path, exc)
             return None
-        sink = pa.BufferOutputStream()
-        pa_csv.write_csv(table, sink)
         return sink.getvalue().to_pybytes()
 
     def _exists(self) -> bool:
