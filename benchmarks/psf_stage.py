@@ -144,6 +144,7 @@ def _per_band(work: Path, field: Path, conf: Path, n_bands: int) -> dict:
                 p,
                 0,
                 moffat.fit_radius_fwhm,
+                p.save_patch_background_diagnostics,
             )
             for (r, c), box in sorted(boxes.items())
         ]

@@ -37,11 +37,9 @@ from ._band_solve import SPARSE_RHO, solve_chunk
 from ._evaluation import Accumulator, Geometry
 from ._kernels import padded_data, poisson_weights
 from ._noise import noise_sigma
-from ._render import base_factors, stamps_in_bands
+from ._render import STAMP_CHUNK_BYTES, base_factors, stamps_in_bands
 from ._step import Adjoint, StampCache, binned_fluxes, fisher_band_plan, model_bases, theta_columns
 from .psf import FourierStacks
-
-_CHUNK_BYTES = 48 * 2**20  # stamp memory per chunk of bands
 
 __all__ = ["SPARSE_RHO", "PatchModel"]
 
@@ -246,7 +244,7 @@ class PatchModel:
         out.adjoint, out.fisher_flux = adjoint, fisher_flux
         keys = self._cache_keys(params, frozen, single)
         per_band = max(layout.total, 1) * (4 if single else 8) * 3
-        step = int(max(1, min(self.n_band, _CHUNK_BYTES // per_band)))
+        step = int(max(1, min(self.n_band, STAMP_CHUNK_BYTES // per_band)))
         for lo in range(0, bands.size, step):
             chunk = bands[lo : lo + step]
             buf = self._render(chunk, layout, bases, single, keys)

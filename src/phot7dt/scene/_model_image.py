@@ -6,13 +6,11 @@ import numpy as np
 
 from ._extent import stamp_sizes
 from ._kernels import add_model
-from ._render import Layout, base_factors, stamps_in_bands
+from ._render import STAMP_CHUNK_BYTES, Layout, base_factors, stamps_in_bands
 from .psf import FourierStacks
 from .settings import FitSettings
 
 __all__ = ["render_model"]
-
-_CHUNK_BYTES = 64 * 2**20  # stamp memory per block of bands
 
 
 def render_model(shape, psfs, kinds, params, fluxes, *, settings=None, dtype=np.float64):
@@ -55,7 +53,7 @@ def render_model(shape, psfs, kinds, params, fluxes, *, settings=None, dtype=np.
     stacks = FourierStacks(list(psfs))
     ny, nx = shape
     out = np.zeros((len(psfs), ny, nx), dtype)
-    step = int(max(1, _CHUNK_BYTES // max(layout.total * dtype.itemsize, 1)))
+    step = int(max(1, STAMP_CHUNK_BYTES // max(layout.total * dtype.itemsize, 1)))
     for lo in range(0, len(psfs), step):
         bands = np.arange(lo, min(lo + step, len(psfs)))
         buf = _stamps(layout, bases, stacks, bands, ctype, dtype)

@@ -28,8 +28,17 @@ from .mixtures import profile_mixture
 from .shift import shift_factors
 
 __all__ = [
-    "FFT_SIZES", "PARAM_NAMES", "Layout", "base_factors", "fft_size_at_least", "stamps_in_bands",
+    "FFT_SIZES",
+    "PARAM_NAMES",
+    "STAMP_CHUNK_BYTES",
+    "Layout",
+    "base_factors",
+    "fft_size_at_least",
+    "stamps_in_bands",
 ]
+
+#: Stamp memory rendered at once: bands are transformed in blocks of about this many bytes.
+STAMP_CHUNK_BYTES = 48 * 2**20
 
 #: Nonlinear parameter slots of a source, in column order.
 PARAM_NAMES = ("x", "y", "logre", "ee1", "ee2", "sersic_n")

@@ -91,7 +91,7 @@ def run_cell(
     p: EpsfParams,
     max_cutouts: int,
     fit_radius_fwhm: float,
-    thumbnail: bool = True,
+    thumbnail: bool,
 ) -> CellResult:
     """Background, star selection, ePSF build and measurements of one band and cell.
 

@@ -45,7 +45,7 @@ def run_cells(
     p: EpsfParams,
     max_cutouts: int,
     fit_radius_fwhm: float,
-    thumbnails: bool = True,
+    thumbnails: bool,
 ) -> list[CellResult]:
     """Build every (band, cell) task in the worker pool (:func:`phot7dt.parallel.map_ordered`);
     ``thumbnails``: keep each cell's thumbnail for the star-selection sheets."""
